@@ -1,0 +1,233 @@
+//! `kdbg build`: compute keys, run one `make all` for the stale components, record the outputs.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use camino::Utf8PathBuf;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::cache::{self, CacheError, ComponentKey, KeyRequest, Keys, OutputRecord, Toolchain};
+use crate::component::Component;
+use crate::flags::{self, Profile};
+use crate::host::{Cmd, HostError};
+use crate::lock::TreeLock;
+use crate::plan::{self, Plan};
+use crate::report::{Event, Reporter, StepStatus};
+use crate::tree::SourceTree;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildConfig {
+    pub profile: Profile,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("`make` failed in {root}; the previous binaries and cache records are untouched. Last lines:\n{tail}")]
+    Make { root: Utf8PathBuf, tail: String },
+    #[error("failed to run make: {0}")]
+    MakeSpawn(HostError),
+    #[error("make succeeded but did not produce {path}; is WHAT={what} right for this tree?")]
+    NoOutput { path: Utf8PathBuf, what: String },
+    #[error("failed to access {path}: {source}")]
+    Io {
+        path: Utf8PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One component's result, as `kdbg build --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Built {
+    pub name: String,
+    pub key: String,
+    pub hit: bool,
+    pub binary: Utf8PathBuf,
+    pub sha256: String,
+    pub seconds: f64,
+    #[serde(skip)]
+    pub why: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildOutcome {
+    pub components: Vec<Built>,
+    /// The `make` command that ran, if one did.
+    pub make: Option<String>,
+}
+
+/// The inputs every build and key computation share.
+pub struct Prepared {
+    pub toolchain: Toolchain,
+    pub make_vars: BTreeMap<String, String>,
+}
+
+pub fn prepare(tree: &SourceTree, config: BuildConfig) -> Result<Prepared, CacheError> {
+    Ok(Prepared {
+        toolchain: cache::toolchain()?,
+        make_vars: flags::make_vars(tree.debug_policy, config.profile),
+    })
+}
+
+pub fn keys(
+    tree: &SourceTree,
+    components: &[&'static Component],
+    p: &Prepared,
+) -> Result<Keys, CacheError> {
+    cache::compute(KeyRequest {
+        tree,
+        components,
+        make_vars: &p.make_vars,
+        toolchain: &p.toolchain,
+    })
+}
+
+/// Builds what is stale; a second call with nothing changed runs no `make` at all.
+pub fn build(
+    tree: &SourceTree,
+    components: &[&'static Component],
+    config: BuildConfig,
+    reporter: &dyn Reporter,
+) -> Result<BuildOutcome, BuildError> {
+    let state_dir = tree.state_dir();
+    let io = |path: &Utf8PathBuf| {
+        let path = path.clone();
+        move |source| BuildError::Io { path, source }
+    };
+    let _lock = TreeLock::acquire(&state_dir, reporter).map_err(io(&state_dir))?;
+    let prepared = prepare(tree, config)?;
+    let mut keys = keys(tree, components, &prepared)?;
+    for w in &keys.warnings {
+        reporter.warn(w.clone());
+    }
+    let stale: Vec<&ComponentKey> = keys.components.iter().filter(|k| !k.hit).collect();
+    for k in keys.components.iter().filter(|k| k.hit) {
+        reporter.step(
+            &format!("build:{}", k.component.name),
+            StepStatus::Skipped {
+                reason: plan::why(k).join("; "),
+            },
+        );
+    }
+    let mut make_line = None;
+    let mut seconds = 0.0;
+    if !stale.is_empty() {
+        let what: Vec<&str> = stale.iter().map(|k| k.component.what).collect();
+        let version_file = state_dir.join("version.env");
+        std::fs::write(&version_file, flags::version_file(&tree.version))
+            .map_err(io(&version_file))?;
+        let cmd = Cmd::new("make")
+            .arg("all")
+            .arg(format!("WHAT={}", what.join(" ")))
+            .args(flags::make_args(&prepared.make_vars))
+            .env("SOURCE_DATE_EPOCH", flags::SOURCE_DATE_EPOCH)
+            .env("KUBE_GIT_VERSION_FILE", version_file.as_str())
+            .cwd(&tree.root);
+        let id = stale
+            .iter()
+            .map(|k| format!("build:{}", k.component.name))
+            .collect::<Vec<_>>()
+            .join(",");
+        reporter.step(&id, StepStatus::Started);
+        reporter.info(format!("running {}", cmd.display()));
+        let started = Instant::now();
+        let result = cmd.stream(&mut |line| {
+            reporter.report(Event::Output {
+                id: id.clone(),
+                line: line.to_string(),
+            })
+        });
+        seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => reporter.step(&id, StepStatus::Done { seconds }),
+            Err(HostError::Failed { tail, .. }) => {
+                reporter.step(
+                    &id,
+                    StepStatus::Failed {
+                        error: "make failed".into(),
+                    },
+                );
+                return Err(BuildError::Make {
+                    root: tree.root.clone(),
+                    tail,
+                });
+            }
+            Err(e) => return Err(BuildError::MakeSpawn(e)),
+        }
+        make_line = Some(cmd.display());
+    }
+
+    let mut out = Vec::new();
+    for k in &keys.components {
+        let entry = keys
+            .state
+            .components
+            .get_mut(k.component.name)
+            .expect("keys computed for it");
+        let sha256 = if k.hit {
+            entry
+                .output
+                .as_ref()
+                .map(|o| o.sha256.clone())
+                .unwrap_or_default()
+        } else {
+            let record = record_output(tree, k)?;
+            let sha = record.sha256.clone();
+            entry.output = Some(record);
+            entry.built_inputs = Some(k.inputs.clone());
+            sha
+        };
+        out.push(Built {
+            name: k.component.name.to_string(),
+            key: k.key.clone(),
+            hit: k.hit,
+            binary: k.binary.clone(),
+            sha256,
+            seconds: if k.hit { 0.0 } else { seconds },
+            why: plan::why(k),
+        });
+    }
+    keys.state.save(&state_dir).map_err(io(&state_dir))?;
+    Ok(BuildOutcome {
+        components: out,
+        make: make_line,
+    })
+}
+
+fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, BuildError> {
+    let path = &k.binary;
+    if !path.is_file() {
+        return Err(BuildError::NoOutput {
+            path: path.clone(),
+            what: k.component.what.to_string(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|source| BuildError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let stat = cache::index::Stat::of(path).map_err(|source| BuildError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(OutputRecord {
+        key: k.key.clone(),
+        path: path.strip_prefix(&tree.root).unwrap_or(path).to_string(),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        size: stat.size,
+        mtime_ns: stat.mtime_ns,
+    })
+}
+
+/// The plan `kdbg plan` shows for a build.
+pub fn plan(
+    tree: &SourceTree,
+    components: &[&'static Component],
+    config: BuildConfig,
+) -> Result<Plan, CacheError> {
+    let prepared = prepare(tree, config)?;
+    let keys = keys(tree, components, &prepared)?;
+    Ok(Plan::for_build(&keys.components))
+}

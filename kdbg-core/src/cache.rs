@@ -1,0 +1,328 @@
+//! Content-hashed build cache: decides, without running `make`, whether a component's binary is
+//! already built from exactly the current inputs.
+//!
+//! # What goes into a key
+//!
+//! A component's key is the sha256 of a serialized [`KeyInputs`], which holds:
+//!
+//! - the sha256 of every file of its Go import closure inside the tree: the non-test `.go`,
+//!   cgo, C/C++/header, assembly, `.syso` and `//go:embed` files of `cmd/<x>` and every package it
+//!   imports, as one `go list -deps` run reports them for the build's own environment (GOPATH mode
+//!   under `_output/local/go` for trees whose `hack/lib/golang.sh` sets `GO111MODULE=off`, modules
+//!   otherwise). Build constraints are honoured by `go list`, so a `_windows.go` file or another
+//!   command's private package is simply not an input;
+//! - the files that drive the build itself: `go.mod`, `go.sum`, `vendor/modules.txt`, the
+//!   `Makefile`s and `hack/lib/*.sh`, `hack/make-rules/build.sh`;
+//! - the toolchain identity (`go env GOVERSION GOOS GOARCH GOFLAGS`) and `CGO_ENABLED` as
+//!   kubernetes sets it for that binary;
+//! - the exact `make` variables (`GOLDFLAGS` set to empty is not `GOLDFLAGS` unset: the first
+//!   keeps DWARF, the second strips it);
+//! - what kdbg stamps into the binary: the version it writes to `KUBE_GIT_VERSION_FILE` and its
+//!   fixed `SOURCE_DATE_EPOCH`. Pinning these is what makes a rebuild of the same inputs produce
+//!   the same bytes, so "recopy only what changed" can compare hashes.
+//!
+//! # What is deliberately left out
+//!
+//! - Absolute paths, timestamps and host names: a copy of the tree at another path, on another
+//!   machine, before or after a build, has the same key (that is what makes it a CI cache key).
+//!   Paths in the key are repo-relative and sorted.
+//! - Files outside the tree (GOROOT, the module cache): the Go version and `go.sum` stand for them.
+//! - Generated files that git ignores (anything under `_output/`, and what `.gitignore` matches):
+//!   `make` writes them from other inputs, and a fresh clone must have the same key as a built one.
+//! - Test files and files excluded by build constraints.
+//!
+//! # Fast path
+//!
+//! `go list` costs a second or more on a real tree, so a no-op must avoid it. The stat index
+//! ([`index::Index`]) remembers size, mtime, ctime and inode of every input and the stat of every
+//! package directory. If no directory changed (no file added or removed) and no changed `.go`
+//! file's header (package clause, build constraints, imports, `//go:embed`) changed, the stored
+//! closure still holds and only the changed files are read again. Entries modified at or after the
+//! index was written are "racy" and are hashed again.
+//!
+//! # Outputs
+//!
+//! After a successful build each binary's path, sha256, size and mtime is recorded with the key
+//! it was built from ([`state::OutputRecord`]); a missing or altered binary is a miss. State lives
+//! in `_output/kdbg/`, so `make clean` clears it together with the outputs.
+
+pub mod golist;
+pub mod index;
+pub mod key;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::component::Component;
+use crate::flags::SOURCE_DATE_EPOCH;
+use crate::host::{Cmd, HostError};
+use crate::tree::SourceTree;
+
+pub use golist::Closure;
+pub use key::{ci_key, explain, KeyInputs, Toolchain};
+pub use state::{OutputRecord, State};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("failed to list the Go import closure: {0}")]
+    GoList(HostError),
+    #[error("failed to read the Go toolchain identity: {0}")]
+    GoEnv(HostError),
+    #[error("failed to parse `go list` output: {0}")]
+    GoListOutput(String),
+    #[error("`go list` did not report the package ./{what} in {root}; is this tree complete?")]
+    NoPackage { what: String, root: Utf8PathBuf },
+    #[error("failed to access {path}: {source}")]
+    Io {
+        path: Utf8PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Reads `go env` for the toolchain identity that goes into every key.
+pub fn toolchain() -> Result<Toolchain, CacheError> {
+    let out = Cmd::new("go")
+        .args(["env", "GOVERSION", "GOOS", "GOARCH", "GOFLAGS"])
+        .read();
+    let out = out.map_err(CacheError::GoEnv)?;
+    let mut lines = out.lines().map(|l| l.trim().to_string());
+    let mut next = || lines.next().unwrap_or_default();
+    Ok(Toolchain {
+        go_version: next(),
+        goos: next(),
+        goarch: next(),
+        goflags: next(),
+    })
+}
+
+/// What to compute keys for.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRequest<'a> {
+    pub tree: &'a SourceTree,
+    pub components: &'a [&'static Component],
+    pub make_vars: &'a BTreeMap<String, String>,
+    pub toolchain: &'a Toolchain,
+}
+
+/// One component's key and what it means against the last build.
+#[derive(Debug, Clone)]
+pub struct ComponentKey {
+    pub component: &'static Component,
+    pub key: String,
+    pub inputs: KeyInputs,
+    /// The recorded binary matches this key and is intact: nothing to build.
+    pub hit: bool,
+    /// Why the key differs from the last successful build (empty if never built or unchanged).
+    pub changed: Vec<String>,
+    /// No successful build recorded.
+    pub never_built: bool,
+    /// The recorded output exists no more or was altered.
+    pub output_gone: bool,
+    pub binary: Utf8PathBuf,
+}
+
+/// The result of key computation, with the refreshed state to save.
+#[derive(Debug)]
+pub struct Keys {
+    pub components: Vec<ComponentKey>,
+    pub warnings: Vec<String>,
+    pub state: State,
+    pub go_list_runs: usize,
+    pub files_hashed: usize,
+}
+
+impl Keys {
+    pub fn ci_key(&self, toolchain: &Toolchain) -> String {
+        let keys: Vec<&str> = self.components.iter().map(|k| k.key.as_str()).collect();
+        ci_key(toolchain, &keys)
+    }
+}
+
+/// Computes the keys of the requested components, reusing the stat index where it can.
+pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
+    let tree = req.tree;
+    let (mut state, warning) = State::load(&tree.state_dir());
+    let mut warnings: Vec<String> = warning.into_iter().collect();
+    let build_files = build_files(&tree.root);
+    let build_refresh = state.index.refresh(&tree.root, &build_files);
+    let module_files_changed = build_refresh
+        .changed
+        .iter()
+        .any(|f| matches!(f.as_str(), "go.mod" | "go.sum" | "vendor/modules.txt"));
+    let mut files_hashed = build_refresh.rehashed;
+
+    // Which stored closures can be trusted without asking `go list` again?
+    let env_of = |c: &Component| closure_env(tree, req.toolchain, c);
+    let mut valid: Vec<&'static Component> = Vec::new();
+    for c in req.components {
+        let trusted = state.components.get(c.name).is_some_and(|s| {
+            s.closure_env == env_of(c)
+                && !s.closure.files.is_empty()
+                && state.index.dirs_unchanged(&tree.root, &s.closure.dirs)
+        });
+        if trusted && !module_files_changed {
+            valid.push(c);
+        }
+    }
+    let trusted_files: BTreeSet<String> = valid
+        .iter()
+        .flat_map(|c| state.components[c.name].closure.files.iter().cloned())
+        .collect();
+    let refresh = state.index.refresh(&tree.root, &trusted_files);
+    files_hashed += refresh.rehashed;
+    if refresh.closure_suspect {
+        valid.clear();
+    }
+
+    // Ask `go list` once per CGO_ENABLED value for everything else.
+    let stale: Vec<&'static Component> = req
+        .components
+        .iter()
+        .copied()
+        .filter(|c| !valid.contains(c))
+        .collect();
+    let mut go_list_runs = 0;
+    let ignored = Ignored::new(&tree.root);
+    for cgo in ["0", "1"] {
+        let group: Vec<&'static Component> = stale
+            .iter()
+            .copied()
+            .filter(|c| c.cgo_enabled() == cgo)
+            .collect();
+        if group.is_empty() {
+            continue;
+        }
+        go_list_runs += 1;
+        for (name, mut closure) in golist::closures(tree, cgo, &group)? {
+            closure.files.retain(|f| !ignored.matches(f));
+            files_hashed += state.index.refresh(&tree.root, &closure.files).rehashed;
+            state.index.record_dirs(&tree.root, &closure.dirs);
+            let c = group
+                .iter()
+                .find(|c| c.name == name)
+                .expect("go list answered for a requested component");
+            let entry = state.components.entry(name).or_default();
+            entry.closure = closure;
+            entry.closure_env = env_of(c);
+        }
+    }
+
+    let mut components = Vec::new();
+    for c in req.components {
+        let entry = &state.components[c.name];
+        let files = entry
+            .closure
+            .files
+            .iter()
+            .chain(&build_files)
+            .filter_map(|f| Some((f.clone(), state.index.sha256(f)?.to_string())))
+            .collect();
+        let inputs = KeyInputs {
+            schema: key::SCHEMA,
+            component: c.name.to_string(),
+            what: c.what.to_string(),
+            toolchain: req.toolchain.clone(),
+            cgo_enabled: c.cgo_enabled().to_string(),
+            go_mode: tree.go_mode,
+            make_vars: req.make_vars.clone(),
+            kube_version: tree.version.text.clone(),
+            source_date_epoch: SOURCE_DATE_EPOCH.to_string(),
+            files,
+        };
+        let key = inputs.digest();
+        let binary = tree.binary(&req.toolchain.goos, &req.toolchain.goarch, c.name);
+        let output_ok = entry
+            .output
+            .as_ref()
+            .is_some_and(|o| output_intact(&tree.root, o));
+        let hit = output_ok && entry.output.as_ref().is_some_and(|o| o.key == key);
+        let changed = entry
+            .built_inputs
+            .as_ref()
+            .map(|old| explain(old, &inputs))
+            .unwrap_or_default();
+        components.push(ComponentKey {
+            component: c,
+            key,
+            inputs,
+            hit,
+            changed,
+            never_built: entry.built_inputs.is_none(),
+            output_gone: entry.output.is_some() && !output_ok,
+            binary,
+        });
+    }
+    warnings.retain(|w| !w.is_empty());
+    Ok(Keys {
+        components,
+        warnings,
+        state,
+        go_list_runs,
+        files_hashed,
+    })
+}
+
+/// Conditions under which a stored closure was listed; if they differ, list again.
+fn closure_env(tree: &SourceTree, t: &Toolchain, c: &Component) -> String {
+    format!(
+        "{:?} CGO_ENABLED={} {} {}/{} GOFLAGS={}",
+        tree.go_mode,
+        c.cgo_enabled(),
+        t.go_version,
+        t.goos,
+        t.goarch,
+        t.goflags
+    )
+}
+
+/// The files that drive the build itself, as far as they exist in this tree.
+pub fn build_files(root: &Utf8Path) -> BTreeSet<String> {
+    let mut files: BTreeSet<String> = [
+        "go.mod",
+        "go.sum",
+        "vendor/modules.txt",
+        "Makefile",
+        "hack/make-rules/build.sh",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    for dir in ["hack/lib", "build/root"] {
+        if let Ok(entries) = root.join(dir).read_dir_utf8() {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if name.ends_with(".sh") || name.starts_with("Makefile") {
+                    files.insert(format!("{dir}/{name}"));
+                }
+            }
+        }
+    }
+    files.retain(|f| root.join(f).is_file());
+    files
+}
+
+fn output_intact(root: &Utf8Path, o: &OutputRecord) -> bool {
+    index::Stat::of(&root.join(&o.path)).is_ok_and(|s| s.size == o.size && s.mtime_ns == o.mtime_ns)
+}
+
+/// Generated files git ignores are not inputs (see the module doc).
+struct Ignored(Option<ignore::gitignore::Gitignore>);
+
+impl Ignored {
+    fn new(root: &Utf8Path) -> Ignored {
+        let mut b = ignore::gitignore::GitignoreBuilder::new(root);
+        if root.join(".gitignore").is_file() && b.add(root.join(".gitignore")).is_none() {
+            return Ignored(b.build().ok());
+        }
+        Ignored(None)
+    }
+    fn matches(&self, rel: &str) -> bool {
+        rel.starts_with("_output/")
+            || self
+                .0
+                .as_ref()
+                .is_some_and(|g| g.matched_path_or_any_parents(rel, false).is_ignore())
+    }
+}

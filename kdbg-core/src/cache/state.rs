@@ -1,0 +1,121 @@
+//! kdbg's persisted build state under `_output/kdbg/`: the stat index, each component's closure, key inputs and output record.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::{Deserialize, Serialize};
+
+use super::golist::Closure;
+use super::index::Index;
+use super::key::{KeyInputs, SCHEMA};
+
+/// A built binary as kdbg last saw it. A missing or altered binary is a miss.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub key: String,
+    /// Repo-relative path of the binary.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ComponentState {
+    /// What `go list` said last time, and under which conditions it said it.
+    pub closure: Closure,
+    pub closure_env: String,
+    /// The inputs of the last successful build, for `--explain`.
+    pub built_inputs: Option<KeyInputs>,
+    pub output: Option<OutputRecord>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub schema: u32,
+    pub index: Index,
+    pub components: BTreeMap<String, ComponentState>,
+}
+
+pub const STATE_FILE: &str = "state.json";
+
+impl State {
+    /// Loads the state; anything unreadable becomes an empty state and a warning, never an error.
+    pub fn load(dir: &Utf8Path) -> (State, Option<String>) {
+        let path = dir.join(STATE_FILE);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (State::default(), None),
+            Err(e) => {
+                return (
+                    State::default(),
+                    Some(format!("cannot read {path} ({e}); rebuilding")),
+                )
+            }
+        };
+        match serde_json::from_slice::<State>(&text) {
+            Ok(s) if s.schema == SCHEMA => (s, None),
+            Ok(_) => (State::default(), None),
+            Err(e) => (
+                State::default(),
+                Some(format!(
+                    "ignoring corrupt build state {path} ({e}); rebuilding"
+                )),
+            ),
+        }
+    }
+
+    /// Writes the state atomically (temp file, fsync, rename), stamping the index's write time.
+    pub fn save(&mut self, dir: &Utf8Path) -> std::io::Result<Utf8PathBuf> {
+        self.schema = SCHEMA;
+        self.index.written_ns = now_ns();
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(STATE_FILE);
+        write_atomic(&path, &serde_json::to_vec(self).expect("state serializes"))?;
+        Ok(path)
+    }
+}
+
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Replaces `path` with `bytes` so that readers see the old or the new file, never a partial one.
+pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_state_is_a_warning_and_an_empty_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::write(dir.join(STATE_FILE), "{ not json").unwrap();
+        let (state, warning) = State::load(dir);
+        assert!(state.components.is_empty());
+        assert!(warning.unwrap().contains("ignoring corrupt build state"));
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        let mut s = State::default();
+        s.components
+            .insert("kube-apiserver".into(), ComponentState::default());
+        s.save(dir).unwrap();
+        let (back, warning) = State::load(dir);
+        assert!(warning.is_none());
+        assert!(back.components.contains_key("kube-apiserver") && back.index.written_ns > 0);
+    }
+}

@@ -1,0 +1,225 @@
+//! The local-host seam: every process kdbg starts on the workstation is described as a `Cmd` and run here.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// A process to run, as data: what `kdbg plan` can show and tests can inspect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cmd {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub env_remove: Vec<String>,
+    pub cwd: Option<Utf8PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("`{program}` was not found on PATH{hint}")]
+    NotFound { program: String, hint: String },
+    #[error("`{cmd}` failed ({status}){}", tail_suffix(.tail))]
+    Failed {
+        cmd: String,
+        status: String,
+        tail: String,
+    },
+    #[error("failed to run `{cmd}`: {source}")]
+    Io { cmd: String, source: std::io::Error },
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!(":\n{}", tail.trim_end())
+    }
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>) -> Cmd {
+        Cmd {
+            program: program.into(),
+            ..Cmd::default()
+        }
+    }
+    pub fn arg(mut self, arg: impl Into<String>) -> Cmd {
+        self.args.push(arg.into());
+        self
+    }
+    pub fn args<I, S>(mut self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Cmd {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+    pub fn env_remove(mut self, key: impl Into<String>) -> Cmd {
+        self.env_remove.push(key.into());
+        self
+    }
+    pub fn cwd(mut self, dir: impl AsRef<Utf8Path>) -> Cmd {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// The command line as a user would type it (for messages, never for a shell).
+    pub fn display(&self) -> String {
+        let mut parts = vec![self.program.clone()];
+        parts.extend(self.args.iter().map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            } else {
+                a.clone()
+            }
+        }));
+        parts.join(" ")
+    }
+
+    fn command(&self) -> Result<Command, HostError> {
+        let program = which::which(&self.program).map_err(|_| HostError::NotFound {
+            program: self.program.clone(),
+            hint: install_hint(&self.program),
+        })?;
+        let mut c = Command::new(program);
+        c.args(&self.args);
+        for k in &self.env_remove {
+            c.env_remove(k);
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        if let Some(dir) = &self.cwd {
+            c.current_dir(dir);
+        }
+        c.stdin(Stdio::null());
+        Ok(c)
+    }
+
+    /// Runs to completion and returns stdout; a non-zero exit is an error carrying stderr's tail.
+    pub fn read(&self) -> Result<String, HostError> {
+        let out = self.output()?;
+        if !out.status.success() {
+            return Err(self.failed(&out.status, &String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs to completion, whatever the exit status.
+    pub fn output(&self) -> Result<std::process::Output, HostError> {
+        self.command()?.output().map_err(|source| HostError::Io {
+            cmd: self.display(),
+            source,
+        })
+    }
+
+    /// Runs with stdout and stderr merged line by line into `on_line`; returns the last lines on failure.
+    pub fn stream(&self, on_line: &mut dyn FnMut(&str)) -> Result<(), HostError> {
+        let io = |source| HostError::Io {
+            cmd: self.display(),
+            source,
+        };
+        let (reader, writer) = std::io::pipe().map_err(io)?;
+        let mut c = self.command()?;
+        c.stdout(writer.try_clone().map_err(io)?).stderr(writer);
+        let mut child = c.spawn().map_err(io)?;
+        drop(c); // close our copies of the pipe's write end
+        let mut tail = std::collections::VecDeque::new();
+        for line in BufReader::new(reader).split(b'\n') {
+            let line = line.map_err(io)?;
+            let line = String::from_utf8_lossy(&line);
+            on_line(&line);
+            if tail.len() == 20 {
+                tail.pop_front();
+            }
+            tail.push_back(line.into_owned());
+        }
+        let status = child.wait().map_err(io)?;
+        if !status.success() {
+            let tail: Vec<String> = tail.into();
+            return Err(self.failed(&status, &tail.join("\n")));
+        }
+        Ok(())
+    }
+
+    fn failed(&self, status: &std::process::ExitStatus, stderr: &str) -> HostError {
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        HostError::Failed {
+            cmd: self.display(),
+            status: status.to_string(),
+            tail,
+        }
+    }
+}
+
+/// Reads a whole pipe or file into a string, lossy.
+pub fn read_lossy(mut r: impl Read) -> std::io::Result<String> {
+    let mut buf = Vec::new();
+    r.read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// What to do when a program kdbg needs is missing.
+pub fn install_hint(program: &str) -> String {
+    match program {
+        "go" => {
+            let debian = Utf8Path::new("/usr/lib/go-1.19/bin/go");
+            if debian.exists() {
+                "; Debian's Go is installed but not on PATH: export PATH=/usr/lib/go-1.19/bin:$PATH"
+                    .into()
+            } else {
+                "; install Go (Debian: apt-get install golang-1.19-go, then export PATH=/usr/lib/go-1.19/bin:$PATH)".into()
+            }
+        }
+        "dlv" => "; install Delve (Debian: apt-get install delve) or pass --dlv PATH".into(),
+        "make" => "; install make (Debian: apt-get install make)".into(),
+        "ssh" => "; install OpenSSH's client (Debian: apt-get install openssh-client)".into(),
+        "git" => "; install git (Debian: apt-get install git)".into(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_what_a_shell_would_split() {
+        let c = Cmd::new("make").args(["all", "WHAT=cmd/a cmd/b", "GOLDFLAGS="]);
+        assert_eq!(c.display(), "make all 'WHAT=cmd/a cmd/b' GOLDFLAGS=");
+    }
+
+    #[test]
+    fn missing_program_is_named() {
+        let err = Cmd::new("kdbg-no-such-program")
+            .read()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`kdbg-no-such-program` was not found on PATH"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn stream_reports_failure_with_the_last_lines() {
+        let mut seen = Vec::new();
+        let err = Cmd::new("sh")
+            .args(["-c", "echo one; echo two >&2; exit 3"])
+            .stream(&mut |l| seen.push(l.to_string()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(seen, ["one", "two"]);
+        assert!(
+            err.contains("exit status: 3") && err.ends_with("one\ntwo"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! kdbg-core: turns a Kubernetes source tree and a node into a live Delve session, and back.
+//!
+//! Planning and key computation are data in, data out; processes run only through [`host::Cmd`]
+//! (the workstation) and the node transports. Nothing here prints: progress is reported as
+//! [`report::Event`]s.
+
+pub mod build;
+pub mod cache;
+pub mod component;
+pub mod flags;
+pub mod host;
+pub mod lock;
+pub mod plan;
+pub mod report;
+pub mod tree;

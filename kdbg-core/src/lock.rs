@@ -1,0 +1,48 @@
+//! An advisory lock per source tree, so two kdbg runs never build into the same `_output` at once.
+
+use std::fs::File;
+use std::io::Write;
+
+use crate::report::Reporter;
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// Held for the lifetime of the value; released on drop (and by the kernel if kdbg dies).
+#[derive(Debug)]
+pub struct TreeLock {
+    _file: File,
+    pub path: Utf8PathBuf,
+}
+
+impl TreeLock {
+    /// Takes the lock, telling the user and then waiting when another kdbg holds it.
+    pub fn acquire(state_dir: &Utf8Path, reporter: &dyn Reporter) -> std::io::Result<TreeLock> {
+        std::fs::create_dir_all(state_dir)?;
+        let path = state_dir.join("lock");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {holder})")
+                };
+                reporter.info(format!(
+                    "waiting for another kdbg{who} that is building in this tree; lock: {path}"
+                ));
+                file.lock()?;
+            }
+        }
+        file.set_len(0)?;
+        write!(file, "{}", std::process::id())?;
+        Ok(TreeLock { _file: file, path })
+    }
+}
