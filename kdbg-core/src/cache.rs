@@ -154,14 +154,19 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
     let mut files_hashed = build_refresh.rehashed;
 
     // Which stored closures can be trusted without asking `go list` again?
+    let ignored = Ignored::new(&tree.root);
+    let is_ignored = |p: &str| ignored.matches(p);
     let env_of = |c: &Component| closure_env(tree, req.toolchain, c);
     let mut valid: Vec<&'static Component> = Vec::new();
     for c in req.components {
-        let trusted = state.components.get(c.name).is_some_and(|s| {
-            s.closure_env == env_of(c)
-                && !s.closure.files.is_empty()
-                && state.index.dirs_unchanged(&tree.root, &s.closure.dirs)
-        });
+        let Some(s) = state.components.get(c.name) else {
+            continue;
+        };
+        let trusted = s.closure_env == env_of(c)
+            && !s.closure.files.is_empty()
+            && state
+                .index
+                .dirs_unchanged(&tree.root, &s.closure.dirs, &is_ignored);
         if trusted && !module_files_changed {
             valid.push(c);
         }
@@ -184,7 +189,6 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
         .filter(|c| !valid.contains(c))
         .collect();
     let mut go_list_runs = 0;
-    let ignored = Ignored::new(&tree.root);
     for cgo in ["0", "1"] {
         let group: Vec<&'static Component> = stale
             .iter()
@@ -198,7 +202,9 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
         for (name, mut closure) in golist::closures(tree, cgo, &group)? {
             closure.files.retain(|f| !ignored.matches(f));
             files_hashed += state.index.refresh(&tree.root, &closure.files).rehashed;
-            state.index.record_dirs(&tree.root, &closure.dirs);
+            state
+                .index
+                .record_dirs(&tree.root, &closure.dirs, &is_ignored);
             let c = group
                 .iter()
                 .find(|c| c.name == name)

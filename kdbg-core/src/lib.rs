@@ -7,9 +7,12 @@
 pub mod build;
 pub mod cache;
 pub mod component;
+pub mod dlv;
 pub mod flags;
 pub mod host;
+pub mod ide;
 pub mod lock;
+pub mod node;
 pub mod plan;
 pub mod report;
 pub mod tree;

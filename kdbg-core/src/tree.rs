@@ -116,9 +116,16 @@ impl SourceTree {
         let golang_sh = std::fs::read_to_string(root.join("hack/lib/golang.sh")).ok();
         let git = is_git_toplevel(&root);
         let (version, version_source) = read_version(&root, search, git)?;
-        let go_mode = match &golang_sh {
-            Some(text) if text.contains("GO111MODULE=off") => GoMode::Gopath,
-            _ => GoMode::Modules,
+        // v1.20's hack/lib/init.sh exports GO111MODULE=off and golang.sh links the tree into a GOPATH.
+        let init_sh = std::fs::read_to_string(root.join("hack/lib/init.sh")).unwrap_or_default();
+        let go_mode = if init_sh.contains("GO111MODULE=off")
+            || golang_sh
+                .as_deref()
+                .is_some_and(|t| t.contains("GO111MODULE=off"))
+        {
+            GoMode::Gopath
+        } else {
+            GoMode::Modules
         };
         let debug_policy = DebugPolicy::detect(golang_sh.as_deref(), &version);
         Ok(SourceTree {

@@ -45,7 +45,14 @@ pub struct Index {
     /// the clock's granularity ("racy"), so it is hashed again.
     pub written_ns: i64,
     pub files: BTreeMap<String, FileEntry>,
-    pub dirs: BTreeMap<String, Stat>,
+    pub dirs: BTreeMap<String, DirEntry>,
+}
+
+/// A package directory: its stat, and a digest of the names in it that Go could build or embed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub stat: Stat,
+    pub listing: String,
 }
 
 /// What a refresh found.
@@ -94,20 +101,42 @@ impl Index {
         refresh
     }
 
-    /// True when every directory still has the stat recorded for it (no file added or removed).
-    pub fn dirs_unchanged(&self, root: &Utf8Path, dirs: &BTreeSet<String>) -> bool {
-        dirs.iter().all(|d| {
-            let stat = Stat::of(&root.join(d)).ok();
-            stat.is_some()
-                && stat.as_ref() == self.dirs.get(d)
-                && stat.unwrap().mtime_ns < self.written_ns
-        })
+    /// True when no directory gained or lost a file Go could see. A directory whose stat changed
+    /// (an editor's swap file, a generated file git ignores) is listed again and compared by name.
+    pub fn dirs_unchanged(
+        &mut self,
+        root: &Utf8Path,
+        dirs: &BTreeSet<String>,
+        ignored: &dyn Fn(&str) -> bool,
+    ) -> bool {
+        for d in dirs {
+            let Ok(stat) = Stat::of(&root.join(d)) else {
+                return false;
+            };
+            let Some(entry) = self.dirs.get_mut(d) else {
+                return false;
+            };
+            if entry.stat == stat && stat.mtime_ns < self.written_ns {
+                continue;
+            }
+            match listing(root, d, ignored) {
+                Some(l) if l == entry.listing => entry.stat = stat,
+                _ => return false,
+            }
+        }
+        true
     }
 
-    pub fn record_dirs(&mut self, root: &Utf8Path, dirs: &BTreeSet<String>) {
+    pub fn record_dirs(
+        &mut self,
+        root: &Utf8Path,
+        dirs: &BTreeSet<String>,
+        ignored: &dyn Fn(&str) -> bool,
+    ) {
         for d in dirs {
-            if let Ok(stat) = Stat::of(&root.join(d)) {
-                self.dirs.insert(d.clone(), stat);
+            if let (Ok(stat), Some(listing)) = (Stat::of(&root.join(d)), listing(root, d, ignored))
+            {
+                self.dirs.insert(d.clone(), DirEntry { stat, listing });
             }
         }
     }
@@ -115,6 +144,30 @@ impl Index {
     pub fn sha256(&self, rel: &str) -> Option<&str> {
         self.files.get(rel).map(|e| e.sha256.as_str())
     }
+}
+
+/// Digest of a directory's entry names that `go build` could use: Go skips names starting with
+/// `.` or `_`, and git-ignored names are not inputs.
+fn listing(root: &Utf8Path, dir: &str, ignored: &dyn Fn(&str) -> bool) -> Option<String> {
+    let mut names: Vec<String> = root
+        .join(dir)
+        .read_dir_utf8()
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string())
+        .filter(|n| !n.starts_with('.') && !n.starts_with('_'))
+        .filter(|n| {
+            !ignored(&if dir.is_empty() {
+                n.clone()
+            } else {
+                format!("{dir}/{n}")
+            })
+        })
+        .collect();
+    names.sort();
+    Some(hex::encode(
+        &Sha256::digest(names.join("\n").as_bytes())[..8],
+    ))
 }
 
 /// Hashes files on all cores; a file that vanished in the meantime maps to `None`.
@@ -193,6 +246,24 @@ mod tests {
         assert_eq!(go_header_digest(a), go_header_digest(b));
         assert_ne!(go_header_digest(a), go_header_digest(c));
         assert_ne!(go_header_digest(a), go_header_digest(d));
+    }
+
+    #[test]
+    fn swap_files_and_ignored_files_do_not_change_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::create_dir(root.join("pkg")).unwrap();
+        std::fs::write(root.join("pkg/a.go"), "package a\n").unwrap();
+        let dirs: BTreeSet<String> = ["pkg".to_string()].into();
+        let ignored = |p: &str| p.ends_with("zz_generated.go");
+        let mut index = Index::default();
+        index.record_dirs(root, &dirs, &ignored);
+        index.written_ns = i64::MAX;
+        std::fs::write(root.join("pkg/.a.go.swp"), "").unwrap();
+        std::fs::write(root.join("pkg/zz_generated.go"), "package a\n").unwrap();
+        assert!(index.dirs_unchanged(root, &dirs, &ignored));
+        std::fs::write(root.join("pkg/b.go"), "package a\n").unwrap();
+        assert!(!index.dirs_unchanged(root, &dirs, &ignored));
     }
 
     #[test]

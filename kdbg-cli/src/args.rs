@@ -1,0 +1,92 @@
+//! Command-line arguments (clap) and their one-time conversion into kdbg-core's plain config.
+
+use camino::Utf8PathBuf;
+use clap::{Args, Parser, Subcommand};
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure (the message says what went wrong and what to do)
+  2  bad usage (unknown flag, unknown component)
+  3  the build failed (make's last lines are shown)
+  4  the target node could not be reached or refused an action";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kdbg",
+    version,
+    about = "Debug Kubernetes components built from your source tree, on your cluster, in one command",
+    after_help = EXIT_CODES
+)]
+pub struct Arguments {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Show every line of make's output and more detail.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the components kdbg knows, their aliases and how they run on a node.
+    Components,
+    /// Build components with debug information, rebuilding only what changed.
+    #[command(
+        after_help = "Examples:\n  kdbg build apiserver\n  kdbg build apiserver scheduler --json\n  kdbg build cm --optimized --src ~/go/src/k8s.io/kubernetes"
+    )]
+    Build {
+        #[command(flatten)]
+        sel: Selection,
+        /// Print one JSON object with each component's key, hit, binary and sha256.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what kdbg would do, as a graph of steps, without doing it.
+    #[command(
+        after_help = "Examples:\n  kdbg plan apiserver\n  kdbg plan apiserver scheduler --json"
+    )]
+    Plan {
+        #[command(flatten)]
+        sel: Selection,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a stable cache key for CI (same for any checkout of the same sources).
+    #[command(
+        name = "cache-key",
+        after_help = "Examples:\n  kdbg cache-key apiserver\n  kdbg cache-key apiserver --explain   # which inputs changed since the last build\n  kdbg cache-key apiserver scheduler --json"
+    )]
+    CacheKey {
+        #[command(flatten)]
+        sel: Selection,
+        /// Name the inputs that changed since the last build.
+        #[arg(long)]
+        explain: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which components of which tree, built how.
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Components: kube-apiserver (apiserver), kube-controller-manager (controller-manager, cm),
+    /// kube-scheduler (scheduler), kubelet, kube-proxy (proxy).
+    #[arg(required = true, value_name = "COMPONENT")]
+    pub components: Vec<String>,
+    #[command(flatten)]
+    pub src: SrcArgs,
+    /// Keep compiler optimisations (only keep DWARF); default is -N -l, every variable visible.
+    #[arg(long)]
+    pub optimized: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SrcArgs {
+    /// The kubernetes source tree [default: $KDBG_SRC, the current directory, $GOPATH/src/k8s.io/kubernetes].
+    #[arg(long, value_name = "DIR")]
+    pub src: Option<Utf8PathBuf>,
+    /// The tree's version when it has no git history and no KUBE_GIT_VERSION_FILE (e.g. v1.20.2).
+    #[arg(long, value_name = "vX.Y.Z")]
+    pub kube_version: Option<String>,
+}

@@ -1,0 +1,1 @@
+//! Editor integration: VSCode launch/tasks JSONC merging and source-path mapping read from DWARF.
