@@ -1,1 +1,114 @@
 //! Nodes: the `Node` trait every node access goes through, and its transports (ssh, minikube, kind, local).
+//!
+//! A node is where a component runs: a minikube VM or container, a kind node container, a kubeadm
+//! VM reached over ssh, or this host. Everything kdbg does there goes through [`Node`], so the
+//! session logic is the same for every transport and can be tested against the test node.
+
+use std::time::Duration;
+
+use camino::Utf8Path;
+use serde::Serialize;
+
+/// Whether a node command needs root. Transports add `sudo -n` for non-root logins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    User,
+    Root,
+}
+
+/// The result of a command on the node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOutput {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl NodeOutput {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// What one copy cost, counted at the transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CopyStats {
+    /// Size of the file copied.
+    pub file_bytes: u64,
+    /// Bytes that crossed the wire (after compression).
+    pub wire_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot reach {node}: {detail}\n  fix: {fix}")]
+    Unreachable { node: String, detail: String, fix: String },
+    #[error("{node} refused the login: {detail}\n  fix: {fix}")]
+    Auth { node: String, detail: String, fix: String },
+    #[error("sudo is not allowed without a password for the login on {node}\n  fix: give the user passwordless sudo on the node (minikube's `docker` user has it), or log in as root")]
+    SudoDenied { node: String },
+    #[error("{node} has no room left in {path} ({detail})\n  fix: free space on the node (e.g. `df -h {path}`), then run kdbg again; the node's previous files are intact")]
+    DiskFull { node: String, path: String, detail: String },
+    #[error("`{cmd}` failed on {node} (exit {status}): {stderr}")]
+    Command { node: String, cmd: String, status: i32, stderr: String },
+    #[error("failed to {what} on {node}: {detail}")]
+    Other { node: String, what: String, detail: String },
+}
+
+/// A forwarded port: `localhost:local` on the workstation reaches `127.0.0.1:remote` on the node
+/// for as long as the value lives.
+pub trait Tunnel: Send {
+    fn local_port(&self) -> u16;
+    /// Leave the forward running after kdbg exits (the IDE still needs it); returns a way to stop
+    /// it later, in words and as a pid when there is one.
+    fn detach(self: Box<Self>) -> Option<u32>;
+}
+
+/// Everything kdbg does on a node. Implementations must be cheap to call repeatedly (reuse one
+/// connection) and count the bytes they send.
+pub trait Node: Send + Sync {
+    /// How messages name this node, e.g. `docker@192.168.49.2` or `kind-control-plane`.
+    fn describe(&self) -> String;
+
+    /// Runs `argv` (no shell) on the node, with `stdin` fed to it.
+    fn exec(&self, argv: &[&str], privilege: Privilege, stdin: &[u8]) -> Result<NodeOutput, NodeError>;
+
+    /// Runs a POSIX `sh` script on the node (sent on stdin, never interpolated into a command line).
+    fn script(&self, script: &str, privilege: Privilege) -> Result<NodeOutput, NodeError> {
+        self.exec(&["sh", "-s"], privilege, script.as_bytes())
+    }
+
+    /// Copies a local file to `remote` atomically (temp file in the same directory, fsync,
+    /// rename): a reader sees the old file or the new one, never part of one.
+    fn copy_to(&self, local: &Utf8Path, remote: &str, mode: u32) -> Result<CopyStats, NodeError>;
+
+    /// Reads a whole file, `None` if it does not exist.
+    fn read_file(&self, path: &str, privilege: Privilege) -> Result<Option<Vec<u8>>, NodeError>;
+
+    /// Writes a whole file atomically and durably (temp, fsync, rename, fsync of the directory).
+    fn write_file(&self, path: &str, bytes: &[u8], mode: u32, privilege: Privilege) -> Result<(), NodeError>;
+
+    /// sha256 of several files in one round trip; `None` for a file that does not exist.
+    fn sha256s(&self, paths: &[&str]) -> Result<Vec<Option<String>>, NodeError>;
+
+    /// The node's platform as Go names it: (`linux`, `amd64`).
+    fn platform(&self) -> Result<(String, String), NodeError>;
+
+    /// Forwards `localhost:local_port` to the node's `127.0.0.1:remote_port`.
+    fn forward(&self, local_port: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError>;
+
+    /// Bytes sent to the node so far by this value (commands, stdin, copies).
+    fn bytes_sent(&self) -> u64;
+
+    /// Round trips made so far (one per command or copy).
+    fn round_trips(&self) -> u64;
+}
+
+/// How long kdbg waits for a node to answer before saying it cannot reach it.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
