@@ -1,0 +1,124 @@
+//! Test helpers: a scratch copy of the fixture tree and a builder that runs the kdbg CLI on it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A private copy of the fixture tree, with `make` wrapped so tests can count its runs.
+pub struct Tree {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub bin: PathBuf,
+    make_log: PathBuf,
+}
+
+pub const GO_BIN: &str = "/usr/lib/go-1.19/bin";
+
+impl Tree {
+    pub fn fixture() -> Tree {
+        let dir = tempfile::Builder::new().prefix("kdbg-it-").tempdir().unwrap();
+        let root = kdbg_tests::fixture::copy_to(dir.path()).unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let make_log = dir.path().join("make.log");
+        let wrapper = bin.join("make");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {log}\n[ -n \"$KDBG_IT_MAKE_SLEEP\" ] && sleep \"$KDBG_IT_MAKE_SLEEP\"\nexec /usr/bin/make \"$@\"\n",
+                log = make_log.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Tree { _dir: dir, root, bin, make_log }
+    }
+
+    /// The parent of the tree: scratch space that is removed with it.
+    pub fn scratch(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// `kdbg <args>` in this tree, with Go and the make wrapper on PATH.
+    pub fn kdbg<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kdbg-it"));
+        cmd.args(args).current_dir(&self.root).stdin(Stdio::null());
+        cmd.env("PATH", format!("{}:{GO_BIN}:/usr/sbin:/usr/bin:/sbin:/bin", self.bin.display()));
+        cmd.env_remove("KDBG_SRC").env_remove("KUBE_GIT_VERSION_FILE").env_remove("GOFLAGS");
+        Run { cmd }
+    }
+
+    pub fn make_runs(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.make_log).unwrap_or_default().lines().map(String::from).collect()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn append(&self, rel: &str, text: &str) {
+        let mut s = std::fs::read_to_string(self.path(rel)).unwrap();
+        s.push_str(text);
+        std::fs::write(self.path(rel), s).unwrap();
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.path(rel), text).unwrap();
+    }
+
+    /// `kdbg build <args> --json`, which must succeed; returns the components' JSON objects.
+    pub fn build(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let out = self.kdbg(["build"].iter().chain(args).chain(&["--json"])).success();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("build --json prints JSON");
+        v["components"].as_array().unwrap().clone()
+    }
+}
+
+pub struct Run {
+    pub cmd: Command,
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Run {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn output(mut self) -> Out {
+        let o: Output = self.cmd.output().expect("kdbg-it runs");
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Out {
+        let out = self.output();
+        assert_eq!(out.code, 0, "kdbg failed:\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+        out
+    }
+
+    #[track_caller]
+    pub fn failure(self, code: i32) -> Out {
+        let out = self.output();
+        assert_eq!(out.code, code, "unexpected exit code:\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+        out
+    }
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+}
