@@ -1,2 +1,64 @@
-//! placeholder
-fn main() {}
+//! Repository tasks: `cargo xtask demo|test|bench|debug|testnode|e2e`.
+
+mod bench;
+mod demo;
+mod setup;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use camino::Utf8PathBuf;
+use xshell::Shell;
+
+const HELP: &str = "\
+cargo xtask <task>
+
+Tasks:
+  demo               the main job: a full kdbg session on the built-in fixture tree
+  test               install what the tests need (apt packages), then run every test
+  bench              measure kdbg against make and go list; prints ratios
+  debug <args...>    run kdbg from this repo, e.g. `cargo xtask debug apiserver`
+  kdbg <args...>     run any kdbg subcommand from this repo
+";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let sh = &Shell::new()?;
+    sh.change_dir(project_root());
+    setup::go_on_path(sh);
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match task.as_str() {
+        "demo" => demo::run(sh).map(|()| ExitCode::SUCCESS),
+        "test" => setup::test(sh, &rest).map(|()| ExitCode::SUCCESS),
+        "bench" => bench::run(sh).map(|()| ExitCode::SUCCESS),
+        "debug" => Ok(kdbg(sh, std::iter::once("debug".to_string()).chain(rest))),
+        "kdbg" => Ok(kdbg(sh, rest)),
+        "" | "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown task `{other}`\n\n{HELP}"),
+    }
+}
+
+/// Runs the kdbg CLI in-process, with Go on PATH.
+fn kdbg(sh: &Shell, args: impl IntoIterator<Item = String>) -> ExitCode {
+    setup::export_env(sh);
+    kdbg_cli::main_with(std::iter::once("kdbg".to_string()).chain(args))
+}
+
+pub fn project_root() -> Utf8PathBuf {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    Utf8PathBuf::from(dir).parent().expect("xtask lives in the workspace").to_owned()
+}

@@ -1,0 +1,117 @@
+//! Installs the Debian packages kdbg's tests and demo need, and puts Debian's Go on PATH.
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Shell};
+
+/// (what must exist, Debian package that provides it, why it is needed)
+const NEEDS: &[(&str, &str, &str)] = &[
+    (
+        "/usr/lib/go-1.19/bin/go",
+        "golang-1.19-go",
+        "builds the fixture and kubernetes",
+    ),
+    ("/usr/bin/make", "make", "kubernetes' build entry point"),
+    ("/usr/bin/git", "git", "tree versions"),
+    (
+        "/usr/bin/rsync",
+        "rsync",
+        "kubernetes' build copies binaries with it",
+    ),
+    ("/usr/bin/dlv", "delve", "the debugger kdbg launches"),
+    (
+        "/usr/sbin/sshd",
+        "openssh-server",
+        "the test node's ssh server",
+    ),
+    ("/usr/bin/ssh", "openssh-client", "kdbg's ssh transport"),
+    ("/usr/bin/sudo", "sudo", "the test node's docker user"),
+    (
+        "/usr/sbin/ip",
+        "iproute2",
+        "the test node's network namespace",
+    ),
+    (
+        "/usr/bin/unshare",
+        "util-linux",
+        "the test node's mount namespace",
+    ),
+    ("/usr/bin/etcd", "etcd-server", "the real-kubernetes tier"),
+    (
+        "/usr/bin/openssl",
+        "openssl",
+        "certificates for the real-kubernetes tier",
+    ),
+    (
+        "/usr/bin/zstd",
+        "zstd",
+        "compressed binary transfers to the node",
+    ),
+];
+
+/// Installs whatever is missing, saying what and why; `apt-get update` runs once, first.
+pub fn ensure_packages(sh: &Shell) -> Result<()> {
+    let missing: Vec<_> = NEEDS
+        .iter()
+        .filter(|(path, _, _)| !std::path::Path::new(path).exists())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing.iter().map(|(_, pkg, _)| *pkg).collect();
+    for (_, pkg, why) in &missing {
+        eprintln!("xtask: installing {pkg} ({why})");
+    }
+    if !is_root() {
+        bail!("these Debian packages are missing and installing them needs root: sudo apt-get install -y {}", names.join(" "));
+    }
+    eprintln!("xtask: apt-get update");
+    cmd!(sh, "apt-get update -q")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
+    eprintln!("xtask: apt-get install -y {}", names.join(" "));
+    cmd!(
+        sh,
+        "apt-get install -y -q --no-install-recommends {names...}"
+    )
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .run()?;
+    Ok(())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc_geteuid() == 0 }
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// Puts Debian's Go first on PATH for every command this shell runs.
+pub fn go_on_path(sh: &Shell) {
+    let path = std::env::var("PATH").unwrap_or_default();
+    if !path.split(':').any(|p| p == "/usr/lib/go-1.19/bin") {
+        sh.set_var("PATH", format!("/usr/lib/go-1.19/bin:{path}"));
+    }
+}
+
+/// Makes the shell's environment the process's own, for in-process kdbg runs.
+pub fn export_env(sh: &Shell) {
+    if let Some(path) = sh.var_os("PATH") {
+        std::env::set_var("PATH", path);
+    }
+}
+
+/// `cargo xtask test`: set up, check formatting and lints, then run every test of the workspace.
+pub fn test(sh: &Shell, extra: &[String]) -> Result<()> {
+    ensure_packages(sh)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo fmt --check");
+    cmd!(sh, "{cargo} fmt --all --check").run()?;
+    eprintln!("xtask: cargo clippy -- -D warnings");
+    cmd!(sh, "{cargo} clippy --workspace --all-targets --quiet -- -D warnings").run()?;
+    eprintln!("xtask: running the tests (unit tests, then the integration binary tests/it, which needs root for its test nodes)");
+    cmd!(sh, "{cargo} test --workspace --all-targets {extra...}").run()?;
+    Ok(())
+}
