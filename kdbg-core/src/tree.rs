@@ -162,13 +162,9 @@ pub fn is_kubernetes_tree(dir: &Utf8Path) -> bool {
 }
 
 fn find_root(search: &TreeSearch) -> Result<Utf8PathBuf, TreeError> {
-    for given in [&search.explicit, &search.env_src].into_iter().flatten() {
+    if let Some(given) = search.explicit.as_ref().or(search.env_src.as_ref()) {
         let abs = absolute(given, search.cwd.as_deref());
-        return if is_kubernetes_tree(&abs) {
-            Ok(abs)
-        } else {
-            Err(TreeError::NotATree { path: abs })
-        };
+        return if is_kubernetes_tree(&abs) { Ok(abs) } else { Err(TreeError::NotATree { path: abs }) };
     }
     if let Some(cwd) = &search.cwd {
         if let Some(found) = cwd.ancestors().find(|d| is_kubernetes_tree(d)) {
