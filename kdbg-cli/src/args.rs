@@ -65,6 +65,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Build components and put them and dlv on the node, sending only what changed.
+    Deploy(crate::deploy::DeployArgs),
+    /// Check that this machine and the target node have what kdbg needs; each failure with its fix.
+    Doctor(crate::deploy::DoctorArgs),
 }
 
 /// Which components of which tree, built how.

@@ -18,6 +18,8 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
     let term = Terminal::new(a.verbose);
     match a.command {
         Command::Components => components(),
+        Command::Deploy(args) => crate::deploy::deploy(args, a.verbose),
+        Command::Doctor(args) => crate::deploy::doctor(args, a.verbose),
         Command::Build { sel, json } => {
             let (tree, comps, config) = select(&sel)?;
             let outcome = build::build(&tree, &comps, config, &term)?;

@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod deploy;
 mod render;
 
 use std::process::ExitCode;
@@ -34,16 +35,23 @@ where
 
 fn exit_code(e: &anyhow::Error) -> u8 {
     use kdbg_core::build::BuildError;
-    if e.downcast_ref::<kdbg_core::component::UnknownComponent>()
-        .is_some()
-    {
-        2
-    } else if matches!(
-        e.downcast_ref::<BuildError>(),
-        Some(BuildError::Make { .. } | BuildError::NoOutput { .. })
-    ) {
-        3
-    } else {
-        1
+    use kdbg_core::deploy::DeployError;
+    let build_failed = |b: &BuildError| matches!(b, BuildError::Make { .. } | BuildError::NoOutput { .. });
+    for cause in e.chain() {
+        if cause.downcast_ref::<kdbg_core::component::UnknownComponent>().is_some() {
+            return 2;
+        }
+        if cause.downcast_ref::<BuildError>().is_some_and(build_failed) {
+            return 3;
+        }
+        match cause.downcast_ref::<DeployError>() {
+            Some(DeployError::Build(b)) if build_failed(b) => return 3,
+            Some(DeployError::Node(_)) => return 4,
+            _ => {}
+        }
+        if cause.downcast_ref::<kdbg_core::node::NodeError>().is_some() {
+            return 4;
+        }
     }
+    1
 }

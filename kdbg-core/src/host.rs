@@ -20,11 +20,7 @@ pub enum HostError {
     #[error("`{program}` was not found on PATH{hint}")]
     NotFound { program: String, hint: String },
     #[error("`{cmd}` failed ({status}){}", tail_suffix(.tail))]
-    Failed {
-        cmd: String,
-        status: String,
-        tail: String,
-    },
+    Failed { cmd: String, status: String, tail: String },
     #[error("failed to run `{cmd}`: {source}")]
     Io { cmd: String, source: std::io::Error },
 }
@@ -39,10 +35,7 @@ fn tail_suffix(tail: &str) -> String {
 
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Cmd {
-        Cmd {
-            program: program.into(),
-            ..Cmd::default()
-        }
+        Cmd { program: program.into(), ..Cmd::default() }
     }
     pub fn arg(mut self, arg: impl Into<String>) -> Cmd {
         self.args.push(arg.into());
@@ -83,10 +76,8 @@ impl Cmd {
     }
 
     fn command(&self) -> Result<Command, HostError> {
-        let program = which::which(&self.program).map_err(|_| HostError::NotFound {
-            program: self.program.clone(),
-            hint: install_hint(&self.program),
-        })?;
+        let program = which::which(&self.program)
+            .map_err(|_| HostError::NotFound { program: self.program.clone(), hint: install_hint(&self.program) })?;
         let mut c = Command::new(program);
         c.args(&self.args);
         for k in &self.env_remove {
@@ -113,18 +104,42 @@ impl Cmd {
 
     /// Runs to completion, whatever the exit status.
     pub fn output(&self) -> Result<std::process::Output, HostError> {
-        self.command()?.output().map_err(|source| HostError::Io {
-            cmd: self.display(),
-            source,
+        self.command()?.output().map_err(|source| HostError::Io { cmd: self.display(), source })
+    }
+
+    /// Runs to completion with `input` on stdin (written from a thread, so a chatty child cannot
+    /// deadlock us), whatever the exit status.
+    pub fn output_with_input(&self, input: &[u8]) -> Result<std::process::Output, HostError> {
+        let io = |source| HostError::Io { cmd: self.display(), source };
+        let mut child = self.spawn_piped()?;
+        let mut stdin = child.stdin.take().expect("piped");
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                use std::io::Write;
+                // A child that exits without reading all of its input is not an error here.
+                let _ = stdin.write_all(input);
+            });
+            child.wait_with_output().map_err(io)
         })
+    }
+
+    /// Starts the process with stdin, stdout and stderr piped, for callers that stream.
+    pub fn spawn_piped(&self) -> Result<std::process::Child, HostError> {
+        let mut c = self.command()?;
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.spawn().map_err(|source| HostError::Io { cmd: self.display(), source })
+    }
+
+    /// Starts the process with these stdio handles (e.g. a log file), without waiting for it.
+    pub fn spawn_with(&self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<std::process::Child, HostError> {
+        let mut c = self.command()?;
+        c.stdin(stdin).stdout(stdout).stderr(stderr);
+        c.spawn().map_err(|source| HostError::Io { cmd: self.display(), source })
     }
 
     /// Runs with stdout and stderr merged line by line into `on_line`; returns the last lines on failure.
     pub fn stream(&self, on_line: &mut dyn FnMut(&str)) -> Result<(), HostError> {
-        let io = |source| HostError::Io {
-            cmd: self.display(),
-            source,
-        };
+        let io = |source| HostError::Io { cmd: self.display(), source };
         let (reader, writer) = std::io::pipe().map_err(io)?;
         let mut c = self.command()?;
         c.stdout(writer.try_clone().map_err(io)?).stderr(writer);
@@ -151,11 +166,7 @@ impl Cmd {
     fn failed(&self, status: &std::process::ExitStatus, stderr: &str) -> HostError {
         let lines: Vec<&str> = stderr.lines().collect();
         let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-        HostError::Failed {
-            cmd: self.display(),
-            status: status.to_string(),
-            tail,
-        }
+        HostError::Failed { cmd: self.display(), status: status.to_string(), tail }
     }
 }
 
@@ -172,10 +183,10 @@ pub fn install_hint(program: &str) -> String {
         "go" => {
             let debian = Utf8Path::new("/usr/lib/go-1.19/bin/go");
             if debian.exists() {
-                "; Debian's Go is installed but not on PATH: export PATH=/usr/lib/go-1.19/bin:$PATH"
-                    .into()
+                "; Debian's Go is installed but not on PATH: export PATH=/usr/lib/go-1.19/bin:$PATH".into()
             } else {
-                "; install Go (Debian: apt-get install golang-1.19-go, then export PATH=/usr/lib/go-1.19/bin:$PATH)".into()
+                "; install Go (Debian: apt-get install golang-1.19-go, then export PATH=/usr/lib/go-1.19/bin:$PATH)"
+                    .into()
             }
         }
         "dlv" => "; install Delve (Debian: apt-get install delve) or pass --dlv PATH".into(),
@@ -198,14 +209,8 @@ mod tests {
 
     #[test]
     fn missing_program_is_named() {
-        let err = Cmd::new("kdbg-no-such-program")
-            .read()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("`kdbg-no-such-program` was not found on PATH"),
-            "{err}"
-        );
+        let err = Cmd::new("kdbg-no-such-program").read().unwrap_err().to_string();
+        assert!(err.contains("`kdbg-no-such-program` was not found on PATH"), "{err}");
     }
 
     #[test]
@@ -217,9 +222,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(seen, ["one", "two"]);
-        assert!(
-            err.contains("exit status: 3") && err.ends_with("one\ntwo"),
-            "{err}"
-        );
+        assert!(err.contains("exit status: 3") && err.ends_with("one\ntwo"), "{err}");
     }
 }

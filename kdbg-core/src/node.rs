@@ -3,6 +3,23 @@
 //! A node is where a component runs: a minikube VM or container, a kind node container, a kubeadm
 //! VM reached over ssh, or this host. Everything kdbg does there goes through [`Node`], so the
 //! session logic is the same for every transport and can be tested against the test node.
+//!
+//! Transports: [`ssh`] (the system OpenSSH client, one ControlMaster connection per run),
+//! [`local`], [`kind`] (`docker exec`), [`minikube`] (discovers ip, key and user, then ssh).
+//! All of them run node commands as local processes and share one implementation of the
+//! `Node` methods on top of that ([`shell::ShellNode`] over a [`shell::Runner`]); copies go
+//! through [`copy`] (zstd stream, delta against what the node holds, atomic rename).
+//! [`target::Target`] parses `--target` strings and connects.
+
+pub mod copy;
+mod errors;
+pub mod kind;
+pub mod local;
+pub mod minikube;
+pub mod shell;
+pub mod ssh;
+pub mod target;
+mod tunnel;
 
 use std::time::Duration;
 
@@ -43,6 +60,8 @@ pub struct CopyStats {
     pub file_bytes: u64,
     /// Bytes that crossed the wire (after compression).
     pub wire_bytes: u64,
+    /// How the bytes were encoded.
+    pub method: copy::Method,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +70,8 @@ pub enum NodeError {
     Unreachable { node: String, detail: String, fix: String },
     #[error("{node} refused the login: {detail}\n  fix: {fix}")]
     Auth { node: String, detail: String, fix: String },
+    #[error("the host key of {node} is not the one ssh knows: {detail}\n  fix: {fix}")]
+    HostKey { node: String, detail: String, fix: String },
     #[error("sudo is not allowed without a password for the login on {node}\n  fix: give the user passwordless sudo on the node (minikube's `docker` user has it), or log in as root")]
     SudoDenied { node: String },
     #[error("{node} has no room left in {path} ({detail})\n  fix: free space on the node (e.g. `df -h {path}`), then run kdbg again; the node's previous files are intact")]
@@ -88,6 +109,20 @@ pub trait Node: Send + Sync {
     /// rename): a reader sees the old file or the new one, never part of one.
     fn copy_to(&self, local: &Utf8Path, remote: &str, mode: u32) -> Result<CopyStats, NodeError>;
 
+    /// Like [`copy_to`](Node::copy_to), where `base` is a local file with the bytes the node holds
+    /// at `remote` now: a transport may send a delta against it. A wrong base costs a failed copy,
+    /// never a wrong file (the node checks the sha256 of what it assembled before the rename).
+    fn copy_to_delta(
+        &self,
+        local: &Utf8Path,
+        remote: &str,
+        mode: u32,
+        base: &Utf8Path,
+    ) -> Result<CopyStats, NodeError> {
+        let _ = base;
+        self.copy_to(local, remote, mode)
+    }
+
     /// Reads a whole file, `None` if it does not exist.
     fn read_file(&self, path: &str, privilege: Privilege) -> Result<Option<Vec<u8>>, NodeError>;
 
@@ -112,3 +147,55 @@ pub trait Node: Send + Sync {
 
 /// How long kdbg waits for a node to answer before saying it cannot reach it.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where kdbg keeps its files on a node.
+pub const KDBG_DIR: &str = "/var/lib/kdbg";
+/// Where deployed binaries (and dlv) live on a node.
+pub const BIN_DIR: &str = "/var/lib/kdbg/bin";
+
+impl NodeError {
+    /// The node the error is about.
+    pub fn node(&self) -> &str {
+        match self {
+            NodeError::Unreachable { node, .. }
+            | NodeError::Auth { node, .. }
+            | NodeError::HostKey { node, .. }
+            | NodeError::SudoDenied { node }
+            | NodeError::DiskFull { node, .. }
+            | NodeError::Command { node, .. }
+            | NodeError::Other { node, .. } => node,
+        }
+    }
+
+    /// True when kdbg could not get onto the node at all (as opposed to a failed command).
+    pub fn is_connection(&self) -> bool {
+        matches!(self, NodeError::Unreachable { .. } | NodeError::Auth { .. } | NodeError::HostKey { .. })
+    }
+}
+
+/// Quotes `arg` for a POSIX shell (the remote login shell, `sh -c`): a word that stays one word.
+pub fn sh_quote(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// An argv as one shell command line (what ssh and `minikube ssh` send).
+pub fn sh_join(argv: &[&str]) -> String {
+    argv.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_words_whole() {
+        assert_eq!(sh_join(&["sh", "-c", "echo \"$1\" it's", "x y"]), r#"sh -c 'echo "$1" it'\''s' 'x y'"#);
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("/var/lib/kdbg/bin/kube-apiserver"), "/var/lib/kdbg/bin/kube-apiserver");
+    }
+}

@@ -1,0 +1,167 @@
+//! `kdbg deploy` and `kdbg doctor`: their arguments (with the target flags every node command
+//! shares) and how their results are printed.
+
+use anyhow::Context;
+use camino::Utf8PathBuf;
+use clap::Args;
+use kdbg_core::build::BuildConfig;
+use kdbg_core::component::Component;
+use kdbg_core::deploy::{self, DeployConfig, DeployOutcome};
+use kdbg_core::doctor::{self, DoctorConfig, Status};
+use kdbg_core::flags::Profile;
+use kdbg_core::node::target::{ConnectOptions, Target};
+use kdbg_core::node::Node;
+use serde_json::json;
+
+use crate::args::Selection;
+use crate::commands::{find_tree, JSON_SCHEMA};
+use crate::render::Terminal;
+
+/// Which node, and how to log in to it.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The node: minikube | minikube://PROFILE | kind://CLUSTER[/NODE] | ssh://USER@HOST[:PORT] | local.
+    #[arg(long, env = "KDBG_TARGET", default_value = "minikube", value_name = "TARGET")]
+    pub target: Target,
+    /// Private key for ssh:// (and minikube) targets [default: ssh's own choice, ~/.ssh/config].
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<Utf8PathBuf>,
+    /// An option for ssh, passed as `-o OPT` before kdbg's own (repeatable).
+    #[arg(long = "ssh-option", value_name = "OPT")]
+    pub ssh_options: Vec<String>,
+    /// The dlv to install on the node [default: dlv on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub dlv: Option<Utf8PathBuf>,
+}
+
+impl TargetArgs {
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions { identity: self.identity.clone(), ssh_options: self.ssh_options.clone() }
+    }
+
+    pub fn connect(&self) -> anyhow::Result<Box<dyn Node>> {
+        Ok(self.target.connect(&self.connect_options())?)
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  kdbg deploy apiserver                                  # the default target, minikube
+  kdbg deploy apiserver scheduler --target kind://dev
+  kdbg deploy kubelet --target ssh://root@10.0.0.5:2222 --identity ~/.ssh/lab
+  KDBG_TARGET=minikube://dev kdbg deploy cm --json
+
+Binaries and dlv go to /var/lib/kdbg/bin on the node; only files whose sha256 differs are sent.")]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print the outcome (each file's sha256, copied, bytes, seconds) as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  kdbg doctor                          # this machine and the default target, minikube
+  kdbg doctor --target kind://dev
+  kdbg doctor --target ssh://docker@192.168.49.2 --identity ~/.minikube/machines/minikube/id_rsa
+
+Exits non-zero when any check fails; each failure names its fix.")]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print the checks as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
+    let comps = Component::resolve(&args.sel.components)?;
+    let tree = find_tree(&args.sel.src)?;
+    let profile = if args.sel.optimized { Profile::Optimized } else { Profile::Debug };
+    let config = DeployConfig { build: BuildConfig { profile }, dlv: args.target.dlv.clone() };
+    let node = args.target.connect()?;
+    let term = Terminal::new(verbose);
+    let outcome = deploy::deploy(&tree, &comps, &*node, &config, &term)
+        .with_context(|| format!("failed to deploy to {}", args.target.target))?;
+    if args.json {
+        let mut doc = serde_json::to_value(&outcome)?;
+        doc["schema"] = json!(JSON_SCHEMA);
+        println!("{doc}");
+    } else {
+        print!("{}", render(&outcome));
+    }
+    Ok(())
+}
+
+fn render(o: &DeployOutcome) -> String {
+    let mut s = String::new();
+    for f in &o.files {
+        let sha = &f.sha256[..16.min(f.sha256.len())];
+        let how = if f.copied {
+            let pct = f.wire_bytes as f64 * 100.0 / f.file_bytes.max(1) as f64;
+            let method = f.method.map(|m| serde_json::to_value(m).unwrap_or_default());
+            let method = method.as_ref().and_then(|m| m.as_str()).unwrap_or("?");
+            format!(
+                "copied {} -> {} sent ({pct:.0}%, {method}) in {:.1}s",
+                mb(f.file_bytes),
+                mb(f.wire_bytes),
+                f.seconds
+            )
+        } else {
+            "already on the node".to_string()
+        };
+        s += &format!("{:<24} {how:<52} sha256:{sha}\n", f.name);
+    }
+    s += &format!(
+        "{} ({}): {} in /var/lib/kdbg/bin; {} round trips ({} to decide), {} sent in {:.1}s\n",
+        o.node,
+        o.platform,
+        o.files.len(),
+        o.round_trips,
+        o.decide_round_trips,
+        mb(o.bytes_sent),
+        o.seconds
+    );
+    s
+}
+
+fn mb(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} kB", b as f64 / (1 << 10) as f64),
+        b => format!("{b} B"),
+    }
+}
+
+pub fn doctor(args: DoctorArgs, _verbose: bool) -> anyhow::Result<()> {
+    let t = &args.target;
+    let config = DoctorConfig {
+        dlv: t.dlv.clone(),
+        needs_ssh: matches!(t.target, Target::Ssh { .. } | Target::Minikube { .. }),
+    };
+    let mut checks = doctor::workstation(&config);
+    let node = t.target.connect(&t.connect_options());
+    checks.extend(doctor::node(&t.target.to_string(), node.as_ref().map(|n| &**n)));
+    if args.json {
+        println!("{}", json!({ "schema": JSON_SCHEMA, "ok": doctor::all_ok(&checks), "checks": checks }));
+    } else {
+        for c in &checks {
+            let mark = match c.status {
+                Status::Ok => "✓",
+                Status::Warn => "!",
+                Status::Fail => "✗",
+                Status::Skipped => "-",
+            };
+            println!("{mark} {:<9} {}", c.name, c.detail);
+            if let Some(fix) = &c.fix {
+                println!("  {:<9} fix: {fix}", "");
+            }
+        }
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    anyhow::ensure!(failed == 0, "{failed} check(s) failed; see the fixes above");
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! `kdbg doctor`: everything kdbg needs, on the workstation and on the target node, checked one by
+//! one; each failure comes with the command that fixes it.
+
+use std::time::Instant;
+
+use camino::Utf8PathBuf;
+use serde::Serialize;
+
+use crate::deploy::dlv;
+use crate::host::{install_hint, Cmd};
+use crate::node::{Node, NodeError, Privilege, KDBG_DIR};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    /// Works, with a caveat worth knowing.
+    Warn,
+    Fail,
+    /// Not checked because an earlier check failed.
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DoctorConfig {
+    /// `--dlv PATH`.
+    pub dlv: Option<Utf8PathBuf>,
+    /// Whether the target is reached over ssh (then a missing `ssh` fails, else it warns).
+    pub needs_ssh: bool,
+}
+
+/// Free space kdbg wants where it puts binaries: a debug kube-apiserver (~160 MB) and its temp copy.
+pub const MIN_FREE_MB: u64 = 400;
+
+impl Check {
+    fn new(name: &str, status: Status, detail: impl Into<String>, fix: Option<String>) -> Check {
+        Check { name: name.into(), status, detail: detail.into(), fix }
+    }
+    fn ok(name: &str, detail: impl Into<String>) -> Check {
+        Check::new(name, Status::Ok, detail, None)
+    }
+    /// A failure from an error whose message ends in `\n  fix: ...`.
+    fn failed(name: &str, error: &dyn std::fmt::Display) -> Check {
+        let text = error.to_string();
+        let (detail, fix) = match text.split_once("\n  fix: ") {
+            Some((d, f)) => (d.to_string(), Some(f.to_string())),
+            None => (text, None),
+        };
+        Check::new(name, Status::Fail, detail, fix)
+    }
+}
+
+/// True when every check passed (warnings pass).
+pub fn all_ok(checks: &[Check]) -> bool {
+    checks.iter().all(|c| matches!(c.status, Status::Ok | Status::Warn))
+}
+
+/// go, make, git, ssh and dlv on this machine.
+pub fn workstation(config: &DoctorConfig) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let tool = |name: &str, args: &[&str], required: bool| {
+        let out = Cmd::new(name).args(args.iter().copied()).output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let text =
+                    String::from_utf8_lossy(if o.stdout.is_empty() { &o.stderr } else { &o.stdout }).into_owned();
+                Check::ok(name, text.lines().next().unwrap_or_default().trim())
+            }
+            Ok(o) => Check::new(name, Status::Fail, String::from_utf8_lossy(&o.stderr).trim(), None),
+            Err(e) => {
+                let fix = install_hint(name).trim_start_matches("; ").to_string();
+                let status = if required { Status::Fail } else { Status::Warn };
+                Check::new(
+                    name,
+                    status,
+                    e.to_string().split(';').next().unwrap_or_default(),
+                    Some(fix).filter(|f| !f.is_empty()),
+                )
+            }
+        }
+    };
+    let go = tool("go", &["env", "GOVERSION"], true);
+    let go_version = (go.status == Status::Ok).then(|| go.detail.clone());
+    checks.push(go);
+    checks.push(tool("make", &["--version"], true));
+    checks.push(tool("git", &["--version"], false));
+    checks.push(tool("ssh", &["-V"], config.needs_ssh));
+    checks.push(match dlv::find(config.dlv.as_deref()) {
+        Err(e) => Check::failed("dlv", &e),
+        Ok(path) => match dlv::inspect(&path, go_version.as_deref().unwrap_or(""), None) {
+            Err(e) => Check::failed("dlv", &e),
+            Ok((d, warnings)) => {
+                let go = d.go_version.as_deref().unwrap_or("unknown Go");
+                let detail = format!("dlv {} ({go}, {}) at {}", d.version, d.arch, d.path);
+                match warnings.is_empty() {
+                    true => Check::ok("dlv", detail),
+                    false => Check::new("dlv", Status::Warn, detail, Some(warnings.join("; "))),
+                }
+            }
+        },
+    });
+    checks
+}
+
+/// Reachability, sudo, platform, free space and zstd on the target node. `node` is the result of
+/// connecting to `target`.
+pub fn node(target: &str, node: Result<&dyn Node, &NodeError>) -> Vec<Check> {
+    let node = match node {
+        Ok(n) => n,
+        Err(e) => return vec![Check::failed("target", e), skipped("sudo", target), skipped("space", target)],
+    };
+    let t = Instant::now();
+    if let Err(e) = node.exec(&["true"], Privilege::User, &[]) {
+        return vec![Check::failed("target", &e), skipped("sudo", target), skipped("space", target)];
+    }
+    let mut checks = vec![Check::ok(
+        "target",
+        format!("{target}: reached {} in {:.1}s", node.describe(), t.elapsed().as_secs_f64()),
+    )];
+    let sudo = match node.exec(&["true"], Privilege::Root, &[]) {
+        Ok(o) if o.success() => Ok(()),
+        Ok(o) => Err(Check::new(
+            "sudo",
+            Status::Fail,
+            o.stderr_str().trim(),
+            Some("install sudo on the node, or log in as root".into()),
+        )),
+        Err(e) => Err(Check::failed("sudo", &e)),
+    };
+    match sudo {
+        Ok(()) => checks.push(Check::ok("sudo", "root commands work without a password")),
+        Err(check) => {
+            checks.push(check);
+            checks.push(skipped("space", target));
+            return checks;
+        }
+    }
+    checks.push(match node.platform() {
+        Ok((os, arch)) => {
+            let host = Cmd::new("go").args(["env", "GOOS", "GOARCH"]).read().unwrap_or_default();
+            let host = host.split_whitespace().collect::<Vec<_>>().join("/");
+            let platform = format!("{os}/{arch}");
+            match host.is_empty() || host == platform {
+                true => Check::ok("platform", platform),
+                false => Check::new(
+                    "platform",
+                    Status::Fail,
+                    format!("the node is {platform}, this Go builds {host}; cross-building is not yet supported"),
+                    Some(format!("run kdbg on a {platform} machine")),
+                ),
+            }
+        }
+        Err(e) => Check::failed("platform", &e),
+    });
+    checks.push(space(node));
+    let zstd = node.exec(&["sh", "-c", "command -v zstd"], Privilege::User, &[]);
+    checks.push(match zstd {
+        Ok(o) if o.success() => Check::ok("zstd", format!("on the node at {}", o.stdout_str().trim())),
+        Ok(_) => Check::new(
+            "zstd",
+            Status::Warn,
+            "the node has no zstd: binaries will be copied uncompressed",
+            Some("install zstd on the node for compressed, delta copies".into()),
+        ),
+        Err(e) => Check::failed("zstd", &e),
+    });
+    checks
+}
+
+fn skipped(name: &str, target: &str) -> Check {
+    Check::new(name, Status::Skipped, format!("not checked: {target} was not usable"), None)
+}
+
+const DF: &str = r#"for d in /var/lib/kdbg /var/lib /var /; do [ -d "$d" ] && break; done
+df -Pk "$d" | tail -n 1"#;
+
+fn space(node: &dyn Node) -> Check {
+    let out = match node.exec(&["sh", "-c", DF], Privilege::Root, &[]) {
+        Ok(o) if o.success() => o.stdout_str(),
+        Ok(o) => return Check::new("space", Status::Fail, format!("df failed: {}", o.stderr_str().trim()), None),
+        Err(e) => return Check::failed("space", &e),
+    };
+    // Filesystem 1024-blocks Used Available Capacity Mounted-on
+    let avail_mb = out.split_whitespace().nth(3).and_then(|k| k.parse::<u64>().ok()).map(|k| k / 1024);
+    match avail_mb {
+        Some(mb) if mb >= MIN_FREE_MB => Check::ok("space", format!("{mb} MB free for {KDBG_DIR}")),
+        Some(mb) => Check::new("space", Status::Fail, format!("only {mb} MB free for {KDBG_DIR}; kdbg needs about {MIN_FREE_MB} MB (a debug binary and its temp copy)"), Some(format!("free space on the node's file system holding {KDBG_DIR} (`df -h {KDBG_DIR}`)"))),
+        None => Check::new("space", Status::Warn, format!("cannot read df's output: {}", out.trim()), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_split_into_detail_and_fix() {
+        let e = NodeError::SudoDenied { node: "docker@10.0.0.2".into() };
+        let c = Check::failed("sudo", &e);
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("docker@10.0.0.2"), "{}", c.detail);
+        assert!(c.fix.unwrap().starts_with("give the user passwordless sudo"));
+        assert!(!all_ok(&[Check::ok("go", "go1.19"), Check::failed("sudo", &e)]));
+        assert!(all_ok(&[Check::ok("go", "go1.19"), Check::new("zstd", Status::Warn, "", None)]));
+    }
+}
