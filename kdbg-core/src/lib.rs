@@ -7,7 +7,9 @@
 pub mod build;
 pub mod cache;
 pub mod component;
+pub mod deploy;
 pub mod dlv;
+pub mod doctor;
 pub mod flags;
 pub mod host;
 pub mod ide;
