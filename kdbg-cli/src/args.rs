@@ -69,6 +69,8 @@ pub enum Command {
     Deploy(crate::deploy::DeployArgs),
     /// Check that this machine and the target node have what kdbg needs; each failure with its fix.
     Doctor(crate::deploy::DoctorArgs),
+    /// Write .vscode/launch.json and tasks.json entries that attach to components under dlv.
+    Vscode(crate::vscode::VscodeArgs),
 }
 
 /// Which components of which tree, built how.

@@ -20,6 +20,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         Command::Components => components(),
         Command::Deploy(args) => crate::deploy::deploy(args, a.verbose),
         Command::Doctor(args) => crate::deploy::doctor(args, a.verbose),
+        Command::Vscode(args) => crate::vscode::run(args, a.verbose),
         Command::Build { sel, json } => {
             let (tree, comps, config) = select(&sel)?;
             let outcome = build::build(&tree, &comps, config, &term)?;

@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod deploy;
 mod render;
+mod vscode;
 
 use std::process::ExitCode;
 

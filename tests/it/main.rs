@@ -5,3 +5,4 @@ mod node;
 mod testnode;
 mod build_cache;
 mod support;
+mod dap;
