@@ -42,9 +42,7 @@ pub enum Command {
         json: bool,
     },
     /// Show what kdbg would do, as a graph of steps, without doing it.
-    #[command(
-        after_help = "Examples:\n  kdbg plan apiserver\n  kdbg plan apiserver scheduler --json"
-    )]
+    #[command(after_help = "Examples:\n  kdbg plan apiserver\n  kdbg plan apiserver scheduler --json")]
     Plan {
         #[command(flatten)]
         sel: Selection,

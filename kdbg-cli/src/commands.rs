@@ -25,19 +25,11 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
             let (tree, comps, config) = select(&sel)?;
             let outcome = build::build(&tree, &comps, config, &term)?;
             if json {
-                println!(
-                    "{}",
-                    json!({ "schema": JSON_SCHEMA, "components": outcome.components })
-                );
+                println!("{}", json!({ "schema": JSON_SCHEMA, "components": outcome.components }));
             } else {
                 for b in &outcome.components {
                     let how = if b.hit { "up to date" } else { "built" };
-                    println!(
-                        "{:<24} {how:<10} {}  sha256:{}",
-                        b.name,
-                        b.binary,
-                        &b.sha256[..16.min(b.sha256.len())]
-                    );
+                    println!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
                 }
             }
             Ok(())
@@ -66,10 +58,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
                     .iter()
                     .map(|k| json!({ "name": k.component.name, "key": k.key, "changed": k.changed, "built": !k.never_built, "hit": k.hit }))
                     .collect();
-                println!(
-                    "{}",
-                    json!({ "schema": JSON_SCHEMA, "key": ci, "components": comps })
-                );
+                println!("{}", json!({ "schema": JSON_SCHEMA, "key": ci, "components": comps }));
             } else {
                 println!("{ci}");
             }
@@ -89,23 +78,14 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
 }
 
 fn components() -> anyhow::Result<()> {
-    println!(
-        "{:<26} {:<28} {:<30} {}",
-        "COMPONENT", "ALIASES", "RUNS AS", "DLV PORT"
-    );
+    println!("{:<26} {:<28} {:<30} DLV PORT", "COMPONENT", "ALIASES", "RUNS AS");
     for c in COMPONENTS {
         let runs = match c.launch {
             Launch::StaticPod { manifest } => format!("static pod {manifest}"),
             Launch::Systemd { unit } => format!("systemd {unit}"),
             Launch::DaemonSet { namespace, name } => format!("daemonset {namespace}/{name}"),
         };
-        println!(
-            "{:<26} {:<28} {:<30} {}",
-            c.name,
-            c.aliases.join(", "),
-            runs,
-            c.default_port
-        );
+        println!("{:<26} {:<28} {:<30} {}", c.name, c.aliases.join(", "), runs, c.default_port);
     }
     Ok(())
 }
@@ -114,24 +94,13 @@ fn components() -> anyhow::Result<()> {
 fn select(sel: &Selection) -> anyhow::Result<(SourceTree, Vec<&'static Component>, BuildConfig)> {
     let comps = Component::resolve(&sel.components)?;
     let tree = find_tree(&sel.src)?;
-    let profile = if sel.optimized {
-        Profile::Optimized
-    } else {
-        Profile::Debug
-    };
+    let profile = if sel.optimized { Profile::Optimized } else { Profile::Debug };
     Ok((tree, comps, BuildConfig { profile }))
 }
 
 pub fn find_tree(src: &SrcArgs) -> anyhow::Result<SourceTree> {
-    let env_path = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(Utf8PathBuf::from)
-    };
-    let cwd = std::env::current_dir()
-        .ok()
-        .and_then(|d| Utf8PathBuf::from_path_buf(d).ok());
+    let env_path = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
+    let cwd = std::env::current_dir().ok().and_then(|d| Utf8PathBuf::from_path_buf(d).ok());
     let gopath = env_path("GOPATH").or_else(|| env_path("HOME").map(|h| h.join("go")));
     let search = TreeSearch {
         explicit: src.src.clone(),

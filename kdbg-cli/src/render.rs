@@ -16,11 +16,7 @@ pub struct Terminal {
 
 impl Terminal {
     pub fn new(verbose: bool) -> Terminal {
-        Terminal {
-            verbose,
-            spinner: Mutex::new(None),
-            tty: std::io::stderr().is_terminal(),
-        }
+        Terminal { verbose, spinner: Mutex::new(None), tty: std::io::stderr().is_terminal() }
     }
 
     fn println(&self, line: String) {
@@ -36,9 +32,7 @@ impl Terminal {
             return;
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("valid template"),
-        );
+        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("valid template"));
         bar.enable_steady_tick(Duration::from_millis(120));
         bar.set_message(message);
         *self.spinner.lock().unwrap() = Some(bar);
@@ -54,25 +48,13 @@ impl Terminal {
 impl Reporter for Terminal {
     fn report(&self, event: Event) {
         match event {
-            Event::Step {
-                id,
-                status: StepStatus::Started,
-            } => self.start_spinner(format!("{id} ...")),
-            Event::Step {
-                id,
-                status: StepStatus::Done { seconds },
-            } => {
+            Event::Step { id, status: StepStatus::Started } => self.start_spinner(format!("{id} ...")),
+            Event::Step { id, status: StepStatus::Done { seconds } } => {
                 self.stop_spinner();
                 eprintln!("{id}: done in {seconds:.1}s");
             }
-            Event::Step {
-                id,
-                status: StepStatus::Skipped { reason },
-            } => eprintln!("{id}: up to date ({reason})"),
-            Event::Step {
-                id,
-                status: StepStatus::Failed { error },
-            } => {
+            Event::Step { id, status: StepStatus::Skipped { reason } } => eprintln!("{id}: up to date ({reason})"),
+            Event::Step { id, status: StepStatus::Failed { error } } => {
                 self.stop_spinner();
                 eprintln!("{id}: FAILED: {error}");
             }

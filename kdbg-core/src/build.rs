@@ -32,10 +32,7 @@ pub enum BuildError {
     #[error("make succeeded but did not produce {path}; is WHAT={what} right for this tree?")]
     NoOutput { path: Utf8PathBuf, what: String },
     #[error("failed to access {path}: {source}")]
-    Io {
-        path: Utf8PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: Utf8PathBuf, source: std::io::Error },
 }
 
 /// One component's result, as `kdbg build --json` prints it.
@@ -65,23 +62,11 @@ pub struct Prepared {
 }
 
 pub fn prepare(tree: &SourceTree, config: BuildConfig) -> Result<Prepared, CacheError> {
-    Ok(Prepared {
-        toolchain: cache::toolchain()?,
-        make_vars: flags::make_vars(tree.debug_policy, config.profile),
-    })
+    Ok(Prepared { toolchain: cache::toolchain()?, make_vars: flags::make_vars(tree.debug_policy, config.profile) })
 }
 
-pub fn keys(
-    tree: &SourceTree,
-    components: &[&'static Component],
-    p: &Prepared,
-) -> Result<Keys, CacheError> {
-    cache::compute(KeyRequest {
-        tree,
-        components,
-        make_vars: &p.make_vars,
-        toolchain: &p.toolchain,
-    })
+pub fn keys(tree: &SourceTree, components: &[&'static Component], p: &Prepared) -> Result<Keys, CacheError> {
+    cache::compute(KeyRequest { tree, components, make_vars: &p.make_vars, toolchain: &p.toolchain })
 }
 
 /// Builds what is stale; a second call with nothing changed runs no `make` at all.
@@ -104,20 +89,14 @@ pub fn build(
     }
     let stale: Vec<&ComponentKey> = keys.components.iter().filter(|k| !k.hit).collect();
     for k in keys.components.iter().filter(|k| k.hit) {
-        reporter.step(
-            &format!("build:{}", k.component.name),
-            StepStatus::Skipped {
-                reason: plan::why(k).join("; "),
-            },
-        );
+        reporter.step(&format!("build:{}", k.component.name), StepStatus::Skipped { reason: plan::why(k).join("; ") });
     }
     let mut make_line = None;
     let mut seconds = 0.0;
     if !stale.is_empty() {
         let what: Vec<&str> = stale.iter().map(|k| k.component.what).collect();
         let version_file = state_dir.join("version.env");
-        std::fs::write(&version_file, flags::version_file(&tree.version))
-            .map_err(io(&version_file))?;
+        std::fs::write(&version_file, flags::version_file(&tree.version)).map_err(io(&version_file))?;
         let cmd = Cmd::new("make")
             .arg("all")
             .arg(format!("WHAT={}", what.join(" ")))
@@ -125,34 +104,17 @@ pub fn build(
             .env("SOURCE_DATE_EPOCH", flags::SOURCE_DATE_EPOCH)
             .env("KUBE_GIT_VERSION_FILE", version_file.as_str())
             .cwd(&tree.root);
-        let id = stale
-            .iter()
-            .map(|k| format!("build:{}", k.component.name))
-            .collect::<Vec<_>>()
-            .join(",");
+        let id = stale.iter().map(|k| format!("build:{}", k.component.name)).collect::<Vec<_>>().join(",");
         reporter.step(&id, StepStatus::Started);
         reporter.info(format!("running {}", cmd.display()));
         let started = Instant::now();
-        let result = cmd.stream(&mut |line| {
-            reporter.report(Event::Output {
-                id: id.clone(),
-                line: line.to_string(),
-            })
-        });
+        let result = cmd.stream(&mut |line| reporter.report(Event::Output { id: id.clone(), line: line.to_string() }));
         seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => reporter.step(&id, StepStatus::Done { seconds }),
             Err(HostError::Failed { tail, .. }) => {
-                reporter.step(
-                    &id,
-                    StepStatus::Failed {
-                        error: "make failed".into(),
-                    },
-                );
-                return Err(BuildError::Make {
-                    root: tree.root.clone(),
-                    tail,
-                });
+                reporter.step(&id, StepStatus::Failed { error: "make failed".into() });
+                return Err(BuildError::Make { root: tree.root.clone(), tail });
             }
             Err(e) => return Err(BuildError::MakeSpawn(e)),
         }
@@ -161,17 +123,9 @@ pub fn build(
 
     let mut out = Vec::new();
     for k in &keys.components {
-        let entry = keys
-            .state
-            .components
-            .get_mut(k.component.name)
-            .expect("keys computed for it");
+        let entry = keys.state.components.get_mut(k.component.name).expect("keys computed for it");
         let sha256 = if k.hit {
-            entry
-                .output
-                .as_ref()
-                .map(|o| o.sha256.clone())
-                .unwrap_or_default()
+            entry.output.as_ref().map(|o| o.sha256.clone()).unwrap_or_default()
         } else {
             let record = record_output(tree, k)?;
             let sha = record.sha256.clone();
@@ -190,28 +144,16 @@ pub fn build(
         });
     }
     keys.state.save(&state_dir).map_err(io(&state_dir))?;
-    Ok(BuildOutcome {
-        components: out,
-        make: make_line,
-    })
+    Ok(BuildOutcome { components: out, make: make_line })
 }
 
 fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, BuildError> {
     let path = &k.binary;
     if !path.is_file() {
-        return Err(BuildError::NoOutput {
-            path: path.clone(),
-            what: k.component.what.to_string(),
-        });
+        return Err(BuildError::NoOutput { path: path.clone(), what: k.component.what.to_string() });
     }
-    let bytes = std::fs::read(path).map_err(|source| BuildError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let stat = cache::index::Stat::of(path).map_err(|source| BuildError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
+    let stat = cache::index::Stat::of(path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
     Ok(OutputRecord {
         key: k.key.clone(),
         path: path.strip_prefix(&tree.root).unwrap_or(path).to_string(),
@@ -222,11 +164,7 @@ fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, Bu
 }
 
 /// The plan `kdbg plan` shows for a build.
-pub fn plan(
-    tree: &SourceTree,
-    components: &[&'static Component],
-    config: BuildConfig,
-) -> Result<Plan, CacheError> {
+pub fn plan(tree: &SourceTree, components: &[&'static Component], config: BuildConfig) -> Result<Plan, CacheError> {
     let prepared = prepare(tree, config)?;
     let keys = keys(tree, components, &prepared)?;
     Ok(Plan::for_build(&keys.components))

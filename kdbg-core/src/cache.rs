@@ -75,26 +75,16 @@ pub enum CacheError {
     #[error("`go list` did not report the package ./{what} in {root}; is this tree complete?")]
     NoPackage { what: String, root: Utf8PathBuf },
     #[error("failed to access {path}: {source}")]
-    Io {
-        path: Utf8PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: Utf8PathBuf, source: std::io::Error },
 }
 
 /// Reads `go env` for the toolchain identity that goes into every key.
 pub fn toolchain() -> Result<Toolchain, CacheError> {
-    let out = Cmd::new("go")
-        .args(["env", "GOVERSION", "GOOS", "GOARCH", "GOFLAGS"])
-        .read();
+    let out = Cmd::new("go").args(["env", "GOVERSION", "GOOS", "GOARCH", "GOFLAGS"]).read();
     let out = out.map_err(CacheError::GoEnv)?;
     let mut lines = out.lines().map(|l| l.trim().to_string());
     let mut next = || lines.next().unwrap_or_default();
-    Ok(Toolchain {
-        go_version: next(),
-        goos: next(),
-        goarch: next(),
-        goflags: next(),
-    })
+    Ok(Toolchain { go_version: next(), goos: next(), goarch: next(), goflags: next() })
 }
 
 /// What to compute keys for.
@@ -147,10 +137,8 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
     let mut warnings: Vec<String> = warning.into_iter().collect();
     let build_files = build_files(&tree.root);
     let build_refresh = state.index.refresh(&tree.root, &build_files);
-    let module_files_changed = build_refresh
-        .changed
-        .iter()
-        .any(|f| matches!(f.as_str(), "go.mod" | "go.sum" | "vendor/modules.txt"));
+    let module_files_changed =
+        build_refresh.changed.iter().any(|f| matches!(f.as_str(), "go.mod" | "go.sum" | "vendor/modules.txt"));
     let mut files_hashed = build_refresh.rehashed;
 
     // Which stored closures can be trusted without asking `go list` again?
@@ -164,17 +152,13 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
         };
         let trusted = s.closure_env == env_of(c)
             && !s.closure.files.is_empty()
-            && state
-                .index
-                .dirs_unchanged(&tree.root, &s.closure.dirs, &is_ignored);
+            && state.index.dirs_unchanged(&tree.root, &s.closure.dirs, &is_ignored);
         if trusted && !module_files_changed {
             valid.push(c);
         }
     }
-    let trusted_files: BTreeSet<String> = valid
-        .iter()
-        .flat_map(|c| state.components[c.name].closure.files.iter().cloned())
-        .collect();
+    let trusted_files: BTreeSet<String> =
+        valid.iter().flat_map(|c| state.components[c.name].closure.files.iter().cloned()).collect();
     let refresh = state.index.refresh(&tree.root, &trusted_files);
     files_hashed += refresh.rehashed;
     if refresh.closure_suspect {
@@ -182,19 +166,10 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
     }
 
     // Ask `go list` once per CGO_ENABLED value for everything else.
-    let stale: Vec<&'static Component> = req
-        .components
-        .iter()
-        .copied()
-        .filter(|c| !valid.contains(c))
-        .collect();
+    let stale: Vec<&'static Component> = req.components.iter().copied().filter(|c| !valid.contains(c)).collect();
     let mut go_list_runs = 0;
     for cgo in ["0", "1"] {
-        let group: Vec<&'static Component> = stale
-            .iter()
-            .copied()
-            .filter(|c| c.cgo_enabled() == cgo)
-            .collect();
+        let group: Vec<&'static Component> = stale.iter().copied().filter(|c| c.cgo_enabled() == cgo).collect();
         if group.is_empty() {
             continue;
         }
@@ -202,13 +177,8 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
         for (name, mut closure) in golist::closures(tree, cgo, &group)? {
             closure.files.retain(|f| !ignored.matches(f));
             files_hashed += state.index.refresh(&tree.root, &closure.files).rehashed;
-            state
-                .index
-                .record_dirs(&tree.root, &closure.dirs, &is_ignored);
-            let c = group
-                .iter()
-                .find(|c| c.name == name)
-                .expect("go list answered for a requested component");
+            state.index.record_dirs(&tree.root, &closure.dirs, &is_ignored);
+            let c = group.iter().find(|c| c.name == name).expect("go list answered for a requested component");
             let entry = state.components.entry(name).or_default();
             entry.closure = closure;
             entry.closure_env = env_of(c);
@@ -239,16 +209,9 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
         };
         let key = inputs.digest();
         let binary = tree.binary(&req.toolchain.goos, &req.toolchain.goarch, c.name);
-        let output_ok = entry
-            .output
-            .as_ref()
-            .is_some_and(|o| output_intact(&tree.root, o));
+        let output_ok = entry.output.as_ref().is_some_and(|o| output_intact(&tree.root, o));
         let hit = output_ok && entry.output.as_ref().is_some_and(|o| o.key == key);
-        let changed = entry
-            .built_inputs
-            .as_ref()
-            .map(|old| explain(old, &inputs))
-            .unwrap_or_default();
+        let changed = entry.built_inputs.as_ref().map(|old| explain(old, &inputs)).unwrap_or_default();
         components.push(ComponentKey {
             component: c,
             key,
@@ -261,13 +224,7 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
         });
     }
     warnings.retain(|w| !w.is_empty());
-    Ok(Keys {
-        components,
-        warnings,
-        state,
-        go_list_runs,
-        files_hashed,
-    })
+    Ok(Keys { components, warnings, state, go_list_runs, files_hashed })
 }
 
 /// Conditions under which a stored closure was listed; if they differ, list again.
@@ -285,16 +242,11 @@ fn closure_env(tree: &SourceTree, t: &Toolchain, c: &Component) -> String {
 
 /// The files that drive the build itself, as far as they exist in this tree.
 pub fn build_files(root: &Utf8Path) -> BTreeSet<String> {
-    let mut files: BTreeSet<String> = [
-        "go.mod",
-        "go.sum",
-        "vendor/modules.txt",
-        "Makefile",
-        "hack/make-rules/build.sh",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    let mut files: BTreeSet<String> =
+        ["go.mod", "go.sum", "vendor/modules.txt", "Makefile", "hack/make-rules/build.sh"]
+            .into_iter()
+            .map(String::from)
+            .collect();
     for dir in ["hack/lib", "build/root"] {
         if let Ok(entries) = root.join(dir).read_dir_utf8() {
             for e in entries.flatten() {
@@ -326,9 +278,6 @@ impl Ignored {
     }
     fn matches(&self, rel: &str) -> bool {
         rel.starts_with("_output/")
-            || self
-                .0
-                .as_ref()
-                .is_some_and(|g| g.matched_path_or_any_parents(rel, false).is_ignore())
+            || self.0.as_ref().is_some_and(|g| g.matched_path_or_any_parents(rel, false).is_ignore())
     }
 }

@@ -11,10 +11,7 @@ pub enum Launch {
     /// A systemd unit (the kubelet itself).
     Systemd { unit: &'static str },
     /// A DaemonSet pod managed through the API server.
-    DaemonSet {
-        namespace: &'static str,
-        name: &'static str,
-    },
+    DaemonSet { namespace: &'static str, name: &'static str },
 }
 
 /// One buildable, debuggable Kubernetes component.
@@ -43,9 +40,7 @@ pub static COMPONENTS: &[Component] = &[
         name: "kube-apiserver",
         aliases: &["apiserver"],
         what: "cmd/kube-apiserver",
-        launch: Launch::StaticPod {
-            manifest: "kube-apiserver.yaml",
-        },
+        launch: Launch::StaticPod { manifest: "kube-apiserver.yaml" },
         default_port: 2345,
         static_binary: true,
         leader_elect: false,
@@ -54,9 +49,7 @@ pub static COMPONENTS: &[Component] = &[
         name: "kube-controller-manager",
         aliases: &["controller-manager", "cm"],
         what: "cmd/kube-controller-manager",
-        launch: Launch::StaticPod {
-            manifest: "kube-controller-manager.yaml",
-        },
+        launch: Launch::StaticPod { manifest: "kube-controller-manager.yaml" },
         default_port: 2346,
         static_binary: true,
         leader_elect: true,
@@ -65,9 +58,7 @@ pub static COMPONENTS: &[Component] = &[
         name: "kube-scheduler",
         aliases: &["scheduler"],
         what: "cmd/kube-scheduler",
-        launch: Launch::StaticPod {
-            manifest: "kube-scheduler.yaml",
-        },
+        launch: Launch::StaticPod { manifest: "kube-scheduler.yaml" },
         default_port: 2347,
         static_binary: true,
         leader_elect: true,
@@ -76,9 +67,7 @@ pub static COMPONENTS: &[Component] = &[
         name: "kubelet",
         aliases: &[],
         what: "cmd/kubelet",
-        launch: Launch::Systemd {
-            unit: "kubelet.service",
-        },
+        launch: Launch::Systemd { unit: "kubelet.service" },
         default_port: 2348,
         static_binary: false,
         leader_elect: false,
@@ -87,10 +76,7 @@ pub static COMPONENTS: &[Component] = &[
         name: "kube-proxy",
         aliases: &["proxy"],
         what: "cmd/kube-proxy",
-        launch: Launch::DaemonSet {
-            namespace: "kube-system",
-            name: "kube-proxy",
-        },
+        launch: Launch::DaemonSet { namespace: "kube-system", name: "kube-proxy" },
         default_port: 2349,
         static_binary: true,
         leader_elect: false,
@@ -106,13 +92,15 @@ pub struct UnknownComponent {
 fn known_list() -> String {
     COMPONENTS
         .iter()
-        .map(|c| {
-            if c.aliases.is_empty() {
-                c.name.to_string()
-            } else {
-                format!("{} ({})", c.name, c.aliases.join(", "))
-            }
-        })
+        .map(
+            |c| {
+                if c.aliases.is_empty() {
+                    c.name.to_string()
+                } else {
+                    format!("{} ({})", c.name, c.aliases.join(", "))
+                }
+            },
+        )
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -123,15 +111,11 @@ impl Component {
         COMPONENTS
             .iter()
             .find(|c| c.name == name || c.aliases.contains(&name))
-            .ok_or_else(|| UnknownComponent {
-                name: name.to_string(),
-            })
+            .ok_or_else(|| UnknownComponent { name: name.to_string() })
     }
 
     /// Resolves command-line names to components, in catalogue order, without duplicates.
-    pub fn resolve<S: AsRef<str>>(
-        names: &[S],
-    ) -> Result<Vec<&'static Component>, UnknownComponent> {
+    pub fn resolve<S: AsRef<str>>(names: &[S]) -> Result<Vec<&'static Component>, UnknownComponent> {
         let mut picked = Vec::new();
         for name in names {
             let c = Component::lookup(name.as_ref())?;
@@ -161,14 +145,7 @@ mod tests {
     fn aliases_resolve_in_catalogue_order_without_duplicates() {
         let got = Component::resolve(&["scheduler", "apiserver", "kube-apiserver", "cm"]).unwrap();
         let names: Vec<_> = got.iter().map(|c| c.name).collect();
-        assert_eq!(
-            names,
-            [
-                "kube-apiserver",
-                "kube-controller-manager",
-                "kube-scheduler"
-            ]
-        );
+        assert_eq!(names, ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]);
     }
 
     #[test]
@@ -176,10 +153,7 @@ mod tests {
         let err = Component::lookup("etcd").unwrap_err().to_string();
         assert!(err.contains("unknown component `etcd`"), "{err}");
         assert!(err.contains("kube-apiserver (apiserver)"), "{err}");
-        assert!(
-            err.contains("kube-controller-manager (controller-manager, cm)"),
-            "{err}"
-        );
+        assert!(err.contains("kube-controller-manager (controller-manager, cm)"), "{err}");
     }
 
     #[test]

@@ -49,10 +49,7 @@ pub fn make_vars(policy: DebugPolicy, profile: Profile) -> BTreeMap<String, Stri
         (DebugPolicy::GoFlags, Profile::Debug) => &[("GOLDFLAGS", ""), ("GOGCFLAGS", "all=-N -l")],
         (_, Profile::Optimized) => &[("GOLDFLAGS", "")],
     };
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// `make all` arguments for these variables: `KEY=value`, an empty value kept as `KEY=`.
@@ -87,18 +84,9 @@ mod tests {
     fn golang_sh_beats_the_version_number() {
         let old = "  gogcflags=\"all=-trimpath=${trimroot} ${GOGCFLAGS:-}\"\n";
         let new = "  if [[ \"${DBG:-}\" == 1 ]]; then\n    gogcflags=\"${gogcflags} -N -l\"\n";
-        assert_eq!(
-            DebugPolicy::detect(Some(old), &v("v1.30.0")),
-            DebugPolicy::GoFlags
-        );
-        assert_eq!(
-            DebugPolicy::detect(Some(new), &v("v1.23.0")),
-            DebugPolicy::Dbg
-        );
-        assert_eq!(
-            DebugPolicy::detect(None, &v("v1.20.2")),
-            DebugPolicy::GoFlags
-        );
+        assert_eq!(DebugPolicy::detect(Some(old), &v("v1.30.0")), DebugPolicy::GoFlags);
+        assert_eq!(DebugPolicy::detect(Some(new), &v("v1.23.0")), DebugPolicy::Dbg);
+        assert_eq!(DebugPolicy::detect(None, &v("v1.20.2")), DebugPolicy::GoFlags);
         assert_eq!(DebugPolicy::detect(None, &v("v1.24.0")), DebugPolicy::Dbg);
     }
 
@@ -106,9 +94,6 @@ mod tests {
     fn empty_goldflags_is_passed_as_set() {
         let vars = make_vars(DebugPolicy::GoFlags, Profile::Debug);
         assert_eq!(make_args(&vars), ["GOGCFLAGS=all=-N -l", "GOLDFLAGS="]);
-        assert_eq!(
-            make_args(&make_vars(DebugPolicy::Dbg, Profile::Debug)),
-            ["DBG=1"]
-        );
+        assert_eq!(make_args(&make_vars(DebugPolicy::Dbg, Profile::Debug)), ["DBG=1"]);
     }
 }

@@ -18,26 +18,15 @@ impl TreeLock {
     pub fn acquire(state_dir: &Utf8Path, reporter: &dyn Reporter) -> std::io::Result<TreeLock> {
         std::fs::create_dir_all(state_dir)?;
         let path = state_dir.join("lock");
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)?;
+        let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
             Err(std::fs::TryLockError::WouldBlock) => {
                 let holder = std::fs::read_to_string(&path).unwrap_or_default();
                 let holder = holder.trim();
-                let who = if holder.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (pid {holder})")
-                };
-                reporter.info(format!(
-                    "waiting for another kdbg{who} that is building in this tree; lock: {path}"
-                ));
+                let who = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
+                reporter.info(format!("waiting for another kdbg{who} that is building in this tree; lock: {path}"));
                 file.lock()?;
             }
         }

@@ -104,15 +104,10 @@ pub enum PlanError {
 impl Plan {
     /// The build steps for computed keys.
     pub fn for_build(keys: &[ComponentKey]) -> Plan {
-        let mut plan = Plan {
-            schema: PLAN_SCHEMA,
-            steps: Vec::new(),
-        };
+        let mut plan = Plan { schema: PLAN_SCHEMA, steps: Vec::new() };
         for k in keys {
             plan.add(
-                StepKind::Build {
-                    component: k.component.name.to_string(),
-                },
+                StepKind::Build { component: k.component.name.to_string() },
                 &[],
                 Some(k.key.clone()),
                 k.hit,
@@ -132,14 +127,7 @@ impl Plan {
     ) -> String {
         let id = kind.id();
         let deps = deps.iter().map(|d| d.to_string()).collect();
-        self.steps.push(Step {
-            id: id.clone(),
-            kind,
-            deps,
-            fingerprint,
-            up_to_date,
-            why,
-        });
+        self.steps.push(Step { id: id.clone(), kind, deps, fingerprint, up_to_date, why });
         id
     }
 
@@ -151,10 +139,7 @@ impl Plan {
     pub fn waves(&self) -> Result<Vec<Vec<&Step>>, PlanError> {
         for s in &self.steps {
             if let Some(dep) = s.deps.iter().find(|d| self.step(d).is_none()) {
-                return Err(PlanError::UnknownDep {
-                    step: s.id.clone(),
-                    dep: dep.clone(),
-                });
+                return Err(PlanError::UnknownDep { step: s.id.clone(), dep: dep.clone() });
             }
         }
         let mut done: Vec<&str> = Vec::new();
@@ -163,17 +148,10 @@ impl Plan {
             let wave: Vec<&Step> = self
                 .steps
                 .iter()
-                .filter(|s| {
-                    !done.contains(&s.id.as_str())
-                        && s.deps.iter().all(|d| done.contains(&d.as_str()))
-                })
+                .filter(|s| !done.contains(&s.id.as_str()) && s.deps.iter().all(|d| done.contains(&d.as_str())))
                 .collect();
             if wave.is_empty() {
-                let stuck = self
-                    .steps
-                    .iter()
-                    .find(|s| !done.contains(&s.id.as_str()))
-                    .unwrap();
+                let stuck = self.steps.iter().find(|s| !done.contains(&s.id.as_str())).unwrap();
                 return Err(PlanError::Cycle(stuck.id.clone()));
             }
             done.extend(wave.iter().map(|s| s.id.as_str()));
@@ -191,21 +169,9 @@ impl Plan {
         };
         for (n, wave) in waves.iter().enumerate() {
             for s in wave {
-                let state = if s.up_to_date {
-                    "up to date"
-                } else {
-                    "will run"
-                };
-                let fp = s
-                    .fingerprint
-                    .as_deref()
-                    .map(|f| format!("  [{}]", &f[..f.len().min(12)]))
-                    .unwrap_or_default();
-                let deps = if s.deps.is_empty() {
-                    String::new()
-                } else {
-                    format!("  after {}", s.deps.join(", "))
-                };
+                let state = if s.up_to_date { "up to date" } else { "will run" };
+                let fp = s.fingerprint.as_deref().map(|f| format!("  [{}]", &f[..f.len().min(12)])).unwrap_or_default();
+                let deps = if s.deps.is_empty() { String::new() } else { format!("  after {}", s.deps.join(", ")) };
                 out.push_str(&format!("{}. {:<32} {state}{fp}{deps}\n", n + 1, s.id));
                 for w in s.why.iter().take(10) {
                     out.push_str(&format!("     {w}\n"));
@@ -244,48 +210,21 @@ mod tests {
 
     fn kind(verb: &str, c: &str) -> StepKind {
         match verb {
-            "build" => StepKind::Build {
-                component: c.into(),
-            },
-            "copy" => StepKind::Copy {
-                component: c.into(),
-            },
-            _ => StepKind::Launch {
-                component: c.into(),
-            },
+            "build" => StepKind::Build { component: c.into() },
+            "copy" => StepKind::Copy { component: c.into() },
+            _ => StepKind::Launch { component: c.into() },
         }
     }
 
     #[test]
     fn waves_respect_dependencies_and_render_in_order() {
         let mut p = Plan::default();
-        let b = p.add(
-            kind("build", "kube-apiserver"),
-            &[],
-            Some("0123456789abcdef".into()),
-            true,
-            vec![],
-        );
-        let c = p.add(
-            kind("copy", "kube-apiserver"),
-            &[&b],
-            None,
-            false,
-            vec!["node holds other bytes".into()],
-        );
+        let b = p.add(kind("build", "kube-apiserver"), &[], Some("0123456789abcdef".into()), true, vec![]);
+        let c = p.add(kind("copy", "kube-apiserver"), &[&b], None, false, vec!["node holds other bytes".into()]);
         p.add(StepKind::ProvisionDlv, &[], None, false, vec![]);
-        p.add(
-            kind("launch", "kube-apiserver"),
-            &[&c, "provision-dlv"],
-            None,
-            false,
-            vec![],
-        );
+        p.add(kind("launch", "kube-apiserver"), &[&c, "provision-dlv"], None, false, vec![]);
         let waves = p.waves().unwrap();
-        let ids: Vec<Vec<&str>> = waves
-            .iter()
-            .map(|w| w.iter().map(|s| s.id.as_str()).collect())
-            .collect();
+        let ids: Vec<Vec<&str>> = waves.iter().map(|w| w.iter().map(|s| s.id.as_str()).collect()).collect();
         assert_eq!(
             ids,
             vec![
@@ -311,9 +250,6 @@ mod tests {
         p.add(kind("copy", "a"), &["build:a"], None, false, vec![]);
         assert_eq!(p.waves().unwrap_err(), PlanError::Cycle("build:a".into()));
         p.add(kind("launch", "a"), &["tunnel:a"], None, false, vec![]);
-        assert!(matches!(
-            p.waves().unwrap_err(),
-            PlanError::UnknownDep { .. }
-        ));
+        assert!(matches!(p.waves().unwrap_err(), PlanError::UnknownDep { .. }));
     }
 }

@@ -51,10 +51,7 @@ pub trait Reporter: Sync {
         self.report(Event::Warning { message });
     }
     fn step(&self, id: &str, status: StepStatus) {
-        self.report(Event::Step {
-            id: id.to_string(),
-            status,
-        });
+        self.report(Event::Step { id: id.to_string(), status });
     }
 }
 

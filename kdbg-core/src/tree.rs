@@ -30,15 +30,10 @@ pub enum TreeError {
     NotFound { cwd: String },
     #[error("cannot tell which kubernetes version {root} is: it has no git history and no KUBE_GIT_VERSION_FILE is set; pass --kube-version vX.Y.Z (e.g. --kube-version v1.20.2)")]
     NoVersion { root: Utf8PathBuf },
-    #[error(
-        "`{text}` is not a kubernetes version (expected vMAJOR.MINOR.PATCH, e.g. v1.20.2){origin}"
-    )]
+    #[error("`{text}` is not a kubernetes version (expected vMAJOR.MINOR.PATCH, e.g. v1.20.2){origin}")]
     BadVersion { text: String, origin: String },
     #[error("failed to read {path}: {source}")]
-    Read {
-        path: Utf8PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: Utf8PathBuf, source: std::io::Error },
 }
 
 /// A parsed `vMAJOR.MINOR.PATCH[-pre][+build]` version.
@@ -57,12 +52,7 @@ impl KubeVersion {
         let core = core.split(['-', '+']).next()?;
         let mut nums = core.split('.').map(|n| n.parse::<u32>().ok());
         let (major, minor, patch) = (nums.next()??, nums.next()??, nums.next()??);
-        Some(KubeVersion {
-            major,
-            minor,
-            patch,
-            text: text.trim().to_string(),
-        })
+        Some(KubeVersion { major, minor, patch, text: text.trim().to_string() })
     }
     pub fn at_least(&self, major: u32, minor: u32) -> bool {
         (self.major, self.minor) >= (major, minor)
@@ -119,23 +109,14 @@ impl SourceTree {
         // v1.20's hack/lib/init.sh exports GO111MODULE=off and golang.sh links the tree into a GOPATH.
         let init_sh = std::fs::read_to_string(root.join("hack/lib/init.sh")).unwrap_or_default();
         let go_mode = if init_sh.contains("GO111MODULE=off")
-            || golang_sh
-                .as_deref()
-                .is_some_and(|t| t.contains("GO111MODULE=off"))
+            || golang_sh.as_deref().is_some_and(|t| t.contains("GO111MODULE=off"))
         {
             GoMode::Gopath
         } else {
             GoMode::Modules
         };
         let debug_policy = DebugPolicy::detect(golang_sh.as_deref(), &version);
-        Ok(SourceTree {
-            root,
-            version,
-            version_source,
-            go_mode,
-            debug_policy,
-            git,
-        })
+        Ok(SourceTree { root, version, version_source, go_mode, debug_policy, git })
     }
 
     pub fn state_dir(&self) -> Utf8PathBuf {
@@ -144,8 +125,7 @@ impl SourceTree {
 
     /// The binary `make` leaves for `name` (kubernetes links `_output/bin` to this directory).
     pub fn binary(&self, goos: &str, goarch: &str, name: &str) -> Utf8PathBuf {
-        self.root
-            .join(format!("_output/local/bin/{goos}/{goarch}/{name}"))
+        self.root.join(format!("_output/local/bin/{goos}/{goarch}/{name}"))
     }
 }
 
@@ -155,10 +135,7 @@ pub fn is_kubernetes_tree(dir: &Utf8Path) -> bool {
         return false;
     }
     let go_mod = std::fs::read_to_string(dir.join("go.mod")).unwrap_or_default();
-    go_mod
-        .lines()
-        .any(|l| l.trim() == "module k8s.io/kubernetes")
-        || dir.join("hack/lib/golang.sh").is_file()
+    go_mod.lines().any(|l| l.trim() == "module k8s.io/kubernetes") || dir.join("hack/lib/golang.sh").is_file()
 }
 
 fn find_root(search: &TreeSearch) -> Result<Utf8PathBuf, TreeError> {
@@ -178,13 +155,7 @@ fn find_root(search: &TreeSearch) -> Result<Utf8PathBuf, TreeError> {
             return Ok(candidate);
         }
     }
-    Err(TreeError::NotFound {
-        cwd: search
-            .cwd
-            .as_ref()
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
-    })
+    Err(TreeError::NotFound { cwd: search.cwd.as_ref().map(|c| c.to_string()).unwrap_or_default() })
 }
 
 fn absolute(path: &Utf8Path, cwd: Option<&Utf8Path>) -> Utf8PathBuf {
@@ -208,56 +179,26 @@ fn is_git_toplevel(root: &Utf8Path) -> bool {
         .is_some_and(|top| Some(top) == root.canonicalize_utf8().ok())
 }
 
-fn read_version(
-    root: &Utf8Path,
-    search: &TreeSearch,
-    git: bool,
-) -> Result<(KubeVersion, VersionSource), TreeError> {
+fn read_version(root: &Utf8Path, search: &TreeSearch, git: bool) -> Result<(KubeVersion, VersionSource), TreeError> {
     let parse = |text: &str, origin: String| {
-        KubeVersion::parse(text).ok_or_else(|| TreeError::BadVersion {
-            text: text.to_string(),
-            origin,
-        })
+        KubeVersion::parse(text).ok_or_else(|| TreeError::BadVersion { text: text.to_string(), origin })
     };
     if let Some(v) = &search.kube_version {
-        return Ok((
-            parse(v, " (from --kube-version)".into())?,
-            VersionSource::Flag,
-        ));
+        return Ok((parse(v, " (from --kube-version)".into())?, VersionSource::Flag));
     }
     if let Some(file) = &search.version_file {
-        let text = std::fs::read_to_string(file).map_err(|source| TreeError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(file).map_err(|source| TreeError::Read { path: file.clone(), source })?;
         let v = parse_version_file(&text).unwrap_or_default();
-        return Ok((
-            parse(&v, format!(" (KUBE_GIT_VERSION in {file})"))?,
-            VersionSource::VersionFile,
-        ));
+        return Ok((parse(&v, format!(" (KUBE_GIT_VERSION in {file})"))?, VersionSource::VersionFile));
     }
     if git {
-        let described = Cmd::new("git")
-            .args([
-                "describe",
-                "--tags",
-                "--match",
-                "v[0-9]*",
-                "--abbrev=14",
-                "HEAD",
-            ])
-            .cwd(root)
-            .read();
+        let described =
+            Cmd::new("git").args(["describe", "--tags", "--match", "v[0-9]*", "--abbrev=14", "HEAD"]).cwd(root).read();
         if let Ok(d) = described {
-            return Ok((
-                parse(d.trim(), format!(" (git describe in {root})"))?,
-                VersionSource::GitDescribe,
-            ));
+            return Ok((parse(d.trim(), format!(" (git describe in {root})"))?, VersionSource::GitDescribe));
         }
     }
-    Err(TreeError::NoVersion {
-        root: root.to_owned(),
-    })
+    Err(TreeError::NoVersion { root: root.to_owned() })
 }
 
 /// The `KUBE_GIT_VERSION` of a `KUBE_GIT_VERSION_FILE` (shell `KEY='value'` lines).
@@ -291,14 +232,8 @@ mod tests {
     fn a_directory_without_makefile_is_not_a_tree() {
         let dir = tempfile::tempdir().unwrap();
         let path = Utf8Path::from_path(dir.path()).unwrap().to_owned();
-        let err = SourceTree::find(&TreeSearch {
-            explicit: Some(path.clone()),
-            ..Default::default()
-        });
+        let err = SourceTree::find(&TreeSearch { explicit: Some(path.clone()), ..Default::default() });
         let msg = err.unwrap_err().to_string();
-        assert!(
-            msg.contains("is not a kubernetes source tree") && msg.contains("--src"),
-            "{msg}"
-        );
+        assert!(msg.contains("is not a kubernetes source tree") && msg.contains("--src"), "{msg}");
     }
 }

@@ -70,13 +70,18 @@ fn tree_bench(sh: &Shell, kdbg: &Utf8Path, tree: &Utf8Path, runs: usize) -> Resu
 
 /// `go list -deps` the way the tree's own build would run it.
 fn go_list_time(sh: &Shell, tree: &Utf8Path, runs: usize) -> Result<Duration> {
-    let gopath_mode = std::fs::read_to_string(tree.join("hack/lib/init.sh")).unwrap_or_default().contains("GO111MODULE=off");
+    let gopath_mode =
+        std::fs::read_to_string(tree.join("hack/lib/init.sh")).unwrap_or_default().contains("GO111MODULE=off");
     let link = tree.join("_output/local/go/src/k8s.io/kubernetes");
     median(runs, || {
         if gopath_mode {
             let gopath = tree.join("_output/local/go");
             let _d = sh.push_dir(&link);
-            let _e = [sh.push_env("GOPATH", gopath.as_str()), sh.push_env("GO111MODULE", "off"), sh.push_env("PWD", link.as_str())];
+            let _e = [
+                sh.push_env("GOPATH", gopath.as_str()),
+                sh.push_env("GO111MODULE", "off"),
+                sh.push_env("PWD", link.as_str()),
+            ];
             cmd!(sh, "go list -e -deps ./cmd/kube-apiserver").quiet().ignore_stdout().run()?;
         } else {
             cmd!(sh, "go list -e -deps -mod=vendor ./cmd/kube-apiserver").quiet().ignore_stdout().run()?;
@@ -91,7 +96,11 @@ fn kube_version_args(tree: &Utf8Path) -> Vec<String> {
         return vec![];
     }
     let changelog = std::fs::read_to_string(tree.join("debian/changelog")).unwrap_or_default();
-    let version = changelog.split(['(', ')']).nth(1).and_then(|v| v.split("really").last()).map(|v| v.split('-').next().unwrap_or(v).to_string());
+    let version = changelog
+        .split(['(', ')'])
+        .nth(1)
+        .and_then(|v| v.split("really").last())
+        .map(|v| v.split('-').next().unwrap_or(v).to_string());
     vec!["--kube-version".into(), format!("v{}", version.unwrap_or_else(|| "1.20.2".into()))]
 }
 
@@ -113,7 +122,11 @@ fn row(what: &str, d: Duration) {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{cpu}, {cores} cores")

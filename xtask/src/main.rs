@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod e2e;
 mod setup;
 
 use std::process::ExitCode;
@@ -16,6 +17,7 @@ cargo xtask <task>
 Tasks:
   demo               the main job: a full kdbg session on the built-in fixture tree
   test               install what the tests need (apt packages), then run every test
+  e2e k8s            debug a real kube-apiserver, scheduler and controller-manager on a test node
   bench              measure kdbg against make and go list; prints ratios
   debug <args...>    run kdbg from this repo, e.g. `cargo xtask debug apiserver`
   kdbg <args...>     run any kdbg subcommand from this repo
@@ -41,6 +43,7 @@ fn run() -> Result<ExitCode> {
     match task.as_str() {
         "demo" => demo::run(sh).map(|()| ExitCode::SUCCESS),
         "test" => setup::test(sh, &rest).map(|()| ExitCode::SUCCESS),
+        "e2e" => e2e::run(sh, &rest).map(|()| ExitCode::SUCCESS),
         "bench" => bench::run(sh).map(|()| ExitCode::SUCCESS),
         "debug" => Ok(kdbg(sh, std::iter::once("debug".to_string()).chain(rest))),
         "kdbg" => Ok(kdbg(sh, rest)),

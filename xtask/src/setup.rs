@@ -5,76 +5,67 @@ use xshell::{cmd, Shell};
 
 /// (what must exist, Debian package that provides it, why it is needed)
 const NEEDS: &[(&str, &str, &str)] = &[
-    (
-        "/usr/lib/go-1.19/bin/go",
-        "golang-1.19-go",
-        "builds the fixture and kubernetes",
-    ),
+    ("/usr/lib/go-1.19/bin/go", "golang-1.19-go", "builds the fixture and kubernetes"),
     ("/usr/bin/make", "make", "kubernetes' build entry point"),
     ("/usr/bin/git", "git", "tree versions"),
-    (
-        "/usr/bin/rsync",
-        "rsync",
-        "kubernetes' build copies binaries with it",
-    ),
+    ("/usr/bin/rsync", "rsync", "kubernetes' build copies binaries with it"),
     ("/usr/bin/dlv", "delve", "the debugger kdbg launches"),
-    (
-        "/usr/sbin/sshd",
-        "openssh-server",
-        "the test node's ssh server",
-    ),
+    ("/usr/sbin/sshd", "openssh-server", "the test node's ssh server"),
     ("/usr/bin/ssh", "openssh-client", "kdbg's ssh transport"),
     ("/usr/bin/sudo", "sudo", "the test node's docker user"),
-    (
-        "/usr/sbin/ip",
-        "iproute2",
-        "the test node's network namespace",
-    ),
-    (
-        "/usr/bin/unshare",
-        "util-linux",
-        "the test node's mount namespace",
-    ),
+    ("/usr/sbin/ip", "iproute2", "the test node's network namespace"),
+    ("/usr/bin/unshare", "util-linux", "the test node's mount namespace"),
     ("/usr/bin/etcd", "etcd-server", "the real-kubernetes tier"),
-    (
-        "/usr/bin/openssl",
-        "openssl",
-        "certificates for the real-kubernetes tier",
-    ),
-    (
-        "/usr/bin/zstd",
-        "zstd",
-        "compressed binary transfers to the node",
-    ),
+    ("/usr/bin/openssl", "openssl", "certificates for the real-kubernetes tier"),
+    ("/usr/bin/zstd", "zstd", "compressed binary transfers to the node"),
 ];
 
 /// Installs whatever is missing, saying what and why; `apt-get update` runs once, first.
 pub fn ensure_packages(sh: &Shell) -> Result<()> {
-    let missing: Vec<_> = NEEDS
-        .iter()
-        .filter(|(path, _, _)| !std::path::Path::new(path).exists())
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<&str> = missing.iter().map(|(_, pkg, _)| *pkg).collect();
+    let missing: Vec<_> = NEEDS.iter().filter(|(path, _, _)| !std::path::Path::new(path).exists()).collect();
     for (_, pkg, why) in &missing {
         eprintln!("xtask: installing {pkg} ({why})");
     }
-    if !is_root() {
-        bail!("these Debian packages are missing and installing them needs root: sudo apt-get install -y {}", names.join(" "));
+    install(sh, &missing.iter().map(|(_, pkg, _)| *pkg).collect::<Vec<_>>())
+}
+
+/// Like `ensure_packages` for extra (program or path, package) pairs; a bare name is looked up on PATH.
+pub fn ensure_extra(sh: &Shell, needs: &[(&str, &str)]) -> Result<()> {
+    let present = |p: &str| {
+        if p.starts_with('/') {
+            std::path::Path::new(p).exists()
+        } else {
+            cmd!(sh, "sh -c 'command -v \"$1\"' sh {p}").quiet().ignore_stdout().run().is_ok()
+        }
+    };
+    let missing: Vec<&str> = needs.iter().filter(|(p, _)| !present(p)).map(|(_, pkg)| *pkg).collect();
+    for pkg in &missing {
+        eprintln!("xtask: installing {pkg}");
     }
-    eprintln!("xtask: apt-get update");
-    cmd!(sh, "apt-get update -q")
+    install(sh, &missing)
+}
+
+fn install(sh: &Shell, names: &[&str]) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "these Debian packages are missing and installing them needs root: sudo apt-get install -y {}",
+            names.join(" ")
+        );
+    }
+    static UPDATED: std::sync::Once = std::sync::Once::new();
+    let mut update = Ok(());
+    UPDATED.call_once(|| {
+        eprintln!("xtask: apt-get update");
+        update = cmd!(sh, "apt-get update -q").env("DEBIAN_FRONTEND", "noninteractive").run();
+    });
+    update?;
+    eprintln!("xtask: apt-get install -y {}", names.join(" "));
+    cmd!(sh, "apt-get install -y -q --no-install-recommends {names...}")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()?;
-    eprintln!("xtask: apt-get install -y {}", names.join(" "));
-    cmd!(
-        sh,
-        "apt-get install -y -q --no-install-recommends {names...}"
-    )
-    .env("DEBIAN_FRONTEND", "noninteractive")
-    .run()?;
     Ok(())
 }
 

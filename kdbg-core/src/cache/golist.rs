@@ -46,14 +46,11 @@ struct Package {
     embed_files: Vec<String>,
 }
 
-const FIELDS: &str =
-    "ImportPath,Dir,Standard,Deps,GoFiles,CgoFiles,CFiles,CXXFiles,HFiles,SFiles,SysoFiles,EmbedFiles";
+const FIELDS: &str = "ImportPath,Dir,Standard,Deps,GoFiles,CgoFiles,CFiles,CXXFiles,HFiles,SFiles,SysoFiles,EmbedFiles";
 
 /// The `go` invocation environment `make` uses for this tree (GOPATH mode or modules).
 pub fn go_cmd(tree: &SourceTree, cgo_enabled: &str) -> Result<(Cmd, Utf8PathBuf), CacheError> {
-    let mut cmd = Cmd::new("go")
-        .env("CGO_ENABLED", cgo_enabled)
-        .env("GOPROXY", "off");
+    let mut cmd = Cmd::new("go").env("CGO_ENABLED", cgo_enabled).env("GOPROXY", "off");
     let cwd = match tree.go_mode {
         GoMode::Gopath => {
             let link = tree.root.join(GOPATH_LINK);
@@ -81,10 +78,7 @@ fn ensure_gopath_link(root: &Utf8Path, link: &Utf8Path) -> Result<(), CacheError
     if link.exists() {
         return Ok(());
     }
-    let io = |source| CacheError::Io {
-        path: link.to_owned(),
-        source,
-    };
+    let io = |source| CacheError::Io { path: link.to_owned(), source };
     std::fs::create_dir_all(link.parent().expect("link has a parent")).map_err(io)?;
     let _ = std::fs::remove_file(link); // a dangling link from a moved tree
     std::os::unix::fs::symlink(root, link).map_err(io)
@@ -104,34 +98,21 @@ pub fn closures(
         .args(components.iter().map(|c| format!("./{}", c.what)));
     let out = cmd.read().map_err(CacheError::GoList)?;
     let packages = parse_stream(&out)?;
-    let by_path: HashMap<&str, &Package> = packages
-        .iter()
-        .map(|p| (p.import_path.as_str(), p))
-        .collect();
+    let by_path: HashMap<&str, &Package> = packages.iter().map(|p| (p.import_path.as_str(), p)).collect();
     let mut result = BTreeMap::new();
     for c in components {
         let root = packages
             .iter()
             .find(|p| !p.standard && p.import_path.ends_with(&format!("/{}", c.what)))
-            .ok_or_else(|| CacheError::NoPackage {
-                what: c.what.to_string(),
-                root: tree.root.clone(),
-            })?;
+            .ok_or_else(|| CacheError::NoPackage { what: c.what.to_string(), root: tree.root.clone() })?;
         let mut closure = Closure::default();
-        let deps = root
-            .deps
-            .iter()
-            .filter_map(|d| by_path.get(d.as_str()).copied());
+        let deps = root.deps.iter().filter_map(|d| by_path.get(d.as_str()).copied());
         for p in std::iter::once(root).chain(deps).filter(|p| !p.standard) {
             let Some(dir) = relative_dir(&p.dir, &cwd) else {
                 continue;
             };
             for f in p.files() {
-                closure.files.insert(if dir.is_empty() {
-                    f.to_string()
-                } else {
-                    format!("{dir}/{f}")
-                });
+                closure.files.insert(if dir.is_empty() { f.to_string() } else { format!("{dir}/{f}") });
             }
             closure.dirs.insert(dir);
         }
@@ -182,13 +163,7 @@ mod tests {
         let pkgs = parse_stream(out).unwrap();
         assert_eq!(pkgs.len(), 2);
         assert_eq!(pkgs[1].files().collect::<Vec<_>>(), ["a.go", "x.txt"]);
-        assert_eq!(
-            relative_dir("/t/pkg/a", Utf8Path::new("/t")).as_deref(),
-            Some("pkg/a")
-        );
-        assert_eq!(
-            relative_dir("/usr/lib/go/src/fmt", Utf8Path::new("/t")),
-            None
-        );
+        assert_eq!(relative_dir("/t/pkg/a", Utf8Path::new("/t")).as_deref(), Some("pkg/a"));
+        assert_eq!(relative_dir("/usr/lib/go/src/fmt", Utf8Path::new("/t")), None);
     }
 }

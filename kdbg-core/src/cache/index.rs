@@ -103,12 +103,7 @@ impl Index {
 
     /// True when no directory gained or lost a file Go could see. A directory whose stat changed
     /// (an editor's swap file, a generated file git ignores) is listed again and compared by name.
-    pub fn dirs_unchanged(
-        &mut self,
-        root: &Utf8Path,
-        dirs: &BTreeSet<String>,
-        ignored: &dyn Fn(&str) -> bool,
-    ) -> bool {
+    pub fn dirs_unchanged(&mut self, root: &Utf8Path, dirs: &BTreeSet<String>, ignored: &dyn Fn(&str) -> bool) -> bool {
         for d in dirs {
             let Ok(stat) = Stat::of(&root.join(d)) else {
                 return false;
@@ -127,15 +122,9 @@ impl Index {
         true
     }
 
-    pub fn record_dirs(
-        &mut self,
-        root: &Utf8Path,
-        dirs: &BTreeSet<String>,
-        ignored: &dyn Fn(&str) -> bool,
-    ) {
+    pub fn record_dirs(&mut self, root: &Utf8Path, dirs: &BTreeSet<String>, ignored: &dyn Fn(&str) -> bool) {
         for d in dirs {
-            if let (Ok(stat), Some(listing)) = (Stat::of(&root.join(d)), listing(root, d, ignored))
-            {
+            if let (Ok(stat), Some(listing)) = (Stat::of(&root.join(d)), listing(root, d, ignored)) {
                 self.dirs.insert(d.clone(), DirEntry { stat, listing });
             }
         }
@@ -156,18 +145,10 @@ fn listing(root: &Utf8Path, dir: &str, ignored: &dyn Fn(&str) -> bool) -> Option
         .flatten()
         .map(|e| e.file_name().to_string())
         .filter(|n| !n.starts_with('.') && !n.starts_with('_'))
-        .filter(|n| {
-            !ignored(&if dir.is_empty() {
-                n.clone()
-            } else {
-                format!("{dir}/{n}")
-            })
-        })
+        .filter(|n| !ignored(&if dir.is_empty() { n.clone() } else { format!("{dir}/{n}") }))
         .collect();
     names.sort();
-    Some(hex::encode(
-        &Sha256::digest(names.join("\n").as_bytes())[..8],
-    ))
+    Some(hex::encode(&Sha256::digest(names.join("\n").as_bytes())[..8]))
 }
 
 /// Hashes files on all cores; a file that vanished in the meantime maps to `None`.
@@ -175,25 +156,18 @@ fn hash_all(root: &Utf8Path, todo: Vec<(String, Stat)>) -> Vec<(String, Option<F
     if todo.is_empty() {
         return Vec::new();
     }
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
     let chunk = todo.len().div_ceil(workers);
     std::thread::scope(|s| {
         let handles: Vec<_> = todo
             .chunks(chunk)
             .map(|part| {
                 s.spawn(move || {
-                    part.iter()
-                        .map(|(rel, stat)| (rel.clone(), hash_file(root, rel, *stat)))
-                        .collect::<Vec<_>>()
+                    part.iter().map(|(rel, stat)| (rel.clone(), hash_file(root, rel, *stat))).collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("hash worker panicked"))
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().expect("hash worker panicked")).collect()
     })
 }
 
@@ -201,11 +175,7 @@ fn hash_file(root: &Utf8Path, rel: &str, stat: Stat) -> Option<FileEntry> {
     let bytes = std::fs::read(root.join(rel)).ok()?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let header = rel.ends_with(".go").then(|| go_header_digest(&bytes));
-    Some(FileEntry {
-        stat,
-        sha256,
-        header,
-    })
+    Some(FileEntry { stat, sha256, header })
 }
 
 /// Digest of the lines of a Go file that can change the import closure or the file's build
@@ -217,11 +187,7 @@ pub fn go_header_digest(src: &[u8]) -> String {
     let mut in_header = true;
     for line in text.lines() {
         let t = line.trim_start();
-        if in_header
-            && ["func ", "type ", "var ", "const "]
-                .iter()
-                .any(|k| line.starts_with(k))
-        {
+        if in_header && ["func ", "type ", "var ", "const "].iter().any(|k| line.starts_with(k)) {
             in_header = false;
         }
         if in_header || t.starts_with("//go:embed") {
@@ -240,8 +206,7 @@ mod tests {
     fn body_edits_keep_the_header_digest_and_import_edits_change_it() {
         let a = b"package a\n\nimport \"fmt\"\n\nfunc F() { fmt.Println(1) }\n";
         let b = b"package a\n\nimport \"fmt\"\n\nfunc F() { fmt.Println(2) }\n";
-        let c =
-            b"package a\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc F() { fmt.Println(os.Args) }\n";
+        let c = b"package a\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc F() { fmt.Println(os.Args) }\n";
         let d = b"package a\n\nimport \"fmt\"\n\nfunc F() { fmt.Println(1) }\n\n//go:embed x.txt\nvar x string\n";
         assert_eq!(go_header_digest(a), go_header_digest(b));
         assert_ne!(go_header_digest(a), go_header_digest(c));
@@ -280,10 +245,7 @@ mod tests {
         assert_eq!(index.refresh(root, &files).rehashed, 0);
         std::fs::write(root.join("b.go"), "package a // changed\n").unwrap();
         let r = index.refresh(root, &files);
-        assert_eq!(
-            (r.rehashed, r.changed.as_slice()),
-            (1, &["b.go".to_string()][..])
-        );
+        assert_eq!((r.rehashed, r.changed.as_slice()), (1, &["b.go".to_string()][..]));
         // Racy: modified at or after the index was written, so looked at again even if stat matches.
         index.written_ns = 0;
         assert_eq!(index.refresh(root, &files).rehashed, 2);

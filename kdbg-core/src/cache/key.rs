@@ -70,13 +70,7 @@ pub fn ci_key(toolchain: &Toolchain, component_keys: &[&str]) -> String {
         h.update(b"\n");
     }
     let hex = hex::encode(h.finalize());
-    format!(
-        "kdbg-v{SCHEMA}-{}-{}-{}-{}",
-        toolchain.goos,
-        toolchain.goarch,
-        toolchain.go_version,
-        &hex[..16]
-    )
+    format!("kdbg-v{SCHEMA}-{}-{}-{}-{}", toolchain.goos, toolchain.goarch, toolchain.go_version, &hex[..16])
 }
 
 /// Human-readable reasons why `new` differs from `old`, most telling first.
@@ -88,46 +82,18 @@ pub fn explain(old: &KeyInputs, new: &KeyInputs) -> Vec<String> {
         }
     };
     field("key schema", old.schema.to_string(), new.schema.to_string());
-    field(
-        "go version",
-        old.toolchain.go_version.clone(),
-        new.toolchain.go_version.clone(),
-    );
+    field("go version", old.toolchain.go_version.clone(), new.toolchain.go_version.clone());
     field(
         "target platform",
         format!("{}/{}", old.toolchain.goos, old.toolchain.goarch),
         format!("{}/{}", new.toolchain.goos, new.toolchain.goarch),
     );
-    field(
-        "GOFLAGS",
-        old.toolchain.goflags.clone(),
-        new.toolchain.goflags.clone(),
-    );
-    field(
-        "CGO_ENABLED",
-        old.cgo_enabled.clone(),
-        new.cgo_enabled.clone(),
-    );
-    field(
-        "go mode",
-        format!("{:?}", old.go_mode),
-        format!("{:?}", new.go_mode),
-    );
-    field(
-        "make variables",
-        render_vars(&old.make_vars),
-        render_vars(&new.make_vars),
-    );
-    field(
-        "kube version",
-        old.kube_version.clone(),
-        new.kube_version.clone(),
-    );
-    field(
-        "SOURCE_DATE_EPOCH",
-        old.source_date_epoch.clone(),
-        new.source_date_epoch.clone(),
-    );
+    field("GOFLAGS", old.toolchain.goflags.clone(), new.toolchain.goflags.clone());
+    field("CGO_ENABLED", old.cgo_enabled.clone(), new.cgo_enabled.clone());
+    field("go mode", format!("{:?}", old.go_mode), format!("{:?}", new.go_mode));
+    field("make variables", render_vars(&old.make_vars), render_vars(&new.make_vars));
+    field("kube version", old.kube_version.clone(), new.kube_version.clone());
+    field("SOURCE_DATE_EPOCH", old.source_date_epoch.clone(), new.source_date_epoch.clone());
     for (path, sha) in &new.files {
         match old.files.get(path) {
             None => why.push(format!("added: {path}")),
@@ -145,10 +111,7 @@ fn render_vars(vars: &BTreeMap<String, String>) -> String {
     if vars.is_empty() {
         return "(none)".into();
     }
-    vars.iter()
-        .map(|(k, v)| format!("{k}='{v}'"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    vars.iter().map(|(k, v)| format!("{k}='{v}'")).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -181,10 +144,7 @@ mod tests {
         let mut b = inputs();
         b.make_vars.clear();
         assert_ne!(a.digest(), b.digest());
-        assert_eq!(
-            explain(&a, &b),
-            ["make variables changed: GOLDFLAGS='' -> (none)"]
-        );
+        assert_eq!(explain(&a, &b), ["make variables changed: GOLDFLAGS='' -> (none)"]);
     }
 
     #[test]
@@ -193,10 +153,7 @@ mod tests {
         let mut b = inputs();
         b.files.insert("pkg/a/a.go".into(), "bb".into());
         b.files.insert("pkg/a/new.go".into(), "cc".into());
-        assert_eq!(
-            explain(&a, &b),
-            ["modified: pkg/a/a.go", "added: pkg/a/new.go"]
-        );
+        assert_eq!(explain(&a, &b), ["modified: pkg/a/a.go", "added: pkg/a/new.go"]);
         assert_eq!(explain(&a, &a), Vec::<String>::new());
     }
 
@@ -206,8 +163,7 @@ mod tests {
         let k = ci_key(&t, &["b", "a"]);
         assert_eq!(k, ci_key(&t, &["a", "b"]));
         assert!(
-            k.starts_with("kdbg-v1-linux-amd64-go1.19.8-")
-                && k.len() == "kdbg-v1-linux-amd64-go1.19.8-".len() + 16
+            k.starts_with("kdbg-v1-linux-amd64-go1.19.8-") && k.len() == "kdbg-v1-linux-amd64-go1.19.8-".len() + 16
         );
     }
 }

@@ -47,22 +47,12 @@ impl State {
         let text = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (State::default(), None),
-            Err(e) => {
-                return (
-                    State::default(),
-                    Some(format!("cannot read {path} ({e}); rebuilding")),
-                )
-            }
+            Err(e) => return (State::default(), Some(format!("cannot read {path} ({e}); rebuilding"))),
         };
         match serde_json::from_slice::<State>(&text) {
             Ok(s) if s.schema == SCHEMA => (s, None),
             Ok(_) => (State::default(), None),
-            Err(e) => (
-                State::default(),
-                Some(format!(
-                    "ignoring corrupt build state {path} ({e}); rebuilding"
-                )),
-            ),
+            Err(e) => (State::default(), Some(format!("ignoring corrupt build state {path} ({e}); rebuilding"))),
         }
     }
 
@@ -78,9 +68,7 @@ impl State {
 }
 
 pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// Replaces `path` with `bytes` so that readers see the old or the new file, never a partial one.
@@ -111,8 +99,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(dir.path()).unwrap();
         let mut s = State::default();
-        s.components
-            .insert("kube-apiserver".into(), ComponentState::default());
+        s.components.insert("kube-apiserver".into(), ComponentState::default());
         s.save(dir).unwrap();
         let (back, warning) = State::load(dir);
         assert!(warning.is_none());
