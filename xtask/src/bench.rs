@@ -13,7 +13,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("bench: building kdbg (release)");
     cmd!(sh, "{cargo} build --quiet --release -p kdbg-cli").run()?;
-    let kdbg = crate::project_root().join("target/release/kdbg");
+    let kdbg = crate::target_dir().join("release/kdbg");
     let scratch = Utf8PathBuf::from(tempdir()?);
     let fixture = Utf8PathBuf::try_from(kdbg_tests::fixture::copy_to(scratch.as_std_path())?)?;
     println!("machine: {}", machine());

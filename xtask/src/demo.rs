@@ -9,7 +9,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("demo: building kdbg");
     cmd!(sh, "{cargo} build --quiet -p kdbg-cli").run()?;
-    let kdbg = crate::project_root().join("target/debug/kdbg");
+    let kdbg = crate::target_dir().join("debug/kdbg");
     let work = crate::project_root().join("target/kdbg-demo");
     std::fs::create_dir_all(&work)?;
     let tree = Utf8PathBuf::try_from(kdbg_tests::fixture::copy_to(work.as_std_path())?)?;

@@ -86,7 +86,7 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
 fn build_tools(sh: &Shell) -> Result<Utf8PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     cmd!(sh, "{cargo} build --quiet -p kdbg-cli -p kdbg-tests --bins").run()?;
-    Ok(crate::project_root().join("target/debug"))
+    Ok(crate::target_dir().join("debug"))
 }
 
 fn tempdir() -> Result<Utf8PathBuf> {

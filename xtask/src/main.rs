@@ -61,6 +61,14 @@ fn kdbg(sh: &Shell, args: impl IntoIterator<Item = String>) -> ExitCode {
     kdbg_cli::main_with(std::iter::once("kdbg".to_string()).chain(args))
 }
 
+/// Where cargo puts binaries: `$CARGO_TARGET_DIR` when set, else `target/` in the workspace.
+pub fn target_dir() -> Utf8PathBuf {
+    match std::env::var("CARGO_TARGET_DIR") {
+        Ok(dir) if !dir.is_empty() => project_root().join(dir),
+        _ => project_root().join("target"),
+    }
+}
+
 pub fn project_root() -> Utf8PathBuf {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
     Utf8PathBuf::from(dir).parent().expect("xtask lives in the workspace").to_owned()
