@@ -67,6 +67,12 @@ pub enum Command {
     Deploy(crate::deploy::DeployArgs),
     /// Check that this machine and the target node have what kdbg needs; each failure with its fix.
     Doctor(crate::deploy::DoctorArgs),
+    /// Run components built from your tree under Delve on the node, reachable through a tunnel.
+    Debug(crate::session::DebugArgs),
+    /// Show what is under debug on the node: Delve's state, ports, since when.
+    Status(crate::session::StatusArgs),
+    /// Put the node back as it was before `kdbg debug` (idempotent; from any workstation).
+    Restore(crate::session::RestoreArgs),
     /// Write .vscode/launch.json and tasks.json entries that attach to components under dlv.
     Vscode(crate::vscode::VscodeArgs),
 }

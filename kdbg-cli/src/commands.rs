@@ -20,6 +20,9 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         Command::Components => components(),
         Command::Deploy(args) => crate::deploy::deploy(args, a.verbose),
         Command::Doctor(args) => crate::deploy::doctor(args, a.verbose),
+        Command::Debug(args) => crate::session::debug(args, a.verbose),
+        Command::Status(args) => crate::session::status(args, a.verbose),
+        Command::Restore(args) => crate::session::restore(args, a.verbose),
         Command::Vscode(args) => crate::vscode::run(args, a.verbose),
         Command::Build { sel, json } => {
             let (tree, comps, config) = select(&sel)?;

@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod deploy;
 mod render;
+mod session;
 mod vscode;
 
 use std::process::ExitCode;
@@ -51,6 +52,13 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             _ => {}
         }
         if cause.downcast_ref::<kdbg_core::node::NodeError>().is_some() {
+            return 4;
+        }
+        let session_node = cause
+            .downcast_ref::<kdbg_core::session::debug::DebugError>()
+            .and_then(|d| d.node_error())
+            .or_else(|| cause.downcast_ref::<kdbg_core::session::SessionError>().and_then(|s| s.node_error()));
+        if session_node.is_some() {
             return 4;
         }
     }

@@ -17,4 +17,5 @@ pub mod lock;
 pub mod node;
 pub mod plan;
 pub mod report;
+pub mod session;
 pub mod tree;

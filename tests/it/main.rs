@@ -4,5 +4,6 @@
 mod build_cache;
 mod dap;
 mod node;
+mod session;
 mod support;
 mod testnode;

@@ -1,0 +1,223 @@
+//! `kdbg debug`, `kdbg status`, `kdbg restore`: their arguments and how their results are printed.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use camino::Utf8PathBuf;
+use clap::Args;
+use kdbg_core::build::BuildConfig;
+use kdbg_core::component::Component;
+use kdbg_core::deploy::DeployConfig;
+use kdbg_core::flags::Profile;
+use kdbg_core::ide::vscode;
+use kdbg_core::node::target::Target;
+use kdbg_core::session::crash::{self, CrashAt};
+use kdbg_core::session::debug::{self, DebugConfig, DebugOutcome, Timeouts};
+use kdbg_core::session::journal::{now, since};
+use kdbg_core::session::restore::{self, RestoreConfig};
+use kdbg_core::session::status;
+use serde_json::json;
+
+use crate::args::Selection;
+use crate::commands::{find_tree, JSON_SCHEMA};
+use crate::deploy::TargetArgs;
+use crate::render::Terminal;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  kdbg debug apiserver                                   # minikube; attach your IDE to localhost:2345
+  kdbg debug scheduler --leader-elect=false --port 40000
+  kdbg debug apiserver --target ssh://docker@192.168.49.2 --identity ~/.minikube/machines/minikube/id_rsa
+  kdbg debug kubelet --wait-for-debugger --no-ide
+
+Delve listens on the node's 127.0.0.1 and is reached through an ssh tunnel; `kdbg restore` puts
+the cluster back (from any workstation: the journal is on the node).")]
+pub struct DebugArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Delve's port, on the node and on this workstation; further components count up from it
+    /// [default: per component, kube-apiserver 2345].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Do not write VSCode entries (.vscode/launch.json, tasks.json) in the tree.
+    #[arg(long)]
+    pub no_ide: bool,
+    /// `--leader-elect=false`: run a controller-manager or scheduler without leader election, so a
+    /// breakpoint does not lose its lease.
+    #[arg(long = "leader-elect", value_name = "BOOL", require_equals = true)]
+    pub leader_elect: Option<bool>,
+    /// Start the component halted at its entry, until a debugger continues it.
+    #[arg(long)]
+    pub wait_for_debugger: bool,
+    /// Let Delve listen on every interface of the node. DANGEROUS: Delve's API is unauthenticated
+    /// remote code execution as root.
+    #[arg(long)]
+    pub expose: bool,
+    /// Seconds to wait for the original component to stop before putting it back.
+    #[arg(long, value_name = "SECONDS", default_value_t = 90)]
+    pub stop_timeout: u64,
+    /// Print the sessions as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  kdbg status\n  kdbg status --target kind://dev --json")]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  kdbg restore                      # everything kdbg holds on the default target
+  kdbg restore apiserver --target ssh://docker@192.168.49.2
+
+Safe to run again, and from another workstation: it reads only the journal on the node.")]
+pub struct RestoreArgs {
+    /// Only these components [default: all that kdbg holds on the node].
+    #[arg(value_name = "COMPONENT")]
+    pub components: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Seconds to wait for each original to run again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub timeout: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The workstation's state directory: `$KDBG_STATE_DIR`, `$XDG_STATE_HOME/kdbg`, `~/.local/state/kdbg`.
+fn state_dir() -> Option<Utf8PathBuf> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
+    var("KDBG_STATE_DIR")
+        .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("kdbg")))
+        .or_else(|| var("HOME").map(|h| h.join(".local/state/kdbg")))
+}
+
+/// Test-only fault injection, see `kdbg_core::session::crash`.
+fn crash_at() -> CrashAt {
+    CrashAt(std::env::var(crash::ENV).ok().filter(|v| !v.is_empty()))
+}
+
+/// `--target T [--identity F] [--ssh-option O]...`, to repeat in messages and VSCode tasks.
+fn target_args(t: &TargetArgs) -> Vec<String> {
+    let mut out = vec!["--target".to_string(), t.target.to_string()];
+    if let Some(id) = &t.identity {
+        out.extend(["--identity".into(), id.to_string()]);
+    }
+    for o in &t.ssh_options {
+        out.extend(["--ssh-option".into(), o.clone()]);
+    }
+    out
+}
+
+pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
+    let comps = Component::resolve(&args.sel.components)?;
+    let tree = find_tree(&args.sel.src)?;
+    let profile = if args.sel.optimized { Profile::Optimized } else { Profile::Debug };
+    let config = DebugConfig {
+        deploy: DeployConfig { build: BuildConfig { profile }, dlv: args.target.dlv.clone() },
+        port: args.port,
+        leader_elect_false: args.leader_elect == Some(false),
+        wait_for_debugger: args.wait_for_debugger,
+        expose: args.expose,
+        tunnel: !matches!(args.target.target, Target::Local),
+        timeouts: Timeouts { stop: Duration::from_secs(args.stop_timeout), ..Timeouts::default() },
+        state_dir: state_dir(),
+        ide_target_args: (!args.no_ide).then(|| target_args(&args.target)),
+        crash: crash_at(),
+    };
+    let node = args.target.connect()?;
+    let term = Terminal::new(verbose);
+    println!("{}", vscode::START_MARKER);
+    let outcome = debug::debug(&tree, &comps, &*node, &config, &term)
+        .with_context(|| format!("failed to start debugging on {}", args.target.target))?;
+    if args.json {
+        let ide = outcome.attach.ide.as_ref().map(|r| json!(r));
+        println!(
+            "{}",
+            json!({ "schema": JSON_SCHEMA, "node": node.describe(), "sessions": outcome.sessions, "ide": ide })
+        );
+    } else {
+        print!("{}", render_debug(&outcome, &node.describe(), &target_args(&args.target)));
+    }
+    println!("{}", vscode::READY_MARKER);
+    Ok(())
+}
+
+fn render_debug(o: &DebugOutcome, node: &str, target: &[String]) -> String {
+    let mut s = String::new();
+    for x in &o.sessions {
+        s += &format!(
+            "{} runs under Delve on {node} at {} (arguments from {})\n",
+            x.component, x.listen, x.captured_from
+        );
+        s += &format!("  its output: {} on the node\n", x.log);
+        match x.local_port {
+            Some(p) => s += &format!("  dlv connect localhost:{p}\n"),
+            None => s += &format!("  dlv connect {}\n", x.listen),
+        }
+    }
+    s += &o.attach.instructions;
+    if let Some(ide) = &o.attach.ide {
+        s += &format!("VSCode: run \"kdbg: attach ...\" from {}\n", ide.launch);
+    }
+    s += &format!("when done: kdbg restore {}\n", target.join(" "));
+    s
+}
+
+pub fn status(args: StatusArgs, _verbose: bool) -> anyhow::Result<()> {
+    let node = args.target.connect()?;
+    let states = status::status(&*node, state_dir().as_deref())
+        .with_context(|| format!("failed to read the debug sessions on {}", args.target.target))?;
+    if args.json {
+        println!("{}", json!({ "schema": JSON_SCHEMA, "node": node.describe(), "components": states }));
+        return Ok(());
+    }
+    if states.is_empty() {
+        println!("nothing is under debug on {}", node.describe());
+        return Ok(());
+    }
+    println!("{:<24} {:<10} {:<18} {:<16} {:<10} PROGRAM", "COMPONENT", "STATE", "DELVE", "TUNNEL", "SINCE");
+    for st in &states {
+        let e = &st.entry;
+        let state = serde_json::to_value(e.state)?.as_str().unwrap_or_default().to_string();
+        let tunnel = st.tunnel.map(|p| format!("localhost:{p}")).unwrap_or_else(|| "-".into());
+        let delve = if st.dlv_up { e.listen.clone() } else { format!("{} (down)", e.listen) };
+        let when = since(e.started_at, now());
+        let when = when.trim_start_matches("since ");
+        println!("{:<24} {state:<10} {delve:<18} {tunnel:<16} {when:<10} {}", e.component, st.program);
+        println!("{:<24} by {} (pid {}), arguments from {}", "", e.who.host, e.who.pid, e.captured_from);
+    }
+    Ok(())
+}
+
+pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
+    let comps = Component::resolve(&args.components)?;
+    let node = args.target.connect()?;
+    let config = RestoreConfig {
+        components: comps,
+        back_timeout: Duration::from_secs(args.timeout),
+        state_dir: state_dir(),
+        crash: crash_at(),
+    };
+    let term = Terminal::new(verbose);
+    let restored = restore::restore(&*node, &config, &term)
+        .with_context(|| format!("failed to restore {}", args.target.target))?;
+    if args.json {
+        let list: Vec<_> = restored.iter().map(|r| json!({ "component": r.component, "done": r.done })).collect();
+        println!("{}", json!({ "schema": JSON_SCHEMA, "node": node.describe(), "restored": list }));
+    } else if restored.iter().all(|r| r.done.is_empty()) {
+        println!("nothing to restore on {}", node.describe());
+    } else {
+        for r in restored.iter().filter(|r| !r.done.is_empty()) {
+            println!("{}: {}", r.component, r.done.join("; "));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! The debug lifecycle on a node: capture a component's exact invocation, stop it safely, run the
+//! debug build under Delve on the node's loopback, tunnel to it, and put everything back.
+//!
+//! ```text
+//! capture-args ──▶ stop ──────────────▶ launch ─────────────▶ tunnel
+//!  /proc/PID        journal: stopping     journal: launching     ssh -L localhost:P
+//!  manifest         manifest → backup     setsid dlv exec …      → node 127.0.0.1:P
+//!  systemd unit     wait: pid gone,       wait: Delve listens,   (pid kept in the
+//!                   ports free            component serves       workstation's state)
+//! ```
+//!
+//! Every change on the node is preceded by a durable write of the journal
+//! (`/var/lib/kdbg/journal.json`, see [`journal`]), so `kdbg restore` can undo a session whose
+//! kdbg was killed at any point, from any workstation. Restore is idempotent: it kills whatever
+//! runs the debug build, puts the manifest back byte-identical (or starts the unit), waits until
+//! the original runs again, and only then forgets the entry.
+//!
+//! Static pod manifests are never copied or renamed *inside* `/etc/kubernetes/manifests`: the
+//! kubelet runs every non-hidden file there, so a backup left beside the original would start a
+//! second copy. Backups live in `/var/lib/kdbg/backup`; temporary files are dotfiles.
+//!
+//! Delve listens on `127.0.0.1` unless `--expose` is given: its API is unauthenticated remote
+//! code execution as root. It runs with `--only-same-user=false` because the ssh forward's
+//! connection comes from the login user's sshd, not from root.
+//!
+//! Fault injection for tests: [`crash::CrashAt`] (`KDBG_TEST_CRASH_AT`).
+
+mod error;
+
+pub mod attach;
+pub mod capture;
+pub mod crash;
+pub mod debug;
+pub mod journal;
+pub mod launch;
+pub mod manifest;
+pub mod preflight;
+pub mod procs;
+pub mod restore;
+pub mod status;
+pub mod stop;
+pub mod systemd;
+pub mod tunnels;
+
+pub use crate::node::{BIN_DIR, KDBG_DIR};
+pub use error::SessionError;
+
+/// The journal of what kdbg changed on the node.
+pub const JOURNAL: &str = "/var/lib/kdbg/journal.json";
+/// Where static pod manifests wait while their component is under debug.
+pub const BACKUP_DIR: &str = "/var/lib/kdbg/backup";
+/// Delve's and the debug build's output, `<name>.log`.
+pub const LOG_DIR: &str = "/var/log/kdbg";
+
+/// The debug build of `name` on the node.
+pub fn binary_path(name: &str) -> String {
+    format!("{BIN_DIR}/{name}")
+}
+
+/// Delve on the node.
+pub fn dlv_path() -> String {
+    format!("{BIN_DIR}/dlv")
+}

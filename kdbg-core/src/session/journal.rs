@@ -1,0 +1,219 @@
+//! The journal on the node (`/var/lib/kdbg/journal.json`): what kdbg changed and how to undo it.
+//!
+//! It is written (atomically, fsynced) BEFORE each change, so a kdbg killed at any point leaves a
+//! journal that `kdbg restore` — from this or any other workstation — can act on. It holds paths,
+//! hashes, pids and arguments, never the contents of files (certificates and keys stay where the
+//! manifest points) and never environment values (only their names).
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::{SessionError, JOURNAL};
+use crate::node::{Node, Privilege};
+
+/// Version of the journal's JSON.
+pub const JOURNAL_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    pub schema: u32,
+    /// By component name.
+    pub components: BTreeMap<String, Entry>,
+}
+
+/// Where a component is in its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// About to stop the original (its manifest may be in the backup directory already).
+    Stopping,
+    /// The original is gone; Delve not started yet.
+    Stopped,
+    /// About to start Delve (it may be running without its pid recorded).
+    Launching,
+    /// Delve runs the debug build (`dlv_pid`).
+    Launched,
+    /// `kdbg restore` is putting it back.
+    Restoring,
+}
+
+/// How the original runs, and what kdbg moved to stop it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum How {
+    StaticPod {
+        /// `/etc/kubernetes/manifests/kube-apiserver.yaml`.
+        manifest: String,
+        /// sha256 of the manifest as kdbg found it; restore puts exactly these bytes back.
+        sha256: String,
+        /// Its permission bits.
+        mode: u32,
+        /// Where it waits meanwhile, outside the kubelet's directory.
+        backup: String,
+    },
+    Systemd {
+        unit: String,
+    },
+}
+
+/// Who started a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Who {
+    /// The workstation's hostname.
+    pub host: String,
+    pub pid: u32,
+}
+
+impl Who {
+    pub fn me() -> Who {
+        let mut buf = [0u8; 256];
+        // SAFETY: gethostname writes at most buf.len() bytes into buf.
+        let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        let host = if ok { String::from_utf8_lossy(&buf[..end]).into_owned() } else { "unknown".into() };
+        Who { host, pid: std::process::id() }
+    }
+}
+
+/// One component under debug.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub component: String,
+    pub state: State,
+    pub who: Who,
+    /// Unix seconds.
+    pub started_at: u64,
+    pub updated_at: u64,
+    pub how: How,
+    /// Where the arguments came from: `process 1234`, `manifest`, `unit`.
+    pub captured_from: String,
+    /// The original ran when kdbg came (restore waits for it to run again only then).
+    pub was_running: bool,
+    /// The debug build's argv: the captured one with argv[0] replaced.
+    pub args: Vec<String>,
+    /// Names of the environment variables passed on (values stay out of the journal).
+    pub env_names: Vec<String>,
+    /// Ports the component serves on.
+    pub ports: Vec<u16>,
+    /// The debug build and Delve on the node.
+    pub binary: String,
+    pub dlv: String,
+    /// Delve's listen address on the node, e.g. `127.0.0.1:2345`.
+    pub listen: String,
+    pub port: u16,
+    pub dlv_pid: Option<u32>,
+    /// Delve's and the component's output.
+    pub log: String,
+}
+
+impl Entry {
+    /// `kdbg on HOST (pid N) since T, Delve on 127.0.0.1:2345`, for messages.
+    pub fn holder(&self) -> String {
+        format!(
+            "kdbg on {} (pid {}) {}, Delve on {}, state {:?}",
+            self.who.host,
+            self.who.pid,
+            since(self.started_at, now()),
+            self.listen,
+            self.state
+        )
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// `since 3m12s` (how long ago `then` was).
+pub fn since(then: u64, now: u64) -> String {
+    let s = now.saturating_sub(then);
+    match s {
+        0..=59 => format!("since {s}s"),
+        60..=3599 => format!("since {}m{:02}s", s / 60, s % 60),
+        _ => format!("since {}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Reads the node's journal; an absent journal is an empty one.
+pub fn load(node: &dyn Node) -> Result<Journal, SessionError> {
+    let Some(bytes) = node.read_file(JOURNAL, Privilege::Root)? else {
+        return Ok(Journal { schema: JOURNAL_SCHEMA, components: BTreeMap::new() });
+    };
+    let bad = |detail: String| SessionError::Journal { node: node.describe(), path: JOURNAL.into(), detail };
+    let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if journal.schema != JOURNAL_SCHEMA {
+        return Err(bad(format!("schema {} (this kdbg knows {JOURNAL_SCHEMA})", journal.schema)));
+    }
+    Ok(journal)
+}
+
+/// Writes the journal durably; an empty journal removes the file.
+pub fn save(node: &dyn Node, journal: &Journal) -> Result<(), SessionError> {
+    if journal.components.is_empty() {
+        let out = node.exec(&["rm", "-f", JOURNAL], Privilege::Root, &[])?;
+        if !out.success() {
+            return Err(SessionError::Journal {
+                node: node.describe(),
+                path: JOURNAL.into(),
+                detail: out.stderr_str(),
+            });
+        }
+        return Ok(());
+    }
+    let mut bytes = serde_json::to_vec_pretty(journal).expect("the journal serializes");
+    bytes.push(b'\n');
+    node.write_file(JOURNAL, &bytes, 0o600, Privilege::Root)?;
+    Ok(())
+}
+
+/// Sets one component's entry (and its update time), then saves.
+pub fn put(node: &dyn Node, journal: &mut Journal, mut entry: Entry) -> Result<(), SessionError> {
+    entry.updated_at = now();
+    journal.components.insert(entry.component.clone(), entry);
+    save(node, journal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_reads_naturally() {
+        assert_eq!(since(100, 105), "since 5s");
+        assert_eq!(since(100, 292), "since 3m12s");
+        assert_eq!(since(0, 7260), "since 2h01m");
+        assert_eq!(since(10, 5), "since 0s");
+    }
+
+    #[test]
+    fn entries_round_trip_through_json() {
+        let e = Entry {
+            component: "kube-apiserver".into(),
+            state: State::Launched,
+            who: Who { host: "ws".into(), pid: 1 },
+            started_at: 1,
+            updated_at: 2,
+            how: How::StaticPod { manifest: "/m".into(), sha256: "ab".into(), mode: 0o600, backup: "/b".into() },
+            captured_from: "process 7".into(),
+            was_running: true,
+            args: vec!["/var/lib/kdbg/bin/kube-apiserver".into(), "--secure-port=8443".into()],
+            env_names: vec!["PATH".into()],
+            ports: vec![8443],
+            binary: "/var/lib/kdbg/bin/kube-apiserver".into(),
+            dlv: "/var/lib/kdbg/bin/dlv".into(),
+            listen: "127.0.0.1:2345".into(),
+            port: 2345,
+            dlv_pid: Some(9),
+            log: "/var/log/kdbg/kube-apiserver.log".into(),
+        };
+        let mut j = Journal { schema: JOURNAL_SCHEMA, ..Journal::default() };
+        j.components.insert(e.component.clone(), e);
+        let text = serde_json::to_string(&j).unwrap();
+        assert!(text.contains(r#""kind":"static_pod""#) && text.contains(r#""state":"launched""#), "{text}");
+        assert_eq!(serde_json::from_str::<Journal>(&text).unwrap(), j);
+        assert!(j.components["kube-apiserver"].holder().starts_with("kdbg on ws (pid 1) since "));
+    }
+}

@@ -1,0 +1,181 @@
+//! Starting the debug build under Delve on the node, detached from the ssh session, and waiting
+//! (bounded) until Delve listens and the component serves.
+
+use std::time::{Duration, Instant};
+
+use super::{procs, SessionError};
+use crate::node::{Node, NodeError, Privilege};
+use crate::report::Reporter;
+
+/// Starts `$@` in a new session, stdin from /dev/null, output appended to `$1` (the log), cwd `$2`;
+/// prints the pid that becomes Delve (the inner `sh` execs it, whether or not `setsid` forked).
+/// The command line is not logged: it holds the environment's values.
+const START: &str = r#"set -u
+log=$1 wd=$2; shift 2
+mkdir -p "${log%/*}" && cd "$wd" || exit 1
+echo "--- kdbg: Delve starts $(date -u '+%Y-%m-%dT%H:%M:%SZ')" >> "$log" || exit 1
+setsid sh -c 'echo $$; exec "$@" </dev/null >>"$0" 2>&1' "$log" "$@" &"#;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchSpec {
+    pub dlv: String,
+    /// The debug build's argv (argv[0] is the binary).
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: String,
+    /// `127.0.0.1:2345` (or `0.0.0.0:2345` with `--expose`).
+    pub listen: String,
+    /// `--continue`: run at once; without it the program waits at its entry for a debugger.
+    pub run: bool,
+    pub log: String,
+}
+
+impl LaunchSpec {
+    /// The node command: `env -i ENV... dlv exec BINARY --headless ... -- ARGS...`.
+    pub fn command(&self) -> Vec<String> {
+        let mut cmd = vec!["env".to_string(), "-i".into()];
+        cmd.extend(self.env.iter().map(|(k, v)| format!("{k}={v}")));
+        cmd.extend([
+            self.dlv.clone(),
+            "exec".into(),
+            self.args[0].clone(),
+            "--headless".into(),
+            format!("--listen={}", self.listen),
+            "--api-version=2".into(),
+            "--accept-multiclient".into(),
+            // The forwarded connection comes from the login user's sshd, not from root.
+            "--only-same-user=false".into(),
+        ]);
+        if self.run {
+            cmd.push("--continue".into());
+        }
+        cmd.push("--".into());
+        cmd.extend(self.args[1..].iter().cloned());
+        cmd
+    }
+}
+
+/// Starts Delve detached; returns its pid on the node.
+pub fn spawn(node: &dyn Node, spec: &LaunchSpec) -> Result<u32, SessionError> {
+    let mut argv =
+        vec!["sh".to_string(), "-c".into(), START.into(), "kdbg".into(), spec.log.clone(), spec.working_dir.clone()];
+    argv.extend(spec.command());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = node.exec(&argv, Privilege::Root, &[])?;
+    let pid = out.stdout_str().trim().parse().ok().filter(|_| out.success());
+    pid.ok_or_else(|| {
+        SessionError::Node(NodeError::Command {
+            node: node.describe(),
+            cmd: format!("start {}", spec.dlv),
+            status: out.status,
+            stderr: out.stderr_str().trim().to_string(),
+        })
+    })
+}
+
+/// Waits until Delve listens on `port`; an error with the log's tail if it exits or times out.
+pub fn wait_listening(
+    node: &dyn Node,
+    component: &str,
+    spec: &LaunchSpec,
+    pid: u32,
+    port: u16,
+    timeout: Duration,
+) -> Result<(), SessionError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let poll = procs::poll(node, &[pid])?;
+        let detail = if poll.alive.is_empty() {
+            "Delve exited".to_string()
+        } else if poll.listening(port).is_some() {
+            return Ok(());
+        } else if Instant::now() >= deadline {
+            format!("Delve does not listen on {} after {}s", spec.listen, timeout.as_secs())
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        return Err(SessionError::Dlv {
+            component: component.into(),
+            node: node.describe(),
+            detail,
+            log: spec.log.clone(),
+            tail: log_tail(node, &spec.log),
+        });
+    }
+}
+
+/// Waits (bounded) until the debug build listens on its ports; only warns if it does not, since
+/// a program held by a breakpoint or still starting is not a failure of kdbg's.
+pub fn wait_serving(
+    node: &dyn Node,
+    component: &str,
+    spec: &LaunchSpec,
+    dlv_pid: u32,
+    ports: &[u16],
+    timeout: Duration,
+    reporter: &dyn Reporter,
+) -> Result<(), SessionError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let poll = procs::poll(node, &[dlv_pid])?;
+        // Delve stays up when its program exits: look for the program itself.
+        let program = procs::exes(node)?.iter().any(|(_, exe)| *exe == spec.args[0]);
+        if poll.alive.is_empty() || !program {
+            let detail = match program {
+                true => "Delve exited while the program started",
+                false => "the debug build exited as it started (Delve stays, the program is gone)",
+            };
+            return Err(SessionError::Dlv {
+                component: component.into(),
+                node: node.describe(),
+                detail: detail.into(),
+                log: spec.log.clone(),
+                tail: log_tail(node, &spec.log),
+            });
+        }
+        if ports.iter().all(|p| poll.listening(*p).is_some()) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            reporter.warn(format!(
+                "{component} does not listen on {ports:?} after {}s under Delve; its log ({}):\n{}",
+                timeout.as_secs(),
+                spec.log,
+                log_tail(node, &spec.log)
+            ));
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The last lines of a log on the node, indented (for error messages).
+pub fn log_tail(node: &dyn Node, log: &str) -> String {
+    let out = node.exec(&["tail", "-n", "15", log], Privilege::Root, &[]);
+    let text = out.map(|o| o.stdout_str()).unwrap_or_default();
+    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delve_command_line() {
+        let spec = LaunchSpec {
+            dlv: "/var/lib/kdbg/bin/dlv".into(),
+            args: vec!["/var/lib/kdbg/bin/kube-apiserver".into(), "--secure-port=8443".into(), "--v=2".into()],
+            env: vec![("PATH".into(), "/bin".into())],
+            working_dir: "/".into(),
+            listen: "127.0.0.1:2345".into(),
+            run: true,
+            log: "/var/log/kdbg/kube-apiserver.log".into(),
+        };
+        expect_test::expect![[r#"env -i PATH=/bin /var/lib/kdbg/bin/dlv exec /var/lib/kdbg/bin/kube-apiserver --headless --listen=127.0.0.1:2345 --api-version=2 --accept-multiclient --only-same-user=false --continue -- --secure-port=8443 --v=2"#]]
+            .assert_eq(&spec.command().join(" "));
+        let waiting = LaunchSpec { run: false, ..spec };
+        assert!(!waiting.command().contains(&"--continue".to_string()));
+    }
+}

@@ -1,0 +1,187 @@
+//! `kdbg restore`: undo what the journal says, in reverse — kill Delve and the debug build, put
+//! the manifest back byte-identical (or start the unit), wait until the original runs again, then
+//! forget the entry. Idempotent, and needs nothing but the node's journal.
+
+use std::time::{Duration, Instant};
+
+use camino::Utf8PathBuf;
+
+use super::crash::CrashAt;
+use super::journal::{self, Entry, State};
+use super::{binary_path, dlv_path, procs, stop, tunnels, SessionError, BIN_DIR};
+use crate::component::Component;
+use crate::node::Node;
+use crate::report::{Reporter, StepStatus};
+
+#[derive(Debug, Clone)]
+pub struct RestoreConfig {
+    /// Only these components (all that the journal holds when empty).
+    pub components: Vec<&'static Component>,
+    /// How long to wait for the original to run again.
+    pub back_timeout: Duration,
+    /// The workstation's state directory (tunnels); `None`: no local tunnels to stop.
+    pub state_dir: Option<Utf8PathBuf>,
+    pub crash: CrashAt,
+}
+
+impl Default for RestoreConfig {
+    fn default() -> RestoreConfig {
+        RestoreConfig {
+            components: Vec::new(),
+            back_timeout: Duration::from_secs(120),
+            state_dir: None,
+            crash: CrashAt::default(),
+        }
+    }
+}
+
+/// What restore did for one component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    pub component: String,
+    pub done: Vec<String>,
+}
+
+/// Restores every component the journal holds (or those asked for); components without an entry
+/// still get their stray debug processes killed and their local tunnels stopped.
+pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) -> Result<Vec<Restored>, SessionError> {
+    let mut journal = journal::load(node)?;
+    let mut names: Vec<String> = match cfg.components.is_empty() {
+        true => journal.components.keys().cloned().collect(),
+        false => cfg.components.iter().map(|c| c.name.to_string()).collect(),
+    };
+    // Reverse of the order sessions were started in.
+    names.sort_by_key(|n| std::cmp::Reverse(journal.components.get(n).map(|e| (e.started_at, e.updated_at))));
+    let mut out = Vec::new();
+    let mut first_error = None;
+    for name in &names {
+        let id = format!("restore:{name}");
+        reporter.step(&id, StepStatus::Started);
+        let started = Instant::now();
+        match restore_one(node, &mut journal, name, cfg) {
+            Ok(r) => {
+                reporter.step(&id, StepStatus::Done { seconds: started.elapsed().as_secs_f64() });
+                out.push(r);
+            }
+            Err(e) => {
+                reporter.step(&id, StepStatus::Failed { error: e.to_string() });
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if cfg.components.is_empty() {
+        // Debug builds nobody journaled (a journal removed by hand): kdbg's own binaries only.
+        let strays = strays(node, None)?;
+        if !strays.is_empty() {
+            reporter.warn(format!("killed debug processes no journal entry accounted for: {strays:?}"));
+            procs::kill(node, &strays)?;
+        }
+    }
+    if let Some(dir) = &cfg.state_dir {
+        let only: Vec<&str> = cfg.components.iter().map(|c| c.name).collect();
+        let stopped = tunnels::stop(dir, &node.describe(), &only).map_err(|source| SessionError::Local {
+            what: "update".into(),
+            path: dir.join(tunnels::FILE).to_string(),
+            source,
+        })?;
+        for t in stopped {
+            reporter.info(format!("stopped the tunnel localhost:{} (pid {}) for {}", t.local_port, t.pid, t.component));
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+fn restore_one(
+    node: &dyn Node,
+    journal: &mut journal::Journal,
+    name: &str,
+    cfg: &RestoreConfig,
+) -> Result<Restored, SessionError> {
+    let mut done = Vec::new();
+    let Some(mut entry) = journal.components.get(name).cloned() else {
+        let strays = strays(node, Some(name))?;
+        procs::kill(node, &strays)?;
+        if !strays.is_empty() {
+            done.push(format!("killed stray debug processes {strays:?}"));
+        }
+        return Ok(Restored { component: name.into(), done });
+    };
+    let id = format!("restore:{name}");
+    entry.state = State::Restoring;
+    journal::put(node, journal, entry.clone())?;
+    cfg.crash.point(&format!("{id}#journal"));
+
+    let victims = strays(node, Some(name))?;
+    procs::kill(node, &victims)?;
+    if !victims.is_empty() {
+        done.push(format!("killed Delve and the debug build (pids {victims:?})"));
+    }
+    cfg.crash.point(&format!("{id}#killed"));
+
+    stop::put_back(node, &entry.how).map_err(|detail| SessionError::Restore {
+        component: name.into(),
+        node: node.describe(),
+        detail,
+    })?;
+    done.push(match &entry.how {
+        journal::How::StaticPod { manifest, .. } => format!("put {manifest} back"),
+        journal::How::Systemd { unit } => format!("started {unit}"),
+    });
+    cfg.crash.point(&format!("{id}#manifest"));
+
+    let back = if entry.was_running { wait_back(node, &entry, cfg.back_timeout)? } else { true };
+    journal.components.remove(name);
+    journal::save(node, journal)?;
+    cfg.crash.point(&id);
+    if !back {
+        return Err(SessionError::NotBack {
+            component: name.into(),
+            node: node.describe(),
+            seconds: cfg.back_timeout.as_secs(),
+        });
+    }
+    if entry.was_running {
+        done.push("the original runs again".into());
+    }
+    Ok(Restored { component: name.into(), done })
+}
+
+/// Processes running kdbg's debug build of `name` (all components when `None`), and the Delves
+/// that run them — whether or not the journal recorded their pids.
+fn strays(node: &dyn Node, name: Option<&str>) -> Result<Vec<u32>, SessionError> {
+    let exes = procs::exes(node)?;
+    let ours = |exe: &str| match name {
+        Some(n) => exe == binary_path(n),
+        None => exe.starts_with(&format!("{BIN_DIR}/")) && exe != dlv_path(),
+    };
+    let mut pids: Vec<u32> = exes.iter().filter(|(_, e)| ours(e)).map(|(p, _)| *p).collect();
+    let dlvs: Vec<u32> = exes.iter().filter(|(_, e)| *e == dlv_path()).map(|(p, _)| *p).collect();
+    for (pid, argv) in procs::cmdlines(node, &dlvs)? {
+        // `dlv exec BINARY ...`
+        if argv.get(1).map(String::as_str) == Some("exec") && argv.get(2).is_some_and(|b| ours(b)) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
+/// Waits until the original (not kdbg's build) runs and listens on its ports.
+fn wait_back(node: &dyn Node, entry: &Entry, timeout: Duration) -> Result<bool, SessionError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pids = procs::running(node, &entry.component, BIN_DIR)?;
+        if !pids.is_empty() {
+            let poll = procs::poll(node, &[])?;
+            if entry.ports.iter().all(|p| poll.listening(*p).is_some()) {
+                return Ok(true);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,67 @@
+//! `kdbg status`: what the node's journal holds, whether Delve still runs, and what the debugged
+//! program does (running / halted where / exited), asked of Delve over JSON-RPC through a tunnel.
+
+use std::time::Duration;
+
+use camino::Utf8Path;
+use serde::Serialize;
+
+use super::journal::{self, Entry};
+use super::{procs, tunnels, SessionError};
+use crate::dlv::DlvClient;
+use crate::node::Node;
+
+/// One component under debug.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentStatus {
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// Delve's process is alive and listens on its port.
+    pub dlv_up: bool,
+    /// `running`, `halted at pkg/healthz/healthz.go:29`, `exited (status 1)`, or why it is unknown.
+    pub program: String,
+    /// The tunnel this workstation holds to it, if any: `localhost:<port>`.
+    pub tunnel: Option<u16>,
+}
+
+/// Reads the journal and asks each Delve for its state.
+pub fn status(node: &dyn Node, state_dir: Option<&Utf8Path>) -> Result<Vec<ComponentStatus>, SessionError> {
+    let journal = journal::load(node)?;
+    let records = state_dir.and_then(|d| tunnels::load(d).ok()).unwrap_or_default();
+    let mut out = Vec::new();
+    for entry in journal.components.into_values() {
+        let poll = procs::poll(node, &entry.dlv_pid.into_iter().collect::<Vec<_>>())?;
+        let dlv_up = !poll.alive.is_empty() && poll.listening(entry.port).is_some();
+        let tunnel = records
+            .iter()
+            .find(|r| r.node == node.describe() && r.component == entry.component && r.alive())
+            .map(|r| r.local_port);
+        let program = if dlv_up { program_state(node, entry.port, tunnel) } else { "Delve is not running".into() };
+        out.push(ComponentStatus { entry, dlv_up, program, tunnel });
+    }
+    Ok(out)
+}
+
+/// Asks Delve through the workstation's tunnel, or through a short-lived one.
+fn program_state(node: &dyn Node, port: u16, tunnel: Option<u16>) -> String {
+    let (local, _temporary) = match tunnel {
+        Some(p) => (p, None),
+        None => match node.forward(0, port) {
+            Ok(t) => (t.local_port(), Some(t)),
+            Err(e) => return format!("unknown (no tunnel: {e})"),
+        },
+    };
+    let state = DlvClient::connect(&format!("127.0.0.1:{local}"), Duration::from_secs(5)).and_then(|mut c| {
+        c.call_timeout = Duration::from_secs(5);
+        c.state_nonblocking()
+    });
+    match state {
+        Err(e) => format!("unknown ({e})"),
+        Ok(s) if s.exited => format!("exited (status {})", s.exit_status),
+        Ok(s) if s.running => "running".into(),
+        Ok(s) => match s.current_thread {
+            Some(l) => format!("halted at {}:{}", l.file, l.line),
+            None => "halted".into(),
+        },
+    }
+}

@@ -1,0 +1,144 @@
+//! Stopping the original safely: journal first, then the static pod's manifest moves out of the
+//! kubelet's directory (or `systemctl stop`), then a bounded wait until the process is gone and its
+//! ports are free. On timeout the manifest goes back and the node is as it was.
+
+use std::time::{Duration, Instant};
+
+use super::capture::Captured;
+use super::crash::CrashAt;
+use super::journal::{self, Entry, How, Journal, State};
+use super::{procs, SessionError};
+use crate::node::{Node, Privilege};
+
+/// Removes the manifest and makes the removal durable (`$1` file, `$2` its directory).
+const REMOVE: &str = r#"rm -f "$1" && { sync "$2" 2>/dev/null || sync; }"#;
+
+/// Stops the original. The entry (state `Stopping`) is journaled before anything changes.
+pub fn stop(
+    node: &dyn Node,
+    cap: &Captured,
+    journal: &mut Journal,
+    entry: &mut Entry,
+    timeout: Duration,
+    crash: &CrashAt,
+) -> Result<(), SessionError> {
+    let id = format!("stop:{}", cap.component.name);
+    entry.state = State::Stopping;
+    journal::put(node, journal, entry.clone())?;
+    crash.point(&format!("{id}#journal"));
+    match &cap.how {
+        How::StaticPod { manifest, mode, backup, .. } => {
+            let bytes = cap.manifest_bytes.as_deref().expect("static pods are captured with their manifest");
+            node.write_file(backup, bytes, *mode, Privilege::Root)?;
+            crash.point(&format!("{id}#backup"));
+            let dir = manifest.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+            run(node, REMOVE, &[manifest, dir], &format!("remove {manifest}"))?;
+            crash.point(&format!("{id}#moved"));
+        }
+        How::Systemd { unit } => {
+            crash.point(&format!("{id}#backup"));
+            run(node, "systemctl stop \"$1\"", &[unit], &format!("systemctl stop {unit}"))?;
+            crash.point(&format!("{id}#moved"));
+        }
+    }
+    if let Err(waiting) = wait_stopped(node, cap.pid, &entry.ports, timeout)? {
+        let put_back = put_back(node, &cap.how).is_ok() && {
+            journal.components.remove(cap.component.name);
+            journal::save(node, journal).is_ok()
+        };
+        return Err(SessionError::StopTimeout {
+            component: cap.component.name.into(),
+            node: node.describe(),
+            seconds: timeout.as_secs(),
+            waiting,
+            put_back,
+        });
+    }
+    entry.state = State::Stopped;
+    journal::put(node, journal, entry.clone())?;
+    crash.point(&id);
+    Ok(())
+}
+
+/// Polls until `pid` is gone and nothing listens on `ports`; `Err(what is still there)` on timeout.
+pub fn wait_stopped(
+    node: &dyn Node,
+    pid: Option<u32>,
+    ports: &[u16],
+    timeout: Duration,
+) -> Result<Result<(), String>, SessionError> {
+    let deadline = Instant::now() + timeout;
+    let pids: Vec<u32> = pid.into_iter().collect();
+    loop {
+        let poll = procs::poll(node, &pids)?;
+        let mut left = Vec::new();
+        if let Some(p) = poll.alive.first() {
+            left.push(format!("pid {p} still runs"));
+        }
+        for port in ports {
+            if poll.listening(*port).is_some() {
+                left.push(format!("port {port} is still listened on"));
+            }
+        }
+        if left.is_empty() {
+            return Ok(Ok(()));
+        }
+        if Instant::now() >= deadline {
+            return Ok(Err(left.join(", ")));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Puts the original back in place: the manifest's exact bytes (verified against the journaled
+/// sha256), or `systemctl start`. Idempotent; the backup is removed only once the manifest is back.
+pub fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
+    match how {
+        How::StaticPod { manifest, sha256, mode, backup } => {
+            let sums = node.sha256s(&[manifest, backup]).map_err(|e| e.to_string())?;
+            match (&sums[0], &sums[1]) {
+                (Some(m), _) if m == sha256 => {}
+                (Some(_), _) => {
+                    return Err(format!(
+                        "{manifest} holds other bytes than the manifest kdbg moved away (changed by someone since?); \
+                         kdbg's copy of the original is {backup}"
+                    ))
+                }
+                (None, Some(b)) if b == sha256 => {
+                    let bytes = node
+                        .read_file(backup, Privilege::Root)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("{backup} vanished"))?;
+                    node.write_file(manifest, &bytes, *mode, Privilege::Root).map_err(|e| e.to_string())?;
+                }
+                (None, _) => {
+                    return Err(format!(
+                        "neither {manifest} nor its backup {backup} holds the original (sha256 {sha256})"
+                    ))
+                }
+            }
+            // The backup directory goes too once empty: kdbg leaves nothing it does not need.
+            let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
+            run(node, script, &[backup], &format!("remove {backup}")).map(drop).map_err(|e| e.to_string())
+        }
+        How::Systemd { unit } => run(node, "systemctl start \"$1\"", &[unit], &format!("systemctl start {unit}"))
+            .map(drop)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Runs a small root script with arguments; a failure is an error naming `what`.
+pub(crate) fn run(node: &dyn Node, script: &str, args: &[&str], what: &str) -> Result<String, SessionError> {
+    let mut argv = vec!["sh", "-c", script, "kdbg"];
+    argv.extend_from_slice(args);
+    let out = node.exec(&argv, Privilege::Root, &[])?;
+    if !out.success() {
+        return Err(SessionError::Node(crate::node::NodeError::Command {
+            node: node.describe(),
+            cmd: what.into(),
+            status: out.status,
+            stderr: out.stderr_str().trim().to_string(),
+        }));
+    }
+    Ok(out.stdout_str())
+}

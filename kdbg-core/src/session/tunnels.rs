@@ -1,0 +1,113 @@
+//! The workstation's record of the tunnels kdbg left running for IDEs (`tunnels.json` in the
+//! state directory), so `kdbg restore` can stop them. The node's journal cannot hold them: a pid
+//! means something only on the workstation that started it.
+
+use std::io;
+
+use camino::Utf8Path;
+use serde::{Deserialize, Serialize};
+
+pub const FILE: &str = "tunnels.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelRecord {
+    /// The node, as `Node::describe` names it.
+    pub node: String,
+    pub component: String,
+    pub local_port: u16,
+    pub remote_port: u16,
+    pub pid: u32,
+    pub started_at: u64,
+}
+
+impl TunnelRecord {
+    /// The process still runs and still looks like this forward (not a reused pid).
+    pub fn alive(&self) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else { return false };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let local = format!(":{}:", self.local_port);
+        let remote = format!(":{}", self.remote_port);
+        args.iter().any(|a| a.contains(&local) && a.ends_with(&remote))
+    }
+}
+
+pub fn load(dir: &Utf8Path) -> io::Result<Vec<TunnelRecord>> {
+    match std::fs::read(dir.join(FILE)) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_default()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn save(dir: &Utf8Path, records: &[TunnelRecord]) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{FILE}.{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(records).expect("records serialize"))?;
+    std::fs::rename(&tmp, dir.join(FILE))
+}
+
+/// Records a detached tunnel (replacing any record of the same node and component).
+pub fn add(dir: &Utf8Path, record: TunnelRecord) -> io::Result<()> {
+    let mut records = load(dir)?;
+    records.retain(|r| !(r.node == record.node && r.component == record.component));
+    records.push(record);
+    save(dir, &records)
+}
+
+/// Stops the tunnels to `node` (for `components`, all when empty) and forgets them; returns those
+/// that were still running.
+pub fn stop(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Vec<TunnelRecord>> {
+    let records = load(dir)?;
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (gone, kept): (Vec<_>, Vec<_>) = records
+        .into_iter()
+        .partition(|r| r.node == node && (components.is_empty() || components.contains(&r.component.as_str())));
+    let mut stopped = Vec::new();
+    for r in gone {
+        if r.alive() {
+            if let Ok(pid) = i32::try_from(r.pid) {
+                // SAFETY: signals one process that `alive` just identified as this forward.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            stopped.push(r);
+        }
+    }
+    for r in &stopped {
+        for _ in 0..50 {
+            if !r.alive() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    save(dir, &kept)?;
+    Ok(stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_replace_and_stop_only_their_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        let rec = |node: &str, c: &str| TunnelRecord {
+            node: node.into(),
+            component: c.into(),
+            local_port: 1,
+            remote_port: 2,
+            pid: u32::MAX - 1,
+            started_at: 0,
+        };
+        add(dir, rec("a", "x")).unwrap();
+        add(dir, rec("a", "x")).unwrap();
+        add(dir, rec("b", "x")).unwrap();
+        assert_eq!(load(dir).unwrap().len(), 2);
+        // Not running: nothing stopped, but the record is forgotten.
+        assert!(stop(dir, "a", &[]).unwrap().is_empty());
+        assert_eq!(load(dir).unwrap(), [rec("b", "x")]);
+    }
+}

@@ -1,0 +1,274 @@
+//! `kdbg debug` / `status` / `restore` on a test node with the fixture tree, real dlv and real sshd:
+//! a breakpoint hit through the tunnel, restore byte-identical, loopback-only Delve, faults.
+
+mod bad_inputs;
+mod faults;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kdbg_core::dlv::DlvClient;
+use kdbg_tests::{TestNode, TestNodeConfig};
+
+use crate::support::{Out, Run, Tree, GO_BIN};
+
+/// The node's apiserver port (each node has its own network namespace).
+const API_PORT: u16 = 8443;
+/// An environment value and a key's contents that must never reach the journal or kdbg's output.
+const SECRET: &str = "s3cr3t-env-value";
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKdbgkdbgkdbg\n-----END PRIVATE KEY-----\n";
+/// Where the original, release-built apiserver lives on the node.
+const RELEASE_BIN: &str = "/var/lib/minikube/binaries/kube-apiserver";
+
+/// A plain `make all` of the fixture apiserver: what a cluster runs (stripped, optimised).
+fn release_binary() -> &'static PathBuf {
+    static BUILT: OnceLock<(Tree, PathBuf)> = OnceLock::new();
+    &BUILT
+        .get_or_init(|| {
+            let t = Tree::fixture();
+            let out = std::process::Command::new("make")
+                .args(["all", "WHAT=cmd/kube-apiserver"])
+                .current_dir(&t.root)
+                .env("PATH", format!("{GO_BIN}:/usr/bin:/bin"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let bin = t.path("_output/bin/kube-apiserver");
+            (t, bin)
+        })
+        .1
+}
+
+/// A test node running the release apiserver from a kubeadm-shaped static pod manifest, plus a
+/// fixture tree to debug it from and a private workstation state directory.
+pub struct Lab {
+    pub node: TestNode,
+    pub tree: Tree,
+    pub state: tempfile::TempDir,
+    /// Delve's port (free on this host: the tunnel's end has the same number).
+    pub port: u16,
+}
+
+impl Lab {
+    pub fn up(prefix: &str) -> Lab {
+        let node = TestNode::up(TestNodeConfig::unique(prefix).bin(env!("CARGO_BIN_EXE_kdbg-testnode"))).unwrap();
+        let bin = node.host_path(RELEASE_BIN);
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::copy(release_binary(), &bin).unwrap();
+        std::fs::write(node.host_path("/var/lib/minikube/certs/sa.key"), KEY).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let lab = Lab { node, tree: Tree::fixture(), state: tempfile::tempdir().unwrap(), port };
+        std::fs::write(lab.manifest_path(), lab.manifest()).unwrap();
+        lab.wait_healthz();
+        lab
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.node.manifests_dir().join("kube-apiserver.yaml")
+    }
+
+    /// As kubeadm v1.20 writes it (minikube's paths), serving plain HTTP on the node's address.
+    pub fn manifest(&self) -> String {
+        let ip = self.node.ip();
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    \
+             kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: {ip}:{API_PORT}\n  \
+             labels:\n    component: kube-apiserver\n    tier: control-plane\n  name: kube-apiserver\n  \
+             namespace: kube-system\nspec:\n  containers:\n  - command:\n    - {RELEASE_BIN}\n    \
+             - --advertise-address={ip}\n    - --allow-privileged=true\n    - --bind-address={ip}\n    \
+             - --client-ca-file=/var/lib/minikube/certs/ca.crt\n    - --etcd-servers=http://127.0.0.1:2379\n    \
+             - --secure-port={API_PORT}\n    - --service-account-issuer=https://kubernetes.default.svc.cluster.local\n    \
+             - --service-account-key-file=/var/lib/minikube/certs/sa.pub\n    \
+             - --service-account-signing-key-file=/var/lib/minikube/certs/sa.key\n    \
+             env:\n    - name: SECRET_TOKEN\n      value: {SECRET}\n    \
+             image: registry.k8s.io/kube-apiserver:v1.20.2\n    imagePullPolicy: IfNotPresent\n    \
+             name: kube-apiserver\n  hostNetwork: true\n  priorityClassName: system-node-critical\nstatus: {{}}\n"
+        )
+    }
+
+    /// `kdbg ARGS --target ssh://docker@IP --identity KEY --ssh-option UserKnownHostsFile=KH`.
+    pub fn kdbg(&self, args: &[&str]) -> Run {
+        let kh = format!("UserKnownHostsFile={}", self.node.known_hosts().display());
+        let target = self.node.ssh_target();
+        let id = self.node.identity().to_str().unwrap();
+        let all = [args, &["--target", &target, "--identity", id, "--ssh-option", &kh]].concat();
+        self.tree.kdbg(all).env("KDBG_STATE_DIR", self.state.path())
+    }
+
+    pub fn debug(&self, extra: &[&str]) -> Run {
+        let port = self.port.to_string();
+        self.kdbg(&[&["debug", "apiserver", "--no-ide", "--port", &port], extra].concat())
+    }
+
+    pub fn restore(&self) -> Out {
+        self.kdbg(&["restore"]).success()
+    }
+
+    pub fn get(&self, path: &str) -> std::io::Result<String> {
+        let mut s = TcpStream::connect_timeout(&(self.node.ip(), API_PORT).into(), Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    }
+
+    pub fn wait_healthz(&self) {
+        let ok = kdbg_tests::sys::wait_for(Duration::from_secs(60), Duration::from_millis(50), || {
+            self.get("/healthz").ok().filter(|r| r.ends_with("\r\n\r\nok"))
+        });
+        assert!(ok.is_some(), "the apiserver does not serve /healthz\n{}", self.node.logs());
+    }
+
+    /// What must be as it was: the manifests directory's files and bytes, and the journal.
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut files: BTreeMap<String, Vec<u8>> = std::fs::read_dir(self.node.manifests_dir())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        let journal = self.node.host_path("/var/lib/kdbg/journal.json");
+        files.insert("<journal>".into(), std::fs::read(journal).unwrap_or_default());
+        files
+    }
+
+    /// Executables of every process in the node.
+    pub fn node_exes(&self) -> Vec<String> {
+        self.node_procs().into_iter().map(|(_, exe)| exe).collect()
+    }
+
+    /// Every process in the node: (pid, executable).
+    pub fn node_procs(&self) -> Vec<(u32, String)> {
+        let out = self.node.exec(["sh", "-c", "ls -l /proc/[0-9]*/exe 2>/dev/null; true"]).unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (head, exe) = l.split_once(" -> ")?;
+                let pid = head.rsplit_once("/proc/")?.1.strip_suffix("/exe")?.parse().ok()?;
+                Some((pid, exe.to_string()))
+            })
+            .collect()
+    }
+
+    /// Nothing of kdbg runs: no dlv and no debug build on the node, no tunnel on this host; the
+    /// original serves with its manifest's arguments.
+    pub fn assert_clean(&self) {
+        let exes = self.node_exes();
+        assert!(!exes.iter().any(|e| e.starts_with("/var/lib/kdbg/")), "kdbg processes left on the node: {exes:?}");
+        assert!(exes.iter().any(|e| e == RELEASE_BIN), "the original does not run: {exes:?}");
+        let forward = format!("127.0.0.1:{0}:127.0.0.1:{0}", self.port);
+        let tunnels: Vec<u32> = kdbg_tests::sys::all_pids()
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == forward.as_bytes()))
+            })
+            .collect();
+        assert!(tunnels.is_empty(), "tunnels left on this host: {tunnels:?}");
+        self.wait_healthz();
+        assert_eq!(self.args(), self.manifest_args());
+    }
+
+    /// The running apiserver's arguments (`GET /args`).
+    pub fn args(&self) -> Vec<String> {
+        let r = self.get("/args").unwrap();
+        serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap()).unwrap()
+    }
+
+    pub fn manifest_args(&self) -> Vec<String> {
+        self.manifest().lines().filter_map(|l| l.trim().strip_prefix("- --")).map(|a| format!("--{a}")).collect()
+    }
+
+    pub fn journal(&self) -> String {
+        std::fs::read_to_string(self.node.host_path("/var/lib/kdbg/journal.json")).unwrap_or_default()
+    }
+}
+
+#[test]
+fn debug_hits_a_breakpoint_through_the_tunnel_and_restore_puts_everything_back() {
+    let lab = Lab::up("sess");
+    let before = lab.snapshot();
+    let out = lab.debug(&[]).success();
+    assert!(out.stdout.contains(&format!("dlv connect localhost:{}", lab.port)), "{}", out.stdout);
+    assert!(out.stdout.contains("arguments from process "), "{}", out.stdout);
+    assert_eq!(lab.args(), lab.manifest_args(), "the debug build runs with the manifest's arguments");
+    assert!(!lab.manifest_path().exists(), "the manifest left the kubelet's directory");
+    let journal = lab.journal();
+    assert!(journal.contains("\"SECRET_TOKEN\"") && journal.contains("/var/lib/minikube/certs/sa.key"), "{journal}");
+    for (what, text) in [("journal", &journal), ("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(!text.contains(SECRET) && !text.contains("PRIVATE KEY"), "a secret in the {what}:\n{text}");
+    }
+    let exes = lab.node_exes();
+    assert!(exes.iter().any(|e| e == "/var/lib/kdbg/bin/kube-apiserver") && !exes.iter().any(|e| e == RELEASE_BIN));
+
+    // A breakpoint at the fixture's marker, set through the tunnel.
+    let binary = lab.tree.path("_output/bin/kube-apiserver");
+    let recorded = kdbg_core::ide::dwarf::recorded_sources(camino::Utf8Path::new(binary.to_str().unwrap())).unwrap();
+    let file = recorded.recorded_file("pkg/healthz/healthz.go");
+    let text = std::fs::read_to_string(lab.tree.path("pkg/healthz/healthz.go")).unwrap();
+    let line = text.lines().position(|l| l.contains("kdbg-fixture: breakpoint here")).unwrap() as u32 + 1;
+    let mut dlv = DlvClient::connect(&format!("127.0.0.1:{}", lab.port), Duration::from_secs(10)).unwrap();
+    dlv.halt().unwrap();
+    dlv.create_breakpoint_file_line(&file, line).unwrap();
+    dlv.continue_async().unwrap();
+    let request = std::thread::scope(|s| {
+        let request = s.spawn(|| lab.get("/healthz"));
+        let stopped = dlv.wait_stopped(Duration::from_secs(60)).unwrap();
+        let at = stopped.current_thread.unwrap();
+        assert_eq!((at.file.as_str(), at.line), (file.as_str(), line));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!request.is_finished(), "the request waits at the breakpoint");
+        let halted = format!("halted at {file}:{line}");
+        let status = lab.kdbg(&["status"]).success();
+        assert!(status.stdout.contains(&halted) && status.stdout.contains("launched"), "{}", status.stdout);
+        // From a workstation without the tunnel: status opens a short-lived one.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let status = lab.kdbg(&["status"]).env("KDBG_STATE_DIR", elsewhere.path()).success();
+        assert!(status.stdout.contains(&halted), "{}", status.stdout);
+        dlv.continue_async().unwrap();
+        request.join().unwrap().unwrap()
+    });
+    assert!(request.starts_with("HTTP/1.0 200 OK") && request.ends_with("\r\n\r\nok"), "{request}");
+
+    // Delve is on the node's loopback only.
+    assert!(TcpStream::connect_timeout(&(lab.node.ip(), lab.port).into(), Duration::from_secs(2)).is_err());
+
+    // A second session while this one holds the node.
+    let second = lab.debug(&[]).failure(1);
+    assert!(second.stderr.contains("kube-apiserver on docker@") && second.stderr.contains("already under debug"));
+    assert!(second.stderr.contains("`kdbg restore kube-apiserver`"), "{}", second.stderr);
+
+    drop(dlv);
+    // From another workstation: only the node's journal is needed.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let restored = lab.kdbg(&["restore"]).env("KDBG_STATE_DIR", elsewhere.path()).success();
+    assert!(restored.stdout.contains("the original runs again"), "{}", restored.stdout);
+    assert_eq!(lab.snapshot(), before, "the manifests directory is byte-identical");
+    // Back on this workstation, restore has nothing left to do on the node but stops the tunnel.
+    let again = lab.kdbg(&["restore"]).success();
+    assert!(again.stdout.contains("nothing to restore"), "restore is idempotent: {}", again.stdout);
+    assert!(again.stderr.contains(&format!("stopped the tunnel localhost:{}", lab.port)), "{}", again.stderr);
+    lab.assert_clean();
+    assert!(lab.kdbg(&["status"]).success().stdout.contains("nothing is under debug"));
+
+    // --expose: reachable from the host, with a warning; --wait-for-debugger: held at its entry
+    // until a debugger continues it; this time with VSCode entries.
+    let port = lab.port.to_string();
+    let exposed = lab.kdbg(&["debug", "apiserver", "--port", &port, "--expose", "--wait-for-debugger"]).success();
+    assert!(exposed.stderr.contains("unauthenticated"), "{}", exposed.stderr);
+    let launch = std::fs::read_to_string(lab.tree.path(".vscode/launch.json")).unwrap();
+    assert!(launch.contains("kdbg: attach kube-apiserver") && launch.contains(&port), "{launch}");
+    assert!(lab.get("/healthz").is_err(), "the program waits for the debugger");
+    let mut remote = DlvClient::connect(&format!("{}:{}", lab.node.ip(), lab.port), Duration::from_secs(5)).unwrap();
+    assert!(!remote.state_nonblocking().unwrap().running);
+    remote.continue_async().unwrap();
+    lab.wait_healthz();
+    drop(remote);
+    lab.restore();
+    assert_eq!(lab.snapshot(), before);
+    lab.assert_clean();
+}
