@@ -36,9 +36,10 @@ impl Kdbg<'_> {
     fn src_args(&self) -> Vec<String> {
         vec!["--src".into(), self.tree.to_string(), "--kube-version".into(), "v1.20.2".into()]
     }
+    /// `kdbg <args>`: with the target flags unless it is `build`, with the tree flags if asked.
     fn run(&self, sh: &Shell, args: &[&str], with_src: bool) -> Result<()> {
         let bin = &self.bin;
-        let target = self.target_args();
+        let target = if args.first() == Some(&"build") { vec![] } else { self.target_args() };
         let src = if with_src { self.src_args() } else { vec![] };
         cmd!(sh, "{bin} {args...} {target...} {src...}").run()?;
         Ok(())
@@ -85,7 +86,7 @@ pub fn control_plane_up(sh: &Shell, node: &TestNode, release: &Utf8Path, scratch
 
 pub fn debug_apiserver(sh: &Shell, stages: &mut Stages, kdbg: &Kdbg, admin: &Utf8Path) -> Result<()> {
     let before = snapshot(kdbg.node)?;
-    stages.run("kdbg build apiserver scheduler cm (debug build, cold)", || {
+    stages.run("kdbg build apiserver scheduler cm (debug build; cold on a fresh machine)", || {
         kdbg.run(sh, &["build", "apiserver", "scheduler", "cm"], true)
     })?;
     stages.run("kdbg debug apiserver (copy, capture args, stop, dlv, tunnel)", || {
@@ -148,8 +149,11 @@ fn breakpoint_roundtrip(healthz: &str) -> Result<()> {
     let addr = format!("127.0.0.1:{}", 2345);
     let mut dlv = DlvClient::connect(&addr, Duration::from_secs(10))
         .with_context(|| format!("connecting to dlv through the tunnel at {addr}"))?;
+    // Delve answers most calls only while the target is stopped.
+    dlv.halt()?;
     let bp = dlv.create_breakpoint_function(HEALTHZ_FN)?;
     eprintln!("e2e: breakpoint {} at {HEALTHZ_FN}", bp.id);
+    dlv.continue_async()?;
     let url = healthz.to_string();
     let request = std::thread::spawn(move || {
         let sh = Shell::new().expect("shell");
