@@ -23,6 +23,7 @@ pub mod dap;
 pub mod faults;
 pub mod fixture;
 pub mod init;
+pub mod lab;
 pub mod layout;
 pub mod manifest;
 pub mod net;

@@ -1,40 +1,115 @@
-//! `cargo xtask demo`: the main job, a kdbg session on the built-in fixture tree, narrated.
+//! `cargo xtask demo`: the main job. A full kdbg session on the built-in fixture tree against a
+//! minikube-shaped test node, narrated step by step; no cluster needed.
 
-use anyhow::{ensure, Result};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
 use camino::Utf8PathBuf;
+use kdbg_core::dlv::DlvClient;
+use kdbg_tests::{lab, TestNodeConfig};
 use xshell::{cmd, Shell};
 
 pub fn run(sh: &Shell) -> Result<()> {
     crate::setup::ensure_packages(sh)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("demo: building kdbg");
-    cmd!(sh, "{cargo} build --quiet -p kdbg-cli").run()?;
-    let kdbg = crate::target_dir().join("debug/kdbg");
+    eprintln!("demo: building kdbg and the test node harness");
+    cmd!(sh, "{cargo} build --quiet -p kdbg-cli -p kdbg-tests --bins").run()?;
+    let bins = crate::target_dir().join("debug");
     let work = crate::project_root().join("target/kdbg-demo");
-    std::fs::create_dir_all(&work)?;
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("release"))?;
     let tree = Utf8PathBuf::try_from(kdbg_tests::fixture::copy_to(work.as_std_path())?)?;
+    let _env = sh.push_env("KDBG_STATE_DIR", work.join("state"));
     let _dir = sh.push_dir(&tree);
-    step(&format!("a fresh kubernetes-shaped tree at {tree} (the fixture, tagged v1.20.2)"));
 
-    step("kdbg plan apiserver: what would run, nothing runs");
+    step("the cluster: a minikube-shaped node (own IP, own /etc/kubernetes, user docker, sshd) running a release build of kube-apiserver from /etc/kubernetes/manifests");
+    let release_tree = kdbg_tests::fixture::copy_to(work.join("release").as_std_path())?;
+    let release = lab::release_build(&release_tree, "kube-apiserver")?;
+    let config = TestNodeConfig::unique("demo").bin(bins.join("kdbg-testnode"));
+    let (node, _manifest) = lab::apiserver_node(config, &release, &[])?;
+    println!("node {} is up; GET http://{}:{}/healthz -> ok", node.ssh_target(), node.ip(), lab::API_PORT);
+    let manifests_before = snapshot(&node.manifests_dir())?;
+    let target = &vec![
+        "--target".to_string(),
+        node.ssh_target(),
+        "--identity".into(),
+        node.identity().display().to_string(),
+        "--ssh-option".into(),
+        format!("UserKnownHostsFile={}", node.known_hosts().display()),
+    ];
+    let kdbg = bins.join("kdbg");
+
+    step(&format!(
+        "a kubernetes-shaped source tree at {tree} (the fixture, tagged v1.20.2); kdbg plan shows what would run"
+    ));
     cmd!(sh, "{kdbg} plan apiserver").run()?;
 
-    step("kdbg build apiserver: one make with debug flags, pinned version and build date");
-    cmd!(sh, "{kdbg} build apiserver").run()?;
+    step("kdbg debug apiserver: debug build, copy only what the node lacks, capture the manifest's args, move the manifest out, run it under dlv on the node's loopback, open an ssh tunnel");
+    cmd!(sh, "{kdbg} debug apiserver {target...}").run()?;
 
-    step("kdbg build apiserver again: nothing changed, so no make at all");
-    let out = cmd!(sh, "{kdbg} build apiserver --json").read()?;
-    ensure!(out.contains("\"hit\":true"), "the second build should have been a cache hit: {out}");
-    println!("{out}");
-    cmd!(sh, "{kdbg} cache-key apiserver --explain").run()?;
+    step("kdbg status");
+    cmd!(sh, "{kdbg} status {target...}").run()?;
 
-    step("edit a file in the apiserver's import closure; kdbg says why the key changed");
-    let file = tree.join("pkg/healthz/healthz.go");
-    let text = std::fs::read_to_string(&file)?;
-    std::fs::write(&file, format!("{text}\n// edited by the demo\n"))?;
-    cmd!(sh, "{kdbg} cache-key apiserver --explain").run()?;
+    let line = lab::breakpoint_line(tree.as_std_path())?;
+    step(&format!(
+        "a Delve client through the tunnel: breakpoint at pkg/healthz/healthz.go:{line}, then GET /healthz on the node"
+    ));
+    breakpoint(&node, line)?;
+
+    step("nothing changed, so nothing is rebuilt or copied again");
     cmd!(sh, "{kdbg} build apiserver").run()?;
+    cmd!(sh, "{kdbg} deploy apiserver {target...}").run()?;
+
+    step("VSCode: .vscode/launch.json and tasks.json now attach to it (F5)");
+    println!("{}", std::fs::read_to_string(tree.join(".vscode/launch.json")).unwrap_or_default());
+
+    if std::io::stdin().is_terminal() {
+        println!("\nThe session is live: `dlv connect localhost:2345`, or open {tree} in VSCode and press F5.");
+        println!("Press Enter to restore the node and end the demo.");
+        let _ = std::io::stdin().read_line(&mut String::new());
+    }
+
+    step("kdbg restore: stop dlv and the tunnel, put the manifest back, wait for the original");
+    cmd!(sh, "{kdbg} restore {target...}").run()?;
+    ensure!(snapshot(&node.manifests_dir())? == manifests_before, "the manifests directory differs from before");
+    lab::wait_healthz(&node, Duration::from_secs(60))?;
+    println!("/etc/kubernetes/manifests is byte-identical to before; the release apiserver serves /healthz again");
     Ok(())
+}
+
+fn breakpoint(node: &kdbg_tests::TestNode, line: u32) -> Result<()> {
+    let mut dlv =
+        DlvClient::connect("127.0.0.1:2345", Duration::from_secs(10)).context("connecting through the tunnel")?;
+    dlv.halt()?;
+    let bp = dlv.create_breakpoint_file_line("k8s.io/kubernetes/pkg/healthz/healthz.go", line)?;
+    dlv.continue_async()?;
+    let node_ip = node.ip();
+    let request = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect((node_ip, lab::API_PORT))?;
+        std::io::Write::write_all(&mut s, b"GET /healthz HTTP/1.0\r\n\r\n")?;
+        kdbg_core::host::read_lossy(s)
+    });
+    let state = dlv.wait_stopped(Duration::from_secs(60))?;
+    if let Some(l) = &state.current_thread {
+        println!("stopped at {}:{} in {}", l.file, l.line, l.function.as_deref().unwrap_or("?"));
+    }
+    dlv.clear_breakpoint(bp.id)?;
+    dlv.continue_async()?;
+    let response = request.join().expect("request thread")?;
+    println!("after continue, GET /healthz answered: {}", lab::body(&response));
+    ensure!(lab::body(&response) == "ok", "unexpected response: {response}");
+    Ok(())
+}
+
+fn snapshot(dir: &std::path::Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        files.push((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path())?));
+    }
+    files.sort();
+    Ok(files)
 }
 
 fn step(what: &str) {
