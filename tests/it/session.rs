@@ -5,24 +5,20 @@ mod bad_inputs;
 mod faults;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use kdbg_core::dlv::DlvClient;
+use kdbg_tests::lab::{self, RELEASE_BIN};
 use kdbg_tests::{TestNode, TestNodeConfig};
 
-use crate::support::{Out, Run, Tree, GO_BIN};
+use crate::support::{Out, Run, Tree};
 
-/// The node's apiserver port (each node has its own network namespace).
-const API_PORT: u16 = 8443;
 /// An environment value and a key's contents that must never reach the journal or kdbg's output.
 const SECRET: &str = "s3cr3t-env-value";
 const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKdbgkdbgkdbg\n-----END PRIVATE KEY-----\n";
-/// Where the original, release-built apiserver lives on the node.
-const RELEASE_BIN: &str = "/var/lib/minikube/binaries/kube-apiserver";
 
 /// A plain `make all` of the fixture apiserver: what a cluster runs (stripped, optimised).
 fn release_binary() -> &'static PathBuf {
@@ -30,14 +26,7 @@ fn release_binary() -> &'static PathBuf {
     &BUILT
         .get_or_init(|| {
             let t = Tree::fixture();
-            let out = std::process::Command::new("make")
-                .args(["all", "WHAT=cmd/kube-apiserver"])
-                .current_dir(&t.root)
-                .env("PATH", format!("{GO_BIN}:/usr/bin:/bin"))
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            let bin = t.path("_output/bin/kube-apiserver");
+            let bin = lab::release_build(&t.root, "kube-apiserver").unwrap();
             (t, bin)
         })
         .1
@@ -73,21 +62,7 @@ impl Lab {
 
     /// As kubeadm v1.20 writes it (minikube's paths), serving plain HTTP on the node's address.
     pub fn manifest(&self) -> String {
-        let ip = self.node.ip();
-        format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n    \
-             kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: {ip}:{API_PORT}\n  \
-             labels:\n    component: kube-apiserver\n    tier: control-plane\n  name: kube-apiserver\n  \
-             namespace: kube-system\nspec:\n  containers:\n  - command:\n    - {RELEASE_BIN}\n    \
-             - --advertise-address={ip}\n    - --allow-privileged=true\n    - --bind-address={ip}\n    \
-             - --client-ca-file=/var/lib/minikube/certs/ca.crt\n    - --etcd-servers=http://127.0.0.1:2379\n    \
-             - --secure-port={API_PORT}\n    - --service-account-issuer=https://kubernetes.default.svc.cluster.local\n    \
-             - --service-account-key-file=/var/lib/minikube/certs/sa.pub\n    \
-             - --service-account-signing-key-file=/var/lib/minikube/certs/sa.key\n    \
-             env:\n    - name: SECRET_TOKEN\n      value: {SECRET}\n    \
-             image: registry.k8s.io/kube-apiserver:v1.20.2\n    imagePullPolicy: IfNotPresent\n    \
-             name: kube-apiserver\n  hostNetwork: true\n  priorityClassName: system-node-critical\nstatus: {{}}\n"
-        )
+        lab::apiserver_manifest(self.node.ip(), &[("SECRET_TOKEN", SECRET)])
     }
 
     /// `kdbg ARGS --target ssh://docker@IP --identity KEY --ssh-option UserKnownHostsFile=KH`.
@@ -109,19 +84,11 @@ impl Lab {
     }
 
     pub fn get(&self, path: &str) -> std::io::Result<String> {
-        let mut s = TcpStream::connect_timeout(&(self.node.ip(), API_PORT).into(), Duration::from_secs(2))?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
+        lab::get(&self.node, path)
     }
 
     pub fn wait_healthz(&self) {
-        let ok = kdbg_tests::sys::wait_for(Duration::from_secs(60), Duration::from_millis(50), || {
-            self.get("/healthz").ok().filter(|r| r.ends_with("\r\n\r\nok"))
-        });
-        assert!(ok.is_some(), "the apiserver does not serve /healthz\n{}", self.node.logs());
+        lab::wait_healthz(&self.node, Duration::from_secs(60)).unwrap();
     }
 
     /// What must be as it was: the manifests directory's files and bytes, and the journal.
@@ -180,7 +147,7 @@ impl Lab {
     }
 
     pub fn manifest_args(&self) -> Vec<String> {
-        self.manifest().lines().filter_map(|l| l.trim().strip_prefix("- --")).map(|a| format!("--{a}")).collect()
+        lab::manifest_args(&self.manifest())
     }
 
     pub fn journal(&self) -> String {

@@ -11,7 +11,7 @@ pub struct Tree {
     make_log: PathBuf,
 }
 
-pub const GO_BIN: &str = "/usr/lib/go-1.19/bin";
+pub use kdbg_tests::lab::GO_BIN;
 
 impl Tree {
     pub fn fixture() -> Tree {
