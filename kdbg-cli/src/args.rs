@@ -42,12 +42,17 @@ pub enum Command {
         json: bool,
     },
     /// Show what kdbg would do, as a graph of steps, without doing it.
-    #[command(after_help = "Examples:\n  kdbg plan apiserver\n  kdbg plan apiserver scheduler --json")]
+    #[command(
+        after_help = "Examples:\n  kdbg plan apiserver\n  kdbg plan apiserver --debug        # the whole debug session as a graph\n  kdbg plan apiserver scheduler --json"
+    )]
     Plan {
         #[command(flatten)]
         sel: Selection,
         #[arg(long)]
         json: bool,
+        /// Also show the steps of `kdbg debug`: copy, provision dlv, capture args, stop, launch, tunnel, IDE.
+        #[arg(long)]
+        debug: bool,
     },
     /// Print a stable cache key for CI (same for any checkout of the same sources).
     #[command(
@@ -75,6 +80,8 @@ pub enum Command {
     Restore(crate::session::RestoreArgs),
     /// Write .vscode/launch.json and tasks.json entries that attach to components under dlv.
     Vscode(crate::vscode::VscodeArgs),
+    /// Rebuild, recopy and relaunch components under debug whenever their sources change.
+    Watch(crate::watch::WatchArgs),
 }
 
 /// Which components of which tree, built how.

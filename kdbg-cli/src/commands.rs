@@ -24,6 +24,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         Command::Status(args) => crate::session::status(args, a.verbose),
         Command::Restore(args) => crate::session::restore(args, a.verbose),
         Command::Vscode(args) => crate::vscode::run(args, a.verbose),
+        Command::Watch(args) => crate::watch::run(args, a.verbose),
         Command::Build { sel, json } => {
             let (tree, comps, config) = select(&sel)?;
             let outcome = build::build(&tree, &comps, config, &term)?;
@@ -37,9 +38,12 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Plan { sel, json } => {
+        Command::Plan { sel, json, debug } => {
             let (tree, comps, config) = select(&sel)?;
-            let plan = build::plan(&tree, &comps, config)?;
+            let mut plan = build::plan(&tree, &comps, config)?;
+            if debug {
+                plan = kdbg_core::session::debug::full_plan(plan, &comps);
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {

@@ -170,3 +170,22 @@ fn a_tree_without_git_needs_a_version() {
     std::fs::write(&file, "KUBE_GIT_VERSION='v1.20.2'\n").unwrap();
     t.kdbg(["cache-key", "apiserver"]).env("KUBE_GIT_VERSION_FILE", &file).success();
 }
+
+#[test]
+fn plan_shows_the_dag_and_runs_nothing() {
+    let t = Tree::fixture();
+    let out = t.kdbg(["plan", "apiserver", "--debug", "--json"]).success();
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let ids: Vec<&str> = plan["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    for id in ["build:kube-apiserver", "copy:kube-apiserver", "provision-dlv", "capture-args:kube-apiserver"] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    for id in ["stop:kube-apiserver", "launch:kube-apiserver", "tunnel:kube-apiserver", "write-ide"] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    let stop = plan["steps"].as_array().unwrap().iter().find(|s| s["id"] == "stop:kube-apiserver").unwrap();
+    assert!(stop["deps"].as_array().unwrap().iter().any(|d| d == "copy:kube-apiserver"), "{stop}");
+    assert!(t.make_runs().is_empty(), "plan runs nothing");
+    let text = t.kdbg(["plan", "apiserver"]).success().stdout;
+    assert!(text.contains("build:kube-apiserver") && text.contains("no build recorded"), "{text}");
+}

@@ -14,16 +14,20 @@ pub fn run(sh: &Shell) -> Result<()> {
     eprintln!("bench: building kdbg (release)");
     cmd!(sh, "{cargo} build --quiet --release -p kdbg-cli").run()?;
     let kdbg = crate::target_dir().join("release/kdbg");
+    let testnode = crate::target_dir().join("release/kdbg-testnode");
     let scratch = Utf8PathBuf::from(tempdir()?);
     let fixture = Utf8PathBuf::try_from(kdbg_tests::fixture::copy_to(scratch.as_std_path())?)?;
     println!("machine: {}", machine());
     println!();
     println!("== fixture tree ({fixture})");
     tree_bench(sh, &kdbg, &fixture, 5)?;
+    crate::bench_deploy::run(sh, &kdbg, &testnode, &fixture, &[])?;
     if let Ok(src) = std::env::var("KDBG_BENCH_SRC") {
         println!();
         println!("== KDBG_BENCH_SRC={src}");
-        tree_bench(sh, &kdbg, Utf8Path::new(&src), 2)?;
+        let src = Utf8Path::new(&src);
+        tree_bench(sh, &kdbg, src, 2)?;
+        crate::bench_deploy::run(sh, &kdbg, &testnode, src, &kube_version_args(src))?;
     } else {
         println!();
         println!("(set KDBG_BENCH_SRC to a kubernetes checkout to measure a real tree too)");

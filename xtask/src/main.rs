@@ -1,6 +1,7 @@
 //! Repository tasks: `cargo xtask demo|test|bench|debug|testnode|e2e`.
 
 mod bench;
+mod bench_deploy;
 mod demo;
 mod e2e;
 mod setup;

@@ -129,6 +129,20 @@ pub fn plan(plan: &mut Plan, components: &[&'static Component], cfg: &DebugConfi
     }
 }
 
+/// `kdbg plan --debug`: the build steps, then what `kdbg debug` does with each component. Copies
+/// are decided at run time by one sha256 round trip, so here they read "only if the node differs".
+pub fn full_plan(mut plan: Plan, components: &[&'static Component]) -> Plan {
+    for c in components {
+        let build = format!("build:{}", c.name);
+        let why = vec!["sent only if the node's sha256 differs (one round trip decides for all files)".to_string()];
+        plan.add(StepKind::Copy { component: c.name.to_string() }, &[&build], None, false, why);
+    }
+    plan.add(StepKind::ProvisionDlv, &[], None, false, vec!["dlv is copied only if the node's sha256 differs".into()]);
+    let cfg = DebugConfig { tunnel: true, ide_target_args: Some(vec![]), ..DebugConfig::default() };
+    self::plan(&mut plan, components, &cfg);
+    plan
+}
+
 /// Runs a whole debug session start. Nothing on the node changes before every component was
 /// captured and every port checked; a failure after the first change rolls this run back.
 pub fn debug(
