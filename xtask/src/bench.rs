@@ -12,7 +12,7 @@ use xshell::{cmd, Shell};
 pub fn run(sh: &Shell) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("bench: building kdbg (release)");
-    cmd!(sh, "{cargo} build --quiet --release -p kdbg-cli").run()?;
+    cmd!(sh, "{cargo} build --quiet --release -p kdbg-cli -p kdbg-tests --bins").run()?;
     let kdbg = crate::target_dir().join("release/kdbg");
     let testnode = crate::target_dir().join("release/kdbg-testnode");
     let scratch = Utf8PathBuf::from(tempdir()?);
