@@ -78,7 +78,9 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
                 }
             }
             // Keep the refreshed stat index, so the next call is fast; a read-only tree is fine.
-            let _ = keys.state.save(&tree.state_dir());
+            if keys.state.index.dirty {
+                let _ = keys.state.save(&tree.state_dir());
+            }
             Ok(())
         }
     }

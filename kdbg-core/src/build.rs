@@ -143,7 +143,11 @@ pub fn build(
             why: plan::why(k),
         });
     }
-    keys.state.save(&state_dir).map_err(io(&state_dir))?;
+    // A no-op changes nothing worth writing (and rewriting megabytes of state costs more than
+    // the rest of the no-op).
+    if make_line.is_some() || keys.state.index.dirty {
+        keys.state.save(&state_dir).map_err(io(&state_dir))?;
+    }
     Ok(BuildOutcome { components: out, make: make_line })
 }
 

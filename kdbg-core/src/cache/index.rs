@@ -46,6 +46,9 @@ pub struct Index {
     pub written_ns: i64,
     pub files: BTreeMap<String, FileEntry>,
     pub dirs: BTreeMap<String, DirEntry>,
+    /// Something changed since the index was loaded, so it is worth writing back.
+    #[serde(skip)]
+    pub dirty: bool,
 }
 
 /// A package directory: its stat, and a digest of the names in it that Go could build or embed.
@@ -84,6 +87,7 @@ impl Index {
             }
         }
         refresh.rehashed = todo.len();
+        self.dirty |= refresh.rehashed > 0 || refresh.closure_suspect;
         for (rel, entry) in hash_all(root, todo) {
             let Some(entry) = entry else {
                 self.files.remove(&rel);
@@ -115,7 +119,10 @@ impl Index {
                 continue;
             }
             match listing(root, d, ignored) {
-                Some(l) if l == entry.listing => entry.stat = stat,
+                Some(l) if l == entry.listing => {
+                    entry.stat = stat;
+                    self.dirty = true;
+                }
                 _ => return false,
             }
         }
@@ -123,6 +130,7 @@ impl Index {
     }
 
     pub fn record_dirs(&mut self, root: &Utf8Path, dirs: &BTreeSet<String>, ignored: &dyn Fn(&str) -> bool) {
+        self.dirty = true;
         for d in dirs {
             if let (Ok(stat), Some(listing)) = (Stat::of(&root.join(d)), listing(root, d, ignored)) {
                 self.dirs.insert(d.clone(), DirEntry { stat, listing });
