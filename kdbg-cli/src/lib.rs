@@ -6,6 +6,7 @@ mod deploy;
 mod render;
 mod session;
 mod vscode;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -57,7 +58,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         let session_node = cause
             .downcast_ref::<kdbg_core::session::debug::DebugError>()
             .and_then(|d| d.node_error())
-            .or_else(|| cause.downcast_ref::<kdbg_core::session::SessionError>().and_then(|s| s.node_error()));
+            .or_else(|| cause.downcast_ref::<kdbg_core::session::SessionError>().and_then(|s| s.node_error()))
+            .or_else(|| cause.downcast_ref::<kdbg_core::watch::WatchError>().and_then(|w| w.node_error()));
         if session_node.is_some() {
             return 4;
         }

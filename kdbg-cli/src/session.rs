@@ -92,7 +92,7 @@ pub struct RestoreArgs {
 }
 
 /// The workstation's state directory: `$KDBG_STATE_DIR`, `$XDG_STATE_HOME/kdbg`, `~/.local/state/kdbg`.
-fn state_dir() -> Option<Utf8PathBuf> {
+pub(crate) fn state_dir() -> Option<Utf8PathBuf> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
     var("KDBG_STATE_DIR")
         .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("kdbg")))
@@ -105,7 +105,7 @@ fn crash_at() -> CrashAt {
 }
 
 /// `--target T [--identity F] [--ssh-option O]...`, to repeat in messages and VSCode tasks.
-fn target_args(t: &TargetArgs) -> Vec<String> {
+pub(crate) fn target_args(t: &TargetArgs) -> Vec<String> {
     let mut out = vec!["--target".to_string(), t.target.to_string()];
     if let Some(id) = &t.identity {
         out.extend(["--identity".into(), id.to_string()]);

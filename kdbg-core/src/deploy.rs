@@ -116,9 +116,35 @@ pub fn deploy(
     let on_node = node.sha256s(&remote.iter().map(String::as_str).collect::<Vec<_>>())?;
     let decide_round_trips = node.round_trips() - before;
 
+    let files = copy_files(tree, node, &wanted, &on_node, reporter)?;
+    Ok(DeployOutcome {
+        node: name,
+        platform,
+        build,
+        files,
+        dlv,
+        decide_round_trips,
+        round_trips: node.round_trips() - trips0,
+        bytes_sent: node.bytes_sent() - sent0,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Copies each `(name, local path, sha256)` to `BIN_DIR/<name>` on the node unless `on_node` (the
+/// node's sha256 of that path, in the same order) says it is there already; a delta against the
+/// last copy when the node still holds it. `dlv` is checked to run after a copy.
+pub fn copy_files(
+    tree: &SourceTree,
+    node: &dyn Node,
+    wanted: &[(String, Utf8PathBuf, String)],
+    on_node: &[Option<String>],
+    reporter: &dyn Reporter,
+) -> Result<Vec<Deployed>, DeployError> {
+    let name = node.describe();
     let bases = Bases(tree.state_dir().join("deployed"));
     let mut files = Vec::new();
-    for (((file, local, sha), remote), have) in wanted.iter().zip(&remote).zip(&on_node) {
+    for ((file, local, sha), have) in wanted.iter().zip(on_node) {
+        let remote = &format!("{BIN_DIR}/{file}");
         let id = format!("copy:{file}");
         let file_bytes = std::fs::metadata(local).map(|m| m.len()).unwrap_or(0);
         let mut d = Deployed {
@@ -163,17 +189,7 @@ pub fn deploy(
         }
         files.push(d);
     }
-    Ok(DeployOutcome {
-        node: name,
-        platform,
-        build,
-        files,
-        dlv,
-        decide_round_trips,
-        round_trips: node.round_trips() - trips0,
-        bytes_sent: node.bytes_sent() - sent0,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(files)
 }
 
 /// A freshly copied dlv must start on the node (architecture, libc).

@@ -19,3 +19,4 @@ pub mod plan;
 pub mod report;
 pub mod session;
 pub mod tree;
+pub mod watch;

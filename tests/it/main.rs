@@ -3,7 +3,9 @@
 
 mod build_cache;
 mod dap;
+mod dap_node;
 mod node;
 mod session;
 mod support;
 mod testnode;
+mod watch;

@@ -22,12 +22,14 @@ pub fn run(sh: &Shell) -> Result<()> {
     println!("== fixture tree ({fixture})");
     tree_bench(sh, &kdbg, &fixture, 5)?;
     crate::bench_deploy::run(sh, &kdbg, &testnode, &fixture, &[])?;
+    crate::bench_watch::run(sh, &kdbg, &fixture, "fixture")?;
     if let Ok(src) = std::env::var("KDBG_BENCH_SRC") {
         println!();
         println!("== KDBG_BENCH_SRC={src}");
         let src = Utf8Path::new(&src);
         tree_bench(sh, &kdbg, src, 2)?;
         crate::bench_deploy::run(sh, &kdbg, &testnode, src, &kube_version_args(src))?;
+        crate::bench_watch::run(sh, &kdbg, src, "KDBG_BENCH_SRC")?;
     } else {
         println!();
         println!("(set KDBG_BENCH_SRC to a kubernetes checkout to measure a real tree too)");

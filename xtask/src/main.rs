@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_deploy;
+mod bench_watch;
 mod demo;
 mod e2e;
 mod setup;

@@ -1,0 +1,192 @@
+//! `kdbg watch`: rebuild, recopy and relaunch components under `kdbg debug` on every source change,
+//! printing each cycle's timings; Ctrl-C leaves the session running (or restores it).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use kdbg_core::build::BuildConfig;
+use kdbg_core::component::Component;
+use kdbg_core::flags::Profile;
+use kdbg_core::ide::vscode::{READY_MARKER, START_MARKER};
+use kdbg_core::session::debug::Timeouts;
+use kdbg_core::session::restore::{self, RestoreConfig};
+use kdbg_core::watch::{self, CycleReport, Stopped, WatchConfig, WatchEvent};
+
+use crate::args::Selection;
+use crate::commands::find_tree;
+use crate::deploy::TargetArgs;
+use crate::render::Terminal;
+use crate::session::{state_dir, target_args};
+
+/// Test-only: stop after this many cycles, as if Ctrl-C had been pressed.
+pub const TEST_CYCLES_ENV: &str = "KDBG_TEST_WATCH_CYCLES";
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  kdbg debug apiserver && kdbg watch apiserver          # minikube; edit, save, F5 again
+  kdbg watch apiserver scheduler --target kind://dev
+  kdbg watch apiserver --target ssh://docker@192.168.49.2 --identity ~/.minikube/machines/minikube/id_rsa
+  kdbg watch apiserver --restore-on-exit -v            # -v: make's output, files that changed nothing
+
+Needs a running `kdbg debug` session for the components (it does not start one). On each change
+to a component's Go import closure: one make for the components whose cache key changed, a copy
+of the binaries that differ from the node's, and Delve relaunched on the same port with the same
+arguments; the tunnel stays, so the IDE attaches again to the same localhost port. Each cycle
+prints `cycle N: build ..., copy ..., relaunch ..., total ...`, between lines starting with
+`kdbg: start` and `kdbg: ready` (VSCode's \"kdbg: watch\" task waits for them). A failed build is
+shown and the session keeps running the previous build. Ctrl-C stops watching and leaves the
+session running; `kdbg restore` (or --restore-on-exit) puts the node back.")]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub sel: Selection,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Restore the node (as `kdbg restore` does) when watching stops.
+    #[arg(long)]
+    pub restore_on_exit: bool,
+    /// Milliseconds without further changes before a cycle starts.
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub debounce: u64,
+}
+
+pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
+    let comps = Component::resolve(&args.sel.components)?;
+    let tree = find_tree(&args.sel.src)?;
+    let profile = if args.sel.optimized { Profile::Optimized } else { Profile::Debug };
+    let max_cycles = std::env::var(TEST_CYCLES_ENV).ok().and_then(|v| v.parse().ok());
+    let cfg = WatchConfig {
+        build: BuildConfig { profile },
+        debounce: Duration::from_millis(args.debounce),
+        timeouts: Timeouts::default(),
+        max_cycles,
+    };
+    let node = args.target.connect()?;
+    let term = Terminal::new(verbose);
+    let stop = stop_on_signals();
+    let events = |e: WatchEvent| print(&e, verbose);
+    let outcome = watch::watch(&tree, &comps, &*node, &cfg, &term, &events, stop)
+        .with_context(|| format!("failed to watch on {}", args.target.target))?;
+    let names: Vec<&str> = comps.iter().map(|c| c.name).collect();
+    let why = match outcome.stopped {
+        Stopped::Asked => "stopped",
+        Stopped::Cycles => "ran its cycles",
+    };
+    eprintln!("kdbg watch {why} after {} cycle(s)", outcome.cycles);
+    if !args.restore_on_exit {
+        let target = target_args(&args.target).join(" ");
+        eprintln!("{} keep running under Delve on {}", names.join(", "), node.describe());
+        eprintln!("  when done: kdbg restore {} {target}", names.join(" "));
+        return Ok(());
+    }
+    let config = RestoreConfig { components: comps, state_dir: state_dir(), ..RestoreConfig::default() };
+    let restored = restore::restore(&*node, &config, &term)
+        .with_context(|| format!("failed to restore {}", args.target.target))?;
+    for r in restored.iter().filter(|r| !r.done.is_empty()) {
+        println!("{}: {}", r.component, r.done.join("; "));
+    }
+    Ok(())
+}
+
+fn print(e: &WatchEvent, verbose: bool) {
+    match e {
+        WatchEvent::Watching { components, dirs, missing } => {
+            println!(
+                "watching {dirs} directories of {}'s sources; Ctrl-C stops (the session keeps running)",
+                components.join(", ")
+            );
+            if verbose && !missing.is_empty() {
+                println!("  not watched (missing): {}", missing.join(", "));
+            }
+            println!("{READY_MARKER}");
+        }
+        WatchEvent::Started { cycle, files } => println!("{START_MARKER} cycle {cycle}{}", some_files(files)),
+        WatchEvent::NoChange { components, files } => {
+            if verbose {
+                println!("no change to {}{}", components.join(", "), some_files(files));
+            }
+        }
+        WatchEvent::Done(r) => {
+            println!("{}", cycle_line(r));
+            if verbose {
+                println!(
+                    "  make {:.2}s; on the node: Delve listening after {:.2}s, serving after {:.2}s; {:.2}s debounce; relaunched: {}",
+                    r.make_s,
+                    r.dlv_s,
+                    r.node_s,
+                    r.debounce_s,
+                    if r.relaunched.is_empty() { "none (same binaries)".into() } else { r.relaunched.join(", ") }
+                );
+            }
+            println!("{READY_MARKER}");
+        }
+        WatchEvent::Failed { cycle, stage, error, session_kept } => {
+            eprintln!("cycle {cycle}: {stage} failed: {error}");
+            if *session_kept {
+                eprintln!("  the session keeps running the previous build; fix the error and save again");
+                println!("{READY_MARKER} (cycle {cycle} failed; the previous build runs)");
+            } else {
+                eprintln!("  save again to retry; `kdbg status` shows the session, `kdbg restore` ends it");
+                println!("{READY_MARKER} (cycle {cycle} failed; Delve may not be running)");
+            }
+        }
+        WatchEvent::Warning { message } => eprintln!("warning: {message}"),
+    }
+}
+
+/// `cycle N: build X.XXs, copy X.XXs (N bytes), relaunch X.XXs, total X.XXs`.
+pub fn cycle_line(r: &CycleReport) -> String {
+    format!(
+        "cycle {}: build {:.2}s, copy {:.2}s ({} bytes), relaunch {:.2}s, total {:.2}s",
+        r.cycle, r.build_s, r.copy_s, r.copy_bytes, r.relaunch_s, r.total_s
+    )
+}
+
+/// `: a.go, b.go and 3 more`, or nothing.
+fn some_files(files: &[String]) -> String {
+    match files.len() {
+        0 => String::new(),
+        1..=3 => format!(": {}", files.join(", ")),
+        n => format!(": {} and {} more", files[..3].join(", "), n - 3),
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+    // A second Ctrl-C ends kdbg at once. SAFETY: signal() is async-signal-safe.
+    unsafe { libc::signal(signal, libc::SIG_DFL) };
+}
+
+/// SIGINT and SIGTERM set the flag the watch loop checks between cycles.
+fn stop_on_signals() -> &'static AtomicBool {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic and resets its own disposition.
+        unsafe { libc::signal(signal, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+    }
+    &STOP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cycle_line_has_every_stage() {
+        let r = CycleReport {
+            cycle: 3,
+            build_s: 1.234,
+            copy_s: 0.05,
+            copy_bytes: 123456,
+            relaunch_s: 0.8,
+            total_s: 2.4,
+            ..CycleReport::default()
+        };
+        assert_eq!(cycle_line(&r), "cycle 3: build 1.23s, copy 0.05s (123456 bytes), relaunch 0.80s, total 2.40s");
+        let files: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(some_files(&files), ": a, b, c and 2 more");
+        assert_eq!(some_files(&files[..1]), ": a");
+    }
+}

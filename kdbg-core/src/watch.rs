@@ -1,0 +1,357 @@
+//! `kdbg watch`: the edit → rebuild → recopy → relaunch loop for components under `kdbg debug`.
+//!
+//! ```text
+//! inotify on the closure's dirs ─▶ debounce ─▶ build::build (keys; ONE make for the stale ones)
+//!        ▲                                        │ binary sha256 = what the node holds? ─▶ no change
+//!        └── refresh the dirs ◀── relaunch Delve ◀┴─ copy (delta) only the binaries that differ
+//! ```
+//!
+//! It needs a running session: the journal on the node says how each component runs under Delve,
+//! and [`relaunch::capture`] reads the rest once from the running Delve. A cycle relaunches
+//! exactly the components whose binary changed, on the same port with the same arguments; the
+//! workstation's tunnel stays, so the IDE reattaches to the same `localhost:<port>`. A failed
+//! build is reported and the running session is kept. Stopping (`stop`) ends the loop between
+//! cycles and leaves the session running.
+//!
+//! What the node holds is asked once (one `sha256s` round trip) and then tracked: each copy
+//! verifies its result on the node, and a delta against a base the node does not hold falls back
+//! to a whole copy, so a stale belief costs time, never a wrong binary. kdbg-core reports
+//! [`WatchEvent`]s; the CLI prints them.
+
+pub mod dirs;
+pub mod relaunch;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::build::{self, BuildConfig};
+use crate::component::Component;
+use crate::deploy;
+use crate::node::{Node, NodeError};
+use crate::report::{Event, Reporter, StepStatus};
+use crate::session::debug::Timeouts;
+use crate::session::{binary_path, journal, SessionError};
+use crate::tree::SourceTree;
+use relaunch::Held;
+
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    pub build: BuildConfig,
+    /// How long the tree must be quiet before a cycle starts.
+    pub debounce: Duration,
+    /// Delve listens (`dlv`) and the program serves (`serve`) after a relaunch.
+    pub timeouts: Timeouts,
+    /// Stop after this many cycles (tests).
+    pub max_cycles: Option<u32>,
+}
+
+impl Default for WatchConfig {
+    fn default() -> WatchConfig {
+        WatchConfig {
+            build: BuildConfig::default(),
+            debounce: Duration::from_millis(300),
+            timeouts: Timeouts::default(),
+            max_cycles: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("{component} is not under debug on {node}\n  fix: start a session first (`kdbg debug {component}` with the same --target), then run kdbg watch")]
+    NotUnderDebug { component: String, node: String },
+    #[error("{component}'s Delve is not running on {node}: {why}\n  fix: `kdbg restore {component}`, then `kdbg debug {component}` again (with the same --target)")]
+    NoDelve { component: String, node: String, why: String },
+    #[error("failed to watch {path}: {detail}")]
+    Watch { path: String, detail: String },
+}
+
+impl From<NodeError> for WatchError {
+    fn from(e: NodeError) -> WatchError {
+        WatchError::Session(SessionError::Node(e))
+    }
+}
+
+impl WatchError {
+    /// The node-level failure behind this error, for the CLI's exit code.
+    pub fn node_error(&self) -> Option<&NodeError> {
+        match self {
+            WatchError::Session(e) => e.node_error(),
+            _ => None,
+        }
+    }
+}
+
+/// What one cycle did, each stage's wall time in seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CycleReport {
+    pub cycle: u32,
+    /// The components relaunched (their binary changed).
+    pub relaunched: Vec<String>,
+    /// Keys, `make` and recording the outputs.
+    pub build_s: f64,
+    /// `make` alone (0 when every key was a hit).
+    pub make_s: f64,
+    pub copy_s: f64,
+    /// Bytes sent for the binaries.
+    pub copy_bytes: u64,
+    /// Stopping the old Delve, starting the new one, until every program serves.
+    pub relaunch_s: f64,
+    /// Of which, on the node's clock: stopping the old processes until Delve listens (the slowest
+    /// component) ...
+    pub dlv_s: f64,
+    /// ... and until the program serves too: what the node itself spends on a relaunch.
+    pub node_s: f64,
+    /// From the first change noticed until ready, debounce included.
+    pub total_s: f64,
+    pub debounce_s: f64,
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum WatchEvent {
+    /// Watching started (after syncing the node with the tree); the session is ready.
+    Watching {
+        components: Vec<String>,
+        dirs: usize,
+        missing: Vec<String>,
+    },
+    /// A cycle rebuilds or recopies: `make` starts, or a binary differs from the node's.
+    Started {
+        cycle: u32,
+        files: Vec<String>,
+    },
+    /// Files changed, but no binary did (outside every closure, or a change `go` ignores).
+    NoChange {
+        components: Vec<String>,
+        files: Vec<String>,
+    },
+    Done(CycleReport),
+    /// A cycle failed at `stage` (build, copy, relaunch); what ran before keeps running.
+    Failed {
+        cycle: u32,
+        stage: String,
+        error: String,
+        session_kept: bool,
+    },
+    /// A relaunched program did not serve in time (it may still be starting).
+    Warning {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stopped {
+    /// `stop` was set (Ctrl-C, SIGTERM).
+    Asked,
+    /// `max_cycles` cycles ran.
+    Cycles,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchOutcome {
+    pub cycles: u32,
+    pub stopped: Stopped,
+}
+
+/// Everything a cycle needs.
+struct Loop<'a> {
+    tree: &'a SourceTree,
+    components: &'a [&'static Component],
+    node: &'a dyn Node,
+    cfg: &'a WatchConfig,
+    reporter: &'a dyn Reporter,
+    events: &'a (dyn Fn(WatchEvent) + Sync),
+    held: Vec<Held>,
+    /// The sha256 of each component's binary on the node, as last seen or copied.
+    on_node: BTreeMap<String, Option<String>>,
+    /// Components whose binary on the node does not run under Delve: a relaunch failed. The next
+    /// cycle relaunches them even if nothing changed.
+    unlaunched: BTreeSet<String>,
+}
+
+/// Watches the sources of `components` (each under a `kdbg debug` session on `node`) until
+/// `stop` is set or `cfg.max_cycles` cycles ran. The node is first brought in line with the tree.
+pub fn watch(
+    tree: &SourceTree,
+    components: &[&'static Component],
+    node: &dyn Node,
+    cfg: &WatchConfig,
+    reporter: &dyn Reporter,
+    events: &(dyn Fn(WatchEvent) + Sync),
+    stop: &AtomicBool,
+) -> Result<WatchOutcome, WatchError> {
+    let journal = journal::load(node)?;
+    let mut held = Vec::new();
+    for c in components {
+        let Some(entry) = journal.components.get(c.name) else {
+            return Err(WatchError::NotUnderDebug { component: c.name.into(), node: node.describe() });
+        };
+        held.push(relaunch::capture(node, entry)?);
+    }
+    let paths: Vec<String> = components.iter().map(|c| binary_path(c.name)).collect();
+    let shas = node.sha256s(&paths.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let on_node = components.iter().map(|c| c.name.to_string()).zip(shas).collect();
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watched = dirs::Dirs::new(&tree.root, tx)?;
+    let state_dir = tree.state_dir();
+    watched.refresh(&dirs::wanted(&tree.root, &state_dir, components))?;
+    let unlaunched = BTreeSet::new();
+    let mut lp = Loop { tree, components, node, cfg, reporter, events, held, on_node, unlaunched };
+
+    let mut cycles = 0;
+    let sync = dirs::Batch { files: Vec::new(), first: Instant::now() };
+    if lp.cycle(cycles + 1, &sync)? {
+        cycles += 1;
+    }
+    let missing = watched.refresh(&dirs::wanted(&tree.root, &state_dir, components))?;
+    let names = components.iter().map(|c| c.name.to_string()).collect();
+    events(WatchEvent::Watching { components: names, dirs: watched.len(), missing });
+    loop {
+        if cfg.max_cycles.is_some_and(|m| cycles >= m) {
+            return Ok(WatchOutcome { cycles, stopped: Stopped::Cycles });
+        }
+        let Some(batch) = dirs::next_batch(&rx, &tree.root, cfg.debounce, stop) else {
+            return Ok(WatchOutcome { cycles, stopped: Stopped::Asked });
+        };
+        if lp.cycle(cycles + 1, &batch)? {
+            cycles += 1;
+        }
+        watched.refresh(&dirs::wanted(&tree.root, &state_dir, components))?;
+    }
+}
+
+impl Loop<'_> {
+    /// One cycle; true when it counted (it built, copied or failed). Errors end the watch: the
+    /// session is gone or the node refuses everything.
+    fn cycle(&mut self, n: u32, batch: &dirs::Batch) -> Result<bool, WatchError> {
+        let t0 = Instant::now();
+        let tap = Tap { inner: self.reporter, events: self.events, started: AtomicBool::new(false), cycle: n, batch };
+        let events = self.events;
+        let fail = |stage: &str, error: String| {
+            events(WatchEvent::Failed { cycle: n, stage: stage.into(), error, session_kept: stage != "relaunch" });
+            Ok(true)
+        };
+        let built = match build::build(self.tree, self.components, self.cfg.build, &tap) {
+            Ok(b) => b,
+            Err(e) => {
+                tap.start();
+                return fail("build", e.to_string());
+            }
+        };
+        let build_s = t0.elapsed().as_secs_f64();
+        let changed: Vec<&build::Built> = built
+            .components
+            .iter()
+            .filter(|b| self.on_node.get(&b.name).and_then(|s| s.as_deref()) != Some(&b.sha256))
+            .collect();
+        let make_s = built.components.iter().map(|b| b.seconds).fold(0.0, f64::max);
+        let stale = |h: &&Held| changed.iter().any(|b| b.name == h.component) || self.unlaunched.contains(&h.component);
+        let relaunch: Vec<&Held> = self.held.iter().filter(stale).collect();
+        if relaunch.is_empty() && !tap.started.load(Ordering::Relaxed) {
+            if !batch.files.is_empty() {
+                let components = self.components.iter().map(|c| c.name.to_string()).collect();
+                (self.events)(WatchEvent::NoChange { components, files: batch.files.clone() });
+            }
+            return Ok(false);
+        }
+        tap.start();
+
+        let t1 = Instant::now();
+        let wanted: Vec<_> = changed.iter().map(|b| (b.name.clone(), b.binary.clone(), b.sha256.clone())).collect();
+        let have: Vec<Option<String>> = changed.iter().map(|b| self.on_node.get(&b.name).cloned().flatten()).collect();
+        let copied = match deploy::copy_files(self.tree, self.node, &wanted, &have, &tap) {
+            Ok(c) => c,
+            Err(e) => return fail("copy", e.to_string()),
+        };
+        for (name, _, sha) in &wanted {
+            self.on_node.insert(name.clone(), Some(sha.clone()));
+        }
+        let copy_s = t1.elapsed().as_secs_f64();
+
+        let t2 = Instant::now();
+        self.unlaunched.extend(relaunch.iter().map(|h| h.component.clone()));
+        let (dlv_t, serve_t) = (self.cfg.timeouts.dlv, self.cfg.timeouts.serve);
+        let journal = match journal::load(self.node) {
+            Ok(j) => std::sync::Mutex::new(j),
+            Err(e) => return fail("relaunch", e.to_string()),
+        };
+        let results: Vec<Result<relaunch::Relaunched, WatchError>> = std::thread::scope(|s| {
+            let (node, journal) = (self.node, &journal);
+            let relaunch_one = move |h| relaunch::relaunch(node, journal, h, dlv_t, serve_t);
+            let handles: Vec<_> = relaunch.iter().map(|h| s.spawn(move || relaunch_one(h))).collect();
+            handles.into_iter().map(|h| h.join().expect("relaunch does not panic")).collect()
+        });
+        let (mut dlv_s, mut node_s): (f64, f64) = (0.0, 0.0);
+        let mut errors = Vec::new();
+        for (h, r) in relaunch.iter().zip(results) {
+            match r {
+                Ok(r) => {
+                    self.unlaunched.remove(&h.component);
+                    dlv_s = dlv_s.max(r.stop_s + r.dlv_s);
+                    node_s = node_s.max(r.stop_s + r.dlv_s + r.serve_s);
+                    if let Some(message) = r.warning {
+                        (self.events)(WatchEvent::Warning { message });
+                    }
+                }
+                Err(e @ WatchError::NotUnderDebug { .. }) => return Err(e),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if !errors.is_empty() {
+            return fail("relaunch", errors.join("\n"));
+        }
+        let done = Instant::now();
+        (self.events)(WatchEvent::Done(CycleReport {
+            cycle: n,
+            relaunched: relaunch.iter().map(|h| h.component.clone()).collect(),
+            build_s,
+            make_s,
+            copy_s,
+            copy_bytes: copied.iter().map(|d| d.wire_bytes).sum(),
+            relaunch_s: (done - t2).as_secs_f64(),
+            dlv_s,
+            node_s,
+            total_s: (done - batch.first).as_secs_f64(),
+            debounce_s: (t0 - batch.first).as_secs_f64(),
+            files: batch.files.clone(),
+        }));
+        Ok(true)
+    }
+}
+
+/// Passes events on, and announces the cycle when `make` or a copy is about to start.
+struct Tap<'a> {
+    inner: &'a dyn Reporter,
+    events: &'a (dyn Fn(WatchEvent) + Sync),
+    started: AtomicBool,
+    cycle: u32,
+    batch: &'a dirs::Batch,
+}
+
+impl Tap<'_> {
+    fn start(&self) {
+        if !self.started.swap(true, Ordering::Relaxed) {
+            (self.events)(WatchEvent::Started { cycle: self.cycle, files: self.batch.files.clone() });
+        }
+    }
+}
+
+impl Reporter for Tap<'_> {
+    fn report(&self, event: Event) {
+        if let Event::Step { id, status: StepStatus::Started } = &event {
+            if id.starts_with("build:") || id.starts_with("copy:") {
+                self.start();
+            }
+        }
+        self.inner.report(event);
+    }
+}
