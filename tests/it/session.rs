@@ -67,10 +67,8 @@ impl Lab {
 
     /// `kdbg ARGS --target ssh://docker@IP --identity KEY --ssh-option UserKnownHostsFile=KH`.
     pub fn kdbg(&self, args: &[&str]) -> Run {
-        let kh = format!("UserKnownHostsFile={}", self.node.known_hosts().display());
-        let target = self.node.ssh_target();
-        let id = self.node.identity().to_str().unwrap();
-        let all = [args, &["--target", &target, "--identity", id, "--ssh-option", &kh]].concat();
+        let target = lab::target_args(&self.node);
+        let all = args.iter().map(|a| a.to_string()).chain(target);
         self.tree.kdbg(all).env("KDBG_STATE_DIR", self.state.path())
     }
 

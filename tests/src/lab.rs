@@ -56,6 +56,18 @@ pub fn apiserver_manifest(ip: std::net::Ipv4Addr, env: &[(&str, &str)]) -> Strin
     )
 }
 
+/// `--target ssh://docker@IP --identity KEY --ssh-option UserKnownHostsFile=KH`: how kdbg reaches `node`.
+pub fn target_args(node: &TestNode) -> Vec<String> {
+    vec![
+        "--target".into(),
+        node.ssh_target(),
+        "--identity".into(),
+        node.identity().display().to_string(),
+        "--ssh-option".into(),
+        format!("UserKnownHostsFile={}", node.known_hosts().display()),
+    ]
+}
+
 /// The arguments a manifest gives its container (`- --flag=value` lines).
 pub fn manifest_args(manifest: &str) -> Vec<String> {
     manifest.lines().filter_map(|l| l.trim().strip_prefix("- --")).map(|a| format!("--{a}")).collect()

@@ -96,18 +96,19 @@ fn go_list_time(sh: &Shell, tree: &Utf8Path, runs: usize) -> Result<Duration> {
     })
 }
 
-/// A tree without git history (Debian's source package) needs its version said.
-fn kube_version_args(tree: &Utf8Path) -> Vec<String> {
-    if tree.join(".git").exists() {
-        return vec![];
+/// A tree without git history (Debian's source package) needs its version said: read it from
+/// `debian/changelog` (`kubernetes (1.20.5+really1.20.2-1.1)` -> `v1.20.2`).
+pub fn kube_version(tree: &Utf8Path) -> Option<String> {
+    if tree.join(".git").exists() || !tree.join("debian/changelog").exists() {
+        return None;
     }
-    let changelog = std::fs::read_to_string(tree.join("debian/changelog")).unwrap_or_default();
-    let version = changelog
-        .split(['(', ')'])
-        .nth(1)
-        .and_then(|v| v.split("really").last())
-        .map(|v| v.split('-').next().unwrap_or(v).to_string());
-    vec!["--kube-version".into(), format!("v{}", version.unwrap_or_else(|| "1.20.2".into()))]
+    let changelog = std::fs::read_to_string(tree.join("debian/changelog")).ok()?;
+    let v = changelog.split(['(', ')']).nth(1)?.split("really").last()?;
+    Some(format!("v{}", v.split('-').next().unwrap_or(v)))
+}
+
+fn kube_version_args(tree: &Utf8Path) -> Vec<String> {
+    kube_version(tree).map(|v| vec!["--kube-version".to_string(), v]).unwrap_or_default()
 }
 
 fn median(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {

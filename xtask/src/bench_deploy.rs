@@ -20,14 +20,7 @@ fn edit_point(tree: &Utf8Path) -> (String, &'static str) {
 pub fn run(sh: &Shell, kdbg: &Utf8Path, testnode: &Utf8Path, tree: &Utf8Path, version: &[String]) -> Result<()> {
     let _dir = sh.push_dir(tree);
     let node = TestNode::up(TestNodeConfig::unique("bench").bin(testnode))?;
-    let target = &vec![
-        "--target".to_string(),
-        node.ssh_target(),
-        "--identity".into(),
-        node.identity().display().to_string(),
-        "--ssh-option".into(),
-        format!("UserKnownHostsFile={}", node.known_hosts().display()),
-    ];
+    let target = &kdbg_tests::lab::target_args(&node);
     let deploy = || -> Result<Value> {
         let out = cmd!(sh, "{kdbg} deploy apiserver --json {target...} {version...}").quiet().read()?;
         serde_json::from_str(&out).context("kdbg deploy --json")

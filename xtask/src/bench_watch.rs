@@ -145,8 +145,11 @@ fn bench_go(i: usize) -> String {
 /// The `make` kdbg runs, alone, after another edit of the bench file.
 fn make_alone(sh: &Shell, tree: &Utf8Path, i: usize) -> Result<f64> {
     std::fs::write(tree.join(EDITED), bench_go(100 + i))?;
-    let search =
-        TreeSearch { explicit: Some(tree.to_owned()), kube_version: kube_version(tree), ..TreeSearch::default() };
+    let search = TreeSearch {
+        explicit: Some(tree.to_owned()),
+        kube_version: crate::bench::kube_version(tree),
+        ..TreeSearch::default()
+    };
     let t = SourceTree::find(&search)?;
     let args = flags::make_args(&flags::make_vars(t.debug_policy, Profile::Debug));
     let version_file = t.state_dir().join("version.env");
@@ -219,19 +222,12 @@ impl Lab<'_> {
         let mut extra = Vec::new();
         if tree {
             extra.extend(["--src".to_string(), self.tree.to_string()]);
-            extra.extend(kube_version(self.tree).map(|v| ["--kube-version".to_string(), v]).into_iter().flatten());
+            extra.extend(
+                crate::bench::kube_version(self.tree).map(|v| ["--kube-version".to_string(), v]).into_iter().flatten(),
+            );
         }
         if target {
-            let kh = format!("UserKnownHostsFile={}", self.node.known_hosts().display());
-            let id = self.node.identity().display().to_string();
-            extra.extend([
-                "--target".into(),
-                self.node.ssh_target(),
-                "--identity".into(),
-                id,
-                "--ssh-option".into(),
-                kh,
-            ]);
+            extra.extend(kdbg_tests::lab::target_args(self.node));
         }
         let kdbg = self.kdbg;
         cmd!(self.sh, "{kdbg} {args...} {extra...}").env("KDBG_STATE_DIR", &self.state)
@@ -305,15 +301,6 @@ impl Drop for Watch {
 }
 
 /// A tree without git history (Debian's source package) needs its version said.
-fn kube_version(tree: &Utf8Path) -> Option<String> {
-    if tree.join(".git").exists() || !tree.join("debian/changelog").exists() {
-        return None;
-    }
-    let changelog = std::fs::read_to_string(tree.join("debian/changelog")).ok()?;
-    let v = changelog.split(['(', ')']).nth(1)?.split("really").last()?;
-    Some(format!("v{}", v.split('-').next().unwrap_or(v)))
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)

@@ -30,14 +30,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     let (node, _manifest) = lab::apiserver_node(config, &release, &[])?;
     println!("node {} is up; GET http://{}:{}/healthz -> ok", node.ssh_target(), node.ip(), lab::API_PORT);
     let manifests_before = snapshot(&node.manifests_dir())?;
-    let target = &vec![
-        "--target".to_string(),
-        node.ssh_target(),
-        "--identity".into(),
-        node.identity().display().to_string(),
-        "--ssh-option".into(),
-        format!("UserKnownHostsFile={}", node.known_hosts().display()),
-    ];
+    let target = &lab::target_args(&node);
     let kdbg = bins.join("kdbg");
 
     step(&format!(

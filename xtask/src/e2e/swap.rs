@@ -23,23 +23,13 @@ pub struct Kdbg<'a> {
 }
 
 impl Kdbg<'_> {
-    fn target_args(&self) -> Vec<String> {
-        vec![
-            "--target".into(),
-            self.node.ssh_target(),
-            "--identity".into(),
-            self.node.identity().display().to_string(),
-            "--ssh-option".into(),
-            format!("UserKnownHostsFile={}", self.node.known_hosts().display()),
-        ]
-    }
     fn src_args(&self) -> Vec<String> {
         vec!["--src".into(), self.tree.to_string(), "--kube-version".into(), "v1.20.2".into()]
     }
     /// `kdbg <args>`: with the target flags unless it is `build`, with the tree flags if asked.
     fn run(&self, sh: &Shell, args: &[&str], with_src: bool) -> Result<()> {
         let bin = &self.bin;
-        let target = if args.first() == Some(&"build") { vec![] } else { self.target_args() };
+        let target = if args.first() == Some(&"build") { vec![] } else { kdbg_tests::lab::target_args(self.node) };
         let src = if with_src { self.src_args() } else { vec![] };
         cmd!(sh, "{bin} {args...} {target...} {src...}").run()?;
         Ok(())
