@@ -79,6 +79,8 @@ fn go_list_time(sh: &Shell, tree: &Utf8Path, runs: usize) -> Result<Duration> {
     let gopath_mode =
         std::fs::read_to_string(tree.join("hack/lib/init.sh")).unwrap_or_default().contains("GO111MODULE=off");
     let link = tree.join("_output/local/go/src/k8s.io/kubernetes");
+    // The environment kdbg lists the apiserver in: kubernetes links it statically.
+    let _cgo = sh.push_env("CGO_ENABLED", "0");
     median(runs, || {
         if gopath_mode {
             let gopath = tree.join("_output/local/go");
