@@ -98,6 +98,16 @@ pub struct Selection {
     pub optimized: bool,
 }
 
+impl Selection {
+    pub fn profile(&self) -> kdbg_core::flags::Profile {
+        if self.optimized {
+            kdbg_core::flags::Profile::Optimized
+        } else {
+            kdbg_core::flags::Profile::Debug
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SrcArgs {
     /// The kubernetes source tree [default: $KDBG_SRC, the current directory, $GOPATH/src/k8s.io/kubernetes].

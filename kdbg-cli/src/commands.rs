@@ -4,7 +4,6 @@ use anyhow::Context;
 use camino::Utf8PathBuf;
 use kdbg_core::build::{self, BuildConfig};
 use kdbg_core::component::{Component, Launch, COMPONENTS};
-use kdbg_core::flags::Profile;
 use kdbg_core::tree::{SourceTree, TreeSearch};
 use serde_json::json;
 
@@ -103,7 +102,7 @@ fn components() -> anyhow::Result<()> {
 fn select(sel: &Selection) -> anyhow::Result<(SourceTree, Vec<&'static Component>, BuildConfig)> {
     let comps = Component::resolve(&sel.components)?;
     let tree = find_tree(&sel.src)?;
-    let profile = if sel.optimized { Profile::Optimized } else { Profile::Debug };
+    let profile = sel.profile();
     Ok((tree, comps, BuildConfig { profile }))
 }
 

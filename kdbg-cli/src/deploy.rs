@@ -8,7 +8,6 @@ use kdbg_core::build::BuildConfig;
 use kdbg_core::component::Component;
 use kdbg_core::deploy::{self, DeployConfig, DeployOutcome};
 use kdbg_core::doctor::{self, DoctorConfig, Status};
-use kdbg_core::flags::Profile;
 use kdbg_core::node::target::{ConnectOptions, Target};
 use kdbg_core::node::Node;
 use serde_json::json;
@@ -80,7 +79,7 @@ pub struct DoctorArgs {
 pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
     let comps = Component::resolve(&args.sel.components)?;
     let tree = find_tree(&args.sel.src)?;
-    let profile = if args.sel.optimized { Profile::Optimized } else { Profile::Debug };
+    let profile = args.sel.profile();
     let config = DeployConfig { build: BuildConfig { profile }, dlv: args.target.dlv.clone() };
     let node = args.target.connect()?;
     let term = Terminal::new(verbose);

@@ -8,7 +8,6 @@ use clap::Args;
 use kdbg_core::build::BuildConfig;
 use kdbg_core::component::Component;
 use kdbg_core::deploy::DeployConfig;
-use kdbg_core::flags::Profile;
 use kdbg_core::ide::vscode;
 use kdbg_core::node::target::Target;
 use kdbg_core::session::crash::{self, CrashAt};
@@ -119,7 +118,7 @@ pub(crate) fn target_args(t: &TargetArgs) -> Vec<String> {
 pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
     let comps = Component::resolve(&args.sel.components)?;
     let tree = find_tree(&args.sel.src)?;
-    let profile = if args.sel.optimized { Profile::Optimized } else { Profile::Debug };
+    let profile = args.sel.profile();
     let config = DebugConfig {
         deploy: DeployConfig { build: BuildConfig { profile }, dlv: args.target.dlv.clone() },
         port: args.port,

@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::Args;
 use kdbg_core::build::BuildConfig;
 use kdbg_core::component::Component;
-use kdbg_core::flags::Profile;
 use kdbg_core::ide::vscode::{READY_MARKER, START_MARKER};
 use kdbg_core::session::debug::Timeouts;
 use kdbg_core::session::restore::{self, RestoreConfig};
@@ -54,7 +53,7 @@ pub struct WatchArgs {
 pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
     let comps = Component::resolve(&args.sel.components)?;
     let tree = find_tree(&args.sel.src)?;
-    let profile = if args.sel.optimized { Profile::Optimized } else { Profile::Debug };
+    let profile = args.sel.profile();
     let max_cycles = std::env::var(TEST_CYCLES_ENV).ok().and_then(|v| v.parse().ok());
     let cfg = WatchConfig {
         build: BuildConfig { profile },

@@ -62,6 +62,9 @@ pub struct Prepared {
 }
 
 pub fn prepare(tree: &SourceTree, config: BuildConfig) -> Result<Prepared, CacheError> {
+    if config.profile == Profile::Optimized && !tree.goldflags_replace_strip {
+        return Err(CacheError::OptimizedStripped { root: tree.root.clone() });
+    }
     Ok(Prepared { toolchain: cache::toolchain()?, make_vars: flags::make_vars(tree.debug_policy, config.profile) })
 }
 

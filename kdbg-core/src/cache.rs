@@ -76,6 +76,8 @@ pub enum CacheError {
     NoPackage { what: String, root: Utf8PathBuf },
     #[error("failed to access {path}: {source}")]
     Io { path: Utf8PathBuf, source: std::io::Error },
+    #[error("--optimized cannot keep debug information in {root}: its hack/lib/golang.sh adds `-s -w` unless DBG=1, and DBG=1 turns optimisations off; drop --optimized")]
+    OptimizedStripped { root: Utf8PathBuf },
 }
 
 /// Reads `go env` for the toolchain identity that goes into every key.

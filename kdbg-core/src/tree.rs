@@ -91,6 +91,9 @@ pub struct SourceTree {
     pub version_source: VersionSource,
     pub go_mode: GoMode,
     pub debug_policy: DebugPolicy,
+    /// A set `GOLDFLAGS` replaces the default `-s -w` (v1.20's `${GOLDFLAGS=-s -w ...}`), so an
+    /// optimised build can keep DWARF. From v1.24 `-s -w` is added unless `DBG=1`.
+    pub goldflags_replace_strip: bool,
     pub git: bool,
 }
 
@@ -116,7 +119,9 @@ impl SourceTree {
             GoMode::Modules
         };
         let debug_policy = DebugPolicy::detect(golang_sh.as_deref(), &version);
-        Ok(SourceTree { root, version, version_source, go_mode, debug_policy, git })
+        let goldflags_replace_strip =
+            golang_sh.as_deref().is_none_or(|t| t.contains("${GOLDFLAGS=") || t.contains("${GOLDFLAGS+"));
+        Ok(SourceTree { root, version, version_source, go_mode, debug_policy, goldflags_replace_strip, git })
     }
 
     pub fn state_dir(&self) -> Utf8PathBuf {

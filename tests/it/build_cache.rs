@@ -189,3 +189,16 @@ fn plan_shows_the_dag_and_runs_nothing() {
     let text = t.kdbg(["plan", "apiserver"]).success().stdout;
     assert!(text.contains("build:kube-apiserver") && text.contains("no build recorded"), "{text}");
 }
+
+#[test]
+fn optimized_is_refused_where_the_build_would_strip_dwarf() {
+    let t = Tree::fixture();
+    // v1.24+ style: a set GOLDFLAGS no longer replaces `-s -w`; only DBG=1 keeps DWARF.
+    let script = std::fs::read_to_string(t.path("hack/lib/golang.sh")).unwrap();
+    assert!(script.contains("${GOLDFLAGS+x}"), "the fixture lets a set GOLDFLAGS replace -s -w");
+    t.write("hack/lib/golang.sh", &script.replace("-n \"${GOLDFLAGS+x}\"", "-n \"\""));
+    let out = t.kdbg(["build", "apiserver", "--optimized"]).failure(1);
+    assert!(out.stderr.contains("--optimized cannot keep debug information"), "{}", out.stderr);
+    assert!(t.make_runs().is_empty());
+    assert!(!hit(&t.build(&["apiserver"]), "kube-apiserver"), "the debug build still works");
+}
