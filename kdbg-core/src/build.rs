@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use camino::Utf8PathBuf;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::cache::{self, CacheError, ComponentKey, KeyRequest, Keys, OutputRecord, Toolchain};
 use crate::component::Component;
@@ -159,12 +158,13 @@ fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, Bu
     if !path.is_file() {
         return Err(BuildError::NoOutput { path: path.clone(), what: k.component.what.to_string() });
     }
-    let bytes = std::fs::read(path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
     let stat = cache::index::Stat::of(path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
+    let (sha256, _) =
+        crate::digest::sha256_file(path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
     Ok(OutputRecord {
         key: k.key.clone(),
         path: path.strip_prefix(&tree.root).unwrap_or(path).to_string(),
-        sha256: hex::encode(Sha256::digest(&bytes)),
+        sha256,
         size: stat.size,
         mtime_ns: stat.mtime_ns,
     })

@@ -8,6 +8,7 @@ pub mod build;
 pub mod cache;
 pub mod component;
 pub mod deploy;
+pub mod digest;
 pub mod dlv;
 pub mod doctor;
 pub mod flags;

@@ -36,7 +36,6 @@ use std::io::{self, Read, Write};
 
 use camino::Utf8Path;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// How a copy's bytes were encoded on the wire.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -149,12 +148,9 @@ sync "$dir" 2>/dev/null || true
     ["sh", "-c", &script, "kdbg-copy", remote, sha256, &format!("{mode:o}")].map(String::from).to_vec()
 }
 
-/// sha256 and size of a local file.
+/// sha256 and size of a local file (remembered while the file is unchanged, see [`crate::digest`]).
 pub fn hash_file(path: &Utf8Path) -> io::Result<(String, u64)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let size = io::copy(&mut file, &mut hasher)?;
-    Ok((hex::encode(hasher.finalize()), size))
+    crate::digest::sha256_file(path)
 }
 
 /// Writes `local`, encoded as `method`, to `out`; returns the bytes written (the wire bytes).
