@@ -59,19 +59,8 @@ fn vscode_remote_attach_hits_a_breakpoint_set_by_workspace_path() {
     assert_eq!(config["port"], dlv.port());
     let config = resolve(config, root.as_str());
 
-    let mut dap = DapClient::connect(
-        &format!("{}:{}", config["host"].as_str().unwrap(), config["port"]),
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    dap.initialize().unwrap();
-    dap.attach(config).unwrap();
+    let (mut dap, line) = DapClient::attach_at_healthz_marker(config, root.as_std_path()).unwrap();
     let file = root.join("pkg/healthz/healthz.go").to_string();
-    let text = std::fs::read_to_string(&file).unwrap();
-    let line = text.lines().position(|l| l.contains("kdbg-fixture: breakpoint here")).unwrap() as u64 + 1;
-    let bps = dap.set_breakpoints(&file, &[line]).unwrap();
-    assert_eq!((&bps[0]["verified"], &bps[0]["line"]), (&Value::Bool(true), &Value::from(line)), "{bps:?}");
-    dap.configuration_done().unwrap();
 
     let request = std::thread::spawn(move || get_healthz(http));
     let stopped = dap.wait_stopped(Duration::from_secs(60)).unwrap();

@@ -33,16 +33,8 @@ fn attach_and_break(lab: &Lab) {
     let config: Value = serde_json::from_str(&config.to_string().replace("${workspaceFolder}", root.as_str())).unwrap();
 
     // localhost:<port> on this host is kdbg's ssh tunnel; Delve itself is on the node's loopback.
-    let addr = format!("{}:{}", config["host"].as_str().unwrap(), config["port"]);
-    let mut dap = DapClient::connect(&addr, Duration::from_secs(10)).unwrap();
-    dap.initialize().unwrap();
-    dap.attach(config).unwrap();
+    let (mut dap, line) = DapClient::attach_at_healthz_marker(config, root.as_std_path()).unwrap();
     let file = root.join("pkg/healthz/healthz.go").to_string();
-    let text = std::fs::read_to_string(&file).unwrap();
-    let line = text.lines().position(|l| l.contains("kdbg-fixture: breakpoint here")).unwrap() as u64 + 1;
-    let bps = dap.set_breakpoints(&file, &[line]).unwrap();
-    assert_eq!((&bps[0]["verified"], &bps[0]["line"]), (&Value::Bool(true), &Value::from(line)), "{bps:?}");
-    dap.configuration_done().unwrap();
 
     std::thread::scope(|s| {
         let request = s.spawn(|| lab.get("/healthz"));

@@ -114,6 +114,25 @@ impl DapClient {
         Ok(body["breakpoints"].as_array().cloned().unwrap_or_default())
     }
 
+    /// What VSCode does on F5 with a remote-attach configuration (its variables already
+    /// substituted): connect to `host:port`, initialize, attach, set one breakpoint at the fixture
+    /// tree's marker line of `pkg/healthz/healthz.go` under `root` (a workspace path), check Delve
+    /// verified it there, and finish configuration. Returns the client and the breakpoint's line.
+    pub fn attach_at_healthz_marker(config: Value, root: &std::path::Path) -> anyhow::Result<(DapClient, u64)> {
+        let addr = format!("{}:{}", config["host"].as_str().context("config has no host")?, config["port"]);
+        let mut dap = DapClient::connect(&addr, Duration::from_secs(10))?;
+        dap.initialize()?;
+        dap.attach(config)?;
+        let file = root.join("pkg/healthz/healthz.go");
+        let line = u64::from(crate::lab::breakpoint_line(root)?);
+        let bps = dap.set_breakpoints(&file.to_string_lossy(), &[line])?;
+        if bps.first().map(|b| (&b["verified"], &b["line"])) != Some((&Value::Bool(true), &Value::from(line))) {
+            bail!("Delve did not verify the breakpoint at {}:{line}: {bps:?}", file.display());
+        }
+        dap.configuration_done()?;
+        Ok((dap, line))
+    }
+
     pub fn configuration_done(&mut self) -> anyhow::Result<()> {
         self.request("configurationDone", json!({}))?;
         Ok(())
