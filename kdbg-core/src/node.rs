@@ -154,6 +154,11 @@ pub const KDBG_DIR: &str = "/var/lib/kdbg";
 pub const BIN_DIR: &str = "/var/lib/kdbg/bin";
 
 impl NodeError {
+    /// "failed to {what} on {node}: {detail}".
+    pub fn other(node: impl Into<String>, what: impl Into<String>, detail: impl std::fmt::Display) -> NodeError {
+        NodeError::Other { node: node.into(), what: what.into(), detail: detail.to_string() }
+    }
+
     /// The node the error is about.
     pub fn node(&self) -> &str {
         match self {

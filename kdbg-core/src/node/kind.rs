@@ -66,11 +66,7 @@ impl Runner for DockerRunner {
             std::thread::spawn(move || child.wait());
             Ok((Box::new(stdout) as _, Box::new(stdin) as _))
         })
-        .map_err(|e| NodeError::Other {
-            node: self.describe(),
-            what: format!("listen on localhost:{local_port}"),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| NodeError::other(self.describe(), format!("listen on localhost:{local_port}"), e))?;
         Ok(Box::new(tunnel))
     }
 }

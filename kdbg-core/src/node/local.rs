@@ -45,11 +45,7 @@ impl Runner for LocalRunner {
             let s = TcpStream::connect((Ipv4Addr::LOCALHOST, remote_port))?;
             Ok((Box::new(s.try_clone()?) as _, Box::new(s) as _))
         })
-        .map_err(|e| NodeError::Other {
-            node: self.describe(),
-            what: format!("listen on localhost:{local_port}"),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| NodeError::other(self.describe(), format!("listen on localhost:{local_port}"), e))?;
         Ok(Box::new(tunnel))
     }
 }

@@ -72,7 +72,7 @@ impl<R: Runner> ShellNode<R> {
     }
 
     fn host_error(&self, what: &str, e: HostError) -> NodeError {
-        NodeError::Other { node: self.runner.describe(), what: what.into(), detail: e.to_string() }
+        NodeError::other(self.runner.describe(), what, e)
     }
 
     /// One round trip: runs `argv` with `stdin`, maps transport, sudo and disk failures to errors.
@@ -127,11 +127,8 @@ impl<R: Runner> ShellNode<R> {
 
     fn copy(&self, local: &Utf8Path, remote: &str, mode: u32, base: Option<&Utf8Path>) -> Result<CopyStats, NodeError> {
         let probe = self.probe()?;
-        let (sha, size) = copy::hash_file(local).map_err(|e| NodeError::Other {
-            node: self.runner.describe(),
-            what: format!("read {local}"),
-            detail: e.to_string(),
-        })?;
+        let (sha, size) =
+            copy::hash_file(local).map_err(|e| NodeError::other(self.runner.describe(), format!("read {local}"), e))?;
         let tmp = format!("{remote}.kdbg-upload");
         if let Some(upload) = self.runner.upload(local, &tmp) {
             return self.copy_by_upload(upload, (&tmp, remote), &sha, size, mode);
@@ -159,11 +156,7 @@ impl<R: Runner> ShellNode<R> {
         if !out.success() {
             return Err(self.failed(&format!("copy to {remote}"), &out));
         }
-        sent.map_err(|e| NodeError::Other {
-            node: self.runner.describe(),
-            what: format!("send {local}"),
-            detail: e.to_string(),
-        })?;
+        sent.map_err(|e| NodeError::other(self.runner.describe(), format!("send {local}"), e))?;
         Ok(CopyStats { file_bytes: size, wire_bytes, method })
     }
 

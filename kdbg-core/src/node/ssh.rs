@@ -107,11 +107,10 @@ impl SshRunner {
         let tmp = Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap_or_else(|_| "/tmp".into());
         let dir = tmp.join(format!("kdbg-ssh.{}.{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| NodeError::Other {
-            node: name.clone(),
-            what: format!("create the ssh control directory {dir}"),
-            detail: e.to_string(),
-        })?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| NodeError::other(name.clone(), format!("create the ssh control directory {dir}"), e))?;
         Ok(SshRunner { config, name, fixes, dir, master: Mutex::new(()) })
     }
 
