@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Shell};
 
@@ -15,7 +15,8 @@ pub fn run(sh: &Shell) -> Result<()> {
     cmd!(sh, "{cargo} build --quiet --release -p kdbg-cli -p kdbg-tests --bins").run()?;
     let kdbg = crate::target_dir().join("release/kdbg");
     let testnode = crate::target_dir().join("release/kdbg-testnode");
-    let scratch = Utf8PathBuf::from(tempdir()?);
+    let scratch_dir = tempfile::Builder::new().prefix("kdbg-bench-").tempdir()?;
+    let scratch = Utf8PathBuf::try_from(scratch_dir.path().to_owned())?;
     let fixture = Utf8PathBuf::try_from(kdbg_tests::fixture::copy_to(scratch.as_std_path())?)?;
     println!("machine: {}", machine());
     println!();
@@ -34,7 +35,6 @@ pub fn run(sh: &Shell) -> Result<()> {
         println!();
         println!("(set KDBG_BENCH_SRC to a kubernetes checkout to measure a real tree too)");
     }
-    let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }
 
@@ -139,10 +139,4 @@ fn machine() -> String {
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{cpu}, {cores} cores")
-}
-
-fn tempdir() -> Result<String> {
-    let dir = std::env::temp_dir().join(format!("kdbg-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).context("creating the bench scratch directory")?;
-    Ok(dir.to_string_lossy().into_owned())
 }

@@ -71,7 +71,9 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
         config.ready_timeout = Duration::from_secs(20);
         TestNode::up(config)
     })?;
-    let scratch = tempdir()?;
+    // Holds the generated PKI (private keys): removed on every exit path, after the restore.
+    let scratch_dir = tempfile::Builder::new().prefix("kdbg-e2e-").tempdir()?;
+    let scratch = Utf8PathBuf::try_from(scratch_dir.path().to_owned())?;
     let admin = stages.run("control plane up: etcd, kube-apiserver, scheduler, controller-manager", || {
         swap::control_plane_up(sh, &node, &release, &scratch)
     })?;
@@ -87,12 +89,6 @@ fn build_tools(sh: &Shell) -> Result<Utf8PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     cmd!(sh, "{cargo} build --quiet -p kdbg-cli -p kdbg-tests --bins").run()?;
     Ok(crate::target_dir().join("debug"))
-}
-
-fn tempdir() -> Result<Utf8PathBuf> {
-    let dir = Utf8PathBuf::from(format!("/tmp/kdbg-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
