@@ -1,6 +1,4 @@
-//! Events kdbg-core reports instead of printing: the CLI draws them, tests collect them.
-
-use std::sync::Mutex;
+//! Events kdbg-core reports instead of printing; the CLI draws them.
 
 use serde::Serialize;
 
@@ -53,27 +51,4 @@ pub trait Reporter: Sync {
     fn step(&self, id: &str, status: StepStatus) {
         self.report(Event::Step { id: id.to_string(), status });
     }
-}
-
-/// Keeps every event; for tests and for `--json` renderers that print at the end.
-#[derive(Debug, Default)]
-pub struct Collect(pub Mutex<Vec<Event>>);
-
-impl Reporter for Collect {
-    fn report(&self, event: Event) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
-impl Collect {
-    pub fn events(&self) -> Vec<Event> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-/// Drops everything.
-pub struct Quiet;
-
-impl Reporter for Quiet {
-    fn report(&self, _: Event) {}
 }
