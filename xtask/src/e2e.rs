@@ -1,19 +1,26 @@
-//! `cargo xtask e2e k8s`: debug a real kube-apiserver (and scheduler, controller-manager) against
-//! real etcd on a minikube-shaped test node, then restore it; every stage is timed.
+//! `cargo xtask e2e k8s`: the real-cluster tier. Debian's kubernetes 1.20.2 source, its release
+//! binaries, a kind-shaped kubeadm node (systemd, containerd, the real kubelet) built and booted
+//! locally, `kubeadm init`, then kdbg debugs the apiserver, scheduler, controller-manager and
+//! kubelet through `kind://` and `ssh://` and restores each; every stage is timed.
 
-mod cluster;
-mod pki;
+mod flows;
+mod images;
+mod kindcli;
+mod node;
+mod rootfs;
 mod source;
-mod swap;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use camino::{Utf8Path, Utf8PathBuf};
-use kdbg_tests::{TestNode, TestNodeConfig};
+use camino::Utf8PathBuf;
 use xshell::{cmd, Shell};
 
-pub const COMPONENTS: &[&str] = &["kube-apiserver", "kube-scheduler", "kube-controller-manager"];
+/// Release binaries the cluster is made of.
+pub const COMPONENTS: &[&str] =
+    &["kube-apiserver", "kube-scheduler", "kube-controller-manager", "kube-proxy", "kubelet", "kubeadm", "kubectl"];
+/// The kind cluster name; its node container is `<CLUSTER>-control-plane`.
+const CLUSTER: &str = "kdbg-e2e";
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
@@ -39,8 +46,10 @@ impl Stages {
     pub fn print(&self) {
         println!("\nstage timings:");
         for (name, d) in &self.0 {
-            println!("  {name:<60} {:>8.1} s", d.as_secs_f64());
+            println!("  {name:<78} {:>8.1} s", d.as_secs_f64());
         }
+        let total: Duration = self.0.iter().map(|(_, d)| *d).sum();
+        println!("  {:<78} {:>8.1} s", "total", total.as_secs_f64());
     }
 }
 
@@ -57,37 +66,62 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
         crate::setup::ensure_packages(sh)?;
         crate::setup::ensure_extra(
             sh,
-            &[("/usr/bin/dpkg-source", "dpkg-dev"), ("kubectl", "kubernetes-client"), ("/usr/bin/curl", "curl")],
+            &[
+                ("/usr/bin/dpkg-source", "dpkg-dev"),
+                ("/usr/sbin/debootstrap", "debootstrap"),
+                ("/usr/bin/docker", "docker.io"),
+                ("/usr/bin/ssh-keyscan", "openssh-client"),
+            ],
         )
     })?;
     let tree = stages.run("fetch kubernetes source (apt-get source kubernetes)", || source::fetch(sh, &cache))?;
     let release = cache.join("release");
-    stages.run("release build of apiserver, scheduler, controller-manager", || {
+    stages.run("release build of the control plane, kube-proxy, kubelet, kubeadm, kubectl", || {
         source::release_build(sh, &tree, &release, COMPONENTS)
     })?;
-    let bins = stages.run("build kdbg and the test node", || build_tools(sh))?;
-    let node = stages.run("test node up", || {
-        let mut config = TestNodeConfig::unique("e2e").bin(bins.join("kdbg-testnode"));
-        config.ready_timeout = Duration::from_secs(20);
-        TestNode::up(config)
+    let bins = stages.run("build kdbg", || build_tools(sh))?;
+    let rootfs = stages.run("node rootfs (debootstrap, cached)", || rootfs::ensure(sh, &cache))?;
+    let imgs = stages.run("container images from the release binaries", || {
+        images::ensure(sh, &tree, &release, &rootfs, &cache.join("images"))
     })?;
-    // Holds the generated PKI (private keys): removed on every exit path, after the restore.
+    stages.run("node image into Docker", || node::build_image(sh, CLUSTER, &rootfs, &release, &imgs, &cache))?;
+    let kind =
+        stages.run("the real kind CLI: kind create cluster --image", || kindcli::attempt(sh, &cache, node::IMAGE))?;
+    println!("e2e: {kind}");
+    let cluster = stages.run("node container up (systemd, containerd, images imported)", || {
+        let c = node::Cluster::start(sh, CLUSTER)?;
+        c.wait_booted(sh)?;
+        Ok(c)
+    })?;
+    stages.run("kubeadm init; node Ready; kube-system pods Running", || cluster.kubeadm_init(sh))?;
+    stages.run("kdbg build apiserver scheduler cm kubelet (debug build)", || {
+        let bin = bins.join("kdbg");
+        cmd!(sh, "{bin} build apiserver scheduler cm kubelet --src {tree} --kube-version v1.20.2").run()?;
+        Ok(())
+    })?;
+    // Holds the ssh key for the node: removed on every exit path.
     let scratch_dir = tempfile::Builder::new().prefix("kdbg-e2e-").tempdir()?;
     let scratch = Utf8PathBuf::try_from(scratch_dir.path().to_owned())?;
-    let admin = stages.run("control plane up: etcd, kube-apiserver, scheduler, controller-manager", || {
-        swap::control_plane_up(sh, &node, &release, &scratch)
-    })?;
-    let kdbg = swap::Kdbg { bin: bins.join("kdbg"), node: &node, tree: &tree };
-    // From here on, every exit path restores the node.
-    let _restore = swap::RestoreGuard(&kdbg);
-    swap::debug_apiserver(sh, stages, &kdbg, &admin)?;
-    swap::debug_scheduler_and_cm(sh, stages, &kdbg, &admin)?;
+    let ssh = stages.run("ssh access to the node's docker user", || flows::ssh_target(sh, &cluster, &scratch))?;
+    let kind_target = vec!["--target".to_string(), format!("kind://{CLUSTER}")];
+    for (via, target) in [("kind://", kind_target), ("ssh://", ssh)] {
+        let k = flows::Kdbg { bin: bins.join("kdbg"), tree: &tree, cluster: &cluster, target, via };
+        // From here on, every exit path restores the node.
+        let _restore = flows::RestoreGuard(&k);
+        flows::apiserver(sh, stages, &k)?;
+        flows::scheduler_and_cm(sh, stages, &k)?;
+        flows::kubelet(sh, stages, &k)?;
+        if via == "kind://" {
+            flows::crash_apiserver(sh, stages, &k)?;
+        }
+    }
+    println!("e2e: {kind}");
     Ok(())
 }
 
 fn build_tools(sh: &Shell) -> Result<Utf8PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    cmd!(sh, "{cargo} build --quiet -p kdbg-cli -p kdbg-tests --bins").run()?;
+    cmd!(sh, "{cargo} build --quiet -p kdbg-cli --bins").run()?;
     Ok(crate::target_dir().join("debug"))
 }
 
@@ -101,13 +135,4 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) ->
         std::thread::sleep(Duration::from_millis(500));
     }
     bail!("timed out after {}s waiting for {what}", timeout.as_secs())
-}
-
-pub fn copy_into(node: &TestNode, host_file: &Utf8Path, node_path: &str, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dst = node.host_path(node_path);
-    std::fs::create_dir_all(dst.parent().expect("absolute node path"))?;
-    std::fs::copy(host_file, &dst).with_context(|| format!("copying {host_file} to the node's {node_path}"))?;
-    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))?;
-    Ok(())
 }

@@ -1,5 +1,6 @@
 //! Repository tasks: `cargo xtask demo|test|bench|debug|testnode|e2e`.
 
+mod apt;
 mod bench;
 mod bench_deploy;
 mod bench_watch;

@@ -2,14 +2,14 @@
 //!
 //! Copies stream through `docker exec -i` into the same receiver as every other transport (zstd,
 //! temp file, checksum, rename), which `docker cp` could not make atomic. Port forwards are a
-//! proxy in kdbg that runs `socat` in the node container per connection (kind's base image has
-//! it). Not exercised by the integration tests (no docker engine there): the command lines are
-//! checked as data below.
+//! `socat` on the workstation that runs `docker exec … socat` in the node per connection, so the
+//! forward outlives kdbg like an ssh one (without a workstation socat: a proxy thread in kdbg, which
+//! ends with it). The real-cluster tier (`cargo xtask e2e k8s`) exercises it against a kind node.
 
 use std::process::Stdio;
 
 use super::shell::{Runner, ShellNode};
-use super::tunnel::ProxyTunnel;
+use super::tunnel::{ProcessTunnel, ProxyTunnel};
 use super::{errors::Fixes, NodeError, NodeOutput, Privilege, Tunnel};
 use crate::host::Cmd;
 
@@ -57,6 +57,9 @@ impl Runner for DockerRunner {
     }
 
     fn forward(&self, local_port: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError> {
+        if which::which("socat").is_ok() {
+            return self.socat_forward(local_port, remote_port);
+        }
         let cmd = self.command(&["socat", "-", &format!("TCP:127.0.0.1:{remote_port}")], Privilege::Root);
         let tunnel = ProxyTunnel::start(local_port, move || {
             let mut child =
@@ -69,6 +72,34 @@ impl Runner for DockerRunner {
         .map_err(|e| NodeError::other(self.describe(), format!("listen on localhost:{local_port}"), e))?;
         Ok(Box::new(tunnel))
     }
+}
+
+impl DockerRunner {
+    /// A forward that outlives kdbg: the workstation's `socat` listens on 127.0.0.1 and runs
+    /// `docker exec … socat` into the node for each connection.
+    fn socat_forward(&self, local_port: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError> {
+        let what = format!("forward localhost:{local_port} to {}'s 127.0.0.1:{remote_port}", self.container);
+        let err = |detail: String| NodeError::other(self.describe(), what.clone(), detail);
+        let port = match local_port {
+            0 => super::tunnel::free_port().map_err(|e| err(e.to_string()))?,
+            p => p,
+        };
+        let log_path = std::env::temp_dir().join(format!("kdbg-forward-{}-{port}.log", std::process::id()));
+        let log = std::fs::File::create(&log_path).map_err(|e| err(e.to_string()))?;
+        let child = Cmd::new("socat")
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+            .arg(socat_exec(&self.container, remote_port))
+            .spawn_with(Stdio::null(), Stdio::null(), Stdio::from(log))
+            .map_err(|e| err(e.to_string()))?;
+        let tunnel = ProcessTunnel::start(child, port, &log_path).map_err(err);
+        let _ = std::fs::remove_file(&log_path);
+        Ok(Box::new(tunnel?))
+    }
+}
+
+/// socat's EXEC address that reaches `port` on the node's loopback through `docker exec`.
+fn socat_exec(container: &str, port: u16) -> String {
+    format!("EXEC:'docker exec -i {container} socat - TCP:127.0.0.1:{port}'")
 }
 
 #[cfg(test)]
@@ -84,6 +115,10 @@ mod tests {
             "docker exec -i dev-control-plane sh -c 'echo $1' x"
         );
         assert_eq!(node("dev", Some("dev-worker2")).runner.container, "dev-worker2");
+        assert_eq!(
+            socat_exec("dev-control-plane", 2345),
+            "EXEC:'docker exec -i dev-control-plane socat - TCP:127.0.0.1:2345'"
+        );
         let gone =
             NodeOutput { status: 1, stdout: vec![], stderr: b"Error: No such container: dev-control-plane\n".to_vec() };
         let e = n.runner.transport_failure(&gone).unwrap().to_string();

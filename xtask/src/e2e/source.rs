@@ -5,7 +5,6 @@ use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Shell};
 
 const DEB_SRC: &str = "/etc/apt/sources.list.d/kdbg-deb-src.sources";
-const DEB_SRC_ENTRY: &str = "Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
 
 /// The unpacked tree under `<cache>/src`, fetching it with `apt-get source kubernetes` if needed.
 pub fn fetch(sh: &Shell, cache: &Utf8Path) -> Result<Utf8PathBuf> {
@@ -17,7 +16,11 @@ pub fn fetch(sh: &Shell, cache: &Utf8Path) -> Result<Utf8PathBuf> {
     std::fs::create_dir_all(&src).with_context(|| format!("creating {src}"))?;
     if !Utf8Path::new(DEB_SRC).exists() {
         eprintln!("e2e: adding a deb-src entry for bookworm main ({DEB_SRC})");
-        std::fs::write(DEB_SRC, DEB_SRC_ENTRY).with_context(|| format!("writing {DEB_SRC} (needs root)"))?;
+        let entry = format!(
+            "Types: deb-src\nURIs: {}\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+            crate::apt::mirror()?
+        );
+        std::fs::write(DEB_SRC, entry).with_context(|| format!("writing {DEB_SRC} (needs root)"))?;
     }
     eprintln!("e2e: apt-get update, then apt-get source kubernetes into {src}");
     cmd!(sh, "apt-get update -q").quiet().ignore_stdout().run()?;

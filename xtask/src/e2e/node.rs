@@ -1,0 +1,203 @@
+//! A real kubeadm node, kind-shaped: the Debian rootfs plus the tree's kubelet, kubeadm and
+//! kubectl and the locally built images, imported into Docker and run as a container named and
+//! labelled like a kind node, with systemd as PID 1 and containerd inside; then `kubeadm init`.
+
+mod files;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use camino::{Utf8Path, Utf8PathBuf};
+use xshell::{cmd, Shell};
+
+use super::images::{self, Images};
+use super::wait_until;
+
+pub const IMAGE: &str = "kdbg-e2e-node:v1.20.2";
+
+/// Writes the node's extra files into `overlay` (binaries, units, configs, image tars).
+pub fn overlay(cluster: &str, release: &Utf8Path, imgs: &Images, overlay: &Utf8Path) -> Result<()> {
+    let put = |path: &str, text: &str, mode: u32| -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dst = overlay.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(dst.parent().expect("absolute"))?;
+        std::fs::write(&dst, text)?;
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))?;
+        Ok(())
+    };
+    for bin in ["kubelet", "kubeadm", "kubectl"] {
+        std::fs::create_dir_all(overlay.join("usr/bin"))?;
+        std::fs::copy(release.join(bin), overlay.join("usr/bin").join(bin))
+            .with_context(|| format!("copying {bin}"))?;
+    }
+    put("/lib/systemd/system/kubelet.service", files::KUBELET_UNIT, 0o644)?;
+    put("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", files::KUBEADM_DROPIN, 0o644)?;
+    put("/lib/systemd/system/kdbg-images.service", files::IMAGES_UNIT, 0o644)?;
+    put("/etc/containerd/config.toml", &files::containerd_config(images::PAUSE), 0o644)?;
+    put("/etc/cni/net.d/10-kdbg-bridge.conflist", files::CNI_BRIDGE, 0o644)?;
+    put("/usr/local/bin/kdbg-node-entrypoint", files::ENTRYPOINT, 0o755)?;
+    put("/kdbg/kubeadm.yaml", &files::kubeadm_config(cluster, images::KUBE_VERSION, &imgs.etcd_tag), 0o644)?;
+    // kind reads the node's Kubernetes version from here.
+    put("/kind/version", images::KUBE_VERSION, 0o644)?;
+    let wants = overlay.join("etc/systemd/system/multi-user.target.wants");
+    std::fs::create_dir_all(&wants)?;
+    for unit in ["kubelet.service", "kdbg-images.service"] {
+        std::os::unix::fs::symlink(format!("/lib/systemd/system/{unit}"), wants.join(unit))?;
+    }
+    std::fs::create_dir_all(overlay.join("kdbg/images"))?;
+    for tar in &imgs.tars {
+        std::fs::hard_link(tar, overlay.join("kdbg/images").join(tar.file_name().expect("a file")))
+            .or_else(|_| std::fs::copy(tar, overlay.join("kdbg/images").join(tar.file_name().unwrap())).map(drop))?;
+    }
+    Ok(())
+}
+
+/// `docker import` of the rootfs with the overlay on top.
+pub fn import(sh: &Shell, rootfs: &Utf8Path, overlay: &Utf8Path) -> Result<()> {
+    let script = r#"tar -c --numeric-owner -C "$1" --exclude=./.kdbg-complete . -C "$2" . | docker import -c 'ENTRYPOINT ["/usr/local/bin/kdbg-node-entrypoint"]' -c 'ENV container=docker' - "$3" >/dev/null"#;
+    cmd!(sh, "sh -c {script} sh {rootfs} {overlay} {IMAGE}").run()?;
+    Ok(())
+}
+
+/// A running node container and the Docker network it is on; removed (with its `/var` volume,
+/// the network and the image) when dropped.
+pub struct Cluster {
+    pub container: String,
+    pub network: String,
+    pub ip: String,
+}
+
+impl Cluster {
+    /// Starts the node container the way kind runs its nodes, minus `--privileged` (see
+    /// ARCHITECTURE.md): systemd as PID 1, `/var` on a volume for containerd's overlayfs, a
+    /// private cgroup namespace whose controllers the entrypoint makes writable.
+    pub fn start(sh: &Shell, name: &str) -> Result<Cluster> {
+        let container = format!("{name}-control-plane");
+        let network = format!("{name}-net");
+        let _ = cmd!(sh, "docker rm -f -v {container}").quiet().ignore_stderr().ignore_stdout().run();
+        let _ = cmd!(sh, "docker network rm {network}").quiet().ignore_stderr().ignore_stdout().run();
+        cmd!(sh, "docker network create {network}").quiet().ignore_stdout().run()?;
+        let cluster_label = format!("io.x-k8s.kind.cluster={name}");
+        let rule = "a *:* rwm";
+        let started = cmd!(
+            sh,
+            "docker run -d --name {container} --hostname {container} --network {network}
+             --label {cluster_label} --label io.x-k8s.kind.role=control-plane
+             --cgroupns=private --cap-add ALL --cap-drop SYS_RESOURCE
+             --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined
+             --device-cgroup-rule {rule}
+             --tmpfs /tmp --tmpfs /run --volume /var
+             {IMAGE}"
+        )
+        .quiet()
+        .ignore_stdout()
+        .run();
+        let format = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}";
+        let ip = cmd!(sh, "docker inspect -f {format} {container}").read().unwrap_or_default();
+        let cluster = Cluster { container, network, ip };
+        started?;
+        Ok(cluster)
+    }
+
+    /// `sh -c SCRIPT` inside the node, as root.
+    pub fn sh(&self, sh: &Shell, script: &str) -> Result<String> {
+        let c = &self.container;
+        Ok(cmd!(sh, "docker exec {c} sh -c {script}").quiet().read()?)
+    }
+
+    /// Waits for systemd, containerd and the image import.
+    pub fn wait_booted(&self, sh: &Shell) -> Result<()> {
+        wait_until("systemd in the node to finish booting", Duration::from_secs(120), || {
+            self.sh(sh, "systemctl is-system-running").is_ok_and(|s| s == "running" || s == "degraded")
+                || self.sh(sh, "systemctl is-active kdbg-images.service").is_ok_and(|s| s == "active")
+        })?;
+        wait_until("the image import into containerd", Duration::from_secs(180), || {
+            self.sh(sh, "systemctl is-active kdbg-images.service").is_ok_and(|s| s == "active")
+        })
+        .with_context(|| self.sh(sh, "journalctl -u kdbg-images --no-pager | tail -20").unwrap_or_default())?;
+        let failed = self.sh(sh, "systemctl --failed --no-legend --plain")?;
+        if !failed.is_empty() {
+            eprintln!("e2e: failed units in the node (not fatal):\n{failed}");
+        }
+        Ok(())
+    }
+
+    /// `kubeadm init`, then waits until the node is Ready and kube-system's pods run.
+    pub fn kubeadm_init(&self, sh: &Shell) -> Result<()> {
+        let c = &self.container;
+        // Preflight would fail on what a container node lacks (swap accounting, crictl); CoreDNS
+        // has no local image and nothing here needs cluster DNS.
+        let out = cmd!(
+            sh,
+            "docker exec {c} kubeadm init --config=/kdbg/kubeadm.yaml --skip-phases=preflight,addon/coredns --v=1"
+        )
+        .ignore_status()
+        .output()?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        ensure!(
+            out.status.success(),
+            "kubeadm init failed:\n{tail}\n--- kubelet journal:\n{}",
+            self.sh(sh, "journalctl -u kubelet --no-pager | tail -40").unwrap_or_default()
+        );
+        let ok = text.lines().find(|l| l.contains("initialized successfully")).unwrap_or("(no success line)");
+        println!("e2e: kubeadm init: {}", ok.trim());
+        wait_until("the node to be Ready", Duration::from_secs(180), || {
+            self.kubectl(sh, "get nodes --no-headers").is_ok_and(|o| o.split_whitespace().nth(1) == Some("Ready"))
+        })?;
+        println!("e2e: {}", self.kubectl(sh, "get nodes -o wide")?);
+        wait_until("kube-system's pods to run", Duration::from_secs(240), || self.system_pods_running(sh))?;
+        println!("e2e: {}", self.kubectl(sh, "get pods -n kube-system -o wide")?);
+        Ok(())
+    }
+
+    /// `kubectl` inside the node with the admin kubeconfig (credentials never leave the node).
+    pub fn kubectl(&self, sh: &Shell, args: &str) -> Result<String> {
+        self.sh(sh, &format!("kubectl --kubeconfig /etc/kubernetes/admin.conf {args}"))
+    }
+
+    /// Every control-plane mirror pod and kube-proxy is Running and ready.
+    pub fn system_pods_running(&self, sh: &Shell) -> bool {
+        let Ok(out) = self.kubectl(sh, "get pods -n kube-system --no-headers") else { return false };
+        let want = ["etcd-", "kube-apiserver-", "kube-controller-manager-", "kube-scheduler-", "kube-proxy-"];
+        want.iter().all(|w| {
+            out.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() >= 3
+                    && f[0].starts_with(w)
+                    && f[2] == "Running"
+                    && f[1].split_once('/').is_some_and(|(a, b)| a == b)
+            })
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let Ok(sh) = Shell::new() else { return };
+        eprintln!(
+            "e2e: removing the node container {}, its volume, network {} and image",
+            self.container, self.network
+        );
+        let (c, n) = (&self.container, &self.network);
+        let _ = cmd!(sh, "docker rm -f -v {c}").quiet().ignore_stdout().run();
+        let _ = cmd!(sh, "docker network rm {n}").quiet().ignore_stdout().run();
+        let _ = cmd!(sh, "docker rmi {IMAGE}").quiet().ignore_stdout().ignore_stderr().run();
+    }
+}
+
+/// Builds the node image from scratch parts into Docker; returns the staging dir to drop later.
+pub fn build_image(
+    sh: &Shell,
+    cluster: &str,
+    rootfs: &Utf8Path,
+    release: &Utf8Path,
+    imgs: &Images,
+    cache: &Utf8Path,
+) -> Result<()> {
+    let stage = tempfile::Builder::new().prefix("kdbg-node-overlay-").tempdir_in(cache)?;
+    let dir = Utf8PathBuf::try_from(stage.path().to_owned())?;
+    overlay(cluster, release, imgs, &dir)?;
+    import(sh, rootfs, &dir)
+}
