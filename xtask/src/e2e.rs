@@ -71,6 +71,7 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
                 ("/usr/sbin/debootstrap", "debootstrap"),
                 ("/usr/bin/docker", "docker.io"),
                 ("/usr/bin/ssh-keyscan", "openssh-client"),
+                ("/usr/bin/socat", "socat"),
             ],
         )
     })?;
@@ -94,6 +95,7 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
         Ok(c)
     })?;
     stages.run("kubeadm init; node Ready; kube-system pods Running", || cluster.kubeadm_init(sh))?;
+    stages.run("kubelet healthz moved to 10348 in its config file", || cluster.move_kubelet_healthz_port(sh, 10348))?;
     stages.run("kdbg build apiserver scheduler cm kubelet (debug build)", || {
         let bin = bins.join("kdbg");
         cmd!(sh, "{bin} build apiserver scheduler cm kubelet --src {tree} --kube-version v1.20.2").run()?;

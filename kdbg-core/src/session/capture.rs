@@ -23,6 +23,9 @@ pub struct Captured {
     pub how: How,
     /// The manifest's bytes (static pods): what the backup and restore write.
     pub manifest_bytes: Option<Vec<u8>>,
+    /// The ports to wait for: those the running original listens on (seen before it is stopped),
+    /// else those its flags name.
+    pub ports: Vec<u16>,
     /// The running version, from the manifest's image tag (`v1.20.2`).
     pub version: Option<String>,
     pub warnings: Vec<String>,
@@ -80,6 +83,7 @@ fn static_pod(
         from: format!("manifest {path}"),
         pid: None,
         how,
+        ports: procs::ports_from_args(c, &pod.argv),
         manifest_bytes: Some(bytes),
         version: pod.image_version().map(String::from),
         warnings: Vec::new(),
@@ -122,19 +126,38 @@ fn systemd_unit(
         path: unit.into(),
         detail,
     })?;
+    let state = node.exec(
+        &["sh", "-c", "systemctl is-active \"$1\"; systemctl is-enabled \"$1\"; true", "kdbg", unit],
+        Privilege::Root,
+        &[],
+    )?;
+    let state = state.stdout_str();
+    let mut lines = state.lines().map(str::trim);
+    let (active, enabled) = (lines.next().unwrap_or("unknown").to_string(), lines.next().map(String::from));
     let mut cap = Captured {
         component: c,
+        ports: procs::ports_from_args(c, &argv),
         argv,
         env: with_path(env),
         working_dir: None,
         from: format!("unit {unit}"),
         pid: None,
-        how: How::Systemd { unit: unit.into() },
+        how: How::Systemd { unit: unit.into(), active: active == "active", enabled },
         manifest_bytes: None,
         version: None,
         warnings: Vec::new(),
     };
     let pids = procs::running(node, c.name, BIN_DIR)?;
+    if pids.is_empty() && active != "active" {
+        // Stopped by the user first, as the manual recipe does: debug it with the unit's own
+        // arguments; restore leaves the unit as it was found.
+        cap.warnings.push(format!(
+            "{unit} is {active} on {}: debugging {} with the unit's arguments; `kdbg restore` leaves {unit} {active}",
+            node.describe(),
+            c.name
+        ));
+        return Ok(cap);
+    }
     from_process(node, &mut cap, &pids, unit, allow_not_running)?;
     Ok(cap)
 }
@@ -164,6 +187,10 @@ fn from_process(
     let environ = node.read_file(&format!("/proc/{pid}/environ"), Privilege::Root)?.unwrap_or_default();
     cap.env = with_path(parse_environ(&environ));
     cap.argv = argv.clone();
+    let seen = procs::listening_ports(node, *pid)?;
+    if !seen.is_empty() {
+        cap.ports = seen;
+    }
     cap.pid = Some(*pid);
     cap.from = format!("process {pid}");
     Ok(())

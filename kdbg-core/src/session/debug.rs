@@ -12,7 +12,7 @@ use super::journal::{self, Entry, Journal, State, Who};
 use super::launch::{self, LaunchSpec};
 use super::restore::{self, RestoreConfig};
 use super::tunnels::{self, TunnelRecord};
-use super::{binary_path, dlv_path, preflight, procs, stop, SessionError, LOG_DIR};
+use super::{binary_path, dlv_path, preflight, stop, SessionError, LOG_DIR};
 use crate::component::Component;
 use crate::deploy::{self, DeployConfig, DeployError, DeployOutcome};
 use crate::node::Node;
@@ -228,7 +228,7 @@ fn start_one(
         was_running: cap.pid.is_some(),
         args: args.clone(),
         env_names: cap.env.iter().map(|(k, _)| k.clone()).collect(),
-        ports: procs::ports_from_args(c, &cap.argv),
+        ports: cap.ports.clone(),
         binary: binary.clone(),
         dlv: dlv_path(),
         listen: format!("{host}:{port}"),

@@ -22,7 +22,7 @@ pub enum SessionError {
     LocalPortBusy { component: String, port: u16 },
     #[error("{path} is missing on {node}\n  fix: {fix}")]
     NotDeployed { node: String, path: String, fix: String },
-    #[error("{component} did not stop on {node} within {seconds}s ({waiting})\n  {}", if *.put_back { "its manifest was put back: the node is as it was" } else { "and putting its manifest back failed: run `kdbg restore` with the same --target" })]
+    #[error("{component} did not stop on {node} within {seconds}s ({waiting})\n  {}", if *.put_back { "it was put back: the node is as it was" } else { "and putting it back failed: run `kdbg restore` with the same --target" })]
     StopTimeout { component: String, node: String, seconds: u64, waiting: String, put_back: bool },
     #[error("Delve did not start {component} on {node}: {detail}\n  its log ({log}):\n{tail}")]
     Dlv { component: String, node: String, detail: String, log: String, tail: String },
@@ -30,10 +30,10 @@ pub enum SessionError {
     Unsupported { component: String, node: String, why: String },
     #[error("the journal {path} on {node} is unreadable: {detail}\n  fix: look at it; kdbg never overwrites a journal it cannot read")]
     Journal { node: String, path: String, detail: String },
-    #[error("cannot put {component}'s manifest back on {node}: {detail}\n  the journal still holds it; fix what is said, then run `kdbg restore` again")]
+    #[error("cannot put {component} back on {node}: {detail}\n  the journal still holds it; fix what is said, then run `kdbg restore` again")]
     Restore { component: String, node: String, detail: String },
-    #[error("{component} did not come back on {node} within {seconds}s after restore (its manifest is back in place)\n  fix: look at the kubelet and the component's logs")]
-    NotBack { component: String, node: String, seconds: u64 },
+    #[error("{component} did not come back on {node} within {seconds}s after restore ({back}; waited for {waiting})\n  fix: look at the component's logs ({logs})")]
+    NotBack { component: String, node: String, seconds: u64, back: String, waiting: String, logs: String },
     #[error("failed to open the tunnel to {component}'s Delve: {detail}")]
     Tunnel { component: String, detail: String },
     #[error("failed to {what} {path}: {source}")]

@@ -55,7 +55,28 @@ pub enum How {
     },
     Systemd {
         unit: String,
+        /// `systemctl is-active` said `active` before kdbg stopped it: restore starts it only then.
+        #[serde(default = "yes")]
+        active: bool,
+        /// `systemctl is-enabled` before the session (`enabled`, `disabled`, ...); restore checks it.
+        #[serde(default)]
+        enabled: Option<String>,
     },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl How {
+    /// What putting the original back means, for messages: `its manifest … is back in place`.
+    pub fn back_phrase(&self) -> String {
+        match self {
+            How::StaticPod { manifest, .. } => format!("its manifest {manifest} is back in place"),
+            How::Systemd { unit, active: true, .. } => format!("{unit} was started again"),
+            How::Systemd { unit, .. } => format!("{unit} was left inactive, as kdbg found it"),
+        }
+    }
 }
 
 /// Who started a session.

@@ -24,6 +24,13 @@ const HOLDER: &str = r#"p=$(ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*pi
 [ -n "$p" ] && echo "pid $p: $(tr '\0' ' ' < "/proc/$p/cmdline" | cut -c1-160)"; true"#;
 
 /// SIGKILLs the pids given and waits (10 s at most) until they are gone.
+/// The TCP listeners in PID's network namespace, the socket inodes PID holds, and the node's
+/// ephemeral port range (ports in it are not stable across restarts).
+const PID_PORTS: &str = r##"cat "/proc/$1/net/tcp" "/proc/$1/net/tcp6" 2>/dev/null
+echo "#fds"
+ls -l "/proc/$1/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\].*/\1/p'
+echo "#range $(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)""##;
+
 const KILL: &str = r#"for p; do kill -9 "$p" 2>/dev/null; done
 i=0
 while :; do
@@ -156,6 +163,37 @@ pub fn holder(node: &dyn Node, l: &Listener) -> Option<String> {
 }
 
 /// SIGKILLs `pids` and waits until they are gone.
+/// The ports `pid` listens on (outside the ephemeral range), as seen before stopping it: what the
+/// original really serves, whatever its flags or config file say.
+pub fn listening_ports(node: &dyn Node, pid: u32) -> Result<Vec<u16>, NodeError> {
+    Ok(parse_pid_ports(&run(node, PID_PORTS, &[pid.to_string()])?))
+}
+
+pub fn parse_pid_ports(text: &str) -> Vec<u16> {
+    let (tables, rest) = text.split_once("#fds").unwrap_or((text, ""));
+    let mut inodes = std::collections::BTreeSet::new();
+    let mut range = (32768, 60999);
+    for line in rest.lines() {
+        if let Some(r) = line.strip_prefix("#range") {
+            let v: Vec<u16> = r.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+            if let [lo, hi] = v[..] {
+                range = (lo, hi);
+            }
+        } else if let Ok(inode) = line.trim().parse::<u64>() {
+            inodes.insert(inode);
+        }
+    }
+    let mut ports: Vec<u16> = parse_poll(tables)
+        .listeners
+        .into_iter()
+        .filter(|l| inodes.contains(&l.inode) && !(range.0..=range.1).contains(&l.port))
+        .map(|l| l.port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 pub fn kill(node: &dyn Node, pids: &[u32]) -> Result<(), NodeError> {
     if pids.is_empty() {
         return Ok(());
@@ -208,6 +246,15 @@ mod tests {
   sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000000000000000000000000000:1A0A 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 999 1 0000000000000000 100 0 0 10 0
 ";
+
+    #[test]
+    fn a_pids_ports_are_its_listening_sockets_outside_the_ephemeral_range() {
+        // 0x0929 = 2345 (inode 23814), 0x20FB = 8443 (inode 555), 0x1A0A = 6666 (inode 999, not ours).
+        let text = format!("{TCP}#fds\n23814\n555\n777\n#range 8000 9000\n");
+        assert_eq!(parse_pid_ports(&text), [2345]);
+        let text = format!("{TCP}#fds\n23814\n555\n#range 32768 60999\n");
+        assert_eq!(parse_pid_ports(&text), [2345, 8443]);
+    }
 
     #[test]
     fn tcp_tables_give_listeners_with_addresses() {

@@ -128,7 +128,8 @@ fn restore_one(
     })?;
     done.push(match &entry.how {
         journal::How::StaticPod { manifest, .. } => format!("put {manifest} back"),
-        journal::How::Systemd { unit } => format!("started {unit}"),
+        journal::How::Systemd { unit, active: true, .. } => format!("started {unit}"),
+        journal::How::Systemd { unit, .. } => format!("left {unit} inactive, as it was before `kdbg debug`"),
     });
     cfg.crash.point(&format!("{id}#manifest"));
 
@@ -137,10 +138,21 @@ fn restore_one(
     journal::save(node, journal)?;
     cfg.crash.point(&id);
     if !back {
+        let logs = match &entry.how {
+            journal::How::Systemd { unit, .. } => format!("journalctl -u {unit}"),
+            journal::How::StaticPod { .. } => "the kubelet's, and `crictl logs` of the pod's container".into(),
+        };
+        let waiting = match entry.ports.as_slice() {
+            [] => "its process".to_string(),
+            ports => format!("its process listening on {ports:?}, the ports the original listened on"),
+        };
         return Err(SessionError::NotBack {
             component: name.into(),
             node: node.describe(),
             seconds: cfg.back_timeout.as_secs(),
+            back: entry.how.back_phrase(),
+            waiting,
+            logs,
         });
     }
     if entry.was_running {

@@ -35,7 +35,7 @@ pub fn stop(
             run(node, REMOVE, &[manifest, dir], &format!("remove {manifest}"))?;
             crash.point(&format!("{id}#moved"));
         }
-        How::Systemd { unit } => {
+        How::Systemd { unit, .. } => {
             crash.point(&format!("{id}#backup"));
             run(node, "systemctl stop \"$1\"", &[unit], &format!("systemctl stop {unit}"))?;
             crash.point(&format!("{id}#moved"));
@@ -121,9 +121,25 @@ pub fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
             let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
             run(node, script, &[backup], &format!("remove {backup}")).map(drop).map_err(|e| e.to_string())
         }
-        How::Systemd { unit } => run(node, "systemctl start \"$1\"", &[unit], &format!("systemctl start {unit}"))
-            .map(drop)
-            .map_err(|e| e.to_string()),
+        How::Systemd { unit, active, enabled } => {
+            // The unit returns to the state kdbg found: started only if it was active, and its
+            // enablement as it was (kdbg never changes it; someone else may have meanwhile).
+            if *active {
+                run(node, "systemctl start \"$1\"", &[unit], &format!("systemctl start {unit}"))
+                    .map_err(|e| e.to_string())?;
+            }
+            match enabled.as_deref() {
+                Some(want @ ("enabled" | "disabled")) => {
+                    let verb = if want == "enabled" { "enable" } else { "disable" };
+                    let script =
+                        r#"[ "$(systemctl is-enabled "$1" 2>/dev/null)" = "$2" ] || systemctl "$3" --quiet "$1""#;
+                    run(node, script, &[unit, want, verb], &format!("systemctl {verb} {unit}"))
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+                _ => Ok(()),
+            }
+        }
     }
 }
 

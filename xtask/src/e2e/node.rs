@@ -152,6 +152,23 @@ impl Cluster {
         Ok(())
     }
 
+    /// Moves the kubelet's healthz port off its default in its config file (not its flags), as
+    /// clusters may: kdbg must wait for the ports the original really listened on.
+    pub fn move_kubelet_healthz_port(&self, sh: &Shell, port: u16) -> Result<()> {
+        let f = "/var/lib/kubelet/config.yaml";
+        self.sh(
+            sh,
+            &format!(
+                "if grep -q '^healthzPort:' {f}; then sed -i 's/^healthzPort: .*/healthzPort: {port}/' {f}; \
+                 else echo 'healthzPort: {port}' >> {f}; fi && systemctl restart kubelet"
+            ),
+        )?;
+        wait_until(&format!("the kubelet's healthz on 127.0.0.1:{port}"), Duration::from_secs(120), || {
+            self.sh(sh, &format!("curl -s --max-time 5 http://127.0.0.1:{port}/healthz")).is_ok_and(|b| b == "ok")
+        })?;
+        wait_until("kube-system's pods to run", Duration::from_secs(120), || self.system_pods_running(sh))
+    }
+
     /// `kubectl` inside the node with the admin kubeconfig (credentials never leave the node).
     pub fn kubectl(&self, sh: &Shell, args: &str) -> Result<String> {
         self.sh(sh, &format!("kubectl --kubeconfig /etc/kubernetes/admin.conf {args}"))
