@@ -32,8 +32,8 @@ pub enum SessionError {
     Journal { node: String, path: String, detail: String },
     #[error("cannot put {component} back on {node}: {detail}\n  the journal still holds it; fix what is said, then run `kdbg restore` again")]
     Restore { component: String, node: String, detail: String },
-    #[error("{component} did not come back on {node} within {seconds}s after restore ({back}; waited for {waiting})\n  fix: look at the component's logs ({logs})")]
-    NotBack { component: String, node: String, seconds: u64, back: String, waiting: String, logs: String },
+    #[error("{component} did not come back on {node} within {seconds}s after restore: {detail}")]
+    NotBack { component: String, node: String, seconds: u64, detail: String },
     #[error("failed to open the tunnel to {component}'s Delve: {detail}")]
     Tunnel { component: String, detail: String },
     #[error("failed to {what} {path}: {source}")]

@@ -150,9 +150,7 @@ fn restore_one(
             component: name.into(),
             node: node.describe(),
             seconds: cfg.back_timeout.as_secs(),
-            back: entry.how.back_phrase(),
-            waiting,
-            logs,
+            detail: format!("{}; waited for {waiting}\n  fix: look at its logs ({logs})", entry.how.back_phrase()),
         });
     }
     if entry.was_running {
