@@ -30,6 +30,7 @@ mod error;
 pub mod attach;
 pub mod capture;
 pub mod crash;
+pub mod daemonset;
 pub mod debug;
 pub mod journal;
 pub mod launch;

@@ -75,7 +75,11 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
             ],
         )
     })?;
-    let tree = stages.run("fetch kubernetes source (apt-get source kubernetes)", || source::fetch(sh, &cache))?;
+    let tree = stages.run("fetch kubernetes source (apt-get source kubernetes)", || {
+        let tree = source::fetch(sh, &cache)?;
+        source::patch_reflect2(sh, &tree)?;
+        Ok(tree)
+    })?;
     let release = cache.join("release");
     stages.run("release build of the control plane, kube-proxy, kubelet, kubeadm, kubectl", || {
         source::release_build(sh, &tree, &release, COMPONENTS)

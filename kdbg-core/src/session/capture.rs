@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 
 use super::journal::How;
-use super::{manifest, procs, systemd, SessionError, BACKUP_DIR, BIN_DIR};
+use super::{daemonset, manifest, procs, systemd, SessionError, BACKUP_DIR, BIN_DIR};
 use crate::component::{Component, Launch, MANIFESTS_DIR};
 use crate::node::{Node, NodeError, Privilege};
 
@@ -37,14 +37,7 @@ pub fn capture(node: &dyn Node, c: &'static Component, allow_not_running: bool) 
     match c.launch {
         Launch::StaticPod { manifest } => static_pod(node, c, manifest, allow_not_running),
         Launch::Systemd { unit } => systemd_unit(node, c, unit, allow_not_running),
-        Launch::DaemonSet { namespace, name } => Err(SessionError::Unsupported {
-            component: c.name.into(),
-            node: node.describe(),
-            why: format!(
-                "it runs as the DaemonSet {namespace}/{name}, which kdbg cannot take off a node yet \
-                 (static pods and the systemd kubelet are supported)"
-            ),
-        }),
+        Launch::DaemonSet { namespace, name } => daemonset_pod(node, c, namespace, name),
     }
 }
 
@@ -159,6 +152,37 @@ fn systemd_unit(
         return Ok(cap);
     }
     from_process(node, &mut cap, &pids, unit, allow_not_running)?;
+    Ok(cap)
+}
+
+fn daemonset_pod(node: &dyn Node, c: &'static Component, ns: &str, name: &str) -> Result<Captured, SessionError> {
+    let found = daemonset::look(node, c, ns, name)?;
+    let pod = manifest::parse(&found.pod_json, c.name).map_err(|detail| SessionError::Malformed {
+        component: c.name.into(),
+        node: node.describe(),
+        path: format!("the DaemonSet {ns}/{name}'s pod"),
+        detail,
+    })?;
+    let mut how = found.how;
+    if let How::DaemonSet { mounts, created, .. } = &mut how {
+        *created = daemonset::missing_mount_points(node, mounts)?;
+    }
+    let mut cap = Captured {
+        component: c,
+        ports: procs::ports_from_args(c, &pod.argv),
+        argv: pod.argv.clone(),
+        env: with_path(pod.env.clone()),
+        working_dir: pod.working_dir.clone(),
+        from: format!("daemonset {ns}/{name}"),
+        pid: None,
+        how,
+        manifest_bytes: None,
+        version: pod.image_version().map(String::from),
+        warnings: Vec::new(),
+    };
+    // The pod's files are copied from the running container: it must run.
+    let pids = procs::running(node, c.name, BIN_DIR)?;
+    from_process(node, &mut cap, &pids, &format!("daemonset {ns}/{name}"), false)?;
     Ok(cap)
 }
 

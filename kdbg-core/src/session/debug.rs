@@ -247,6 +247,7 @@ fn start_one(
         listen: entry.listen.clone(),
         run: !cfg.wait_for_debugger,
         log: entry.log.clone(),
+        mounts: cap.how.bind_mounts(),
     };
     let dlv_pid = step(reporter, &id("launch"), || {
         entry.state = State::Launching;

@@ -53,6 +53,25 @@ pub enum How {
         /// Where it waits meanwhile, outside the kubelet's directory.
         backup: String,
     },
+    /// A DaemonSet's pod, kept off this node by a spec change (see `session::daemonset`).
+    DaemonSet {
+        namespace: String,
+        name: String,
+        /// This node's name in the cluster.
+        node: String,
+        /// The pod kdbg deleted.
+        pod: String,
+        /// `spec.updateStrategy` and `spec.template.spec.affinity` as found (JSON): what restore
+        /// writes back.
+        update_strategy: String,
+        affinity: Option<String>,
+        /// What the debug build sees at the pod's paths.
+        mounts: Vec<PodMount>,
+        /// Where the pod's copied files wait on the node (removed by restore).
+        files: String,
+        /// Mount-point directories kdbg created on the node (removed by restore).
+        created: Vec<String>,
+    },
     Systemd {
         unit: String,
         /// `systemctl is-active` said `active` before kdbg stopped it: restore starts it only then.
@@ -64,17 +83,38 @@ pub enum How {
     },
 }
 
+/// A path of a DaemonSet pod reproduced for the debug build: `source` on the node is
+/// bind-mounted at `target` in Delve's private mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodMount {
+    pub source: String,
+    pub target: String,
+    /// `source` is a node-side copy of the pod's files (else a hostPath).
+    pub copied: bool,
+}
+
 fn yes() -> bool {
     true
 }
 
 impl How {
+    /// The bind mounts Delve's namespace needs (DaemonSet pods), `(source, target)`.
+    pub fn bind_mounts(&self) -> Vec<(String, String)> {
+        match self {
+            How::DaemonSet { mounts, .. } => mounts.iter().map(|m| (m.source.clone(), m.target.clone())).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// What putting the original back means, for messages: `its manifest … is back in place`.
     pub fn back_phrase(&self) -> String {
         match self {
             How::StaticPod { manifest, .. } => format!("its manifest {manifest} is back in place"),
             How::Systemd { unit, active: true, .. } => format!("{unit} was started again"),
             How::Systemd { unit, .. } => format!("{unit} was left inactive, as kdbg found it"),
+            How::DaemonSet { namespace, name, node, .. } => {
+                format!("the DaemonSet {namespace}/{name} may run its pod on {node} again")
+            }
         }
     }
 }

@@ -29,12 +29,29 @@ pub struct LaunchSpec {
     /// `--continue`: run at once; without it the program waits at its entry for a debugger.
     pub run: bool,
     pub log: String,
+    /// `(node path, path the program sees)`: bind mounts in a private mount namespace (a
+    /// DaemonSet pod's files); none: Delve runs in the node's own.
+    pub mounts: Vec<(String, String)>,
 }
 
+/// Bind-mounts each `source target` pair up to `--` in the private namespace, then execs the rest.
+const MOUNTS: &str = r#"while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@""#;
+
 impl LaunchSpec {
-    /// The node command: `env -i ENV... dlv exec BINARY --headless ... -- ARGS...`.
+    /// The node command: `env -i ENV... dlv exec BINARY --headless ... -- ARGS...`, behind
+    /// `unshare --mount` when there are bind mounts (the same pid becomes Delve either way).
     pub fn command(&self) -> Vec<String> {
-        let mut cmd = vec!["env".to_string(), "-i".into()];
+        let mut cmd = Vec::new();
+        if !self.mounts.is_empty() {
+            cmd.extend(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", MOUNTS, "kdbg-mounts"].map(String::from),
+            );
+            for (source, target) in &self.mounts {
+                cmd.extend([source.clone(), target.clone()]);
+            }
+            cmd.push("--".into());
+        }
+        cmd.extend(["env".to_string(), "-i".into()]);
         cmd.extend(self.env.iter().map(|(k, v)| format!("{k}={v}")));
         cmd.extend([
             self.dlv.clone(),
@@ -172,10 +189,16 @@ mod tests {
             listen: "127.0.0.1:2345".into(),
             run: true,
             log: "/var/log/kdbg/kube-apiserver.log".into(),
+            mounts: vec![],
         };
         expect_test::expect![[r#"env -i PATH=/bin /var/lib/kdbg/bin/dlv exec /var/lib/kdbg/bin/kube-apiserver --headless --listen=127.0.0.1:2345 --api-version=2 --accept-multiclient --only-same-user=false --continue -- --secure-port=8443 --v=2"#]]
             .assert_eq(&spec.command().join(" "));
-        let waiting = LaunchSpec { run: false, ..spec };
+        let waiting = LaunchSpec { run: false, ..spec.clone() };
         assert!(!waiting.command().contains(&"--continue".to_string()));
+        let mounted =
+            LaunchSpec { mounts: vec![("/var/lib/kdbg/pods/p/0".into(), "/var/lib/kube-proxy".into())], ..spec };
+        let cmd = mounted.command();
+        assert_eq!(cmd[..4], ["unshare", "--mount", "--propagation", "private"]);
+        assert_eq!(cmd[8..13], ["/var/lib/kdbg/pods/p/0", "/var/lib/kube-proxy", "--", "env", "-i"]);
     }
 }

@@ -130,6 +130,7 @@ fn restore_one(
         journal::How::StaticPod { manifest, .. } => format!("put {manifest} back"),
         journal::How::Systemd { unit, active: true, .. } => format!("started {unit}"),
         journal::How::Systemd { unit, .. } => format!("left {unit} inactive, as it was before `kdbg debug`"),
+        journal::How::DaemonSet { namespace, name, .. } => format!("put the DaemonSet {namespace}/{name}'s spec back"),
     });
     cfg.crash.point(&format!("{id}#manifest"));
 
@@ -140,7 +141,9 @@ fn restore_one(
     if !back {
         let logs = match &entry.how {
             journal::How::Systemd { unit, .. } => format!("journalctl -u {unit}"),
-            journal::How::StaticPod { .. } => "the kubelet's, and `crictl logs` of the pod's container".into(),
+            journal::How::StaticPod { .. } | journal::How::DaemonSet { .. } => {
+                "the kubelet's, and `crictl logs` of the pod's container".into()
+            }
         };
         let waiting = match entry.ports.as_slice() {
             [] => "its process".to_string(),
@@ -156,6 +159,9 @@ fn restore_one(
     if entry.was_running {
         done.push("the original runs again".into());
     }
+    // The session's log goes once the original is back: kdbg leaves nothing but its binaries.
+    let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
+    stop::run(node, script, &[&entry.log], &format!("remove {}", entry.log))?;
     Ok(Restored { component: name.into(), done })
 }
 

@@ -35,6 +35,11 @@ pub fn stop(
             run(node, REMOVE, &[manifest, dir], &format!("remove {manifest}"))?;
             crash.point(&format!("{id}#moved"));
         }
+        How::DaemonSet { .. } => {
+            crash.point(&format!("{id}#backup"));
+            super::daemonset::stop(node, &cap.how, cap.component.name, cap.pid)?;
+            crash.point(&format!("{id}#moved"));
+        }
         How::Systemd { unit, .. } => {
             crash.point(&format!("{id}#backup"));
             run(node, "systemctl stop \"$1\"", &[unit], &format!("systemctl stop {unit}"))?;
@@ -121,6 +126,7 @@ pub fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
             let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
             run(node, script, &[backup], &format!("remove {backup}")).map(drop).map_err(|e| e.to_string())
         }
+        How::DaemonSet { .. } => super::daemonset::put_back(node, how),
         How::Systemd { unit, active, enabled } => {
             // The unit returns to the state kdbg found: started only if it was active, and its
             // enablement as it was (kdbg never changes it; someone else may have meanwhile).

@@ -129,6 +129,7 @@ pub fn capture(node: &dyn Node, entry: &Entry) -> Result<Held, WatchError> {
         listen: entry.listen.clone(),
         run: options.into_iter().any(|a| a == "--continue"),
         log: entry.log.clone(),
+        mounts: entry.how.bind_mounts(),
     };
     Ok(Held { component: entry.component.clone(), spec, port: entry.port, ports: entry.ports.clone() })
 }

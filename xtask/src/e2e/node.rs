@@ -30,9 +30,9 @@ pub fn overlay(cluster: &str, release: &Utf8Path, imgs: &Images, overlay: &Utf8P
         std::fs::copy(release.join(bin), overlay.join("usr/bin").join(bin))
             .with_context(|| format!("copying {bin}"))?;
     }
-    put("/lib/systemd/system/kubelet.service", files::KUBELET_UNIT, 0o644)?;
+    put("/usr/lib/systemd/system/kubelet.service", files::KUBELET_UNIT, 0o644)?;
     put("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", files::KUBEADM_DROPIN, 0o644)?;
-    put("/lib/systemd/system/kdbg-images.service", files::IMAGES_UNIT, 0o644)?;
+    put("/usr/lib/systemd/system/kdbg-images.service", files::IMAGES_UNIT, 0o644)?;
     put("/etc/containerd/config.toml", &files::containerd_config(images::PAUSE), 0o644)?;
     put("/etc/cni/net.d/10-kdbg-bridge.conflist", files::CNI_BRIDGE, 0o644)?;
     put("/usr/local/bin/kdbg-node-entrypoint", files::ENTRYPOINT, 0o755)?;
@@ -52,10 +52,16 @@ pub fn overlay(cluster: &str, release: &Utf8Path, imgs: &Images, overlay: &Utf8P
     Ok(())
 }
 
-/// `docker import` of the rootfs with the overlay on top.
-pub fn import(sh: &Shell, rootfs: &Utf8Path, overlay: &Utf8Path) -> Result<()> {
-    let script = r#"tar -c --numeric-owner -C "$1" --exclude=./.kdbg-complete . -C "$2" . | docker import -c 'ENTRYPOINT ["/usr/local/bin/kdbg-node-entrypoint"]' -c 'ENV container=docker' - "$3" >/dev/null"#;
-    cmd!(sh, "sh -c {script} sh {rootfs} {overlay} {IMAGE}").run()?;
+/// `docker import` of the rootfs with the overlay on top: a hard-linked copy of the rootfs in
+/// `stage` (cheap, and the cached rootfs is never written), the overlay copied over it with links
+/// broken, then one tar stream (Docker refuses duplicate paths in one).
+pub fn import(sh: &Shell, rootfs: &Utf8Path, overlay: &Utf8Path, stage: &Utf8Path) -> Result<()> {
+    let root = stage.join("root");
+    cmd!(sh, "cp -al {rootfs} {root}").run()?;
+    cmd!(sh, "rm -f {root}/.kdbg-complete").run()?;
+    cmd!(sh, "cp -a --remove-destination {overlay}/. {root}/").run()?;
+    let script = r#"tar -c --numeric-owner -C "$1" . | docker import -c 'ENTRYPOINT ["/usr/local/bin/kdbg-node-entrypoint"]' -c 'ENV container=docker' - "$2" >/dev/null"#;
+    cmd!(sh, "sh -c {script} sh {root} {IMAGE}").run()?;
     Ok(())
 }
 
@@ -134,7 +140,7 @@ impl Cluster {
         .ignore_status()
         .output()?;
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        let tail: Vec<&str> = text.lines().rev().take(30).collect();
+        let tail: Vec<&str> = text.lines().filter(|l| !l.starts_with('\t')).rev().take(30).collect();
         let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
         ensure!(
             out.status.success(),
@@ -193,6 +199,13 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let Ok(sh) = Shell::new() else { return };
+        if std::env::var_os("KDBG_E2E_KEEP").is_some() {
+            eprintln!(
+                "e2e: KDBG_E2E_KEEP is set: the node {} stays; remove it with `docker rm -f -v {}; docker network rm {}; docker rmi {IMAGE}`",
+                self.container, self.container, self.network
+            );
+            return;
+        }
         eprintln!(
             "e2e: removing the node container {}, its volume, network {} and image",
             self.container, self.network
@@ -204,7 +217,7 @@ impl Drop for Cluster {
     }
 }
 
-/// Builds the node image from scratch parts into Docker; returns the staging dir to drop later.
+/// Builds the node image into Docker from the rootfs, the release binaries and the image tars.
 pub fn build_image(
     sh: &Shell,
     cluster: &str,
@@ -213,8 +226,8 @@ pub fn build_image(
     imgs: &Images,
     cache: &Utf8Path,
 ) -> Result<()> {
-    let stage = tempfile::Builder::new().prefix("kdbg-node-overlay-").tempdir_in(cache)?;
+    let stage = tempfile::Builder::new().prefix("kdbg-node-stage-").tempdir_in(cache)?;
     let dir = Utf8PathBuf::try_from(stage.path().to_owned())?;
-    overlay(cluster, release, imgs, &dir)?;
-    import(sh, rootfs, &dir)
+    overlay(cluster, release, imgs, &dir.join("overlay"))?;
+    import(sh, rootfs, &dir.join("overlay"), &dir)
 }

@@ -39,11 +39,44 @@ fn find_tree(src: &Utf8Path) -> Option<Utf8PathBuf> {
         .find(|p| p.file_name().is_some_and(|n| n.starts_with("kubernetes-")) && p.join("Makefile").exists())
 }
 
+/// Where Debian's reflect2 1.0.2 sources are (package golang-github-modern-go-reflect2-dev).
+const REFLECT2: &str = "/usr/share/gocode/src/github.com/modern-go/reflect2";
+/// What `patch_reflect2` leaves in the tree, so it runs once.
+const REFLECT2_MARK: &str = "vendor/github.com/modern-go/reflect2/.kdbg-reflect2-1.0.2";
+
+/// kubernetes 1.20 vendors github.com/modern-go/reflect2 v1.0.1, whose map iteration corrupts
+/// memory under Go ≥ 1.18 (kubeadm dies with "unexpected fault address" in `mapiterinit` while
+/// writing the kubelet's config). The only Go here is 1.19, so the vendored copy is replaced by
+/// Debian's reflect2 1.0.2 (the upstream fix), once, in the cached tree.
+pub fn patch_reflect2(sh: &Shell, tree: &Utf8Path) -> Result<()> {
+    if tree.join(REFLECT2_MARK).exists() {
+        return Ok(());
+    }
+    crate::setup::ensure_extra(sh, &[(REFLECT2, "golang-github-modern-go-reflect2-dev")])?;
+    let vendored = tree.join("vendor/github.com/modern-go/reflect2");
+    eprintln!("e2e: replacing the vendored reflect2 1.0.1 in {tree} by Debian's 1.0.2 (1.0.1 crashes under Go 1.18+)");
+    for e in vendored.read_dir_utf8()? {
+        let p = e?.path().to_owned();
+        if p.extension().is_some_and(|x| x == "go" || x == "s") {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    for e in Utf8Path::new(REFLECT2).read_dir_utf8()? {
+        let p = e?.path().to_owned();
+        let name = p.file_name().unwrap_or_default();
+        if (name.ends_with(".go") && !name.ends_with("_test.go")) || name.ends_with(".s") {
+            std::fs::copy(&p, vendored.join(name)).with_context(|| format!("copying {p}"))?;
+        }
+    }
+    std::fs::write(tree.join(REFLECT2_MARK), "github.com/modern-go/reflect2 1.0.2 from Debian\n")?;
+    Ok(())
+}
+
 /// Release-style (default flags: stripped, optimised) binaries of `whats`, built once and kept in
 /// `out` with a stamp naming what they were built from.
 pub fn release_build(sh: &Shell, tree: &Utf8Path, out: &Utf8Path, names: &[&str]) -> Result<()> {
     let stamp = out.join("stamp");
-    let want = format!("{tree}\n{}\n", names.join(" "));
+    let want = format!("{tree}\n{}\nreflect2 1.0.2\n", names.join(" "));
     let have = std::fs::read_to_string(&stamp).unwrap_or_default();
     if have == want && names.iter().all(|n| out.join(n).exists()) {
         eprintln!("e2e: release binaries already built in {out}");
