@@ -10,9 +10,11 @@ use kdbg_core::component::Component;
 use kdbg_core::deploy::DeployConfig;
 use kdbg_core::ide::vscode;
 use kdbg_core::node::target::Target;
+use kdbg_core::node::Node;
 use kdbg_core::session::crash::{self, CrashAt};
 use kdbg_core::session::debug::{self, DebugConfig, DebugOutcome, Timeouts};
 use kdbg_core::session::journal::{now, since};
+use kdbg_core::session::node_lock::NodeLock;
 use kdbg_core::session::restore::{self, RestoreConfig};
 use kdbg_core::session::status;
 use serde_json::json;
@@ -60,6 +62,31 @@ pub struct DebugArgs {
     /// Print the sessions as one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// How to meet another kdbg that is changing the same node.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Fail at once, naming it, when another kdbg is changing the node [default: wait for it].
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+impl LockArgs {
+    /// Takes the node's lock for `verb components...` (`kdbg status` never does).
+    pub fn acquire(
+        &self,
+        node: &dyn Node,
+        verb: &str,
+        comps: &[&Component],
+        term: &Terminal,
+    ) -> anyhow::Result<NodeLock> {
+        let names: Vec<&str> = comps.iter().map(|c| c.name).collect();
+        let command = [verb].into_iter().chain(names).collect::<Vec<_>>().join(" ");
+        Ok(NodeLock::acquire(node, &command, !self.no_wait, term)?)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +115,8 @@ pub struct RestoreArgs {
     pub timeout: u64,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 /// The workstation's state directory: `$KDBG_STATE_DIR`, `$XDG_STATE_HOME/kdbg`, `~/.local/state/kdbg`.
@@ -134,6 +163,7 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
     let node = args.target.connect()?;
     let term = Terminal::new(verbose);
     println!("{}", vscode::START_MARKER);
+    let _lock = args.lock.acquire(&*node, "debug", &comps, &term)?;
     let outcome = debug::debug(&tree, &comps, &*node, &config, &term)
         .with_context(|| format!("failed to start debugging on {}", args.target.target))?;
     if args.json {
@@ -204,8 +234,10 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
         back_timeout: Duration::from_secs(args.timeout),
         state_dir: state_dir(),
         crash: crash_at(),
+        owner: None,
     };
     let term = Terminal::new(verbose);
+    let _lock = args.lock.acquire(&*node, "restore", &config.components, &term)?;
     let restored = restore::restore(&*node, &config, &term)
         .with_context(|| format!("failed to restore {}", args.target.target))?;
     if args.json {

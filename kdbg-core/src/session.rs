@@ -34,6 +34,7 @@ pub mod debug;
 pub mod journal;
 pub mod launch;
 pub mod manifest;
+pub mod node_lock;
 pub mod preflight;
 pub mod procs;
 pub mod restore;

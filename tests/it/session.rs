@@ -3,6 +3,7 @@
 
 mod bad_inputs;
 mod faults;
+mod race;
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;
@@ -146,6 +147,30 @@ impl Lab {
 
     pub fn manifest_args(&self) -> Vec<String> {
         lab::manifest_args(&self.manifest())
+    }
+
+    /// Through the tunnel on localhost:`port`: a breakpoint at the fixture's marker, a `/healthz`
+    /// request that stops there, then completes once continued.
+    pub fn hit_breakpoint(&self) {
+        let binary = self.tree.path("_output/bin/kube-apiserver");
+        let recorded =
+            kdbg_core::ide::dwarf::recorded_sources(camino::Utf8Path::new(binary.to_str().unwrap())).unwrap();
+        let file = recorded.recorded_file("pkg/healthz/healthz.go");
+        let line = lab::breakpoint_line(&self.tree.root).unwrap();
+        let mut dlv = DlvClient::connect(&format!("127.0.0.1:{}", self.port), Duration::from_secs(10)).unwrap();
+        dlv.halt().unwrap();
+        let bp = dlv.create_breakpoint_file_line(&file, line).unwrap();
+        dlv.continue_async().unwrap();
+        let response = std::thread::scope(|s| {
+            let request = s.spawn(|| self.get("/healthz"));
+            let stopped = dlv.wait_stopped(Duration::from_secs(60)).unwrap();
+            let at = stopped.current_thread.unwrap();
+            assert_eq!((at.file.as_str(), at.line), (file.as_str(), line));
+            dlv.clear_breakpoint(bp.id).unwrap();
+            dlv.continue_async().unwrap();
+            request.join().unwrap().unwrap()
+        });
+        assert!(response.ends_with("\r\n\r\nok"), "{response}");
     }
 
     pub fn journal(&self) -> String {

@@ -191,6 +191,7 @@ pub fn debug(
                     back_timeout: cfg.timeouts.back,
                     state_dir: cfg.state_dir.clone(),
                     crash: CrashAt::default(),
+                    owner: Some(Who::me()),
                 };
                 match restore::restore(node, &rollback, reporter) {
                     Ok(_) => reporter.warn("rolled back: the node is as it was before `kdbg debug`".into()),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 
 use super::crash::CrashAt;
-use super::journal::{self, Entry, State};
+use super::journal::{self, Entry, State, Who};
 use super::{binary_path, dlv_path, procs, stop, tunnels, SessionError, BIN_DIR};
 use crate::component::Component;
 use crate::node::Node;
@@ -22,6 +22,8 @@ pub struct RestoreConfig {
     /// The workstation's state directory (tunnels); `None`: no local tunnels to stop.
     pub state_dir: Option<Utf8PathBuf>,
     pub crash: CrashAt,
+    /// A rollback: only what this owner journaled is undone (never another run's session).
+    pub owner: Option<Who>,
 }
 
 impl Default for RestoreConfig {
@@ -31,6 +33,7 @@ impl Default for RestoreConfig {
             back_timeout: Duration::from_secs(120),
             state_dir: None,
             crash: CrashAt::default(),
+            owner: None,
         }
     }
 }
@@ -50,6 +53,9 @@ pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) ->
         true => journal.components.keys().cloned().collect(),
         false => cfg.components.iter().map(|c| c.name.to_string()).collect(),
     };
+    if let Some(owner) = &cfg.owner {
+        names.retain(|n| journal.components.get(n).is_some_and(|e| &e.who == owner));
+    }
     // Reverse of the order sessions were started in.
     names.sort_by_key(|n| std::cmp::Reverse(journal.components.get(n).map(|e| (e.started_at, e.updated_at))));
     let mut out = Vec::new();
@@ -78,7 +84,10 @@ pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) ->
         }
     }
     if let Some(dir) = &cfg.state_dir {
-        let only: Vec<&str> = cfg.components.iter().map(|c| c.name).collect();
+        let only: Vec<&str> = match cfg.owner {
+            Some(_) => names.iter().map(String::as_str).collect(),
+            None => cfg.components.iter().map(|c| c.name).collect(),
+        };
         let stopped = tunnels::stop(dir, &node.describe(), &only).map_err(|source| SessionError::Local {
             what: "update".into(),
             path: dir.join(tunnels::FILE).to_string(),
