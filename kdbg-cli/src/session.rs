@@ -103,7 +103,8 @@ pub struct StatusArgs {
   kdbg restore                      # everything kdbg holds on the default target
   kdbg restore apiserver --target ssh://docker@192.168.49.2
 
-Safe to run again, and from another workstation: it reads only the journal on the node.")]
+Safe to run again, and from another workstation: it reads only the node (its journal, and what
+kdbg left there: manifests in /var/lib/kdbg/backup, debug processes), and says what it found.")]
 pub struct RestoreArgs {
     /// Only these components [default: all that kdbg holds on the node].
     #[arg(value_name = "COMPONENT")]
@@ -113,6 +114,10 @@ pub struct RestoreArgs {
     /// Seconds to wait for each original to run again.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
+    /// When the node's journal cannot be read: keep it aside (renamed, never deleted) and put back
+    /// what kdbg left on the node, found by looking at it (backups, debug processes).
+    #[arg(long)]
+    pub from_node_state: bool,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -235,6 +240,7 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
         state_dir: state_dir(),
         crash: crash_at(),
         owner: None,
+        from_node_state: args.from_node_state,
     };
     let term = Terminal::new(verbose);
     let _lock = args.lock.acquire(&*node, "restore", &config.components, &term)?;

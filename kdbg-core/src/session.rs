@@ -41,6 +41,7 @@ pub mod restore;
 pub mod status;
 pub mod stop;
 pub mod systemd;
+pub mod traces;
 pub mod tunnels;
 
 pub use crate::node::{BIN_DIR, KDBG_DIR};

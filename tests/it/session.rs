@@ -4,6 +4,7 @@
 mod bad_inputs;
 mod faults;
 mod race;
+mod recovery;
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;

@@ -192,6 +192,7 @@ pub fn debug(
                     state_dir: cfg.state_dir.clone(),
                     crash: CrashAt::default(),
                     owner: Some(Who::me()),
+                    from_node_state: false,
                 };
                 match restore::restore(node, &rollback, reporter) {
                     Ok(_) => reporter.warn("rolled back: the node is as it was before `kdbg debug`".into()),

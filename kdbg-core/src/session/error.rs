@@ -30,7 +30,7 @@ pub enum SessionError {
     Dlv { component: String, node: String, detail: String, log: String, tail: String },
     #[error("kdbg cannot debug {component} on {node}: {why}")]
     Unsupported { component: String, node: String, why: String },
-    #[error("the journal {path} on {node} is unreadable: {detail}\n  fix: look at it; kdbg never overwrites a journal it cannot read")]
+    #[error("the journal {path} on {node} is unreadable: {detail}\n  fix: `kdbg restore --from-node-state` keeps it aside (renamed, never deleted) and puts back what kdbg left on the node, found by looking at it")]
     Journal { node: String, path: String, detail: String },
     #[error("cannot put {component}'s manifest back on {node}: {detail}\n  the journal still holds it; fix what is said, then run `kdbg restore` again")]
     Restore { component: String, node: String, detail: String },
