@@ -24,6 +24,8 @@ use crate::commands::{find_tree, JSON_SCHEMA};
 use crate::deploy::TargetArgs;
 use crate::render::Terminal;
 
+const DEFAULT_STOP_TIMEOUT: u64 = 90;
+
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   kdbg debug apiserver                                   # minikube; attach your IDE to localhost:2345
@@ -57,7 +59,7 @@ pub struct DebugArgs {
     #[arg(long)]
     pub expose: bool,
     /// Seconds to wait for the original component to stop before putting it back.
-    #[arg(long, value_name = "SECONDS", default_value_t = 90)]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STOP_TIMEOUT)]
     pub stop_timeout: u64,
     /// Print the sessions as one JSON object.
     #[arg(long)]
@@ -149,6 +151,35 @@ pub(crate) fn target_args(t: &TargetArgs) -> Vec<String> {
     out
 }
 
+/// Every flag of this `kdbg debug` that shapes the session (components and `--port` aside: each
+/// task names its own), so the VSCode tasks it writes run exactly this session again.
+fn task_args(a: &DebugArgs) -> vscode::TaskArgs {
+    let mut target = target_args(&a.target);
+    if let Some(dlv) = &a.target.dlv {
+        target.extend(["--dlv".into(), dlv.to_string()]);
+    }
+    let mut build = Vec::new();
+    if let Some(v) = &a.sel.src.kube_version {
+        build.extend(["--kube-version".into(), v.clone()]);
+    }
+    if a.sel.optimized {
+        build.push("--optimized".into());
+    }
+    let mut session = Vec::new();
+    if let Some(b) = a.leader_elect {
+        session.push(format!("--leader-elect={b}"));
+    }
+    for (set, flag) in [(a.wait_for_debugger, "--wait-for-debugger"), (a.expose, "--expose")] {
+        if set {
+            session.push(flag.into());
+        }
+    }
+    if a.stop_timeout != DEFAULT_STOP_TIMEOUT {
+        session.extend(["--stop-timeout".into(), a.stop_timeout.to_string()]);
+    }
+    vscode::TaskArgs { target, build, session }
+}
+
 pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
     let comps = Component::resolve(&args.sel.components)?;
     let tree = find_tree(&args.sel.src)?;
@@ -162,7 +193,7 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         tunnel: !matches!(args.target.target, Target::Local),
         timeouts: Timeouts { stop: Duration::from_secs(args.stop_timeout), ..Timeouts::default() },
         state_dir: state_dir(),
-        ide_target_args: (!args.no_ide).then(|| target_args(&args.target)),
+        ide: (!args.no_ide).then(|| task_args(&args)),
         crash: crash_at(),
     };
     let node = args.target.connect()?;

@@ -5,6 +5,7 @@ mod bad_inputs;
 mod faults;
 mod race;
 mod recovery;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;
@@ -153,12 +154,17 @@ impl Lab {
     /// Through the tunnel on localhost:`port`: a breakpoint at the fixture's marker, a `/healthz`
     /// request that stops there, then completes once continued.
     pub fn hit_breakpoint(&self) {
+        self.hit_breakpoint_at(self.port)
+    }
+
+    /// [`Lab::hit_breakpoint`] through localhost:`port`.
+    pub fn hit_breakpoint_at(&self, port: u16) {
         let binary = self.tree.path("_output/bin/kube-apiserver");
         let recorded =
             kdbg_core::ide::dwarf::recorded_sources(camino::Utf8Path::new(binary.to_str().unwrap())).unwrap();
         let file = recorded.recorded_file("pkg/healthz/healthz.go");
         let line = lab::breakpoint_line(&self.tree.root).unwrap();
-        let mut dlv = DlvClient::connect(&format!("127.0.0.1:{}", self.port), Duration::from_secs(10)).unwrap();
+        let mut dlv = DlvClient::connect(&format!("127.0.0.1:{port}"), Duration::from_secs(10)).unwrap();
         dlv.halt().unwrap();
         let bp = dlv.create_breakpoint_file_line(&file, line).unwrap();
         dlv.continue_async().unwrap();
