@@ -68,6 +68,8 @@ pub struct IdeReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdeError {
+    #[error("{path} is a file, but VSCode keeps launch.json and tasks.json in a directory of that name\n  fix: move the file away (e.g. `mv {path} {path}.bak`) and run kdbg again (`kdbg debug --no-ide` writes no VSCode entries)")]
+    NotADirectory { path: Utf8PathBuf },
     #[error("failed to read {path}: {source}")]
     Read { path: Utf8PathBuf, source: std::io::Error },
     #[error("failed to write {path}: {source}")]
@@ -99,6 +101,9 @@ pub fn entry(
 /// the tasks run.
 pub fn write(tree_root: &Utf8Path, entries: &[IdeEntry], args: &TaskArgs) -> Result<IdeReport, IdeError> {
     let dir = tree_root.join(".vscode");
+    if dir.symlink_metadata().is_ok() && !dir.is_dir() {
+        return Err(IdeError::NotADirectory { path: dir });
+    }
     let launch = dir.join("launch.json");
     let tasks = dir.join("tasks.json");
     let mut report = IdeReport { files_changed: Vec::new(), launch: launch.clone(), tasks: tasks.clone() };
