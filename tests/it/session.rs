@@ -23,16 +23,18 @@ use crate::support::{Out, Run, Tree};
 const SECRET: &str = "s3cr3t-env-value";
 const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKdbgkdbgkdbg\n-----END PRIVATE KEY-----\n";
 
-/// A plain `make all` of the fixture apiserver: what a cluster runs (stripped, optimised).
+/// A plain `make all` of the fixture apiserver: what a cluster runs (stripped, optimised). Built
+/// once per run under cargo's per-target scratch directory (a static is never dropped, so a
+/// temp dir here would be left in /tmp by every run).
 fn release_binary() -> &'static PathBuf {
-    static BUILT: OnceLock<(Tree, PathBuf)> = OnceLock::new();
-    &BUILT
-        .get_or_init(|| {
-            let t = Tree::fixture();
-            let bin = lab::release_build(&t.root, "kube-apiserver").unwrap();
-            (t, bin)
-        })
-        .1
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-release");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = kdbg_tests::fixture::copy_to(&dir).unwrap();
+        lab::release_build(&root, "kube-apiserver").unwrap()
+    })
 }
 
 /// A test node running the release apiserver from a kubeadm-shaped static pod manifest, plus a
