@@ -59,6 +59,8 @@ pub struct DeployArgs {
     /// Print the outcome (each file's sha256, copied, bytes, seconds) as one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub lock: crate::session::LockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +85,7 @@ pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
     let config = DeployConfig { build: BuildConfig { profile }, dlv: args.target.dlv.clone() };
     let node = args.target.connect()?;
     let term = Terminal::new(verbose);
+    let _lock = args.lock.acquire(&*node, "deploy", &comps, &term)?;
     let outcome = deploy::deploy(&tree, &comps, &*node, &config, &term)
         .with_context(|| format!("failed to deploy to {}", args.target.target))?;
     if args.json {

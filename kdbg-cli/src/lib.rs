@@ -8,6 +8,9 @@ mod session;
 mod vscode;
 mod watch;
 
+#[cfg(test)]
+mod tests;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -30,10 +33,25 @@ where
     match commands::run(arguments) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The error and its causes, `: `-joined like `{e:#}`, but a cause whose text the message already
+/// holds (a `failed to read X: {source}` over that source) is said once, not twice.
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+    }
+    text
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {

@@ -10,9 +10,11 @@ use kdbg_core::component::Component;
 use kdbg_core::deploy::DeployConfig;
 use kdbg_core::ide::vscode;
 use kdbg_core::node::target::Target;
+use kdbg_core::node::Node;
 use kdbg_core::session::crash::{self, CrashAt};
 use kdbg_core::session::debug::{self, DebugConfig, DebugOutcome, Timeouts};
 use kdbg_core::session::journal::{now, since};
+use kdbg_core::session::node_lock::NodeLock;
 use kdbg_core::session::restore::{self, RestoreConfig};
 use kdbg_core::session::status;
 use serde_json::json;
@@ -21,6 +23,8 @@ use crate::args::Selection;
 use crate::commands::{find_tree, JSON_SCHEMA};
 use crate::deploy::TargetArgs;
 use crate::render::Terminal;
+
+const DEFAULT_STOP_TIMEOUT: u64 = 90;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -55,11 +59,36 @@ pub struct DebugArgs {
     #[arg(long)]
     pub expose: bool,
     /// Seconds to wait for the original component to stop before putting it back.
-    #[arg(long, value_name = "SECONDS", default_value_t = 90)]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STOP_TIMEOUT)]
     pub stop_timeout: u64,
     /// Print the sessions as one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// How to meet another kdbg that is changing the same node.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Fail at once, naming it, when another kdbg is changing the node [default: wait for it].
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+impl LockArgs {
+    /// Takes the node's lock for `verb components...` (`kdbg status` never does).
+    pub fn acquire(
+        &self,
+        node: &dyn Node,
+        verb: &str,
+        comps: &[&Component],
+        term: &Terminal,
+    ) -> anyhow::Result<NodeLock> {
+        let names: Vec<&str> = comps.iter().map(|c| c.name).collect();
+        let command = [verb].into_iter().chain(names).collect::<Vec<_>>().join(" ");
+        Ok(NodeLock::acquire(node, &command, !self.no_wait, term)?)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -76,7 +105,8 @@ pub struct StatusArgs {
   kdbg restore                      # everything kdbg holds on the default target
   kdbg restore apiserver --target ssh://docker@192.168.49.2
 
-Safe to run again, and from another workstation: it reads only the journal on the node.")]
+Safe to run again, and from another workstation: it reads only the node (its journal, and what
+kdbg left there: manifests in /var/lib/kdbg/backup, debug processes), and says what it found.")]
 pub struct RestoreArgs {
     /// Only these components [default: all that kdbg holds on the node].
     #[arg(value_name = "COMPONENT")]
@@ -86,8 +116,14 @@ pub struct RestoreArgs {
     /// Seconds to wait for each original to run again.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
+    /// When the node's journal cannot be read: keep it aside (renamed, never deleted) and put back
+    /// what kdbg left on the node, found by looking at it (backups, debug processes).
+    #[arg(long)]
+    pub from_node_state: bool,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 /// The workstation's state directory: `$KDBG_STATE_DIR`, `$XDG_STATE_HOME/kdbg`, `~/.local/state/kdbg`.
@@ -115,6 +151,35 @@ pub(crate) fn target_args(t: &TargetArgs) -> Vec<String> {
     out
 }
 
+/// Every flag of this `kdbg debug` that shapes the session (components and `--port` aside: each
+/// task names its own), so the VSCode tasks it writes run exactly this session again.
+fn task_args(a: &DebugArgs) -> vscode::TaskArgs {
+    let mut target = target_args(&a.target);
+    if let Some(dlv) = &a.target.dlv {
+        target.extend(["--dlv".into(), dlv.to_string()]);
+    }
+    let mut build = Vec::new();
+    if let Some(v) = &a.sel.src.kube_version {
+        build.extend(["--kube-version".into(), v.clone()]);
+    }
+    if a.sel.optimized {
+        build.push("--optimized".into());
+    }
+    let mut session = Vec::new();
+    if let Some(b) = a.leader_elect {
+        session.push(format!("--leader-elect={b}"));
+    }
+    for (set, flag) in [(a.wait_for_debugger, "--wait-for-debugger"), (a.expose, "--expose")] {
+        if set {
+            session.push(flag.into());
+        }
+    }
+    if a.stop_timeout != DEFAULT_STOP_TIMEOUT {
+        session.extend(["--stop-timeout".into(), a.stop_timeout.to_string()]);
+    }
+    vscode::TaskArgs { target, build, session }
+}
+
 pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
     let comps = Component::resolve(&args.sel.components)?;
     let tree = find_tree(&args.sel.src)?;
@@ -128,12 +193,13 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         tunnel: !matches!(args.target.target, Target::Local),
         timeouts: Timeouts { stop: Duration::from_secs(args.stop_timeout), ..Timeouts::default() },
         state_dir: state_dir(),
-        ide_target_args: (!args.no_ide).then(|| target_args(&args.target)),
+        ide: (!args.no_ide).then(|| task_args(&args)),
         crash: crash_at(),
     };
     let node = args.target.connect()?;
     let term = Terminal::new(verbose);
     println!("{}", vscode::START_MARKER);
+    let _lock = args.lock.acquire(&*node, "debug", &comps, &term)?;
     let outcome = debug::debug(&tree, &comps, &*node, &config, &term)
         .with_context(|| format!("failed to start debugging on {}", args.target.target))?;
     if args.json {
@@ -204,8 +270,11 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
         back_timeout: Duration::from_secs(args.timeout),
         state_dir: state_dir(),
         crash: crash_at(),
+        owner: None,
+        from_node_state: args.from_node_state,
     };
     let term = Terminal::new(verbose);
+    let _lock = args.lock.acquire(&*node, "restore", &config.components, &term)?;
     let restored = restore::restore(&*node, &config, &term)
         .with_context(|| format!("failed to restore {}", args.target.target))?;
     if args.json {

@@ -64,8 +64,12 @@ pub fn run(args: VscodeArgs, verbose: bool) -> anyhow::Result<()> {
         others.push(ide::other_editors(c.name, port, &tree.root, &entry.substitute_from_to));
         entries.push(entry);
     }
-    let target_args: Vec<String> = args.target.iter().flat_map(|t| ["--target".to_string(), t.clone()]).collect();
-    let report = vscode::write(&tree.root, &entries, &target_args)?;
+    let target: Vec<String> = args.target.iter().flat_map(|t| ["--target".to_string(), t.clone()]).collect();
+    let mut build = Vec::new();
+    if let Some(v) = &args.src.kube_version {
+        build.extend(["--kube-version".to_string(), v.clone()]);
+    }
+    let report = vscode::write(&tree.root, &entries, &vscode::TaskArgs { target, build, session: Vec::new() })?;
     for f in [&report.launch, &report.tasks] {
         let how = if report.files_changed.contains(f) { "wrote" } else { "up to date" };
         println!("{how:<10} {f}");

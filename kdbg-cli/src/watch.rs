@@ -79,6 +79,8 @@ pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
         eprintln!("  when done: kdbg restore {} {target}", names.join(" "));
         return Ok(());
     }
+    let _lock =
+        kdbg_core::session::node_lock::NodeLock::acquire(&*node, &format!("restore {}", names.join(" ")), true, &term)?;
     let config = RestoreConfig { components: comps, state_dir: state_dir(), ..RestoreConfig::default() };
     let restored = restore::restore(&*node, &config, &term)
         .with_context(|| format!("failed to restore {}", args.target.target))?;

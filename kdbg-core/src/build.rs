@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
+use crate::cache::state::STATE_FILE;
 use crate::cache::{self, CacheError, ComponentKey, KeyRequest, Keys, OutputRecord, Toolchain};
 use crate::component::Component;
 use crate::flags::{self, Profile};
@@ -32,6 +33,19 @@ pub enum BuildError {
     NoOutput { path: Utf8PathBuf, what: String },
     #[error("failed to access {path}: {source}")]
     Io { path: Utf8PathBuf, source: std::io::Error },
+    #[error("cannot write {path} ({detail}): kdbg keeps its build state, and make its binaries, under {output}\n  fix: make {output} writable for this user (e.g. `sudo chown -R $(id -un) {output}`), or remove it (`make clean`)")]
+    NotWritable { path: Utf8PathBuf, detail: String, output: Utf8PathBuf },
+    #[error("{path} is a directory, where kdbg keeps its build state file\n  fix: remove it (`rm -r {path}`); kdbg rebuilds its state on the next run")]
+    StateIsDir { path: Utf8PathBuf },
+}
+
+/// A write under `_output` failed: say which path, why, and how to make it writable.
+fn not_writable(tree: &SourceTree, path: &Utf8Path) -> impl FnOnce(std::io::Error) -> BuildError {
+    let (path, output) = (path.to_owned(), tree.root.join("_output"));
+    move |e| match path.is_dir() && path.file_name() == Some(STATE_FILE) {
+        true => BuildError::StateIsDir { path },
+        false => BuildError::NotWritable { path, detail: crate::host::io_text(&e), output },
+    }
 }
 
 /// One component's result, as `kdbg build --json` prints it.
@@ -79,11 +93,7 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
     let state_dir = tree.state_dir();
-    let io = |path: &Utf8PathBuf| {
-        let path = path.clone();
-        move |source| BuildError::Io { path, source }
-    };
-    let _lock = TreeLock::acquire(&state_dir, reporter).map_err(io(&state_dir))?;
+    let _lock = TreeLock::acquire(&state_dir, reporter).map_err(not_writable(tree, &state_dir.join("lock")))?;
     let prepared = prepare(tree, config)?;
     let mut keys = keys(tree, components, &prepared)?;
     for w in &keys.warnings {
@@ -98,7 +108,7 @@ pub fn build(
     if !stale.is_empty() {
         let what: Vec<&str> = stale.iter().map(|k| k.component.what).collect();
         let version_file = state_dir.join("version.env");
-        std::fs::write(&version_file, flags::version_file(&tree.version)).map_err(io(&version_file))?;
+        std::fs::write(&version_file, flags::version_file(&tree.version)).map_err(not_writable(tree, &version_file))?;
         let cmd = Cmd::new("make")
             .arg("all")
             .arg(format!("WHAT={}", what.join(" ")))
@@ -148,7 +158,7 @@ pub fn build(
     // A no-op changes nothing worth writing (and rewriting megabytes of state costs more than
     // the rest of the no-op).
     if make_line.is_some() || keys.state.index.dirty {
-        keys.state.save(&state_dir).map_err(io(&state_dir))?;
+        keys.state.save(&state_dir).map_err(not_writable(tree, &state_dir.join(STATE_FILE)))?;
     }
     Ok(BuildOutcome { components: out, make: make_line })
 }

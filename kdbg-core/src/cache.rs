@@ -40,6 +40,15 @@
 //! closure still holds and only the changed files are read again. Entries modified at or after the
 //! index was written are "racy" and are hashed again.
 //!
+//! # Names and links
+//!
+//! Directory listings are taken over names as bytes, with each symlink's target. A source file
+//! whose name is not UTF-8 (`go list` reports it with U+FFFD, so it could never be hashed) and a
+//! source symlink that cannot be followed (dangling, a loop) are errors naming the file, never a
+//! hit ([`listing`]). Other links are followed: the index keeps their target's stat and content.
+//! Files `go list` names but cannot read (`InvalidGoFiles`) are inputs too, so a package the
+//! build would fail on is never "up to date".
+//!
 //! # Outputs
 //!
 //! After a successful build each binary's path, sha256, size and mtime is recorded with the key
@@ -49,6 +58,7 @@
 pub mod golist;
 pub mod index;
 pub mod key;
+pub mod listing;
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,6 +86,12 @@ pub enum CacheError {
     NoPackage { what: String, root: Utf8PathBuf },
     #[error("failed to access {path}: {source}")]
     Io { path: Utf8PathBuf, source: std::io::Error },
+    #[error("{path} has a name that is not UTF-8: `go list` reports it with U+FFFD in place of the bad bytes, so kdbg cannot tell when it changes\n  fix: rename it to a UTF-8 name, or move it out of the package")]
+    NonUtf8Name { path: String },
+    #[error("{path} is a symlink to {target} that cannot be followed ({detail}); `go build` cannot read it either\n  fix: point it at an existing file, or remove it")]
+    BrokenLink { path: String, target: String, detail: String },
+    #[error("cannot read {path}, an input of the build ({detail})\n  fix: make it readable, or remove it if it should not be part of the package")]
+    Unreadable { path: String, detail: String },
     #[error("--optimized cannot keep debug information in {root}: its hack/lib/golang.sh adds `-s -w` unless DBG=1, and DBG=1 turns optimisations off; drop --optimized")]
     OptimizedStripped { root: Utf8PathBuf },
 }
@@ -154,8 +170,9 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
         };
         let trusted = s.closure_env == env_of(c)
             && !s.closure.files.is_empty()
-            && state.index.dirs_unchanged(&tree.root, &s.closure.dirs, &is_ignored);
-        if trusted && !module_files_changed {
+            && !module_files_changed
+            && state.index.dirs_unchanged(&tree.root, &s.closure.dirs, &is_ignored)?;
+        if trusted {
             valid.push(c);
         }
     }
@@ -178,8 +195,13 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
         go_list_runs += 1;
         for (name, mut closure) in golist::closures(tree, cgo, &group)? {
             closure.files.retain(|f| !ignored.matches(f));
-            files_hashed += state.index.refresh(&tree.root, &closure.files).rehashed;
-            state.index.record_dirs(&tree.root, &closure.dirs, &is_ignored);
+            // Names and links first: a non-UTF-8 name is what `go list` reported as U+FFFD.
+            state.index.record_dirs(&tree.root, &closure.dirs, &is_ignored)?;
+            let refresh = state.index.refresh(&tree.root, &closure.files);
+            if let Some((path, detail)) = refresh.unreadable.into_iter().next() {
+                return Err(unreadable(&tree.root, path, detail));
+            }
+            files_hashed += refresh.rehashed;
             let c = group.iter().find(|c| c.name == name).expect("go list answered for a requested component");
             let entry = state.components.entry(name).or_default();
             entry.closure = closure;
@@ -227,6 +249,22 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
     }
     warnings.retain(|w| !w.is_empty());
     Ok(Keys { components, warnings, state, go_list_runs, files_hashed })
+}
+
+/// Why a file `go list` named as an input cannot be hashed, as precisely as kdbg can tell.
+fn unreadable(root: &Utf8Path, path: String, detail: String) -> CacheError {
+    let full = root.join(&path);
+    match std::fs::symlink_metadata(&full) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = std::fs::read_link(&full).map(|t| t.display().to_string()).unwrap_or_default();
+            match std::fs::metadata(&full) {
+                Err(e) => CacheError::BrokenLink { path, target, detail: crate::host::io_text(&e) },
+                Ok(_) => CacheError::Unreadable { path, detail },
+            }
+        }
+        Err(_) if path.contains('\u{FFFD}') => CacheError::NonUtf8Name { path },
+        _ => CacheError::Unreadable { path, detail },
+    }
 }
 
 /// Conditions under which a stored closure was listed; if they differ, list again.

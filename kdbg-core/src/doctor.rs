@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::deploy::dlv;
 use crate::host::{install_hint, Cmd};
 use crate::node::{Node, NodeError, Privilege, KDBG_DIR};
+use crate::session::{journal, traces};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -172,7 +173,33 @@ pub fn node(target: &str, node: Result<&dyn Node, &NodeError>) -> Vec<Check> {
         ),
         Err(e) => Check::failed("zstd", &e),
     });
+    checks.push(leftovers(node, target));
     checks
+}
+
+/// What kdbg holds or left on the node: sessions (fine), and traces no journal accounts for.
+fn leftovers(node: &dyn Node, target: &str) -> Check {
+    let journal = match journal::load(node) {
+        Ok(j) => j,
+        Err(e) => return Check::failed("leftovers", &e),
+    };
+    match traces::find(node, &journal, &[]) {
+        Err(e) => Check::failed("leftovers", &e),
+        Ok(found) if !found.is_empty() => {
+            let what: Vec<String> = found.iter().map(|t| format!("{}: {}", t.component(), t.describe())).collect();
+            Check::new(
+                "leftovers",
+                Status::Fail,
+                format!("kdbg left these on the node with no journal entry: {}", what.join("; ")),
+                Some(format!("`kdbg restore --target {target}` puts them back (and says what it did)")),
+            )
+        }
+        Ok(_) if !journal.components.is_empty() => {
+            let names: Vec<&str> = journal.components.keys().map(String::as_str).collect();
+            Check::ok("leftovers", format!("under debug: {} (`kdbg restore` ends it)", names.join(", ")))
+        }
+        Ok(_) => Check::ok("leftovers", "nothing left by kdbg on the node"),
+    }
 }
 
 fn skipped(name: &str, target: &str) -> Check {

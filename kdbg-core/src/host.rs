@@ -25,6 +25,21 @@ pub enum HostError {
     Io { cmd: String, source: std::io::Error },
 }
 
+/// An I/O error as a message fragment: lowercase, without the `(os error N)` suffix
+/// (`too many levels of symbolic links`).
+pub fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_string(),
+        _ => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
 fn tail_suffix(tail: &str) -> String {
     if tail.trim().is_empty() {
         String::new()

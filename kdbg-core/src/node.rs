@@ -105,6 +105,10 @@ pub trait Node: Send + Sync {
         self.exec(&["sh", "-s"], privilege, script.as_bytes())
     }
 
+    /// Starts `argv` on the node and returns at once: a long-lived node process with stdin,
+    /// stdout and stderr piped; closing its stdin is how kdbg (or kdbg's death) ends it.
+    fn spawn(&self, argv: &[&str], privilege: Privilege) -> Result<std::process::Child, NodeError>;
+
     /// Copies a local file to `remote` atomically (temp file in the same directory, fsync,
     /// rename): a reader sees the old file or the new one, never part of one.
     fn copy_to(&self, local: &Utf8Path, remote: &str, mode: u32) -> Result<CopyStats, NodeError>;

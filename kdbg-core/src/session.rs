@@ -35,12 +35,14 @@ pub mod debug;
 pub mod journal;
 pub mod launch;
 pub mod manifest;
+pub mod node_lock;
 pub mod preflight;
 pub mod procs;
 pub mod restore;
 pub mod status;
 pub mod stop;
 pub mod systemd;
+pub mod traces;
 pub mod tunnels;
 
 pub use crate::node::{BIN_DIR, KDBG_DIR};

@@ -13,6 +13,9 @@
 //! build is reported and the running session is kept. Stopping (`stop`) ends the loop between
 //! cycles and leaves the session running.
 //!
+//! The copy and relaunch of a cycle hold the node's lock ([`crate::session::node_lock`]), so a
+//! `kdbg restore` or another kdbg waits for the cycle, never races it.
+//!
 //! What the node holds is asked once (one `sha256s` round trip) and then tracked: each copy
 //! verifies its result on the node, and a delta against a base the node does not hold falls back
 //! to a whole copy, so a stale belief costs time, never a wrong binary. kdbg-core reports
@@ -33,6 +36,7 @@ use crate::deploy;
 use crate::node::{Node, NodeError};
 use crate::report::{Event, Reporter, StepStatus};
 use crate::session::debug::Timeouts;
+use crate::session::node_lock::NodeLock;
 use crate::session::{binary_path, journal, SessionError};
 use crate::tree::SourceTree;
 use relaunch::Held;
@@ -265,6 +269,12 @@ impl Loop<'_> {
         }
         tap.start();
 
+        // The node changes from here: one kdbg at a time (a `kdbg restore` waits for this cycle).
+        let names: Vec<&str> = relaunch.iter().map(|h| h.component.as_str()).collect();
+        let _lock = match NodeLock::acquire(self.node, &format!("watch {}", names.join(" ")), true, &tap) {
+            Ok(lock) => lock,
+            Err(e) => return fail("copy", e.to_string()),
+        };
         let t1 = Instant::now();
         let wanted: Vec<_> = changed.iter().map(|b| (b.name.clone(), b.binary.clone(), b.sha256.clone())).collect();
         let have: Vec<Option<String>> = changed.iter().map(|b| self.on_node.get(&b.name).cloned().flatten()).collect();

@@ -1,5 +1,8 @@
 //! `kdbg build` and `kdbg cache-key` on the fixture tree with real Go: hits, misses, reproducibility, bad input.
 
+mod errors;
+mod links;
+
 use crate::support::{sha256_file, Tree};
 
 fn hit(components: &[serde_json::Value], name: &str) -> bool {

@@ -3,6 +3,9 @@
 
 mod bad_inputs;
 mod faults;
+mod race;
+mod recovery;
+mod tasks;
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;
@@ -20,16 +23,18 @@ use crate::support::{Out, Run, Tree};
 const SECRET: &str = "s3cr3t-env-value";
 const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIKdbgkdbgkdbg\n-----END PRIVATE KEY-----\n";
 
-/// A plain `make all` of the fixture apiserver: what a cluster runs (stripped, optimised).
+/// A plain `make all` of the fixture apiserver: what a cluster runs (stripped, optimised). Built
+/// once per run under cargo's per-target scratch directory (a static is never dropped, so a
+/// temp dir here would be left in /tmp by every run).
 fn release_binary() -> &'static PathBuf {
-    static BUILT: OnceLock<(Tree, PathBuf)> = OnceLock::new();
-    &BUILT
-        .get_or_init(|| {
-            let t = Tree::fixture();
-            let bin = lab::release_build(&t.root, "kube-apiserver").unwrap();
-            (t, bin)
-        })
-        .1
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("session-release");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = kdbg_tests::fixture::copy_to(&dir).unwrap();
+        lab::release_build(&root, "kube-apiserver").unwrap()
+    })
 }
 
 /// A test node running the release apiserver from a kubeadm-shaped static pod manifest, plus a
@@ -146,6 +151,35 @@ impl Lab {
 
     pub fn manifest_args(&self) -> Vec<String> {
         lab::manifest_args(&self.manifest())
+    }
+
+    /// Through the tunnel on localhost:`port`: a breakpoint at the fixture's marker, a `/healthz`
+    /// request that stops there, then completes once continued.
+    pub fn hit_breakpoint(&self) {
+        self.hit_breakpoint_at(self.port)
+    }
+
+    /// [`Lab::hit_breakpoint`] through localhost:`port`.
+    pub fn hit_breakpoint_at(&self, port: u16) {
+        let binary = self.tree.path("_output/bin/kube-apiserver");
+        let recorded =
+            kdbg_core::ide::dwarf::recorded_sources(camino::Utf8Path::new(binary.to_str().unwrap())).unwrap();
+        let file = recorded.recorded_file("pkg/healthz/healthz.go");
+        let line = lab::breakpoint_line(&self.tree.root).unwrap();
+        let mut dlv = DlvClient::connect(&format!("127.0.0.1:{port}"), Duration::from_secs(10)).unwrap();
+        dlv.halt().unwrap();
+        let bp = dlv.create_breakpoint_file_line(&file, line).unwrap();
+        dlv.continue_async().unwrap();
+        let response = std::thread::scope(|s| {
+            let request = s.spawn(|| self.get("/healthz"));
+            let stopped = dlv.wait_stopped(Duration::from_secs(60)).unwrap();
+            let at = stopped.current_thread.unwrap();
+            assert_eq!((at.file.as_str(), at.line), (file.as_str(), line));
+            dlv.clear_breakpoint(bp.id).unwrap();
+            dlv.continue_async().unwrap();
+            request.join().unwrap().unwrap()
+        });
+        assert!(response.ends_with("\r\n\r\nok"), "{response}");
     }
 
     pub fn journal(&self) -> String {

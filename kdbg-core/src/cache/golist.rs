@@ -32,6 +32,10 @@ struct Package {
     imports: Vec<String>,
     #[serde(default)]
     go_files: Vec<String>,
+    /// Files Go would build but could not read or parse (a broken symlink, a syntax error in
+    /// the header): still inputs, so kdbg never calls a tree with one "up to date".
+    #[serde(default)]
+    invalid_go_files: Vec<String>,
     #[serde(default)]
     cgo_files: Vec<String>,
     #[serde(default)]
@@ -49,7 +53,7 @@ struct Package {
 }
 
 const FIELDS: &str =
-    "ImportPath,Dir,Standard,Imports,GoFiles,CgoFiles,CFiles,CXXFiles,HFiles,SFiles,SysoFiles,EmbedFiles";
+    "ImportPath,Dir,Standard,Imports,GoFiles,InvalidGoFiles,CgoFiles,CFiles,CXXFiles,HFiles,SFiles,SysoFiles,EmbedFiles";
 
 /// The `go` invocation environment `make` uses for this tree (GOPATH mode or modules).
 pub fn go_cmd(tree: &SourceTree, cgo_enabled: &str) -> Result<(Cmd, Utf8PathBuf), CacheError> {
@@ -137,6 +141,7 @@ impl Package {
     fn files(&self) -> impl Iterator<Item = &str> {
         [
             &self.go_files,
+            &self.invalid_go_files,
             &self.cgo_files,
             &self.c_files,
             &self.c_x_x_files,

@@ -7,6 +7,9 @@ use camino::Utf8Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::listing::listing;
+use super::CacheError;
+
 /// The cheap identity of a file or directory. Any difference means "look again".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stat {
@@ -67,6 +70,8 @@ pub struct Refresh {
     pub changed: Vec<String>,
     /// A changed `.go` file's header changed, or a file is gone: the closure may be different.
     pub closure_suspect: bool,
+    /// Files that could not be stat'ed or read, and why (gone, a broken symlink, no permission).
+    pub unreadable: Vec<(String, String)>,
 }
 
 impl Index {
@@ -80,19 +85,24 @@ impl Index {
                     Some(e) if e.stat == stat && stat.mtime_ns < self.written_ns => {}
                     _ => todo.push((rel.clone(), stat)),
                 },
-                Err(_) => {
+                Err(e) => {
                     self.files.remove(rel);
                     refresh.closure_suspect = true;
+                    refresh.unreadable.push((rel.clone(), crate::host::io_text(&e)));
                 }
             }
         }
         refresh.rehashed = todo.len();
         self.dirty |= refresh.rehashed > 0 || refresh.closure_suspect;
         for (rel, entry) in hash_all(root, todo) {
-            let Some(entry) = entry else {
-                self.files.remove(&rel);
-                refresh.closure_suspect = true;
-                continue;
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.files.remove(&rel);
+                    refresh.closure_suspect = true;
+                    refresh.unreadable.push((rel, e));
+                    continue;
+                }
             };
             let old = self.files.insert(rel.clone(), entry.clone());
             if old.as_ref().map(|o| &o.sha256) != Some(&entry.sha256) {
@@ -106,36 +116,48 @@ impl Index {
     }
 
     /// True when no directory gained or lost a file Go could see. A directory whose stat changed
-    /// (an editor's swap file, a generated file git ignores) is listed again and compared by name.
-    pub fn dirs_unchanged(&mut self, root: &Utf8Path, dirs: &BTreeSet<String>, ignored: &dyn Fn(&str) -> bool) -> bool {
+    /// (an editor's swap file, a generated file git ignores) is listed again and compared by name;
+    /// a name or a link kdbg cannot follow is an error (see [`listing`]).
+    pub fn dirs_unchanged(
+        &mut self,
+        root: &Utf8Path,
+        dirs: &BTreeSet<String>,
+        ignored: &dyn Fn(&str) -> bool,
+    ) -> Result<bool, CacheError> {
         for d in dirs {
             let Ok(stat) = Stat::of(&root.join(d)) else {
-                return false;
+                return Ok(false);
             };
             let Some(entry) = self.dirs.get_mut(d) else {
-                return false;
+                return Ok(false);
             };
             if entry.stat == stat && stat.mtime_ns < self.written_ns {
                 continue;
             }
-            match listing(root, d, ignored) {
+            match listing(root, d, ignored)? {
                 Some(l) if l == entry.listing => {
                     entry.stat = stat;
                     self.dirty = true;
                 }
-                _ => return false,
+                _ => return Ok(false),
             }
         }
-        true
+        Ok(true)
     }
 
-    pub fn record_dirs(&mut self, root: &Utf8Path, dirs: &BTreeSet<String>, ignored: &dyn Fn(&str) -> bool) {
+    pub fn record_dirs(
+        &mut self,
+        root: &Utf8Path,
+        dirs: &BTreeSet<String>,
+        ignored: &dyn Fn(&str) -> bool,
+    ) -> Result<(), CacheError> {
         self.dirty = true;
         for d in dirs {
-            if let (Ok(stat), Some(listing)) = (Stat::of(&root.join(d)), listing(root, d, ignored)) {
+            if let (Ok(stat), Some(listing)) = (Stat::of(&root.join(d)), listing(root, d, ignored)?) {
                 self.dirs.insert(d.clone(), DirEntry { stat, listing });
             }
         }
+        Ok(())
     }
 
     pub fn sha256(&self, rel: &str) -> Option<&str> {
@@ -143,24 +165,8 @@ impl Index {
     }
 }
 
-/// Digest of a directory's entry names that `go build` could use: Go skips names starting with
-/// `.` or `_`, and git-ignored names are not inputs.
-fn listing(root: &Utf8Path, dir: &str, ignored: &dyn Fn(&str) -> bool) -> Option<String> {
-    let mut names: Vec<String> = root
-        .join(dir)
-        .read_dir_utf8()
-        .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string())
-        .filter(|n| !n.starts_with('.') && !n.starts_with('_'))
-        .filter(|n| !ignored(&if dir.is_empty() { n.clone() } else { format!("{dir}/{n}") }))
-        .collect();
-    names.sort();
-    Some(hex::encode(&Sha256::digest(names.join("\n").as_bytes())[..8]))
-}
-
-/// Hashes files on all cores; a file that vanished in the meantime maps to `None`.
-fn hash_all(root: &Utf8Path, todo: Vec<(String, Stat)>) -> Vec<(String, Option<FileEntry>)> {
+/// Hashes files on all cores; a file that vanished in the meantime maps to why it cannot be read.
+fn hash_all(root: &Utf8Path, todo: Vec<(String, Stat)>) -> Vec<(String, Result<FileEntry, String>)> {
     if todo.is_empty() {
         return Vec::new();
     }
@@ -179,11 +185,11 @@ fn hash_all(root: &Utf8Path, todo: Vec<(String, Stat)>) -> Vec<(String, Option<F
     })
 }
 
-fn hash_file(root: &Utf8Path, rel: &str, stat: Stat) -> Option<FileEntry> {
-    let bytes = std::fs::read(root.join(rel)).ok()?;
+fn hash_file(root: &Utf8Path, rel: &str, stat: Stat) -> Result<FileEntry, String> {
+    let bytes = std::fs::read(root.join(rel)).map_err(|e| crate::host::io_text(&e))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let header = rel.ends_with(".go").then(|| go_header_digest(&bytes));
-    Some(FileEntry { stat, sha256, header })
+    Ok(FileEntry { stat, sha256, header })
 }
 
 /// Digest of the lines of a Go file that can change the import closure or the file's build
@@ -230,13 +236,13 @@ mod tests {
         let dirs: BTreeSet<String> = ["pkg".to_string()].into();
         let ignored = |p: &str| p.ends_with("zz_generated.go");
         let mut index = Index::default();
-        index.record_dirs(root, &dirs, &ignored);
+        index.record_dirs(root, &dirs, &ignored).unwrap();
         index.written_ns = i64::MAX;
         std::fs::write(root.join("pkg/.a.go.swp"), "").unwrap();
         std::fs::write(root.join("pkg/zz_generated.go"), "package a\n").unwrap();
-        assert!(index.dirs_unchanged(root, &dirs, &ignored));
+        assert!(index.dirs_unchanged(root, &dirs, &ignored).unwrap());
         std::fs::write(root.join("pkg/b.go"), "package a\n").unwrap();
-        assert!(!index.dirs_unchanged(root, &dirs, &ignored));
+        assert!(!index.dirs_unchanged(root, &dirs, &ignored).unwrap());
     }
 
     #[test]

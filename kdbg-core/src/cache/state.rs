@@ -47,11 +47,17 @@ impl State {
         let text = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (State::default(), None),
-            Err(e) => return (State::default(), Some(format!("cannot read {path} ({e}); rebuilding"))),
+            Err(e) => {
+                let e = crate::host::io_text(&e);
+                return (State::default(), Some(format!("cannot read the build state {path} ({e}); rebuilding")));
+            }
         };
         match serde_json::from_slice::<State>(&text) {
             Ok(s) if s.schema == SCHEMA => (s, None),
-            Ok(_) => (State::default(), None),
+            Ok(s) => {
+                let why = format!("schema {}, this kdbg writes {SCHEMA}", s.schema);
+                (State::default(), Some(format!("ignoring build state {path} ({why}); rebuilding")))
+            }
             Err(e) => (State::default(), Some(format!("ignoring corrupt build state {path} ({e}); rebuilding"))),
         }
     }
@@ -72,12 +78,18 @@ pub fn now_ns() -> i64 {
 }
 
 /// Replaces `path` with `bytes` so that readers see the old or the new file, never a partial one.
+/// A failed write leaves no temp file behind.
 pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]
@@ -92,6 +104,31 @@ mod tests {
         let (state, warning) = State::load(dir);
         assert!(state.components.is_empty());
         assert!(warning.unwrap().contains("ignoring corrupt build state"));
+    }
+
+    #[test]
+    fn an_unknown_schema_is_a_warning_and_an_empty_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::write(
+            dir.join(STATE_FILE),
+            r#"{"schema": 99, "index": {"written_ns": 0, "files": {}, "dirs": {}}, "components": {}}"#,
+        )
+        .unwrap();
+        let (state, warning) = State::load(dir);
+        assert!(state.components.is_empty());
+        assert!(warning.unwrap().contains("(schema 99, this kdbg writes 1); rebuilding"));
+    }
+
+    #[test]
+    fn a_failed_save_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::create_dir_all(dir.join(STATE_FILE).join("x")).unwrap();
+        assert!(State::default().save(dir).is_err());
+        let names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, [STATE_FILE]);
     }
 
     #[test]

@@ -24,8 +24,10 @@ pub enum DlvError {
     NoFile { path: Utf8PathBuf },
     #[error("`{path} version` failed: {detail}\n  fix: {INSTALL}")]
     Broken { path: Utf8PathBuf, detail: String },
-    #[error("{path} is a dlv for {dlv_arch}, but the node is linux/{node_arch}\n  fix: build one for the node: `GOOS=linux GOARCH={node_arch} CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@latest`, then pass --dlv PATH")]
-    WrongArch { path: Utf8PathBuf, dlv_arch: String, node_arch: String },
+    #[error("{path} is not executable\n  fix: `chmod +x {path}`, or pass --dlv with another Delve binary")]
+    NotExecutable { path: Utf8PathBuf },
+    #[error("{path} is a dlv for {dlv_arch} (its ELF machine is {machine}), but {platform_of} is linux/{node_arch}\n  fix: build one for linux/{node_arch}: `GOOS=linux GOARCH={node_arch} CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@latest`, then pass --dlv PATH")]
+    WrongArch { path: Utf8PathBuf, dlv_arch: String, machine: String, platform_of: String, node_arch: String },
     #[error("{path} was built with {dlv_go}, but the binaries are built with {build_go}, which writes DWARF 5: that dlv cannot read them\n  fix: {INSTALL}")]
     TooOld { path: Utf8PathBuf, dlv_go: String, build_go: String },
 }
@@ -47,7 +49,14 @@ pub struct Dlv {
 /// `--dlv PATH`, else `dlv` on PATH.
 pub fn find(explicit: Option<&Utf8Path>) -> Result<Utf8PathBuf, DlvError> {
     match explicit {
-        Some(p) if p.is_file() => Ok(p.to_path_buf()),
+        Some(p) if p.is_file() => {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
+            match mode & 0o111 {
+                0 => Err(DlvError::NotExecutable { path: p.to_path_buf() }),
+                _ => Ok(p.to_path_buf()),
+            }
+        }
         Some(p) => Err(DlvError::NoFile { path: p.to_path_buf() }),
         None => which::which("dlv").ok().and_then(|p| Utf8PathBuf::from_path_buf(p).ok()).ok_or(DlvError::Missing),
     }
@@ -57,21 +66,33 @@ pub fn find(explicit: Option<&Utf8Path>) -> Result<Utf8PathBuf, DlvError> {
 /// dlv and warnings worth showing (built with an older Go than the binaries).
 pub fn inspect(path: &Utf8Path, build_go: &str, node_arch: Option<&str>) -> Result<(Dlv, Vec<String>), DlvError> {
     let broken = |detail: String| DlvError::Broken { path: path.to_path_buf(), detail };
+    // The ELF first: a dlv for another machine cannot even run `version` here.
+    let bytes = std::fs::read(path).map_err(|e| broken(crate::host::io_text(&e)))?;
+    let file = object::File::parse(&*bytes).map_err(|e| broken(format!("not an executable: {e}")))?;
+    let arch = go_arch(file.architecture());
+    let (want, platform_of) = match node_arch {
+        Some(a) => (a.to_string(), "the node".to_string()),
+        None => (go_arch(host_architecture()), "this machine".to_string()),
+    };
+    if arch != want {
+        let machine = format!("{:?}", file.architecture());
+        return Err(DlvError::WrongArch {
+            path: path.to_path_buf(),
+            dlv_arch: arch,
+            machine,
+            platform_of,
+            node_arch: want,
+        });
+    }
+    let dynamic = file.section_by_name(".interp").is_some_and(|s| s.size() > 0);
     let out = Cmd::new(path.as_str()).arg("version").read().map_err(|e| broken(e.to_string()))?;
     let version = out
         .lines()
         .find_map(|l| l.trim().strip_prefix("Version:"))
         .map(|v| v.trim().to_string())
         .ok_or_else(|| broken(format!("unexpected output: {}", out.trim())))?;
-    let bytes = std::fs::read(path).map_err(|e| broken(e.to_string()))?;
-    let file = object::File::parse(&*bytes).map_err(|e| broken(format!("not an executable: {e}")))?;
-    let arch = go_arch(file.architecture());
-    let dynamic = file.section_by_name(".interp").is_some_and(|s| s.size() > 0);
     let go_version = go_version_of(path).ok();
     let dlv = Dlv { path: path.to_path_buf(), version, go_version, arch, dynamic };
-    if let Some(node_arch) = node_arch.filter(|a| *a != dlv.arch) {
-        return Err(DlvError::WrongArch { path: path.to_path_buf(), dlv_arch: dlv.arch, node_arch: node_arch.into() });
-    }
     let mut warnings = Vec::new();
     match (dlv.go_version.as_deref().and_then(go_minor), go_minor(build_go)) {
         (Some(d), Some(b)) if b >= 25 && d < 25 => {
@@ -97,6 +118,21 @@ fn go_version_of(path: &Utf8Path) -> Result<String, HostError> {
 pub fn go_minor(version: &str) -> Option<u32> {
     let rest = version.trim().strip_prefix("go1.")?;
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// This machine's architecture, as `object` names it.
+fn host_architecture() -> object::Architecture {
+    use object::Architecture as A;
+    match std::env::consts::ARCH {
+        "x86_64" => A::X86_64,
+        "aarch64" => A::Aarch64,
+        "arm" => A::Arm,
+        "x86" => A::I386,
+        "powerpc64" => A::PowerPc64,
+        "s390x" => A::S390x,
+        "riscv64" => A::Riscv64,
+        _ => A::Unknown,
+    }
 }
 
 fn go_arch(arch: object::Architecture) -> String {

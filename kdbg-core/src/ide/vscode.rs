@@ -44,6 +44,20 @@ pub struct IdeEntry {
     pub substitute_from_to: Vec<PathRule>,
 }
 
+/// The flags of the `kdbg debug` that writes the entries, so its tasks run exactly that session
+/// again: each debug task is `kdbg debug <component> --src ${workspaceFolder} --no-ide --port
+/// <its port>` followed by these.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TaskArgs {
+    /// How to reach the node: `--target`, `--identity`, `--ssh-option`, `--dlv` (every task).
+    pub target: Vec<String>,
+    /// What to build: `--kube-version`, `--optimized` (debug and watch tasks).
+    pub build: Vec<String>,
+    /// How to run it: `--leader-elect=false`, `--expose`, `--wait-for-debugger`, `--stop-timeout`
+    /// (debug tasks).
+    pub session: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IdeReport {
     /// The files whose bytes changed (none on a second run).
@@ -54,6 +68,8 @@ pub struct IdeReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdeError {
+    #[error("{path} is a file, but VSCode keeps launch.json and tasks.json in a directory of that name\n  fix: move the file away (e.g. `mv {path} {path}.bak`) and run kdbg again (`kdbg debug --no-ide` writes no VSCode entries)")]
+    NotADirectory { path: Utf8PathBuf },
     #[error("failed to read {path}: {source}")]
     Read { path: Utf8PathBuf, source: std::io::Error },
     #[error("failed to write {path}: {source}")]
@@ -81,10 +97,13 @@ pub fn entry(
     Ok((entry, recorded, mapping))
 }
 
-/// Writes or merges `<tree_root>/.vscode/{launch,tasks}.json`; `target_args` (e.g.
-/// `["--target", "minikube"]`) are passed to the `kdbg` the tasks run.
-pub fn write(tree_root: &Utf8Path, entries: &[IdeEntry], target_args: &[String]) -> Result<IdeReport, IdeError> {
+/// Writes or merges `<tree_root>/.vscode/{launch,tasks}.json`; `args` are passed to the `kdbg`
+/// the tasks run.
+pub fn write(tree_root: &Utf8Path, entries: &[IdeEntry], args: &TaskArgs) -> Result<IdeReport, IdeError> {
     let dir = tree_root.join(".vscode");
+    if dir.symlink_metadata().is_ok() && !dir.is_dir() {
+        return Err(IdeError::NotADirectory { path: dir });
+    }
     let launch = dir.join("launch.json");
     let tasks = dir.join("tasks.json");
     let mut report = IdeReport { files_changed: Vec::new(), launch: launch.clone(), tasks: tasks.clone() };
@@ -93,7 +112,7 @@ pub fn write(tree_root: &Utf8Path, entries: &[IdeEntry], target_args: &[String])
     if merge_file(&launch, LAUNCH_NEW, &header, "configurations", "name", &configs)? {
         report.files_changed.push(launch);
     }
-    let tasks_list = task_list(entries, target_args);
+    let tasks_list = task_list(entries, args);
     let header = [("version", CstInputValue::String("2.0.0".into()))];
     if merge_file(&tasks, TASKS_NEW, &header, "tasks", "label", &tasks_list)? {
         report.files_changed.push(tasks);
@@ -103,9 +122,18 @@ pub fn write(tree_root: &Utf8Path, entries: &[IdeEntry], target_args: &[String])
 
 /// The launch configurations in `<tree_root>/.vscode/launch.json` (empty when there is none).
 pub fn read_launch(tree_root: &Utf8Path) -> Result<Vec<Value>, IdeError> {
-    let path = tree_root.join(".vscode/launch.json");
+    read_entries(&tree_root.join(".vscode/launch.json"), "configurations")
+}
+
+/// The tasks in `<tree_root>/.vscode/tasks.json` (empty when there is none).
+pub fn read_tasks(tree_root: &Utf8Path) -> Result<Vec<Value>, IdeError> {
+    read_entries(&tree_root.join(".vscode/tasks.json"), "tasks")
+}
+
+fn read_entries(path: &Utf8Path, key: &str) -> Result<Vec<Value>, IdeError> {
+    let path = path.to_owned();
     match std::fs::read_to_string(&path) {
-        Ok(text) => jsonc::read_array(&text, "configurations").map_err(|source| IdeError::Merge { path, source }),
+        Ok(text) => jsonc::read_array(&text, key).map_err(|source| IdeError::Merge { path, source }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(source) => Err(IdeError::Read { path, source }),
     }
@@ -160,24 +188,28 @@ fn launch_config(e: &IdeEntry) -> CstInputValue {
     ])
 }
 
-fn task_list(entries: &[IdeEntry], target_args: &[String]) -> Vec<CstInputValue> {
+fn task_list(entries: &[IdeEntry], a: &TaskArgs) -> Vec<CstInputValue> {
     let mut tasks = Vec::new();
+    let target = a.target.iter().map(String::as_str);
     for e in entries {
         let c = e.component.as_str();
-        let mut args = vec!["debug", c, "--src", "${workspaceFolder}", "--no-ide"];
-        args.extend(target_args.iter().map(String::as_str));
+        let port = e.port.to_string();
+        let mut args = vec!["debug", c, "--src", "${workspaceFolder}", "--no-ide", "--port", &port];
+        args.extend(a.build.iter().chain(&a.session).map(String::as_str));
+        args.extend(target.clone());
         tasks.push(background_task(
             &debug_task(c),
             &format!("build {c}, run it under dlv on the target, forward dlv to 127.0.0.1:{}", e.port),
             &args,
         ));
         let mut args = vec!["watch", c, "--src", "${workspaceFolder}"];
-        args.extend(target_args.iter().map(String::as_str));
+        args.extend(a.build.iter().map(String::as_str));
+        args.extend(target.clone());
         tasks.push(background_task(&watch_task(c), &format!("rebuild and relaunch {c} on every change"), &args));
     }
     if !entries.is_empty() {
         let mut args = vec!["restore"];
-        args.extend(target_args.iter().map(String::as_str));
+        args.extend(target);
         tasks.push(obj(vec![
             ("label", RESTORE_TASK.into()),
             ("detail", "stop dlv and put every component back the way it was".into()),

@@ -190,6 +190,13 @@ impl<R: Runner> Node for ShellNode<R> {
         self.run(argv, privilege, stdin)
     }
 
+    fn spawn(&self, argv: &[&str], privilege: Privilege) -> Result<std::process::Child, NodeError> {
+        self.runner.connect()?;
+        let cmd = self.runner.command(argv, privilege);
+        self.count(argv, 0);
+        cmd.spawn_piped().map_err(|e| self.host_error(&format!("start {}", argv[0]), e))
+    }
+
     fn copy_to(&self, local: &Utf8Path, remote: &str, mode: u32) -> Result<CopyStats, NodeError> {
         self.copy(local, remote, mode, None)
     }

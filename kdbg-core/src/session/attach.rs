@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::debug::Session;
 use crate::deploy::DeployOutcome;
-use crate::ide::vscode::{self, IdeEntry, IdeReport};
+use crate::ide::vscode::{self, IdeEntry, IdeReport, TaskArgs};
 use crate::ide::{dwarf, mapping, other_editors, PathRule};
 use crate::report::{Reporter, StepStatus};
 use crate::tree::SourceTree;
@@ -23,7 +23,7 @@ pub fn attach(
     tree: &SourceTree,
     sessions: &[Session],
     deployed: &DeployOutcome,
-    ide_target_args: Option<&[String]>,
+    ide: Option<&TaskArgs>,
     reporter: &dyn Reporter,
 ) -> Attach {
     let mut out = Attach::default();
@@ -34,10 +34,10 @@ pub fn attach(
         out.instructions.push_str(&other_editors(&s.component, port, &tree.root, &rules));
         entries.push(IdeEntry { component: s.component.clone(), port, substitute_from_to: rules });
     }
-    if let Some(target_args) = ide_target_args {
+    if let Some(args) = ide {
         reporter.step("write-ide", StepStatus::Started);
         let started = Instant::now();
-        match vscode::write(&tree.root, &entries, target_args) {
+        match vscode::write(&tree.root, &entries, args) {
             Ok(report) => {
                 reporter.step("write-ide", StepStatus::Done { seconds: started.elapsed().as_secs_f64() });
                 out.ide = Some(report);

@@ -15,6 +15,7 @@ use super::tunnels::{self, TunnelRecord};
 use super::{binary_path, dlv_path, preflight, stop, SessionError, LOG_DIR};
 use crate::component::Component;
 use crate::deploy::{self, DeployConfig, DeployError, DeployOutcome};
+use crate::ide::vscode::TaskArgs;
 use crate::node::Node;
 use crate::plan::{Plan, StepKind};
 use crate::report::{Reporter, StepStatus};
@@ -57,8 +58,9 @@ pub struct DebugConfig {
     pub timeouts: Timeouts,
     /// The workstation's state directory (tunnel records).
     pub state_dir: Option<Utf8PathBuf>,
-    /// Write VSCode entries, whose tasks run kdbg with these target arguments; `None`: `--no-ide`.
-    pub ide_target_args: Option<Vec<String>>,
+    /// Write VSCode entries, whose tasks run this very session again with these arguments;
+    /// `None`: `--no-ide`.
+    pub ide: Option<TaskArgs>,
     pub crash: CrashAt,
 }
 
@@ -122,7 +124,7 @@ pub fn plan(plan: &mut Plan, components: &[&'static Component], cfg: &DebugConfi
             plan.add(StepKind::Tunnel { component: name.clone() }, &[&launch], None, false, vec![]);
         }
     }
-    if cfg.ide_target_args.is_some() {
+    if cfg.ide.is_some() {
         let last: Vec<String> =
             components.iter().map(|c| format!("{}:{}", if cfg.tunnel { "tunnel" } else { "launch" }, c.name)).collect();
         plan.add(StepKind::WriteIde, &last.iter().map(String::as_str).collect::<Vec<_>>(), None, false, vec![]);
@@ -138,7 +140,7 @@ pub fn full_plan(mut plan: Plan, components: &[&'static Component]) -> Plan {
         plan.add(StepKind::Copy { component: c.name.to_string() }, &[&build], None, false, why);
     }
     plan.add(StepKind::ProvisionDlv, &[], None, false, vec!["dlv is copied only if the node's sha256 differs".into()]);
-    let cfg = DebugConfig { tunnel: true, ide_target_args: Some(vec![]), ..DebugConfig::default() };
+    let cfg = DebugConfig { tunnel: true, ide: Some(TaskArgs::default()), ..DebugConfig::default() };
     self::plan(&mut plan, components, &cfg);
     plan
 }
@@ -191,6 +193,8 @@ pub fn debug(
                     back_timeout: cfg.timeouts.back,
                     state_dir: cfg.state_dir.clone(),
                     crash: CrashAt::default(),
+                    owner: Some(Who::me()),
+                    from_node_state: false,
                 };
                 match restore::restore(node, &rollback, reporter) {
                     Ok(_) => reporter.warn("rolled back: the node is as it was before `kdbg debug`".into()),
@@ -200,7 +204,7 @@ pub fn debug(
             }
         }
     }
-    let attach = attach::attach(tree, &sessions, &deployed, cfg.ide_target_args.as_deref(), reporter);
+    let attach = attach::attach(tree, &sessions, &deployed, cfg.ide.as_ref(), reporter);
     Ok(DebugOutcome { sessions, deploy: deployed, attach })
 }
 
@@ -336,7 +340,7 @@ mod tests {
         let build = p.add(StepKind::Build { component: "kube-apiserver".into() }, &[], None, true, vec![]);
         p.add(StepKind::Copy { component: "kube-apiserver".into() }, &[&build], None, false, vec![]);
         p.add(StepKind::ProvisionDlv, &[], None, true, vec![]);
-        let cfg = DebugConfig { tunnel: true, ide_target_args: Some(vec![]), ..DebugConfig::default() };
+        let cfg = DebugConfig { tunnel: true, ide: Some(TaskArgs::default()), ..DebugConfig::default() };
         plan(&mut p, &[Component::lookup("apiserver").unwrap()], &cfg);
         expect_test::expect![[r#"
             1. build:kube-apiserver             up to date

@@ -6,6 +6,8 @@ use crate::node::NodeError;
 pub enum SessionError {
     #[error(transparent)]
     Node(#[from] NodeError),
+    #[error("{node} is being changed by {holder}\n  fix: wait until it is done, or run again without --no-wait to wait for it; `kdbg status` shows what is under debug")]
+    NodeBusy { node: String, holder: String },
     #[error("{component} on {node} is already under debug: {holder}\n  fix: `kdbg restore {component}` with the same --target puts it back (from any workstation)")]
     Held { component: String, node: String, holder: String },
     #[error("{component} runs on {node} (pid {pid}) but not from a static pod manifest: {path} is missing\n  fix: kdbg stops static pods by moving their manifest out of the kubelet's directory; it will not kill a process it cannot restart")]
@@ -28,7 +30,7 @@ pub enum SessionError {
     Dlv { component: String, node: String, detail: String, log: String, tail: String },
     #[error("kdbg cannot debug {component} on {node}: {why}")]
     Unsupported { component: String, node: String, why: String },
-    #[error("the journal {path} on {node} is unreadable: {detail}\n  fix: look at it; kdbg never overwrites a journal it cannot read")]
+    #[error("the journal {path} on {node} is unreadable: {detail}\n  fix: `kdbg restore --from-node-state` keeps it aside (renamed, never deleted) and puts back what kdbg left on the node, found by looking at it")]
     Journal { node: String, path: String, detail: String },
     #[error("cannot put {component} back on {node}: {detail}\n  the journal still holds it; fix what is said, then run `kdbg restore` again")]
     Restore { component: String, node: String, detail: String },

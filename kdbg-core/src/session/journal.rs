@@ -211,6 +211,18 @@ pub fn load(node: &dyn Node) -> Result<Journal, SessionError> {
     Ok(journal)
 }
 
+/// Renames an unreadable journal to `journal.json.unreadable.<unix seconds>` beside it (never
+/// deletes it); returns the new path.
+pub fn keep_aside(node: &dyn Node) -> Result<String, SessionError> {
+    let aside = format!("{JOURNAL}.unreadable.{}", now());
+    let out = node.exec(&["mv", "-n", JOURNAL, &aside], Privilege::Root, &[])?;
+    if !out.success() {
+        let detail = format!("cannot rename it to {aside}: {}", out.stderr_str().trim());
+        return Err(SessionError::Journal { node: node.describe(), path: JOURNAL.into(), detail });
+    }
+    Ok(aside)
+}
+
 /// Writes the journal durably; an empty journal removes the file.
 pub fn save(node: &dyn Node, journal: &Journal) -> Result<(), SessionError> {
     if journal.components.is_empty() {

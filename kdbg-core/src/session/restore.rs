@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 
 use super::crash::CrashAt;
-use super::journal::{self, Entry, State};
+use super::journal::{self, Entry, State, Who};
+use super::traces::{self, Trace};
 use super::{binary_path, dlv_path, procs, stop, tunnels, SessionError, BIN_DIR};
 use crate::component::Component;
 use crate::node::Node;
@@ -22,6 +23,10 @@ pub struct RestoreConfig {
     /// The workstation's state directory (tunnels); `None`: no local tunnels to stop.
     pub state_dir: Option<Utf8PathBuf>,
     pub crash: CrashAt,
+    /// A rollback: only what this owner journaled is undone (never another run's session).
+    pub owner: Option<Who>,
+    /// An unreadable journal is kept aside and the node's state alone says what to put back.
+    pub from_node_state: bool,
 }
 
 impl Default for RestoreConfig {
@@ -31,6 +36,8 @@ impl Default for RestoreConfig {
             back_timeout: Duration::from_secs(120),
             state_dir: None,
             crash: CrashAt::default(),
+            owner: None,
+            from_node_state: false,
         }
     }
 }
@@ -45,11 +52,19 @@ pub struct Restored {
 /// Restores every component the journal holds (or those asked for); components without an entry
 /// still get their stray debug processes killed and their local tunnels stopped.
 pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) -> Result<Vec<Restored>, SessionError> {
-    let mut journal = journal::load(node)?;
+    let mut journal = match journal::load(node) {
+        Err(SessionError::Journal { detail, .. }) if cfg.from_node_state => {
+            let aside = journal::keep_aside(node)?;
+            reporter.warn(format!("the journal could not be read ({detail}); kept it as {aside}"));
+            journal::Journal { schema: journal::JOURNAL_SCHEMA, ..journal::Journal::default() }
+        }
+        other => other?,
+    };
     let mut names: Vec<String> = match cfg.components.is_empty() {
         true => journal.components.keys().cloned().collect(),
         false => cfg.components.iter().map(|c| c.name.to_string()).collect(),
     };
+    names.retain(|n| journal.components.get(n).is_some_and(|e| cfg.owner.as_ref().is_none_or(|o| &e.who == o)));
     // Reverse of the order sessions were started in.
     names.sort_by_key(|n| std::cmp::Reverse(journal.components.get(n).map(|e| (e.started_at, e.updated_at))));
     let mut out = Vec::new();
@@ -69,16 +84,15 @@ pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) ->
             }
         }
     }
-    if cfg.components.is_empty() {
-        // Debug builds nobody journaled (a journal removed by hand): kdbg's own binaries only.
-        let strays = strays(node, None)?;
-        if !strays.is_empty() {
-            reporter.warn(format!("killed debug processes no journal entry accounted for: {strays:?}"));
-            procs::kill(node, &strays)?;
-        }
+    if cfg.owner.is_none() {
+        // What kdbg left that no journal entry accounts for (a journal removed or unreadable).
+        recover_traces(node, &journal, cfg, reporter, &mut out)?;
     }
     if let Some(dir) = &cfg.state_dir {
-        let only: Vec<&str> = cfg.components.iter().map(|c| c.name).collect();
+        let only: Vec<&str> = match cfg.owner {
+            Some(_) => names.iter().map(String::as_str).collect(),
+            None => cfg.components.iter().map(|c| c.name).collect(),
+        };
         let stopped = tunnels::stop(dir, &node.describe(), &only).map_err(|source| SessionError::Local {
             what: "update".into(),
             path: dir.join(tunnels::FILE).to_string(),
@@ -92,6 +106,30 @@ pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) ->
         Some(e) => Err(e),
         None => Ok(out),
     }
+}
+
+/// Finds and puts right, per component, what only kdbg could have left on the node.
+fn recover_traces(
+    node: &dyn Node,
+    journal: &journal::Journal,
+    cfg: &RestoreConfig,
+    reporter: &dyn Reporter,
+    out: &mut Vec<Restored>,
+) -> Result<(), SessionError> {
+    let only: Vec<&str> = cfg.components.iter().map(|c| c.name).collect();
+    let found = traces::find(node, journal, &only)?;
+    let mut names: Vec<&str> = found.iter().map(Trace::component).collect();
+    names.dedup();
+    for name in names {
+        let mine: Vec<&Trace> = found.iter().filter(|t| t.component() == name).collect();
+        let seen: Vec<String> = mine.iter().map(|t| t.describe()).collect();
+        let mut done = vec![format!("found, with no journal entry: {}", seen.join(", "))];
+        let (did, left) = traces::recover(node, &mine, cfg.back_timeout)?;
+        done.extend(did);
+        left.into_iter().for_each(|l| reporter.warn(l));
+        out.push(Restored { component: name.into(), done });
+    }
+    Ok(())
 }
 
 fn restore_one(

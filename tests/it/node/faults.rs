@@ -133,3 +133,39 @@ fn doctor_names_what_is_broken_and_fails() -> Result<()> {
     assert!(!out.status.success() && stdout.contains("✗ sudo "), "{}", text(&out));
     Ok(())
 }
+
+#[test]
+fn a_dlv_that_cannot_run_is_named_with_the_fix() -> Result<()> {
+    let s = Setup::new("baddlv")?;
+    let scratch = tempfile::tempdir()?;
+    let dlv = which_dlv();
+    use std::os::unix::fs::PermissionsExt;
+
+    let plain = scratch.path().join("dlv");
+    std::fs::copy(&dlv, &plain)?;
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644))?;
+    let (err, _) = fails(s.kdbg(&["deploy", "apiserver", "--dlv", plain.to_str().unwrap()]))?;
+    let p = plain.display();
+    assert!(err.contains(&format!("{p} is not executable")) && err.contains(&format!("fix: `chmod +x {p}`")), "{err}");
+    assert!(!err.contains("not found on PATH"), "{err}");
+
+    // The same Delve with its ELF header saying AArch64 (e_machine 0xb7).
+    let arm = scratch.path().join("dlv-arm64");
+    let mut bytes = std::fs::read(&dlv)?;
+    bytes[18..20].copy_from_slice(&0xb7u16.to_le_bytes());
+    std::fs::write(&arm, bytes)?;
+    std::fs::set_permissions(&arm, std::fs::Permissions::from_mode(0o755))?;
+    let (err, _) = fails(s.kdbg(&["deploy", "apiserver", "--dlv", arm.to_str().unwrap()]))?;
+    let want =
+        format!("{} is a dlv for arm64 (its ELF machine is Aarch64), but the node is linux/amd64", arm.display());
+    assert!(err.contains(&want), "{err}");
+    assert!(err.contains("fix: build one for linux/amd64: `GOOS=linux GOARCH=amd64"), "{err}");
+    assert!(!err.contains("Exec format error") && !err.contains("os error"), "{err}");
+    assert!(s.node.sh("ls -A /var/lib/kdbg/bin 2>/dev/null; true")?.trim().is_empty(), "nothing was copied");
+    Ok(())
+}
+
+fn which_dlv() -> std::path::PathBuf {
+    let out = Command::new("sh").args(["-c", "command -v dlv"]).output().unwrap();
+    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}

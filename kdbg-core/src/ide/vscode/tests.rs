@@ -29,7 +29,12 @@ fn read(root: &Utf8Path, file: &str) -> String {
 #[test]
 fn fresh_files_attach_with_dlv_dap_in_remote_mode() {
     let (_dir, root) = tree();
-    let report = write(&root, &[entry("kube-apiserver", 2345)], &["--target".into(), "minikube".into()]).unwrap();
+    let report = write(
+        &root,
+        &[entry("kube-apiserver", 2345)],
+        &TaskArgs { target: vec!["--target".into(), "minikube".into()], ..TaskArgs::default() },
+    )
+    .unwrap();
     assert_eq!(report.files_changed, [root.join(".vscode/launch.json"), root.join(".vscode/tasks.json")]);
     expect![[r#"
         // kdbg writes the entries named "kdbg: ..." (and updates them in place); the rest is yours.
@@ -70,7 +75,7 @@ fn fresh_files_attach_with_dlv_dap_in_remote_mode() {
               "detail": "build kube-apiserver, run it under dlv on the target, forward dlv to 127.0.0.1:2345",
               "type": "process",
               "command": "kdbg",
-              "args": ["debug", "kube-apiserver", "--src", "${workspaceFolder}", "--no-ide", "--target", "minikube"],
+              "args": ["debug", "kube-apiserver", "--src", "${workspaceFolder}", "--no-ide", "--port", "2345", "--target", "minikube"],
               "isBackground": true,
               "problemMatcher": {
                 "owner": "kdbg",
@@ -170,7 +175,7 @@ fn merging_keeps_comments_trailing_commas_and_user_entries_and_updates_kdbg_entr
     std::fs::create_dir_all(root.join(".vscode")).unwrap();
     std::fs::write(root.join(".vscode/launch.json"), USER_LAUNCH).unwrap();
     std::fs::write(root.join(".vscode/tasks.json"), USER_TASKS).unwrap();
-    write(&root, &[entry("kube-apiserver", 2345), entry("kube-scheduler", 2347)], &[]).unwrap();
+    write(&root, &[entry("kube-apiserver", 2345), entry("kube-scheduler", 2347)], &TaskArgs::default()).unwrap();
     expect![[r#"
         {
             // My own configurations.
@@ -256,9 +261,9 @@ fn a_second_run_changes_no_byte() {
             std::fs::write(root.join(".vscode/tasks.json"), tasks).unwrap();
         }
         let entries = [entry("kube-apiserver", 2345), entry("kubelet", 2348)];
-        write(&root, &entries, &[]).unwrap();
+        write(&root, &entries, &TaskArgs::default()).unwrap();
         let (launch, tasks) = (read(&root, "launch.json"), read(&root, "tasks.json"));
-        let again = write(&root, &entries, &[]).unwrap();
+        let again = write(&root, &entries, &TaskArgs::default()).unwrap();
         assert_eq!(again.files_changed, Vec::<Utf8PathBuf>::new());
         assert_eq!((read(&root, "launch.json"), read(&root, "tasks.json")), (launch, tasks));
     }
@@ -269,7 +274,7 @@ fn a_file_that_is_not_jsonc_is_left_alone_with_a_clear_error() {
     let (_dir, root) = tree();
     std::fs::create_dir_all(root.join(".vscode")).unwrap();
     std::fs::write(root.join(".vscode/launch.json"), "{ \"configurations\": [ oops ").unwrap();
-    let err = write(&root, &[entry("kube-apiserver", 2345)], &[]).unwrap_err();
+    let err = write(&root, &[entry("kube-apiserver", 2345)], &TaskArgs::default()).unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with(&format!("failed to update {root}/.vscode/launch.json: it is not valid JSONC: ")), "{msg}");
     assert!(msg.ends_with("kdbg leaves it as it is: fix it, or move it away and run kdbg vscode again"), "{msg}");

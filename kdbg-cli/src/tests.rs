@@ -1,0 +1,26 @@
+//! Unit tests of the CLI's error rendering.
+
+use super::message;
+
+#[derive(Debug)]
+struct Read(std::io::Error);
+
+impl std::fmt::Display for Read {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "failed to read /x: {}", self.0)
+    }
+}
+
+impl std::error::Error for Read {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn a_cause_already_in_the_message_is_said_once() {
+    let e = anyhow::Error::new(Read(std::io::Error::from_raw_os_error(20))).context("failed to write VSCode entries");
+    assert_eq!(message(&e), "failed to write VSCode entries: failed to read /x: Not a directory (os error 20)");
+    let e = anyhow::anyhow!("inner").context("outer");
+    assert_eq!(message(&e), "outer: inner");
+}

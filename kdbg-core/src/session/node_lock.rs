@@ -1,0 +1,180 @@
+//! One kdbg changes a node at a time: an exclusive `flock` on `/var/lib/kdbg/lock`, held by a
+//! small process on the node for as long as this kdbg holds the [`NodeLock`].
+//!
+//! ```text
+//! kdbg ──stdin (a heartbeat line every 10 s)──▶ sh on the node: flock 9; read lines until EOF
+//!      ◀─stdout: `kdbg-lock-busy OWNER` / `kdbg-lock-held`─
+//! ```
+//!
+//! The lock cannot outlive its owner: when kdbg exits or is killed, its end of the pipe closes,
+//! the node's `read` sees EOF and the process (and with it the lock) goes at once. When the
+//! workstation vanishes without closing the connection, the missing heartbeat ends it after
+//! [`LEASE`]. The owner (host, pid, command, since) is written beside the lock
+//! (`/var/lib/kdbg/lock.owner`), so a second kdbg names who it waits for. `kdbg status` never
+//! takes the lock. A node without `flock` or `timeout` runs unlocked, with a warning.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Child;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::journal::{self, Who};
+use super::SessionError;
+use crate::node::{Node, NodeError, Privilege, KDBG_DIR};
+use crate::report::Reporter;
+
+/// The lock file on the node.
+pub const LOCK: &str = "/var/lib/kdbg/lock";
+/// How long the node keeps the lock of an owner it no longer hears from.
+pub const LEASE: Duration = Duration::from_secs(60);
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// `$1` owner record, `$2` `wait`|`no-wait`, `$3` lease in seconds.
+const HOLD: &str = r#"set -u
+d=/var/lib/kdbg
+for t in flock timeout; do command -v $t >/dev/null 2>&1 || { echo "kdbg-lock-unsupported $t"; exit 0; }; done
+exec 9>>"$d/lock" || exit 1
+if ! flock -n 9; then
+  sleep 0.3
+  echo "kdbg-lock-busy $(tr '\n' ' ' < "$d/lock.owner" 2>/dev/null)"
+  [ "$2" = wait ] || exit 0
+  flock 9 || exit 1
+fi
+printf '%s\n' "$1" > "$d/lock.owner.tmp" && mv -f "$d/lock.owner.tmp" "$d/lock.owner"
+echo kdbg-lock-held
+while timeout "$3" sh -c 'IFS= read -r _'; do :; done"#;
+
+/// Who holds the lock, as written beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    #[serde(flatten)]
+    pub who: Who,
+    /// What it runs, e.g. `debug kube-apiserver`.
+    pub command: String,
+    /// Unix seconds.
+    pub since: u64,
+}
+
+impl Owner {
+    /// `kdbg on HOST (pid N) running `kdbg debug kube-apiserver` since 3s`.
+    pub fn describe(&self) -> String {
+        format!(
+            "kdbg on {} (pid {}) running `kdbg {}` {}",
+            self.who.host,
+            self.who.pid,
+            self.command,
+            journal::since(self.since, journal::now())
+        )
+    }
+}
+
+/// Held until dropped; dropping it (or kdbg's death) releases the node.
+#[derive(Debug)]
+pub struct NodeLock {
+    held: Option<(Child, Sender<()>, JoinHandle<()>)>,
+}
+
+impl NodeLock {
+    /// Takes the node's lock for `command` (`debug kube-apiserver`). When another kdbg holds it:
+    /// with `wait`, says who and waits; without, fails naming the holder.
+    pub fn acquire(
+        node: &dyn Node,
+        command: &str,
+        wait: bool,
+        reporter: &dyn Reporter,
+    ) -> Result<NodeLock, SessionError> {
+        // One plain round trip first: an unreachable node or a refused sudo is reported as such.
+        let out = node.exec(&["mkdir", "-p", KDBG_DIR], Privilege::Root, &[])?;
+        if !out.success() {
+            let detail = out.stderr_str().trim().to_string();
+            return Err(NodeError::other(node.describe(), format!("create {KDBG_DIR}"), detail).into());
+        }
+        let owner = Owner { who: Who::me(), command: command.into(), since: journal::now() };
+        let record = serde_json::to_string(&owner).expect("the owner serializes");
+        let lease = LEASE.as_secs().to_string();
+        let how = if wait { "wait" } else { "no-wait" };
+        let argv = ["sh", "-c", HOLD, "kdbg-lock", &record, how, &lease];
+        let mut child = node.spawn(&argv, Privilege::Root)?;
+        let lost =
+            |detail: String| SessionError::from(NodeError::other(node.describe(), format!("lock {LOCK}"), detail));
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                let out = child.wait_with_output().map_err(|e| lost(e.to_string()))?;
+                return Err(lost(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+            };
+            if line == "kdbg-lock-held" {
+                break;
+            }
+            if let Some(tool) = line.strip_prefix("kdbg-lock-unsupported ") {
+                let _ = child.wait();
+                reporter.warn(format!(
+                    "{} has no `{tool}`: kdbg cannot lock it, so another kdbg could change it at the same time",
+                    node.describe()
+                ));
+                return Ok(NodeLock { held: None });
+            }
+            if let Some(record) = line.strip_prefix("kdbg-lock-busy") {
+                let holder = serde_json::from_str::<Owner>(record.trim())
+                    .map(|o| o.describe())
+                    .unwrap_or_else(|_| "another kdbg".to_string());
+                if !wait {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(SessionError::NodeBusy { node: node.describe(), holder });
+                }
+                reporter.info(format!(
+                    "waiting for {holder}: it is changing {} (lock {LOCK}; released when it ends, or {}s after its \
+                     connection is lost)",
+                    node.describe(),
+                    LEASE.as_secs()
+                ));
+            }
+        }
+        let mut stdin = child.stdin.take().expect("piped");
+        let (stop, beats) = mpsc::channel::<()>();
+        let beat = std::thread::spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = beats.recv_timeout(HEARTBEAT) {
+                if stdin.write_all(b"\n").and_then(|()| stdin.flush()).is_err() {
+                    return;
+                }
+            }
+            // Dropping stdin here is the release.
+        });
+        Ok(NodeLock { held: Some((child, stop, beat)) })
+    }
+
+    /// Whether the node is really locked (false on a node without `flock`).
+    pub fn locked(&self) -> bool {
+        self.held.is_some()
+    }
+}
+
+impl Drop for NodeLock {
+    fn drop(&mut self) {
+        if let Some((mut child, stop, beat)) = self.held.take() {
+            drop(stop);
+            let _ = beat.join();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_names_host_pid_and_command() {
+        let o = Owner { who: Who { host: "ws".into(), pid: 7 }, command: "debug kube-apiserver".into(), since: 0 };
+        let text = serde_json::to_string(&o).unwrap();
+        assert!(text.starts_with(r#"{"host":"ws","pid":7,"#), "{text}");
+        assert_eq!(serde_json::from_str::<Owner>(&text).unwrap(), o);
+        assert!(o.describe().starts_with("kdbg on ws (pid 7) running `kdbg debug kube-apiserver` since "));
+    }
+}
