@@ -25,7 +25,7 @@ fn release_binary() -> &'static PathBuf {
     static BUILT: OnceLock<(Tree, PathBuf)> = OnceLock::new();
     &BUILT
         .get_or_init(|| {
-            let t = Tree::fixture();
+            let t = Tree::fixture_with(kdbg_tests::toolchain::Toolchain::debian());
             let bin = lab::release_build(&t.root, "kube-apiserver").unwrap();
             (t, bin)
         })

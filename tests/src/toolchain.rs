@@ -31,6 +31,11 @@ impl Toolchain {
         Toolchain { go_bin: var("KDBG_TEST_GO", DEFAULT_GO_BIN), dlv: var("KDBG_TEST_DLV", DEFAULT_DLV) }
     }
 
+    /// Debian's Go 1.19 and Delve 1.20: the 1.20-era pair.
+    pub fn debian() -> Toolchain {
+        Toolchain { go_bin: DEFAULT_GO_BIN.into(), dlv: DEFAULT_DLV.into() }
+    }
+
     /// The newest pair of the matrix (Go 1.27, Delve 1.27), from the toolchain cache.
     pub fn newest() -> Toolchain {
         let t = Toolchain { go_bin: go_bin(GO[GO.len() - 1]), dlv: dlv(DELVE[DELVE.len() - 1].0) };

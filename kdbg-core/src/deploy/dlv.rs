@@ -34,16 +34,9 @@ pub enum DlvError {
     Broken { path: Utf8PathBuf, detail: String },
     #[error("{path} is a dlv for {dlv_arch}, but the node is linux/{node_arch}\n  fix: build one for the node: `GOOS=linux GOARCH={node_arch} CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@latest`, then pass --dlv PATH")]
     WrongArch { path: Utf8PathBuf, dlv_arch: String, node_arch: String },
-    #[error("{binary} was built with {build_go} (DWARF {dwarf}); {tried} cannot read it\n  fix: use {need}, e.g. `go install github.com/go-delve/delve/cmd/dlv@v{need_version}` with a Go ≥ {need_go}, and pass --dlv PATH")]
-    TooOld {
-        binary: Utf8PathBuf,
-        build_go: String,
-        dwarf: u16,
-        tried: String,
-        need: String,
-        need_version: String,
-        need_go: String,
-    },
+    /// The message names the binary, its Go and DWARF, the Delves tried and the Delve to use.
+    #[error("{message}")]
+    TooOld { binary: Utf8PathBuf, message: String },
     #[error("failed to read {path}: {detail}")]
     Binary { path: Utf8PathBuf, detail: String },
 }
@@ -194,15 +187,16 @@ pub fn choose(explicit: Option<&Utf8Path>, binary: &Utf8Path, node_arch: &str) -
         Some(d) => Ok((d, needs)),
         None => {
             let minor = go_minor(&needs.go_version).unwrap_or(0);
-            Err(DlvError::TooOld {
-                binary: binary.to_owned(),
-                build_go: needs.go_version.clone(),
-                dwarf: needs.dwarf,
-                tried: if tried.is_empty() { "no dlv found".into() } else { tried.join(", ") },
-                need: needs.requirement(),
-                need_version: format!("1.{minor}"),
-                need_go: format!("1.{}", if needs.dwarf >= 5 { minor.max(DWARF5_GO_MINOR) } else { minor }),
-            })
+            let tried = if tried.is_empty() { "no dlv found".into() } else { tried.join(", ") };
+            let need_go = if needs.dwarf >= 5 { minor.max(DWARF5_GO_MINOR) } else { minor };
+            let message = format!(
+                "{binary} was built with {} (DWARF {}); {tried} cannot read it\n  fix: use {}, e.g. \
+                 `go install github.com/go-delve/delve/cmd/dlv@v1.{minor}` with a Go ≥ 1.{need_go}, and pass --dlv PATH",
+                needs.go_version,
+                needs.dwarf,
+                needs.requirement()
+            );
+            Err(DlvError::TooOld { binary: binary.to_owned(), message })
         }
     }
 }
