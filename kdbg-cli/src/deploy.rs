@@ -27,8 +27,8 @@ pub struct TargetArgs {
     /// An option for ssh, passed as `-o OPT` before kdbg's own (repeatable).
     #[arg(long = "ssh-option", value_name = "OPT")]
     pub ssh_options: Vec<String>,
-    /// The dlv to install on the node [default: the first of dlv on PATH, $GOPATH/bin, ~/go/bin,
-    /// /usr/local/bin, /usr/bin that can read the binaries].
+    /// The dlv to install on the node [default: the closest release that can read the binaries
+    /// of dlv on PATH, $GOPATH/bin/dlv, ~/go/bin/dlv].
     #[arg(long, env = "KDBG_DLV", value_name = "PATH")]
     pub dlv: Option<Utf8PathBuf>,
 }

@@ -5,9 +5,9 @@
 //! `.debug_addr`/`.debug_rnglists`/`.debug_loclists` sections DWARF 4 binaries do not have).
 //! Delve follows Go's minor releases: Delve 1.N reads binaries of Go up to 1.N, and DWARF 5 only
 //! when Delve itself was built with Go ≥ 1.25. Candidates: `--dlv` (the only one when given),
-//! else `dlv` on PATH, then the usual install places (`$GOPATH/bin`, `~/go/bin`,
-//! `/usr/local/bin`, `/usr/bin`); the first that can read the binary wins, the closest release
-//! first. A Delve that cannot read it is refused with the Delve to use instead.
+//! else `dlv` on PATH, then where `go install` puts it (`$GOPATH/bin`, `~/go/bin`); of those
+//! that can read the binary, the closest release wins. A Delve that cannot read it is refused
+//! with the Delve to use instead.
 
 use camino::{Utf8Path, Utf8PathBuf};
 use object::{Object, ObjectSection};
@@ -149,7 +149,6 @@ pub fn candidates(explicit: Option<&Utf8Path>) -> Result<Vec<Utf8PathBuf>, DlvEr
     let mut all: Vec<Utf8PathBuf> = find(None).into_iter().collect();
     all.extend(var("GOPATH").map(|g| g.join("bin/dlv")));
     all.extend(var("HOME").map(|h| h.join("go/bin/dlv")));
-    all.extend(["/usr/local/bin/dlv".into(), "/usr/bin/dlv".into()]);
     let mut seen = Vec::new();
     all.retain(|p| {
         p.is_file()
