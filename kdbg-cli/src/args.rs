@@ -116,4 +116,14 @@ pub struct SrcArgs {
     /// The tree's version when it has no git history and no KUBE_GIT_VERSION_FILE (e.g. v1.20.2).
     #[arg(long, value_name = "vX.Y.Z")]
     pub kube_version: Option<String>,
+    /// The Go to build with: a go binary, its bin directory or a GOROOT [default: the tree's
+    /// .go-version matched against the go on PATH, $GOROOT, ~/sdk/go*, the module cache's toolchains].
+    #[arg(long, env = "KDBG_GO", value_name = "PATH")]
+    pub go: Option<Utf8PathBuf>,
+}
+
+impl SrcArgs {
+    pub fn build_config(&self, profile: kdbg_core::flags::Profile) -> kdbg_core::build::BuildConfig {
+        kdbg_core::build::BuildConfig { profile, go: self.go.clone() }
+    }
 }

@@ -26,7 +26,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         Command::Watch(args) => crate::watch::run(args, a.verbose),
         Command::Build { sel, json } => {
             let (tree, comps, config) = select(&sel)?;
-            let outcome = build::build(&tree, &comps, config, &term)?;
+            let outcome = build::build(&tree, &comps, &config, &term)?;
             if json {
                 println!("{}", json!({ "schema": JSON_SCHEMA, "components": outcome.components }));
             } else {
@@ -39,7 +39,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         }
         Command::Plan { sel, json, debug } => {
             let (tree, comps, config) = select(&sel)?;
-            let mut plan = build::plan(&tree, &comps, config)?;
+            let mut plan = build::plan(&tree, &comps, &config)?;
             if debug {
                 plan = kdbg_core::session::debug::full_plan(plan, &comps);
             }
@@ -52,12 +52,12 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         }
         Command::CacheKey { sel, explain, json } => {
             let (tree, comps, config) = select(&sel)?;
-            let prepared = build::prepare(&tree, config)?;
+            let prepared = build::prepare(&tree, &config)?;
             let mut keys = build::keys(&tree, &comps, &prepared)?;
             for w in &keys.warnings {
                 eprintln!("warning: {w}");
             }
-            let ci = keys.ci_key(&prepared.toolchain);
+            let ci = keys.ci_key(&prepared.toolchain.identity);
             if json {
                 let comps: Vec<_> = keys
                     .components
@@ -103,7 +103,7 @@ fn select(sel: &Selection) -> anyhow::Result<(SourceTree, Vec<&'static Component
     let comps = Component::resolve(&sel.components)?;
     let tree = find_tree(&sel.src)?;
     let profile = sel.profile();
-    Ok((tree, comps, BuildConfig { profile }))
+    Ok((tree, comps, sel.src.build_config(profile)))
 }
 
 pub fn find_tree(src: &SrcArgs) -> anyhow::Result<SourceTree> {

@@ -4,7 +4,6 @@
 use anyhow::Context;
 use camino::Utf8PathBuf;
 use clap::Args;
-use kdbg_core::build::BuildConfig;
 use kdbg_core::component::Component;
 use kdbg_core::deploy::{self, DeployConfig, DeployOutcome};
 use kdbg_core::doctor::{self, DoctorConfig, Status};
@@ -28,8 +27,9 @@ pub struct TargetArgs {
     /// An option for ssh, passed as `-o OPT` before kdbg's own (repeatable).
     #[arg(long = "ssh-option", value_name = "OPT")]
     pub ssh_options: Vec<String>,
-    /// The dlv to install on the node [default: dlv on PATH].
-    #[arg(long, value_name = "PATH")]
+    /// The dlv to install on the node [default: the closest release that can read the binaries
+    /// of dlv on PATH, $GOPATH/bin/dlv, ~/go/bin/dlv].
+    #[arg(long, env = "KDBG_DLV", value_name = "PATH")]
     pub dlv: Option<Utf8PathBuf>,
 }
 
@@ -73,6 +73,8 @@ Exits non-zero when any check fails; each failure names its fix.")]
 pub struct DoctorArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub src: crate::args::SrcArgs,
     /// Print the checks as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -82,7 +84,7 @@ pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
     let comps = Component::resolve(&args.sel.components)?;
     let tree = find_tree(&args.sel.src)?;
     let profile = args.sel.profile();
-    let config = DeployConfig { build: BuildConfig { profile }, dlv: args.target.dlv.clone() };
+    let config = DeployConfig { build: args.sel.src.build_config(profile), dlv: args.target.dlv.clone() };
     let node = args.target.connect()?;
     let term = Terminal::new(verbose);
     let _lock = args.lock.acquire(&*node, "deploy", &comps, &term)?;
@@ -143,6 +145,9 @@ pub fn doctor(args: DoctorArgs, _verbose: bool) -> anyhow::Result<()> {
     let config = DoctorConfig {
         dlv: t.dlv.clone(),
         needs_ssh: matches!(t.target, Target::Ssh { .. } | Target::Minikube { .. }),
+        // Outside a tree the Go on PATH is checked; inside one, the Go its .go-version asks for.
+        tree_root: find_tree(&args.src).ok().map(|t| t.root),
+        go: args.src.go.clone(),
     };
     let mut checks = doctor::workstation(&config);
     let node = t.target.connect(&t.connect_options());

@@ -5,7 +5,6 @@ use std::time::Duration;
 use anyhow::Context;
 use camino::Utf8PathBuf;
 use clap::Args;
-use kdbg_core::build::BuildConfig;
 use kdbg_core::component::Component;
 use kdbg_core::deploy::DeployConfig;
 use kdbg_core::ide::vscode;
@@ -185,7 +184,7 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
     let tree = find_tree(&args.sel.src)?;
     let profile = args.sel.profile();
     let config = DebugConfig {
-        deploy: DeployConfig { build: BuildConfig { profile }, dlv: args.target.dlv.clone() },
+        deploy: DeployConfig { build: args.sel.src.build_config(profile), dlv: args.target.dlv.clone() },
         port: args.port,
         leader_elect_false: args.leader_elect == Some(false),
         wait_for_debugger: args.wait_for_debugger,

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use kdbg_core::build::BuildConfig;
 use kdbg_core::component::Component;
 use kdbg_core::ide::vscode::{READY_MARKER, START_MARKER};
 use kdbg_core::session::debug::Timeouts;
@@ -56,7 +55,7 @@ pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
     let profile = args.sel.profile();
     let max_cycles = std::env::var(TEST_CYCLES_ENV).ok().and_then(|v| v.parse().ok());
     let cfg = WatchConfig {
-        build: BuildConfig { profile },
+        build: args.sel.src.build_config(profile),
         debounce: Duration::from_millis(args.debounce),
         timeouts: Timeouts::default(),
         max_cycles,

@@ -7,18 +7,21 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
 use crate::cache::state::STATE_FILE;
-use crate::cache::{self, CacheError, ComponentKey, KeyRequest, Keys, OutputRecord, Toolchain};
+use crate::cache::{self, CacheError, ComponentKey, KeyRequest, Keys, OutputRecord};
 use crate::component::Component;
 use crate::flags::{self, Profile};
 use crate::host::{Cmd, HostError};
 use crate::lock::TreeLock;
 use crate::plan::{self, Plan};
 use crate::report::{Event, Reporter, StepStatus};
+use crate::toolchain::{self, GoSearch, GoToolchain};
 use crate::tree::SourceTree;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct BuildConfig {
     pub profile: Profile,
+    /// `--go PATH`: the Go to build with (checked against the tree's `.go-version`).
+    pub go: Option<Utf8PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,15 +73,18 @@ pub struct BuildOutcome {
 
 /// The inputs every build and key computation share.
 pub struct Prepared {
-    pub toolchain: Toolchain,
+    pub toolchain: GoToolchain,
     pub make_vars: BTreeMap<String, String>,
 }
 
-pub fn prepare(tree: &SourceTree, config: BuildConfig) -> Result<Prepared, CacheError> {
+/// Decides the build profile and the Go (see [`crate::toolchain`]); fails before any `make` when
+/// the tree's `.go-version` has no local match.
+pub fn prepare(tree: &SourceTree, config: &BuildConfig) -> Result<Prepared, CacheError> {
     if config.profile == Profile::Optimized && !tree.goldflags_replace_strip {
         return Err(CacheError::OptimizedStripped { root: tree.root.clone() });
     }
-    Ok(Prepared { toolchain: cache::toolchain()?, make_vars: flags::make_vars(tree.debug_policy, config.profile) })
+    let toolchain = toolchain::select(&tree.root, &GoSearch::from_env(config.go.clone()))?;
+    Ok(Prepared { toolchain, make_vars: flags::make_vars(tree.debug_policy, config.profile) })
 }
 
 pub fn keys(tree: &SourceTree, components: &[&'static Component], p: &Prepared) -> Result<Keys, CacheError> {
@@ -89,13 +95,26 @@ pub fn keys(tree: &SourceTree, components: &[&'static Component], p: &Prepared) 
 pub fn build(
     tree: &SourceTree,
     components: &[&'static Component],
-    config: BuildConfig,
+    config: &BuildConfig,
+    reporter: &dyn Reporter,
+) -> Result<BuildOutcome, BuildError> {
+    let prepared = prepare(tree, config)?;
+    build_prepared(tree, components, &prepared, reporter)
+}
+
+/// [`build`] with the Go and make variables already decided.
+pub fn build_prepared(
+    tree: &SourceTree,
+    components: &[&'static Component],
+    prepared: &Prepared,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
     let state_dir = tree.state_dir();
     let _lock = TreeLock::acquire(&state_dir, reporter).map_err(not_writable(tree, &state_dir.join("lock")))?;
-    let prepared = prepare(tree, config)?;
-    let mut keys = keys(tree, components, &prepared)?;
+    if let Some(w) = &prepared.toolchain.warning {
+        reporter.warn(w.clone());
+    }
+    let mut keys = keys(tree, components, prepared)?;
     for w in &keys.warnings {
         reporter.warn(w.clone());
     }
@@ -113,12 +132,19 @@ pub fn build(
             .arg("all")
             .arg(format!("WHAT={}", what.join(" ")))
             .args(flags::make_args(&prepared.make_vars))
+            .envs(prepared.toolchain.env.iter().cloned())
             .env("SOURCE_DATE_EPOCH", flags::SOURCE_DATE_EPOCH)
             .env("KUBE_GIT_VERSION_FILE", version_file.as_str())
             .cwd(&tree.root);
         let id = stale.iter().map(|k| format!("build:{}", k.component.name)).collect::<Vec<_>>().join(",");
         reporter.step(&id, StepStatus::Started);
-        reporter.info(format!("running {}", cmd.display()));
+        let go = &prepared.toolchain;
+        reporter.info(format!(
+            "running {} with {} ({}, GOTOOLCHAIN=local)",
+            cmd.display(),
+            go.identity.go_version,
+            go.go
+        ));
         let started = Instant::now();
         let result = cmd.stream(&mut |line| reporter.report(Event::Output { id: id.clone(), line: line.to_string() }));
         seconds = started.elapsed().as_secs_f64();
@@ -181,7 +207,7 @@ fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, Bu
 }
 
 /// The plan `kdbg plan` shows for a build.
-pub fn plan(tree: &SourceTree, components: &[&'static Component], config: BuildConfig) -> Result<Plan, CacheError> {
+pub fn plan(tree: &SourceTree, components: &[&'static Component], config: &BuildConfig) -> Result<Plan, CacheError> {
     let prepared = prepare(tree, config)?;
     let keys = keys(tree, components, &prepared)?;
     Ok(Plan::for_build(&keys.components))

@@ -13,7 +13,8 @@
 //!   command's private package is simply not an input;
 //! - the files that drive the build itself: `go.mod`, `go.sum`, `vendor/modules.txt`, the
 //!   `Makefile`s and `hack/lib/*.sh`, `hack/make-rules/build.sh`;
-//! - the toolchain identity (`go env GOVERSION GOOS GOARCH GOFLAGS`) and `CGO_ENABLED` as
+//! - the toolchain identity (`go env GOVERSION GOOS GOARCH GOFLAGS` of the Go that really builds,
+//!   chosen by [`crate::toolchain`] from the tree's `.go-version`) and `CGO_ENABLED` as
 //!   kubernetes sets it for that binary;
 //! - the exact `make` variables (`GOLDFLAGS` set to empty is not `GOLDFLAGS` unset: the first
 //!   keeps DWARF, the second strips it);
@@ -67,7 +68,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::component::Component;
 use crate::flags::SOURCE_DATE_EPOCH;
-use crate::host::{Cmd, HostError};
+use crate::host::HostError;
+use crate::toolchain::{GoToolchain, ToolchainError};
 use crate::tree::SourceTree;
 
 pub use golist::Closure;
@@ -78,8 +80,8 @@ pub use state::{OutputRecord, State};
 pub enum CacheError {
     #[error("failed to list the Go import closure: {0}")]
     GoList(HostError),
-    #[error("failed to read the Go toolchain identity: {0}")]
-    GoEnv(HostError),
+    #[error(transparent)]
+    Toolchain(#[from] ToolchainError),
     #[error("failed to parse `go list` output: {0}")]
     GoListOutput(String),
     #[error("`go list` did not report the package ./{what} in {root}; is this tree complete?")]
@@ -96,22 +98,13 @@ pub enum CacheError {
     OptimizedStripped { root: Utf8PathBuf },
 }
 
-/// Reads `go env` for the toolchain identity that goes into every key.
-pub fn toolchain() -> Result<Toolchain, CacheError> {
-    let out = Cmd::new("go").args(["env", "GOVERSION", "GOOS", "GOARCH", "GOFLAGS"]).read();
-    let out = out.map_err(CacheError::GoEnv)?;
-    let mut lines = out.lines().map(|l| l.trim().to_string());
-    let mut next = || lines.next().unwrap_or_default();
-    Ok(Toolchain { go_version: next(), goos: next(), goarch: next(), goflags: next() })
-}
-
 /// What to compute keys for.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyRequest<'a> {
     pub tree: &'a SourceTree,
     pub components: &'a [&'static Component],
     pub make_vars: &'a BTreeMap<String, String>,
-    pub toolchain: &'a Toolchain,
+    pub toolchain: &'a GoToolchain,
 }
 
 /// One component's key and what it means against the last build.
@@ -193,7 +186,7 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
             continue;
         }
         go_list_runs += 1;
-        for (name, mut closure) in golist::closures(tree, cgo, &group)? {
+        for (name, mut closure) in golist::closures(tree, req.toolchain, cgo, &group)? {
             closure.files.retain(|f| !ignored.matches(f));
             // Names and links first: a non-UTF-8 name is what `go list` reported as U+FFFD.
             state.index.record_dirs(&tree.root, &closure.dirs, &is_ignored)?;
@@ -223,7 +216,7 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
             schema: key::SCHEMA,
             component: c.name.to_string(),
             what: c.what.to_string(),
-            toolchain: req.toolchain.clone(),
+            toolchain: req.toolchain.identity.clone(),
             cgo_enabled: c.cgo_enabled().to_string(),
             go_mode: tree.go_mode,
             make_vars: req.make_vars.clone(),
@@ -232,7 +225,7 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
             files,
         };
         let key = inputs.digest();
-        let binary = tree.binary(&req.toolchain.goos, &req.toolchain.goarch, c.name);
+        let binary = tree.binary(&req.toolchain.identity.goos, &req.toolchain.identity.goarch, c.name);
         let output_ok = entry.output.as_ref().is_some_and(|o| output_intact(&tree.root, o));
         let hit = output_ok && entry.output.as_ref().is_some_and(|o| o.key == key);
         let changed = entry.built_inputs.as_ref().map(|old| explain(old, &inputs)).unwrap_or_default();
@@ -268,15 +261,17 @@ fn unreadable(root: &Utf8Path, path: String, detail: String) -> CacheError {
 }
 
 /// Conditions under which a stored closure was listed; if they differ, list again.
-fn closure_env(tree: &SourceTree, t: &Toolchain, c: &Component) -> String {
+fn closure_env(tree: &SourceTree, go: &GoToolchain, c: &Component) -> String {
+    let t = &go.identity;
     format!(
-        "{:?} CGO_ENABLED={} {} {}/{} GOFLAGS={}",
+        "{:?} CGO_ENABLED={} {} {}/{} GOFLAGS={} GOWORK={}",
         tree.go_mode,
         c.cgo_enabled(),
         t.go_version,
         t.goos,
         t.goarch,
-        t.goflags
+        t.goflags,
+        go.gowork
     )
 }
 

@@ -17,13 +17,13 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
 use crate::build::{self, BuildConfig, BuildError, BuildOutcome};
-use crate::cache::{self, CacheError};
+use crate::cache::CacheError;
 use crate::component::Component;
 use crate::node::copy::Method;
 use crate::node::{Node, NodeError, Privilege, BIN_DIR};
 use crate::report::{Reporter, StepStatus};
 use crate::tree::SourceTree;
-pub use dlv::{Dlv, DlvError};
+pub use dlv::{Dlv, DlvError, Needs};
 
 #[derive(Debug, Clone, Default)]
 pub struct DeployConfig {
@@ -73,6 +73,8 @@ pub struct DeployOutcome {
     /// The components' binaries, then dlv.
     pub files: Vec<Deployed>,
     pub dlv: Dlv,
+    /// What the binaries need of Delve (their Go and DWARF version).
+    pub needs: Option<Needs>,
     /// Round trips spent deciding what to copy: one, whatever the number of files.
     pub decide_round_trips: u64,
     pub round_trips: u64,
@@ -93,17 +95,36 @@ pub fn deploy(
     let (trips0, sent0) = (node.round_trips(), node.bytes_sent());
     let name = node.describe();
     let (os, arch) = node.platform()?;
-    let toolchain = cache::toolchain()?;
+    let prepared = build::prepare(tree, &config.build)?;
+    let toolchain = &prepared.toolchain.identity;
     let platform = format!("{os}/{arch}");
     let host_platform = format!("{}/{}", toolchain.goos, toolchain.goarch);
     if platform != host_platform {
         return Err(DeployError::CrossBuild { node: name, node_platform: platform, host_platform });
     }
-    let dlv_path = dlv::find(config.dlv.as_deref())?;
-    let (dlv, warnings) = dlv::inspect(&dlv_path, &toolchain.go_version, Some(&arch))?;
-    warnings.into_iter().for_each(|w| reporter.warn(w));
+    // No dlv at all is worth knowing before a long build.
+    dlv::candidates(config.dlv.as_deref())?;
 
-    let build = build::build(tree, components, config.build, reporter)?;
+    let build = build::build_prepared(tree, components, &prepared, reporter)?;
+    // Every binary is checked against the Delve before anything is sent to the node.
+    let (dlv, needs) = match build.components.first() {
+        Some(first) => dlv::choose(config.dlv.as_deref(), &first.binary, &arch)?,
+        None => (dlv::inspect(&dlv::find(config.dlv.as_deref())?, Some(&arch))?, Needs::of_go(&toolchain.go_version)),
+    };
+    for b in &build.components[1..] {
+        let n = dlv::needs_of(&b.binary)?;
+        if n.unmet_by(&dlv).is_some() {
+            dlv::choose(Some(&dlv.path), &b.binary, &arch)?;
+        }
+    }
+    reporter.info(format!(
+        "Delve {} ({}, {}) for binaries built with {} (DWARF {})",
+        dlv.version,
+        dlv.go_version.as_deref().unwrap_or("unknown Go"),
+        dlv.path,
+        needs.go_version,
+        needs.dwarf
+    ));
     let mut wanted: Vec<(String, Utf8PathBuf, String)> =
         build.components.iter().map(|b| (b.name.clone(), b.binary.clone(), b.sha256.clone())).collect();
     let dlv_sha = crate::node::copy::hash_file(&dlv.path)
@@ -123,6 +144,7 @@ pub fn deploy(
         build,
         files,
         dlv,
+        needs: Some(needs),
         decide_round_trips,
         round_trips: node.round_trips() - trips0,
         bytes_sent: node.bytes_sent() - sent0,

@@ -6,10 +6,11 @@ use std::time::Instant;
 use camino::Utf8PathBuf;
 use serde::Serialize;
 
-use crate::deploy::dlv;
+use crate::deploy::dlv::{self, Needs};
 use crate::host::{install_hint, Cmd};
 use crate::node::{Node, NodeError, Privilege, KDBG_DIR};
 use crate::session::{journal, traces};
+use crate::toolchain::{self, GoSearch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +37,10 @@ pub struct DoctorConfig {
     pub dlv: Option<Utf8PathBuf>,
     /// Whether the target is reached over ssh (then a missing `ssh` fails, else it warns).
     pub needs_ssh: bool,
+    /// The tree, when kdbg runs in one: its `.go-version` decides the Go.
+    pub tree_root: Option<Utf8PathBuf>,
+    /// `--go PATH`.
+    pub go: Option<Utf8PathBuf>,
 }
 
 /// Free space kdbg wants where it puts binaries: a debug kube-apiserver (~160 MB) and its temp copy.
@@ -88,22 +93,54 @@ pub fn workstation(config: &DoctorConfig) -> Vec<Check> {
             }
         }
     };
-    let go = tool("go", &["env", "GOVERSION"], true);
-    let go_version = (go.status == Status::Ok).then(|| go.detail.clone());
+    let go = match &config.tree_root {
+        Some(root) => match toolchain::select(root, &GoSearch::from_env(config.go.clone())) {
+            Ok(t) => {
+                let wanted =
+                    t.wanted.as_ref().map(|w| format!(", the tree's .go-version asks for go{w}")).unwrap_or_default();
+                let detail = format!("{} at {}{wanted}; make runs with GOTOOLCHAIN=local", t.identity.go_version, t.go);
+                match &t.warning {
+                    None => Check::ok("go", detail),
+                    Some(w) => Check::new("go", Status::Warn, detail, Some(w.clone())),
+                }
+            }
+            Err(e) => Check::failed("go", &e),
+        },
+        None => tool("go", &["env", "GOVERSION"], true),
+    };
+    let go_version =
+        (go.status != Status::Fail).then(|| go.detail.split_whitespace().next().unwrap_or_default().to_string());
     checks.push(go);
     checks.push(tool("make", &["--version"], true));
     checks.push(tool("git", &["--version"], false));
     checks.push(tool("ssh", &["-V"], config.needs_ssh));
     checks.push(match dlv::find(config.dlv.as_deref()) {
         Err(e) => Check::failed("dlv", &e),
-        Ok(path) => match dlv::inspect(&path, go_version.as_deref().unwrap_or(""), None) {
+        Ok(path) => match dlv::inspect(&path, None) {
             Err(e) => Check::failed("dlv", &e),
-            Ok((d, warnings)) => {
+            Ok(d) => {
                 let go = d.go_version.as_deref().unwrap_or("unknown Go");
                 let detail = format!("dlv {} ({go}, {}) at {}", d.version, d.arch, d.path);
-                match warnings.is_empty() {
-                    true => Check::ok("dlv", detail),
-                    false => Check::new("dlv", Status::Warn, detail, Some(warnings.join("; "))),
+                // The pairing: what binaries of this Go need, and whether this Delve has it.
+                match go_version.as_deref().filter(|v| v.starts_with("go")).map(Needs::of_go) {
+                    None => Check::ok("dlv", detail),
+                    Some(needs) => {
+                        let pair = format!(
+                            "{detail}; {} binaries (DWARF {}) need {}",
+                            needs.go_version,
+                            needs.dwarf,
+                            needs.requirement()
+                        );
+                        match needs.unmet_by(&d) {
+                            None => Check::ok("dlv", format!("{pair}: ok")),
+                            Some(why) => Check::new(
+                                "dlv",
+                                Status::Fail,
+                                format!("{pair}: {why}"),
+                                Some(format!("use {} and pass --dlv PATH", needs.requirement())),
+                            ),
+                        }
+                    }
                 }
             }
         },

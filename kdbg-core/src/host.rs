@@ -68,6 +68,10 @@ impl Cmd {
         self.env.push((key.into(), value.into()));
         self
     }
+    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Cmd {
+        self.env.extend(vars);
+        self
+    }
     pub fn env_remove(mut self, key: impl Into<String>) -> Cmd {
         self.env_remove.push(key.into());
         self

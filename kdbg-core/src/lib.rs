@@ -19,5 +19,6 @@ pub mod node;
 pub mod plan;
 pub mod report;
 pub mod session;
+pub mod toolchain;
 pub mod tree;
 pub mod watch;

@@ -244,7 +244,7 @@ impl Loop<'_> {
             events(WatchEvent::Failed { cycle: n, stage: stage.into(), error, session_kept: stage != "relaunch" });
             Ok(true)
         };
-        let built = match build::build(self.tree, self.components, self.cfg.build, &tap) {
+        let built = match build::build(self.tree, self.components, &self.cfg.build, &tap) {
             Ok(b) => b,
             Err(e) => {
                 tap.start();

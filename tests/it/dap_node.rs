@@ -23,7 +23,7 @@ fn vscode_attach_through_the_tunnel_hits_a_breakpoint_on_the_node_by_workspace_p
     lab.assert_clean();
 }
 
-fn attach_and_break(lab: &Lab) {
+pub(crate) fn attach_and_break(lab: &Lab) {
     let root = camino::Utf8PathBuf::from_path_buf(lab.tree.root.clone()).unwrap();
     let configs = kdbg_core::ide::vscode::read_launch(&root).unwrap();
     let config = configs.iter().find(|c| c["name"] == "kdbg: attach kube-apiserver").expect("kdbg debug wrote it");
@@ -34,7 +34,7 @@ fn attach_and_break(lab: &Lab) {
 
     // localhost:<port> on this host is kdbg's ssh tunnel; Delve itself is on the node's loopback.
     let (mut dap, line) = DapClient::attach_at_healthz_marker(config, root.as_std_path()).unwrap();
-    let file = root.join("pkg/healthz/healthz.go").to_string();
+    let file = root.join(lab.tree.healthz()).to_string();
 
     std::thread::scope(|s| {
         let request = s.spawn(|| lab.get("/healthz"));

@@ -4,6 +4,7 @@
 mod build_cache;
 mod dap;
 mod dap_node;
+mod modern;
 mod node;
 mod session;
 mod support;

@@ -49,13 +49,18 @@ pub struct Lab {
 
 impl Lab {
     pub fn up(prefix: &str) -> Lab {
+        Lab::up_with(prefix, Tree::fixture())
+    }
+
+    /// A lab whose workstation tree is `tree` (the node's original is always the 1.20-era build).
+    pub fn up_with(prefix: &str, tree: Tree) -> Lab {
         let node = TestNode::up(TestNodeConfig::unique(prefix).bin(env!("CARGO_BIN_EXE_kdbg-testnode"))).unwrap();
         let bin = node.host_path(RELEASE_BIN);
         std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
         std::fs::copy(release_binary(), &bin).unwrap();
         std::fs::write(node.host_path("/var/lib/minikube/certs/sa.key"), KEY).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let lab = Lab { node, tree: Tree::fixture(), state: tempfile::tempdir().unwrap(), port };
+        let lab = Lab { node, tree, state: tempfile::tempdir().unwrap(), port };
         std::fs::write(lab.manifest_path(), lab.manifest()).unwrap();
         lab.wait_healthz();
         lab
@@ -207,8 +212,8 @@ fn debug_hits_a_breakpoint_through_the_tunnel_and_restore_puts_everything_back()
     // A breakpoint at the fixture's marker, set through the tunnel.
     let binary = lab.tree.path("_output/bin/kube-apiserver");
     let recorded = kdbg_core::ide::dwarf::recorded_sources(camino::Utf8Path::new(binary.to_str().unwrap())).unwrap();
-    let file = recorded.recorded_file("pkg/healthz/healthz.go");
-    let text = std::fs::read_to_string(lab.tree.path("pkg/healthz/healthz.go")).unwrap();
+    let file = recorded.recorded_file(lab.tree.healthz());
+    let text = std::fs::read_to_string(lab.tree.path(lab.tree.healthz())).unwrap();
     let line = text.lines().position(|l| l.contains("kdbg-fixture: breakpoint here")).unwrap() as u32 + 1;
     let mut dlv = DlvClient::connect(&format!("127.0.0.1:{}", lab.port), Duration::from_secs(10)).unwrap();
     dlv.halt().unwrap();

@@ -9,14 +9,24 @@ pub struct Tree {
     pub root: PathBuf,
     pub bin: PathBuf,
     make_log: PathBuf,
+    /// The Go and Delve kdbg runs with here.
+    pub toolchain: Toolchain,
 }
 
 pub use kdbg_tests::lab::GO_BIN;
+use kdbg_tests::toolchain::Toolchain;
 
 impl Tree {
+    /// The fixture of the Go under test's era (`KDBG_TEST_GO`, default Go 1.19: the 1.20 era).
     pub fn fixture() -> Tree {
+        Tree::fixture_with(Toolchain::under_test())
+    }
+
+    /// The fixture `toolchain`'s Go builds, with its `.go-version` set to that Go.
+    pub fn fixture_with(toolchain: Toolchain) -> Tree {
         let dir = tempfile::Builder::new().prefix("kdbg-it-").tempdir().unwrap();
-        let root = kdbg_tests::fixture::copy_to(dir.path()).unwrap();
+        let version = toolchain.go_version();
+        let root = kdbg_tests::fixture::copy_era(dir.path(), toolchain.era(), Some(&version)).unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
         let make_log = dir.path().join("make.log");
@@ -31,7 +41,7 @@ impl Tree {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        Tree { _dir: dir, root, bin, make_log }
+        Tree { _dir: dir, root, bin, make_log, toolchain }
     }
 
     /// The parent of the tree: scratch space that is removed with it.
@@ -39,7 +49,13 @@ impl Tree {
         self._dir.path()
     }
 
-    /// `kdbg <args>` in this tree, with Go and the make wrapper on PATH.
+    /// The healthz handler with the breakpoint marker, relative to the tree.
+    pub fn healthz(&self) -> &'static str {
+        kdbg_tests::lab::healthz_file(&self.root)
+    }
+
+    /// `kdbg <args>` in this tree, with the toolchain's Go and the make wrapper on PATH (and its
+    /// dlv as `KDBG_DLV` unless it is the default pair).
     pub fn kdbg<I, S>(&self, args: I) -> Run
     where
         I: IntoIterator<Item = S>,
@@ -47,8 +63,13 @@ impl Tree {
     {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kdbg-it"));
         cmd.args(args).current_dir(&self.root).stdin(Stdio::null());
-        cmd.env("PATH", format!("{}:{GO_BIN}:/usr/sbin:/usr/bin:/sbin:/bin", self.bin.display()));
+        let go = self.toolchain.go_bin.display();
+        cmd.env("PATH", format!("{}:{go}:/usr/sbin:/usr/bin:/sbin:/bin", self.bin.display()));
         cmd.env_remove("KDBG_SRC").env_remove("KUBE_GIT_VERSION_FILE").env_remove("GOFLAGS");
+        cmd.env_remove("KDBG_GO").env_remove("KDBG_DLV").env_remove("GOROOT").env_remove("GOTOOLCHAIN");
+        if !self.toolchain.is_default() {
+            cmd.env("KDBG_DLV", &self.toolchain.dlv);
+        }
         Run { cmd }
     }
 

@@ -123,7 +123,7 @@ impl DapClient {
         let mut dap = DapClient::connect(&addr, Duration::from_secs(10))?;
         dap.initialize()?;
         dap.attach(config)?;
-        let file = root.join("pkg/healthz/healthz.go");
+        let file = root.join(crate::lab::healthz_file(root));
         let line = u64::from(crate::lab::breakpoint_line(root)?);
         let bps = dap.set_breakpoints(&file.to_string_lossy(), &[line])?;
         if bps.first().map(|b| (&b["verified"], &b["line"])) != Some((&Value::Bool(true), &Value::from(line))) {

@@ -13,8 +13,8 @@ use crate::{TestNode, TestNodeConfig};
 pub const API_PORT: u16 = 8443;
 /// Where the original, release-built apiserver lives on the node (minikube keeps binaries there).
 pub const RELEASE_BIN: &str = "/var/lib/minikube/binaries/kube-apiserver";
-/// Debian's Go.
-pub const GO_BIN: &str = "/usr/lib/go-1.19/bin";
+/// Debian's Go, which builds the 1.20-era fixture (and the release binary the node runs).
+pub const GO_BIN: &str = crate::toolchain::DEFAULT_GO_BIN;
 
 /// `make all WHAT=cmd/<name>` with the default (release) flags in `tree`: stripped and
 /// optimised, what a cluster runs. Returns the binary.
@@ -111,9 +111,14 @@ pub fn wait_healthz(node: &TestNode, timeout: Duration) -> Result<()> {
     }
 }
 
-/// The line of the fixture's `pkg/healthz/healthz.go` that carries the breakpoint marker.
+/// The fixture's healthz handler (relative to `tree`), whichever era the tree is.
+pub fn healthz_file(tree: &Path) -> &'static str {
+    crate::fixture::Era::of(tree).healthz()
+}
+
+/// The line of the fixture's healthz handler that carries the breakpoint marker.
 pub fn breakpoint_line(tree: &Path) -> Result<u32> {
-    let text = std::fs::read_to_string(tree.join("pkg/healthz/healthz.go"))?;
+    let text = std::fs::read_to_string(tree.join(healthz_file(tree)))?;
     let n = text.lines().position(|l| l.contains("kdbg-fixture: breakpoint here")).context("no breakpoint marker")?;
     Ok(n as u32 + 1)
 }

@@ -33,6 +33,7 @@ pub mod runner;
 pub mod setup;
 pub mod sys;
 pub mod teardown;
+pub mod toolchain;
 
 pub use manifest::{PodSpec, PodState, PodStatus, PodsFile};
 pub use node::{TestNode, TestNodeConfig};

@@ -7,6 +7,7 @@ mod bench_watch;
 mod demo;
 mod e2e;
 mod setup;
+mod toolchains;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,7 @@ Tasks:
   demo               the main job: a full kdbg session on the built-in fixture tree
   test               install what the tests need (apt packages), then run every test
   e2e k8s            debug a real kube-apiserver, scheduler and controller-manager on a test node
+  toolchains         install the matrix's Go and Delve into /var/cache/kdbg-toolchains
   bench              measure kdbg against make and go list; prints ratios
   debug <args...>    run kdbg from this repo, e.g. `cargo xtask debug apiserver`
   kdbg <args...>     run any kdbg subcommand from this repo
@@ -47,6 +49,7 @@ fn run() -> Result<ExitCode> {
         "demo" => demo::run(sh).map(|()| ExitCode::SUCCESS),
         "test" => setup::test(sh, &rest).map(|()| ExitCode::SUCCESS),
         "e2e" => e2e::run(sh, &rest).map(|()| ExitCode::SUCCESS),
+        "toolchains" => toolchains::ensure_all(sh).map(|_| ExitCode::SUCCESS),
         "bench" => bench::run(sh).map(|()| ExitCode::SUCCESS),
         "debug" => Ok(kdbg(sh, std::iter::once("debug".to_string()).chain(rest))),
         "kdbg" => Ok(kdbg(sh, rest)),

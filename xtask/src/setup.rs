@@ -94,9 +94,17 @@ pub fn export_env(sh: &Shell) {
     }
 }
 
-/// `cargo xtask test`: set up, check formatting and lints, then run every test of the workspace.
+/// The end-to-end session test the toolchain matrix runs for each newer pair.
+const MATRIX_TEST: &str = "session::debug_hits_a_breakpoint_through_the_tunnel_and_restore_puts_everything_back";
+
+/// `cargo xtask test`: set up (Debian packages, the matrix's Go and Delve), check formatting and
+/// lints, run every test of the workspace (Go 1.19 + Delve 1.20 on the 1.20-era fixture, and the
+/// v1.30+-era tests with Go 1.27 + Delve 1.27), then the end-to-end session test once more for each
+/// newer pair on the v1.30+-era fixture.
 pub fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     ensure_packages(sh)?;
+    ensure_extra(sh, &[("unzip", "unzip"), ("pip", "python3-pip")])?;
+    let pairs = crate::toolchains::ensure_all(sh)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // rustfmt and clippy come with rustup's default profile; where one is missing it cannot be
     // fetched here, so say so and go on to the tests.
@@ -115,5 +123,14 @@ pub fn test(sh: &Shell, extra: &[String]) -> Result<()> {
     }
     eprintln!("xtask: running the tests (unit tests, then the integration binary tests/it, which needs root for its test nodes)");
     cmd!(sh, "{cargo} test --workspace --all-targets {extra...}").run()?;
+    for (go_bin, dlv) in pairs {
+        let started = std::time::Instant::now();
+        eprintln!("xtask: the session test with {go_bin}/go and {dlv} on the v1.30+-era fixture");
+        cmd!(sh, "{cargo} test -q -p kdbg-tests --test it -- --exact {MATRIX_TEST}")
+            .env("KDBG_TEST_GO", &go_bin)
+            .env("KDBG_TEST_DLV", &dlv)
+            .run()?;
+        eprintln!("xtask: matrix pair done in {:.0}s", started.elapsed().as_secs_f64());
+    }
     Ok(())
 }

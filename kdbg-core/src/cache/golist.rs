@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::component::Component;
 use crate::host::Cmd;
+use crate::toolchain::GoToolchain;
 use crate::tree::{GoMode, SourceTree, GOPATH_LINK};
 
 use super::CacheError;
@@ -55,9 +56,11 @@ struct Package {
 const FIELDS: &str =
     "ImportPath,Dir,Standard,Imports,GoFiles,InvalidGoFiles,CgoFiles,CFiles,CXXFiles,HFiles,SFiles,SysoFiles,EmbedFiles";
 
-/// The `go` invocation environment `make` uses for this tree (GOPATH mode or modules).
-pub fn go_cmd(tree: &SourceTree, cgo_enabled: &str) -> Result<(Cmd, Utf8PathBuf), CacheError> {
-    let mut cmd = Cmd::new("go").env("CGO_ENABLED", cgo_enabled).env("GOPROXY", "off");
+/// The `go` invocation environment `make` uses for this tree (GOPATH mode or modules): the chosen
+/// Go with the build's own environment (PATH, GOROOT, GOTOOLCHAIN; GOWORK, GOFLAGS and tags pass
+/// through from the caller exactly as they reach `make`), plus what `hack/lib/golang.sh` sets.
+pub fn go_cmd(tree: &SourceTree, go: &GoToolchain, cgo_enabled: &str) -> Result<(Cmd, Utf8PathBuf), CacheError> {
+    let mut cmd = go.cmd().env("CGO_ENABLED", cgo_enabled).env("GOPROXY", "off");
     let cwd = match tree.go_mode {
         GoMode::Gopath => {
             let link = tree.root.join(GOPATH_LINK);
@@ -69,8 +72,12 @@ pub fn go_cmd(tree: &SourceTree, cgo_enabled: &str) -> Result<(Cmd, Utf8PathBuf)
             link
         }
         GoMode::Modules => {
-            if tree.root.join("vendor/modules.txt").is_file() {
-                cmd = cmd.env("GOFLAGS", "-mod=vendor");
+            // v1.2x trees pass `-mod=vendor` on go build's command line; a workspace tree
+            // (go.work, `## workspace` vendoring) reads vendor/ by default. Either way the
+            // caller's GOFLAGS come first, as `make` sees them.
+            if tree.root.join("vendor/modules.txt").is_file() && !tree.root.join("go.work").is_file() {
+                let flags = format!("{} -mod=vendor", go.identity.goflags).trim().to_string();
+                cmd = cmd.env("GOFLAGS", flags);
             }
             cmd = cmd.env("GO111MODULE", "on").env("PWD", tree.root.as_str());
             tree.root.clone()
@@ -96,10 +103,11 @@ fn ensure_gopath_link(root: &Utf8Path, link: &Utf8Path) -> Result<(), CacheError
 /// left out: the toolchain identity and `go.sum` stand for them.
 pub fn closures(
     tree: &SourceTree,
+    go: &GoToolchain,
     cgo_enabled: &str,
     components: &[&Component],
 ) -> Result<BTreeMap<String, Closure>, CacheError> {
-    let (cmd, cwd) = go_cmd(tree, cgo_enabled)?;
+    let (cmd, cwd) = go_cmd(tree, go, cgo_enabled)?;
     let cmd = cmd
         .args(["list", "-e", "-deps", &format!("-json={FIELDS}")])
         .args(components.iter().map(|c| format!("./{}", c.what)));

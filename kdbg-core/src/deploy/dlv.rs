@@ -1,20 +1,28 @@
-//! Finding the workstation's Delve and checking it can debug what kdbg builds, on the node.
+//! Choosing the Delve that can debug a given binary, before anything reaches the node.
 //!
-//! Checks: it runs (`dlv version`); its architecture is the node's (read from its ELF header);
-//! it can read the binaries' DWARF: Go 1.25 writes DWARF 5 by default, which only a dlv built with
-//! Go ≥ 1.25 understands, so a dlv whose own Go (`go version DLV`) is older is refused.
+//! What a binary needs is read from its ELF, without running anything: the Go that built it
+//! (the `.go.buildinfo` section) and its DWARF version (Go ≥ 1.25 writes DWARF 5, whose
+//! `.debug_addr`/`.debug_rnglists`/`.debug_loclists` sections DWARF 4 binaries do not have).
+//! Delve follows Go's minor releases: Delve 1.N reads binaries of Go up to 1.N, and DWARF 5 only
+//! when Delve itself was built with Go ≥ 1.25. Candidates: `--dlv` (the only one when given),
+//! else `dlv` on PATH, then where `go install` puts it (`$GOPATH/bin`, `~/go/bin`); of those
+//! that can read the binary, the closest release wins. A Delve that cannot read it is refused
+//! with the Delve to use instead.
 
 use camino::{Utf8Path, Utf8PathBuf};
 use object::{Object, ObjectSection};
 use serde::Serialize;
 
-use crate::host::{Cmd, HostError};
+use crate::host::Cmd;
 
 /// What to do when a dynamically linked dlv does not start on the node.
 pub const STATIC: &str = "a dlv that runs on any Linux node: `CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@latest`, then --dlv ~/go/bin/dlv";
 
 /// The install advice every "no usable dlv" error ends with.
 pub const INSTALL: &str = "install Delve with the Go that builds the binaries: `go install github.com/go-delve/delve/cmd/dlv@latest` (Debian: `apt-get install delve`), or pass --dlv PATH";
+
+/// The first Go release whose binaries carry DWARF 5 by default.
+const DWARF5_GO_MINOR: u32 = 25;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlvError {
@@ -28,8 +36,11 @@ pub enum DlvError {
     NotExecutable { path: Utf8PathBuf },
     #[error("{path} is a dlv for {dlv_arch} (its ELF machine is {machine}), but {platform_of} is linux/{node_arch}\n  fix: build one for linux/{node_arch}: `GOOS=linux GOARCH={node_arch} CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@latest`, then pass --dlv PATH")]
     WrongArch { path: Utf8PathBuf, dlv_arch: String, machine: String, platform_of: String, node_arch: String },
-    #[error("{path} was built with {dlv_go}, but the binaries are built with {build_go}, which writes DWARF 5: that dlv cannot read them\n  fix: {INSTALL}")]
-    TooOld { path: Utf8PathBuf, dlv_go: String, build_go: String },
+    /// The message names the binary, its Go and DWARF, the Delves tried and the Delve to use.
+    #[error("{message}")]
+    TooOld { binary: Utf8PathBuf, message: String },
+    #[error("failed to read {path}: {detail}")]
+    Binary { path: Utf8PathBuf, detail: String },
 }
 
 /// A usable dlv, as `kdbg deploy --json` shows it.
@@ -38,12 +49,88 @@ pub struct Dlv {
     pub path: Utf8PathBuf,
     /// Delve's version (`1.20.2`).
     pub version: String,
-    /// The Go it was built with (`go1.19.8`), if `go version` could tell.
+    /// The Go it was built with (`go1.19.8`), from its build info.
     pub go_version: Option<String>,
     /// Its Go architecture (`amd64`).
     pub arch: String,
     /// Dynamically linked binaries may not start on a node with another libc.
     pub dynamic: bool,
+}
+
+/// What a binary needs of its debugger, read from its ELF.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Needs {
+    /// `go1.27.3`.
+    pub go_version: String,
+    /// 4 or 5; 0 when the binary has no DWARF.
+    pub dwarf: u16,
+}
+
+impl Needs {
+    /// From a Go version alone (before anything is built): the DWARF that Go writes by default.
+    pub fn of_go(go_version: &str) -> Needs {
+        let dwarf = if go_minor(go_version).is_some_and(|m| m >= DWARF5_GO_MINOR) { 5 } else { 4 };
+        Needs { go_version: go_version.to_string(), dwarf }
+    }
+
+    /// "Delve ≥ 1.27 built with Go ≥ 1.25".
+    pub fn requirement(&self) -> String {
+        let minor = go_minor(&self.go_version).unwrap_or(0);
+        match self.dwarf >= 5 {
+            true => format!("Delve ≥ 1.{minor} built with Go ≥ 1.{DWARF5_GO_MINOR}"),
+            false => format!("Delve ≥ 1.{minor}"),
+        }
+    }
+
+    /// Why `dlv` cannot read such a binary, or `None` if it can.
+    pub fn unmet_by(&self, dlv: &Dlv) -> Option<String> {
+        let need = go_minor(&self.go_version)?;
+        let have = delve_minor(&dlv.version)?;
+        if have < need {
+            return Some(format!("Delve {} reads binaries of Go up to 1.{have}", dlv.version));
+        }
+        let built = dlv.go_version.as_deref().and_then(go_minor);
+        if self.dwarf >= 5 && built.is_none_or(|b| b < DWARF5_GO_MINOR) {
+            let go = dlv.go_version.as_deref().unwrap_or("an unknown Go");
+            return Some(format!("Delve {} was built with {go}, which cannot read DWARF 5", dlv.version));
+        }
+        None
+    }
+}
+
+/// Reads `binary`'s Go version (build info) and DWARF version (see the module doc).
+pub fn needs_of(binary: &Utf8Path) -> Result<Needs, DlvError> {
+    let err = |detail: String| DlvError::Binary { path: binary.to_owned(), detail };
+    let bytes = std::fs::read(binary).map_err(|e| err(e.to_string()))?;
+    let file = object::File::parse(&*bytes).map_err(|e| err(format!("not an executable: {e}")))?;
+    let go_version = go_version_in(&file).ok_or_else(|| err("no Go build info (.go.buildinfo)".into()))?;
+    let has = |name: &str| file.section_by_name(name).is_some();
+    let dwarf = match (has(".debug_info"), has(".debug_addr") || has(".debug_rnglists") || has(".debug_loclists")) {
+        (false, _) => 0,
+        (true, true) => 5,
+        (true, false) => 4,
+    };
+    Ok(Needs { go_version, dwarf })
+}
+
+/// `.go.buildinfo` of Go ≥ 1.18: a 32-byte header, then the version as a varint-prefixed string.
+fn go_version_in(file: &object::File<'_>) -> Option<String> {
+    let data = file.section_by_name(".go.buildinfo")?.data().ok()?;
+    if !data.starts_with(b"\xff Go buildinf:") || data.get(15)? & 2 == 0 {
+        return None;
+    }
+    let (mut len, mut shift, mut at) = (0usize, 0, 32);
+    loop {
+        let b = *data.get(at)?;
+        len |= usize::from(b & 0x7f) << shift;
+        at += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    let text = std::str::from_utf8(data.get(at..at + len)?).ok()?;
+    Some(text.to_string())
 }
 
 /// `--dlv PATH`, else `dlv` on PATH.
@@ -62,9 +149,68 @@ pub fn find(explicit: Option<&Utf8Path>) -> Result<Utf8PathBuf, DlvError> {
     }
 }
 
-/// Runs the checks in the module doc; `build_go` is `go env GOVERSION` (`go1.19.8`). Returns the
-/// dlv and warnings worth showing (built with an older Go than the binaries).
-pub fn inspect(path: &Utf8Path, build_go: &str, node_arch: Option<&str>) -> Result<(Dlv, Vec<String>), DlvError> {
+/// Every dlv worth trying, `--dlv` alone when given; duplicates (symlinks) once.
+pub fn candidates(explicit: Option<&Utf8Path>) -> Result<Vec<Utf8PathBuf>, DlvError> {
+    if explicit.is_some() {
+        return find(explicit).map(|p| vec![p]);
+    }
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
+    let mut all: Vec<Utf8PathBuf> = find(None).into_iter().collect();
+    all.extend(var("GOPATH").map(|g| g.join("bin/dlv")));
+    all.extend(var("HOME").map(|h| h.join("go/bin/dlv")));
+    let mut seen = Vec::new();
+    all.retain(|p| {
+        p.is_file()
+            && p.canonicalize_utf8().is_ok_and(|real| {
+                !seen.contains(&real) && {
+                    seen.push(real);
+                    true
+                }
+            })
+    });
+    if all.is_empty() {
+        return Err(DlvError::Missing);
+    }
+    Ok(all)
+}
+
+/// The dlv for `binary` (see the module doc), plus warnings worth showing.
+pub fn choose(explicit: Option<&Utf8Path>, binary: &Utf8Path, node_arch: &str) -> Result<(Dlv, Needs), DlvError> {
+    let needs = needs_of(binary)?;
+    let mut usable = Vec::new();
+    let mut tried = Vec::new();
+    for path in candidates(explicit)? {
+        let dlv = match inspect(&path, Some(node_arch)) {
+            Ok(d) => d,
+            Err(e) if explicit.is_some() => return Err(e),
+            Err(_) => continue,
+        };
+        match needs.unmet_by(&dlv) {
+            None => usable.push(dlv),
+            Some(why) => tried.push(format!("{path} ({why})")),
+        }
+    }
+    usable.sort_by_key(|d| delve_minor(&d.version).unwrap_or(u32::MAX));
+    match usable.into_iter().next() {
+        Some(d) => Ok((d, needs)),
+        None => {
+            let minor = go_minor(&needs.go_version).unwrap_or(0);
+            let tried = if tried.is_empty() { "no dlv found".into() } else { tried.join(", ") };
+            let need_go = if needs.dwarf >= 5 { minor.max(DWARF5_GO_MINOR) } else { minor };
+            let message = format!(
+                "{binary} was built with {} (DWARF {}); {tried} cannot read it\n  fix: use {}, e.g. \
+                 `go install github.com/go-delve/delve/cmd/dlv@v1.{minor}` with a Go ≥ 1.{need_go}, and pass --dlv PATH",
+                needs.go_version,
+                needs.dwarf,
+                needs.requirement()
+            );
+            Err(DlvError::TooOld { binary: binary.to_owned(), message })
+        }
+    }
+}
+
+/// Runs `dlv version` and reads its ELF (architecture, linking, the Go it was built with).
+pub fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, DlvError> {
     let broken = |detail: String| DlvError::Broken { path: path.to_path_buf(), detail };
     // The ELF first: a dlv for another machine cannot even run `version` here.
     let bytes = std::fs::read(path).map_err(|e| broken(crate::host::io_text(&e)))?;
@@ -85,39 +231,25 @@ pub fn inspect(path: &Utf8Path, build_go: &str, node_arch: Option<&str>) -> Resu
         });
     }
     let dynamic = file.section_by_name(".interp").is_some_and(|s| s.size() > 0);
+    let go_version = go_version_in(&file);
     let out = Cmd::new(path.as_str()).arg("version").read().map_err(|e| broken(e.to_string()))?;
     let version = out
         .lines()
         .find_map(|l| l.trim().strip_prefix("Version:"))
         .map(|v| v.trim().to_string())
         .ok_or_else(|| broken(format!("unexpected output: {}", out.trim())))?;
-    let go_version = go_version_of(path).ok();
-    let dlv = Dlv { path: path.to_path_buf(), version, go_version, arch, dynamic };
-    let mut warnings = Vec::new();
-    match (dlv.go_version.as_deref().and_then(go_minor), go_minor(build_go)) {
-        (Some(d), Some(b)) if b >= 25 && d < 25 => {
-            return Err(DlvError::TooOld { path: path.to_path_buf(), dlv_go: dlv.go_version.unwrap_or_default(), build_go: build_go.into() });
-        }
-        (Some(d), Some(b)) if d < b => warnings.push(format!(
-            "{path} (dlv {}) was built with {}, older than the {build_go} that builds the binaries; if it cannot read them, {INSTALL}",
-            dlv.version,
-            dlv.go_version.as_deref().unwrap_or("?")
-        )),
-        _ => {}
-    }
-    Ok((dlv, warnings))
-}
-
-/// `go version FILE` → `go1.19.8`.
-fn go_version_of(path: &Utf8Path) -> Result<String, HostError> {
-    let out = Cmd::new("go").args(["version", path.as_str()]).read()?;
-    Ok(out.rsplit(": ").next().unwrap_or_default().trim().to_string())
+    Ok(Dlv { path: path.to_path_buf(), version, go_version, arch, dynamic })
 }
 
 /// `go1.25.1` → 25 (for Go 1.x).
 pub fn go_minor(version: &str) -> Option<u32> {
     let rest = version.trim().strip_prefix("go1.")?;
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// `1.27.1` → 27.
+fn delve_minor(version: &str) -> Option<u32> {
+    go_minor(&format!("go{}", version.trim().trim_start_matches('v')))
 }
 
 /// This machine's architecture, as `object` names it.
@@ -154,11 +286,45 @@ fn go_arch(arch: object::Architecture) -> String {
 mod tests {
     use super::*;
 
+    fn dlv(version: &str, go: &str) -> Dlv {
+        Dlv {
+            path: "/x/dlv".into(),
+            version: version.into(),
+            go_version: Some(go.into()),
+            arch: "amd64".into(),
+            dynamic: false,
+        }
+    }
+
     #[test]
     fn go_minor_versions() {
         assert_eq!(go_minor("go1.19.8"), Some(19));
         assert_eq!(go_minor("go1.25rc1"), Some(25));
         assert_eq!(go_minor("devel go1.26-abc"), None);
+        assert_eq!(delve_minor("1.27.1"), Some(27));
+    }
+
+    #[test]
+    fn delve_must_know_the_go_release_and_read_its_dwarf() {
+        let go127 = Needs::of_go("go1.27.3");
+        assert_eq!((go127.dwarf, go127.requirement().as_str()), (5, "Delve ≥ 1.27 built with Go ≥ 1.25"));
+        assert!(go127.unmet_by(&dlv("1.27.1", "go1.26.7")).is_none());
+        let e = go127.unmet_by(&dlv("1.20.2", "go1.19.8")).unwrap();
+        assert_eq!(e, "Delve 1.20.2 reads binaries of Go up to 1.20");
+        let e = go127.unmet_by(&dlv("1.27.0", "go1.24.4")).unwrap();
+        assert!(e.contains("built with go1.24.4, which cannot read DWARF 5"), "{e}");
+        let go124 = Needs::of_go("go1.24.11");
+        assert_eq!((go124.dwarf, go124.requirement().as_str()), (4, "Delve ≥ 1.24"));
+        assert!(go124.unmet_by(&dlv("1.24.0", "go1.24.4")).is_none());
+        assert!(Needs::of_go("go1.19.8").unmet_by(&dlv("1.20.2", "go1.19.8")).is_none());
+    }
+
+    #[test]
+    fn build_info_and_dwarf_come_from_the_elf() {
+        // This test binary is Rust: no Go build info, which is an error naming the file.
+        let me = Utf8PathBuf::from_path_buf(std::env::current_exe().unwrap()).unwrap();
+        let e = needs_of(&me).unwrap_err().to_string();
+        assert!(e.contains("no Go build info"), "{e}");
     }
 
     #[test]
@@ -171,7 +337,7 @@ mod tests {
         );
         // `sh` is an executable, but not a dlv.
         let sh = find(Some(Utf8Path::new("/bin/sh"))).unwrap();
-        let e = inspect(&sh, "go1.19.8", None).unwrap_err().to_string();
+        let e = inspect(&sh, None).unwrap_err().to_string();
         assert!(e.starts_with("`/bin/sh version` failed") || e.contains("unexpected output"), "{e}");
     }
 }

@@ -41,7 +41,23 @@ pub fn mapping(recorded: &RecordedPaths, tree_root: &Utf8Path) -> Mapping {
         let real = tree_root.join(dir).canonicalize_utf8().ok()?;
         real.strip_prefix(real_root.as_ref()?).ok().map(|p| p.as_str().to_string())
     };
-    derive(&recorded.root_prefix, &recorded.packages, resolve)
+    // Workspace trees (v1.30+) have no vendor/k8s.io/<repo> links: a staging package's only
+    // tree path is staging/src/k8s.io/<repo>/...
+    let packages: Vec<RecordedPackage> = recorded
+        .packages
+        .iter()
+        .cloned()
+        .map(|mut p| {
+            if let Some(rest) = p.tree_dir.strip_prefix("vendor/k8s.io/") {
+                let staging = format!("staging/src/k8s.io/{rest}");
+                if !tree_root.join(&p.tree_dir).exists() && tree_root.join(&staging).is_dir() {
+                    p.tree_dir = staging;
+                }
+            }
+            p
+        })
+        .collect();
+    derive(&recorded.root_prefix, &packages, resolve)
 }
 
 /// One recorded file seen from one of its tree paths.

@@ -81,7 +81,7 @@ pub fn find(node: &dyn Node, journal: &Journal, only: &[&str]) -> Result<Vec<Tra
         let component = static_pod(file).map_or_else(|| file.trim_end_matches(".yaml").to_string(), |c| c.name.into());
         let journaled = journal.components.values().any(|e| match &e.how {
             How::StaticPod { backup, .. } => backup.ends_with(&format!("/{file}")),
-            How::Systemd { .. } => false,
+            How::Systemd { .. } | How::DaemonSet { .. } => false,
         });
         if journaled || !wanted(&component) {
             continue;

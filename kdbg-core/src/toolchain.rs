@@ -1,0 +1,291 @@
+//! Which Go builds a tree. A tree with a `.go-version` (kubernetes ≥ v1.30 pins its Go release
+//! there, and its `hack/lib/golang.sh` exports `GOTOOLCHAIN=go<that version>`) gets a local Go of
+//! that release: `--go`, else the `go` on PATH, else `$GOROOT`, else one installed where Go
+//! installs releases (`~/sdk/go*`, the module cache's `golang.org/toolchain@*`, Debian's
+//! `/usr/lib/go-*`, `/usr/local/go`). kdbg then runs `make` and `go` with `GOTOOLCHAIN=local` (and
+//! `FORCE_HOST_GO=1` where the tree honours it), so nothing is downloaded behind the user's back.
+//! A tree without `.go-version` uses `--go` or the `go` on PATH, as before.
+//!
+//! The Go chosen here is the one whose `go env` gives the cache key's toolchain identity, and the
+//! environment it returns is the one both `make` and `go list` run with.
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Serialize;
+
+use crate::cache::Toolchain;
+use crate::host::{Cmd, HostError};
+
+/// Where a Go came from, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoSource {
+    Flag,
+    Path,
+    Goroot,
+    Installed,
+}
+
+/// Where to look, read once from the environment (data in, so tests can give their own).
+#[derive(Debug, Clone, Default)]
+pub struct GoSearch {
+    /// `--go PATH`: a `go` binary, its `bin` directory or a GOROOT.
+    pub explicit: Option<Utf8PathBuf>,
+    /// The caller's `PATH`.
+    pub path: String,
+    pub goroot: Option<Utf8PathBuf>,
+    /// Directories holding installed Go releases (each entry a GOROOT, or a parent of GOROOTs).
+    pub installed: Vec<Utf8PathBuf>,
+}
+
+impl GoSearch {
+    pub fn from_env(explicit: Option<Utf8PathBuf>) -> GoSearch {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let home = var("HOME").map(Utf8PathBuf::from);
+        let gopath = var("GOPATH").map(|p| Utf8PathBuf::from(p.split(':').next().unwrap_or_default()));
+        let modcache = var("GOMODCACHE")
+            .map(Utf8PathBuf::from)
+            .or_else(|| gopath.or_else(|| home.as_ref().map(|h| h.join("go"))).map(|g| g.join("pkg/mod")));
+        let mut installed: Vec<Utf8PathBuf> = home.iter().map(|h| h.join("sdk")).collect();
+        installed.extend(modcache.map(|m| m.join("golang.org")));
+        installed.extend(["/usr/lib".into(), "/usr/local".into()]);
+        GoSearch { explicit, path: var("PATH").unwrap_or_default(), goroot: var("GOROOT").map(Into::into), installed }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolchainError {
+    #[error("{root}/.go-version asks for go{wanted}, but {local}, and no go{wanted} is installed where kdbg looks (~/sdk/go*, the Go module cache's toolchains, /usr/lib/go-*, /usr/local/go); kdbg builds with GOTOOLCHAIN=local and never downloads a Go\n  fix: install Go {wanted} and pass --go /path/to/go{wanted}/bin/go (or put its bin directory first on PATH)")]
+    Mismatch { root: Utf8PathBuf, wanted: String, local: String },
+    #[error("--go {path} is {version}, but {root}/.go-version asks for go{wanted}\n  fix: pass a Go {wanted} with --go, or drop --go")]
+    FlagMismatch { path: Utf8PathBuf, version: String, root: Utf8PathBuf, wanted: String },
+    #[error("--go {path}: no go binary there (looked for {path}, {path}/go, {path}/bin/go and {path}/go/bin/go)\n  fix: pass the go binary of the release to build with, e.g. --go /usr/local/go/bin/go")]
+    NoGo { path: Utf8PathBuf },
+    #[error("`go` was not found on PATH{}\n  fix: install Go (Debian: apt-get install golang-go), or pass --go PATH", .hint)]
+    NoGoOnPath { hint: String },
+    #[error("failed to read the Go toolchain identity: {0}")]
+    GoEnv(HostError),
+}
+
+/// The Go that builds, with the environment `make` and `go list` share.
+#[derive(Debug, Clone, Serialize)]
+pub struct GoToolchain {
+    /// The `go` binary (absolute).
+    pub go: Utf8PathBuf,
+    pub goroot: Utf8PathBuf,
+    pub source: GoSource,
+    /// What the tree's `.go-version` asks for (`1.27.3`), if it has one.
+    pub wanted: Option<String>,
+    /// `go env` facts that go into the cache key.
+    pub identity: Toolchain,
+    /// `GOWORK` as `go env` reports it for the tree (absolute; never part of a key).
+    pub gowork: String,
+    /// PATH, GOROOT, GOTOOLCHAIN and (where the tree honours it) FORCE_HOST_GO.
+    pub env: Vec<(String, String)>,
+    /// Not an exact match of `.go-version` (another patch release of the same minor).
+    pub warning: Option<String>,
+}
+
+impl GoToolchain {
+    /// `go` with the build's environment.
+    pub fn cmd(&self) -> Cmd {
+        self.env.iter().fold(Cmd::new(self.go.as_str()), |c, (k, v)| c.env(k, v))
+    }
+}
+
+/// The tree's `.go-version` (`1.27.3`), if any.
+pub fn wanted_version(root: &Utf8Path) -> Option<String> {
+    let text = std::fs::read_to_string(root.join(".go-version")).ok()?;
+    let v = text.trim().trim_start_matches("go").to_string();
+    (!v.is_empty()).then_some(v)
+}
+
+/// Chooses the Go for `root` (see the module doc).
+pub fn select(root: &Utf8Path, search: &GoSearch) -> Result<GoToolchain, ToolchainError> {
+    let wanted = wanted_version(root);
+    let on_path =
+        search.path.split(':').filter(|d| !d.is_empty()).map(|d| Utf8Path::new(d).join("go")).find(|p| p.is_file());
+    let (go, source, warning) = if let Some(given) = &search.explicit {
+        let go = go_binary(given).ok_or_else(|| ToolchainError::NoGo { path: given.clone() })?;
+        let version = version_of(&go).unwrap_or_default();
+        let mut warning = None;
+        if let Some(w) = &wanted {
+            match matches(&version, w) {
+                Match::Exact => {}
+                Match::Minor => warning = Some(minor_warning(&go, &version, w)),
+                Match::No => {
+                    return Err(ToolchainError::FlagMismatch {
+                        path: given.clone(),
+                        version,
+                        root: root.to_owned(),
+                        wanted: w.clone(),
+                    })
+                }
+            }
+        }
+        (go, GoSource::Flag, warning)
+    } else if let Some(w) = &wanted {
+        let mut candidates: Vec<(Utf8PathBuf, GoSource)> = Vec::new();
+        candidates.extend(on_path.clone().map(|p| (p, GoSource::Path)));
+        candidates.extend(search.goroot.as_ref().map(|g| (g.join("bin/go"), GoSource::Goroot)));
+        candidates.extend(installed(&search.installed).into_iter().map(|p| (p, GoSource::Installed)));
+        let versions: Vec<(Utf8PathBuf, GoSource, String)> =
+            candidates.into_iter().filter_map(|(p, s)| Some((p.clone(), s, version_of(&p)?))).collect();
+        let exact = versions.iter().find(|(_, _, v)| matches(v, w) == Match::Exact);
+        let minor = versions.iter().filter(|(_, _, v)| matches(v, w) == Match::Minor).max_by_key(|(_, _, v)| patch(v));
+        match (exact, minor) {
+            (Some((p, s, _)), _) => (p.clone(), *s, None),
+            (None, Some((p, s, v))) => (p.clone(), *s, Some(minor_warning(p, v, w))),
+            (None, None) => {
+                let local = match &on_path {
+                    Some(p) => format!(
+                        "the go on PATH ({p}) is {}",
+                        version_of(p).unwrap_or_else(|| "of unknown version".into())
+                    ),
+                    None => "there is no go on PATH".to_string(),
+                };
+                return Err(ToolchainError::Mismatch { root: root.to_owned(), wanted: w.clone(), local });
+            }
+        }
+    } else {
+        let go = on_path.ok_or_else(|| ToolchainError::NoGoOnPath { hint: crate::host::install_hint("go") })?;
+        (go, GoSource::Path, None)
+    };
+    let go = go.canonicalize_utf8().unwrap_or(go);
+    let goroot = go.parent().and_then(Utf8Path::parent).map(Utf8Path::to_owned).unwrap_or_default();
+    let golang_sh = std::fs::read_to_string(root.join("hack/lib/golang.sh")).unwrap_or_default();
+    let mut env = vec![
+        ("PATH".to_string(), format!("{goroot}/bin:{}", search.path)),
+        ("GOROOT".to_string(), goroot.to_string()),
+        ("GOTOOLCHAIN".to_string(), "local".to_string()),
+    ];
+    if golang_sh.contains("FORCE_HOST_GO") {
+        env.push(("FORCE_HOST_GO".into(), "1".into()));
+    }
+    let mut t = GoToolchain {
+        go,
+        goroot,
+        source,
+        wanted,
+        identity: Toolchain {
+            go_version: String::new(),
+            goos: String::new(),
+            goarch: String::new(),
+            goflags: String::new(),
+        },
+        gowork: String::new(),
+        env,
+        warning,
+    };
+    let out = t.cmd().args(["env", "GOVERSION", "GOOS", "GOARCH", "GOFLAGS", "GOWORK"]).cwd(root).read();
+    let out = out.map_err(ToolchainError::GoEnv)?;
+    let mut lines = out.lines().map(|l| l.trim().to_string());
+    let mut next = || lines.next().unwrap_or_default();
+    t.identity = Toolchain { go_version: next(), goos: next(), goarch: next(), goflags: next() };
+    t.gowork = next();
+    Ok(t)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Match {
+    Exact,
+    /// Same `1.N`, another patch release.
+    Minor,
+    No,
+}
+
+/// `go1.27.3` against `.go-version`'s `1.27.3` (or `1.27`).
+fn matches(version: &str, wanted: &str) -> Match {
+    let have = version.trim().trim_start_matches("go");
+    let minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    if have == wanted || (wanted.split('.').count() == 2 && minor(have) == wanted) {
+        Match::Exact
+    } else if minor(have) == minor(wanted) {
+        Match::Minor
+    } else {
+        Match::No
+    }
+}
+
+fn patch(version: &str) -> u32 {
+    version.split('.').nth(2).and_then(|p| p.parse().ok()).unwrap_or(0)
+}
+
+fn minor_warning(go: &Utf8Path, version: &str, wanted: &str) -> String {
+    format!("the tree's .go-version asks for go{wanted}; building with {version} ({go}), the same minor release")
+}
+
+/// `--go` may name the binary, its `bin` directory or a GOROOT.
+fn go_binary(given: &Utf8Path) -> Option<Utf8PathBuf> {
+    [given.to_owned(), given.join("go"), given.join("bin/go"), given.join("go/bin/go")]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// A Go release's version from its GOROOT's `VERSION` file (no process needed), else `go env`.
+pub fn version_of(go: &Utf8Path) -> Option<String> {
+    let real = go.canonicalize_utf8().ok()?;
+    let goroot = real.parent()?.parent()?;
+    if let Ok(text) = std::fs::read_to_string(goroot.join("VERSION")) {
+        if let Some(first) = text.lines().next().filter(|l| l.starts_with("go")) {
+            return Some(first.trim().to_string());
+        }
+    }
+    let out = Cmd::new(real.as_str()).args(["env", "GOVERSION"]).env("GOTOOLCHAIN", "local").read().ok()?;
+    Some(out.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// `go` binaries of the releases installed under `dirs`: `DIR/go*/bin/go`, `DIR/go/bin/go`,
+/// `DIR/toolchain@*/bin/go` (the module cache's downloaded toolchains).
+fn installed(dirs: &[Utf8PathBuf]) -> Vec<Utf8PathBuf> {
+    let mut found = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = dir.read_dir_utf8() else { continue };
+        let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string()).collect();
+        names.sort();
+        for name in names.iter().filter(|n| n.starts_with("go") || n.starts_with("toolchain@")) {
+            let go = dir.join(name).join("bin/go");
+            if go.is_file() {
+                found.push(go);
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_match_exactly_or_by_minor() {
+        assert_eq!(matches("go1.27.3", "1.27.3"), Match::Exact);
+        assert_eq!(matches("go1.27.2", "1.27.3"), Match::Minor);
+        assert_eq!(matches("go1.27.2", "1.27"), Match::Exact);
+        assert_eq!(matches("go1.24.11", "1.27.3"), Match::No);
+        assert_eq!(matches("go1.19.8", "1.19.8"), Match::Exact);
+    }
+
+    #[test]
+    fn installed_releases_are_found_in_sdk_and_toolchain_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        for goroot in ["sdk/go1.27.3", "golang.org/toolchain@v0.0.1-go1.24.11.linux-amd64", "sdk/other"] {
+            std::fs::create_dir_all(root.join(goroot).join("bin")).unwrap();
+            std::fs::write(root.join(goroot).join("bin/go"), "").unwrap();
+        }
+        let found = installed(&[root.join("sdk"), root.join("golang.org")]);
+        let rel: Vec<&str> = found.iter().map(|p| p.strip_prefix(root).unwrap().as_str()).collect();
+        assert_eq!(rel, ["sdk/go1.27.3/bin/go", "golang.org/toolchain@v0.0.1-go1.24.11.linux-amd64/bin/go"]);
+    }
+
+    #[test]
+    fn a_tree_asking_for_a_go_nobody_has_is_refused_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        std::fs::write(root.join(".go-version"), "1.99.1\n").unwrap();
+        let search = GoSearch { path: "/nonexistent".into(), ..GoSearch::default() };
+        let e = select(root, &search).unwrap_err().to_string();
+        assert!(e.contains(".go-version asks for go1.99.1, but there is no go on PATH"), "{e}");
+        assert!(e.contains("fix: install Go 1.99.1 and pass --go"), "{e}");
+    }
+}
