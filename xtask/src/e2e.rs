@@ -100,9 +100,9 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
     })?;
     stages.run("kubeadm init; node Ready; kube-system pods Running", || cluster.kubeadm_init(sh))?;
     stages.run("kubelet healthz moved to 10348 in its config file", || cluster.move_kubelet_healthz_port(sh, 10348))?;
-    stages.run("kdbg build apiserver scheduler cm kubelet (debug build)", || {
+    stages.run("kdbg build apiserver scheduler cm kubelet proxy (debug build)", || {
         let bin = bins.join("kdbg");
-        cmd!(sh, "{bin} build apiserver scheduler cm kubelet --src {tree} --kube-version v1.20.2").run()?;
+        cmd!(sh, "{bin} build apiserver scheduler cm kubelet proxy --src {tree} --kube-version v1.20.2").run()?;
         Ok(())
     })?;
     // Holds the ssh key for the node: removed on every exit path.
@@ -117,6 +117,7 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
         flows::apiserver(sh, stages, &k)?;
         flows::scheduler_and_cm(sh, stages, &k)?;
         flows::kubelet(sh, stages, &k)?;
+        flows::proxy(sh, stages, &k)?;
         if via == "kind://" {
             flows::crash_apiserver(sh, stages, &k)?;
         }

@@ -45,7 +45,8 @@ if ! flock -n 9; then
 fi
 printf '%s\n' "$1" > "$d/lock.owner.tmp" && mv -f "$d/lock.owner.tmp" "$d/lock.owner"
 echo kdbg-lock-held
-while timeout "$3" sh -c 'IFS= read -r _'; do :; done"#;
+while timeout "$3" sh -c 'IFS= read -r _'; do :; done
+rm -f "$d/lock.owner""#;
 
 /// Who holds the lock, as written beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
