@@ -25,9 +25,14 @@ impl TunnelRecord {
     pub fn alive(&self) -> bool {
         let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else { return false };
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        let local = format!(":{}:", self.local_port);
-        let remote = format!(":{}", self.remote_port);
-        args.iter().any(|a| a.contains(&local) && a.ends_with(&remote))
+        // `ssh -N -L 127.0.0.1:LOCAL:127.0.0.1:REMOTE …`
+        let (local, remote) = (format!(":{}:", self.local_port), format!(":{}", self.remote_port));
+        let ssh = args.iter().any(|a| a.contains(&local) && a.ends_with(&remote));
+        // `socat TCP-LISTEN:LOCAL,… EXEC:'docker exec -i NODE socat - TCP:127.0.0.1:REMOTE'` (kind)
+        let listen = format!("TCP-LISTEN:{},", self.local_port);
+        let target = format!("TCP:127.0.0.1:{}'", self.remote_port);
+        let socat = args.iter().any(|a| a.starts_with(&listen)) && args.iter().any(|a| a.ends_with(&target));
+        ssh || socat
     }
 }
 
@@ -89,6 +94,38 @@ pub fn stop(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Vec<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kind_forward_by_socat_is_recognised_and_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        // A process with socat's command line (sh ignores the extra arguments).
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30", "TCP-LISTEN:23451,bind=127.0.0.1,reuseaddr,fork"])
+            .arg("EXEC:'docker exec -i dev-control-plane socat - TCP:127.0.0.1:2345'")
+            .spawn()
+            .unwrap();
+        let rec = TunnelRecord {
+            node: "kind node dev-control-plane".into(),
+            component: "kube-apiserver".into(),
+            local_port: 23451,
+            remote_port: 2345,
+            pid: child.id(),
+            started_at: 0,
+        };
+        // Until the child has exec'd, its command line is still this test's.
+        for _ in 0..100 {
+            if rec.alive() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(rec.alive());
+        assert!(!TunnelRecord { remote_port: 2346, ..rec.clone() }.alive());
+        add(dir, rec.clone()).unwrap();
+        assert_eq!(stop(dir, "kind node dev-control-plane", &[]).unwrap(), [rec]);
+        assert!(!child.wait().unwrap().success(), "the forward was not signalled");
+    }
 
     #[test]
     fn records_replace_and_stop_only_their_node() {
