@@ -105,10 +105,13 @@ pub fn needs_of(binary: &Utf8Path) -> Result<Needs, DlvError> {
     let file = object::File::parse(&*bytes).map_err(|e| err(format!("not an executable: {e}")))?;
     let go_version = go_version_in(&file).ok_or_else(|| err("no Go build info (.go.buildinfo)".into()))?;
     let has = |name: &str| file.section_by_name(name).is_some();
+    // Before Go 1.25, DWARF 5 sections in a Go binary come from cgo's C objects (gcc ≥ 11 writes
+    // DWARF 5), which every Delve reads: only Go's own DWARF decides.
+    let go_dwarf5 = go_minor(&go_version).is_some_and(|m| m >= DWARF5_GO_MINOR);
     let dwarf = match (has(".debug_info"), has(".debug_addr") || has(".debug_rnglists") || has(".debug_loclists")) {
         (false, _) => 0,
-        (true, true) => 5,
-        (true, false) => 4,
+        (true, true) if go_dwarf5 => 5,
+        (true, _) => 4,
     };
     Ok(Needs { go_version, dwarf })
 }

@@ -46,7 +46,13 @@ pub fn stop(
             crash.point(&format!("{id}#moved"));
         }
     }
-    if let Err(waiting) = wait_stopped(node, cap.pid, &entry.ports, timeout)? {
+    // Free again: what the original was seen listening on, and what its flags name (a port held
+    // by a process that outlives the original must not reach the debug build).
+    let mut ports = entry.ports.clone();
+    ports.extend(procs::ports_from_args(cap.component, &cap.argv));
+    ports.sort_unstable();
+    ports.dedup();
+    if let Err(waiting) = wait_stopped(node, cap.pid, &ports, timeout)? {
         let put_back = put_back(node, &cap.how).is_ok() && {
             journal.components.remove(cap.component.name);
             journal::save(node, journal).is_ok()
