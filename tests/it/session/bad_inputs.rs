@@ -140,7 +140,12 @@ fn failures_after_the_first_change_roll_back() {
     let before = lab.snapshot();
     let out = lab.debug(&["--stop-timeout", "2"]).output();
     assert_eq!(out.code, 1, "{}", out.stderr);
-    for e in ["did not stop on docker@", "within 2s", "port 18080 is still listened on", "it was put back: the node is as it was"] {
+    for e in [
+        "did not stop on docker@",
+        "within 2s",
+        "port 18080 is still listened on",
+        "it was put back: the node is as it was",
+    ] {
         assert!(out.stderr.contains(e), "expected {e:?} in:\n{}", out.stderr);
     }
     assert_eq!(lab.snapshot(), before, "the manifest is back, byte-identical, and the journal gone");

@@ -127,11 +127,11 @@ fn node_healthz(sh: &Shell, c: &Cluster, port: u16) -> bool {
     c.sh(sh, &format!("curl -sk --max-time 10 https://127.0.0.1:{port}/healthz")).is_ok_and(|b| b.trim() == "ok")
 }
 
-/// Connects to Delve through the local forward, breaks at `function`, triggers it, continues.
-fn breakpoint(function: &str, trigger: impl FnOnce() -> Result<()> + Send + 'static) -> Result<String> {
-    let addr = "127.0.0.1:2345";
+/// Connects to Delve through the local forward on `port` (each component's default), breaks at `function`, triggers it, continues.
+fn breakpoint(port: u16, function: &str, trigger: impl FnOnce() -> Result<()> + Send + 'static) -> Result<String> {
+    let addr = format!("127.0.0.1:{port}");
     let mut dlv =
-        DlvClient::connect(addr, Duration::from_secs(10)).with_context(|| format!("connecting to dlv at {addr}"))?;
+        DlvClient::connect(&addr, Duration::from_secs(10)).with_context(|| format!("connecting to dlv at {addr}"))?;
     // Delve answers most calls only while the target is stopped.
     dlv.halt()?;
     let bp = dlv.create_breakpoint_function(function)?;
@@ -158,7 +158,7 @@ pub fn apiserver(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
     })?;
     k.stage(stages, "breakpoint in the /healthz handler is hit over HTTPS", || {
         let container = c.container.clone();
-        let at = breakpoint(HEALTHZ_FN, move || {
+        let at = breakpoint(2345, HEALTHZ_FN, move || {
             let sh = Shell::new()?;
             let body =
                 cmd!(sh, "docker exec {container} curl -sk --max-time 200 https://127.0.0.1:6443/healthz").read()?;
@@ -217,7 +217,7 @@ pub fn kubelet(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
         k.run(sh, &["debug", "kubelet", "--no-ide"])
     })?;
     k.stage(stages, "breakpoint in the kubelet's sync loop is hit; the node stays Ready", || {
-        let at = breakpoint(SYNC_LOOP_FN, || Ok(()))?;
+        let at = breakpoint(2348, SYNC_LOOP_FN, || Ok(()))?;
         eprintln!("e2e: stopped at {at}");
         ensure!(at.contains("syncLoopIteration"), "stopped somewhere else: {at}");
         wait_until("the node Ready under the debug kubelet", SLOW, || {
@@ -307,7 +307,7 @@ pub fn proxy(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
     k.stage(stages, "breakpoint in syncProxyRules after kubectl create service; its iptables rules appear", || {
         let container = c.container.clone();
         let svc = service.clone();
-        let at = breakpoint(PROXY_SYNC_FN, move || {
+        let at = breakpoint(2349, PROXY_SYNC_FN, move || {
             let sh = Shell::new()?;
             let kc = "--kubeconfig=/etc/kubernetes/admin.conf";
             cmd!(sh, "docker exec {container} kubectl {kc} create service clusterip {svc} --tcp=80:8080").run()?;
