@@ -26,7 +26,7 @@ use crate::dlv::DlvError;
 use crate::ide::mapping::PathRule;
 use crate::session::SessionError;
 
-pub use run::{clear, trace, TraceConfig};
+pub use run::{clear, resolvable, trace, TraceConfig};
 
 /// Breakpoints kdbg sets for tours are named with this prefix (Delve takes letters and digits).
 pub const BREAKPOINT_PREFIX: &str = "kdbgtrace";

@@ -326,3 +326,36 @@ fn spawn_trigger(command: &str) -> Result<mpsc::Receiver<TriggerResult>, TraceEr
         .map_err(|e| TraceError::Trigger { command: command.to_string(), detail: e.to_string() })?;
     Ok(rx)
 }
+
+/// For each of `tours`, how many waypoints resolve in the binary of `component`'s session.
+pub fn resolvable(
+    node: &dyn Node,
+    component: &'static Component,
+    tours: &[&Tour],
+    state_dir: Option<&camino::Utf8Path>,
+) -> Result<Vec<usize>, TraceError> {
+    let mut s = connect(node, component, state_dir)?;
+    let was_running = s.dlv.state_nonblocking()?.running;
+    if was_running {
+        s.dlv.halt()?;
+    }
+    let counted = (|| -> Result<Vec<usize>, DlvError> {
+        let mut counts = Vec::new();
+        for t in tours {
+            let mut n = 0;
+            for w in &t.waypoints {
+                let mut any = false;
+                for p in &w.functions {
+                    any |= s.dlv.list_functions(&tour::filter(p))?.iter().any(|f| tour::matches(p, f));
+                }
+                n += usize::from(any);
+            }
+            counts.push(n);
+        }
+        Ok(counts)
+    })();
+    if was_running {
+        s.dlv.continue_async()?;
+    }
+    Ok(counted?)
+}
