@@ -164,20 +164,22 @@ fn summary(t: &Timeline, comp: &Component, report: Option<&Utf8PathBuf>) {
 /// The IDE's path rules from the tree's build of `comp`; none (recorded paths shown) without one.
 fn paths(src: &SrcArgs, comp: &Component, term: &Terminal) -> PathMap {
     use kdbg_core::report::Reporter;
+    let goroot =
+        kdbg_core::host::Cmd::new("go").args(["env", "GOROOT"]).read().ok().map(|g| Utf8PathBuf::from(g.trim()));
     let Ok(tree) = find_tree(src) else {
         term.warn(
             "no kubernetes tree found: file names are shown as the binary recorded them (--src DIR maps them)".into(),
         );
-        return PathMap::default();
+        return PathMap { goroot, ..PathMap::default() };
     };
     let binary = tree.binary("linux", crate::vscode::goarch(), comp.name);
     match dwarf::recorded_sources(&binary) {
-        Ok(recorded) => PathMap { rules: mapping::mapping(&recorded, &tree.root).rules, root: tree.root },
+        Ok(recorded) => PathMap { rules: mapping::mapping(&recorded, &tree.root).rules, root: tree.root, goroot },
         Err(e) => {
             term.warn(format!(
                 "cannot read the source paths {binary} recorded ({e}): file names are shown as recorded"
             ));
-            PathMap { root: tree.root, rules: Vec::new() }
+            PathMap { root: tree.root, rules: Vec::new(), goroot }
         }
     }
 }

@@ -144,11 +144,21 @@ pub struct PathMap {
     pub root: Utf8PathBuf,
     /// Most specific first, as [`crate::ide::mapping::Mapping`] orders them.
     pub rules: Vec<PathRule>,
+    /// The workstation's GOROOT: the standard library's files (`net/http/server.go` in a
+    /// -trimpath build) are shown from `<goroot>/src`.
+    pub goroot: Option<Utf8PathBuf>,
 }
 
 impl PathMap {
-    /// The tree file `recorded` stands for, if a rule covers it and the file exists.
+    /// The local file `recorded` stands for, if a rule (or GOROOT) covers it and it exists.
     pub fn to_tree(&self, recorded: &str) -> Option<Utf8PathBuf> {
+        self.by_rules(recorded).or_else(|| {
+            let std = self.goroot.as_ref()?.join("src").join(recorded);
+            (!recorded.starts_with('/') && std.is_file()).then_some(std)
+        })
+    }
+
+    fn by_rules(&self, recorded: &str) -> Option<Utf8PathBuf> {
         for r in &self.rules {
             let rest = if r.recorded.is_empty() {
                 (!recorded.starts_with('/')).then_some(recorded)
@@ -193,7 +203,11 @@ mod tests {
         let map = PathMap {
             root: root.clone(),
             rules: vec![PathRule { tree: String::new(), recorded: "k8s.io/kubernetes".into() }],
+            goroot: Some(root.join("goroot")),
         };
+        std::fs::create_dir_all(root.join("goroot/src/net/http")).unwrap();
+        std::fs::write(root.join("goroot/src/net/http/server.go"), "package http\n").unwrap();
+        assert_eq!(map.to_tree("net/http/server.go"), Some(root.join("goroot/src/net/http/server.go")));
         assert_eq!(map.to_tree("k8s.io/kubernetes/pkg/healthz/healthz.go"), Some(root.join("pkg/healthz/healthz.go")));
         assert_eq!(map.to_tree("k8s.io/kubernetes/pkg/gone.go"), None);
         assert_eq!(map.to_tree("/usr/lib/go/src/net/http/server.go"), None);
