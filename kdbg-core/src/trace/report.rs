@@ -170,8 +170,8 @@ svg{border:1px solid #ddd;background:#fcfcfc}\
 .lane rect{fill:#e8f0fb;stroke:#1f5fa8}.lane text{font-size:12px}\
 .lane line{stroke:#aaa;stroke-dasharray:4 4}\
 .hop line,.hop path{stroke:#1f5fa8;stroke-width:1.5}.hop text{font-size:11px}\
-.meta{font-weight:normal;color:#666;font-size:80%}\
-pre.source{background:#f4f4f4;padding:.5em}pre.source .here{background:#fff3b0;display:block}\
+.meta{font-weight:normal;color:#666;font-size:80%}ol.stops{list-style:none;padding-left:0}\
+pre.source{background:#f4f4f4;padding:.5em}pre.source .here{background:#fff3b0}\
 table.captures td{padding:0 1em 0 0}";
 
 #[cfg(test)]
