@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use camino::Utf8PathBuf;
 use clap::Args;
 use kdbg_core::component::Component;
@@ -80,9 +80,8 @@ pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let name = args.tour.as_deref().unwrap_or_default();
-    let Some(tour) = tour::find(comp.name, name) else {
-        bail!("no tour {name} for {}\n  fix: `kdbg trace --list` shows the tours and their components", comp.name);
-    };
+    let tour = tour::find(comp.name, name)
+        .ok_or_else(|| trace::TraceError::UnknownTour { component: comp.name.into(), tour: name.into() })?;
     let term = Terminal::new(verbose);
     let config = TraceConfig {
         component: comp,
@@ -92,6 +91,7 @@ pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
         stop: args.stop,
         paths: paths(&args.src, comp, &term),
         state_dir: state.as_deref(),
+        interrupt: Some(crate::watch::stop_on_signals()),
     };
     if !args.json {
         println!("tour {} of {} on {}: {}", config.tour.name, comp.name, node.describe(), config.tour.story);

@@ -2,8 +2,10 @@
 //! tunnel, its HTML report rendered by headless Chromium, cleanup, `--stop`/`--clear`, and the
 //! errors (component not under debug, a waypoint the binary lacks).
 
+use std::io::BufRead;
+use std::io::BufReader;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kdbg_core::dlv::DlvClient;
@@ -99,6 +101,21 @@ fn trace_records_the_healthz_tour_and_leaves_no_breakpoint() {
     let shot = lab.tree.scratch().join("tour.png");
     chromium(&report, &[&format!("--screenshot={}", shot.display()), "--window-size=1200,900"]);
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000, "a screenshot was taken");
+
+    // Ctrl-C while recording: kdbg still removes its breakpoints.
+    let mut run = lab.kdbg(&["trace", "apiserver", "healthz", "--for", "120"]);
+    run.cmd.stderr(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = run.cmd.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("recording for 120 s") {
+        assert!(stderr.read_line(&mut seen).unwrap() > 0, "kdbg ended before recording: {seen}");
+    }
+    // SAFETY: signals the kdbg this test spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!breakpoint_names(&lab).iter().any(|n| n.starts_with("kdbgtrace")));
 
     // --stop: halted at the first waypoint, breakpoints left for the IDE, --clear removes them.
     let out = lab.kdbg(&["trace", "apiserver", "healthz", "--stop", "--run", &curl, "--for", "20"]).success();

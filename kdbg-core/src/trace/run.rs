@@ -2,6 +2,7 @@
 //! trigger, record every stop and continue at once, then leave Delve as it was.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ pub struct TraceConfig<'a> {
     pub paths: PathMap,
     /// The workstation's state directory (for the tunnel `kdbg debug` left).
     pub state_dir: Option<&'a camino::Utf8Path>,
+    /// Set (by Ctrl-C) to stop recording early; the breakpoints are still removed.
+    pub interrupt: Option<&'a AtomicBool>,
 }
 
 /// A connection to the Delve of `component`'s session on `node`, and the tunnel it goes through.
@@ -255,6 +258,10 @@ fn record(
             if let Ok(done) = rx.try_recv() {
                 outcome = Some(done.map_err(|detail| TraceError::Trigger { command: command.clone(), detail })?);
             }
+        }
+        if config.interrupt.is_some_and(|i| i.load(Ordering::Relaxed)) {
+            reporter.warn("interrupted: removing kdbg's breakpoints (Ctrl-C again ends kdbg at once)".into());
+            break;
         }
         let now = Instant::now();
         let trigger_done = trigger.is_none() || outcome.is_some();
