@@ -291,7 +291,16 @@ fn record(
                 file: config.paths.to_tree(&hit.file),
                 recorded_file: hit.file,
                 line: hit.line,
-                captures: hit.captures.into_iter().map(|(expr, value)| Capture { expr, value }).collect(),
+                // Named as the tour asked (Delve renames a field reached through an interface).
+                captures: hit
+                    .captures
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (name, value))| Capture {
+                        expr: config.tour.waypoints[*w].capture.get(i).cloned().unwrap_or(name),
+                        value,
+                    })
+                    .collect(),
             };
             on_hit(&t);
             timeline.hits.push(t);
