@@ -21,13 +21,15 @@ use crate::session::state_dir;
   kdbg trace --list                                   # the tours, and how many waypoints resolve
   kdbg trace apiserver healthz --run 'curl -s http://192.168.49.2:8443/healthz'
   kdbg trace apiserver request --run 'kubectl create namespace kdbg-tour' --report tour.html
+  kdbg trace apiserver request --on-node --run 'kubectl --kubeconfig /etc/kubernetes/admin.conf create ns t' 
   kdbg trace scheduler schedule --run 'kubectl run tour --image=nginx' --for 20 --json
   kdbg trace apiserver request --stop --run 'kubectl create ns x'   # halt at the first waypoint
   kdbg trace apiserver --clear                        # remove what --stop left, let it run
 
 The component must be under `kdbg debug` on the target. kdbg halts it briefly, sets a breakpoint
 on every waypoint's function (named kdbgtrace...), lets it run, starts --run (a shell command run
-on this workstation with `sh -c`, e.g. kubectl with your kubeconfig; without --run, do the action
+on this workstation with `sh -c`, e.g. kubectl with your kubeconfig, or as root on the node with
+--on-node; without --run, do the action
 yourself) and records every stop, continuing at once, for --for seconds after the trigger started
 and at least until it ended. Then every breakpoint kdbg set is removed and the component runs on.
 Each stop prints as: order, time since the trigger, goroutine, waypoint, file:line in your tree,
@@ -46,6 +48,10 @@ pub struct TraceArgs {
     /// A shell command run on this workstation (`sh -c`) once the breakpoints are set.
     #[arg(long, value_name = "CMD")]
     pub run: Option<String>,
+    /// Run --run on the node instead, as root through kdbg's transport (e.g. `kubectl
+    /// --kubeconfig /etc/kubernetes/admin.conf ...` on a kubeadm control-plane node).
+    #[arg(long, requires = "run")]
+    pub on_node: bool,
     /// Seconds to record after the trigger starts.
     #[arg(long = "for", value_name = "SECONDS", default_value_t = 10)]
     pub collect: u64,
@@ -87,6 +93,7 @@ pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
         component: comp,
         tour,
         trigger: args.run.clone(),
+        trigger_on_node: args.on_node,
         collect: Duration::from_secs(args.collect),
         stop: args.stop,
         paths: paths(&args.src, comp, &term),

@@ -76,12 +76,14 @@ fn trace_records_the_healthz_tour_and_leaves_no_breakpoint() {
     assert_eq!(handler["file"], in_tree.to_str().unwrap(), "mapped to the tree: {handler}");
 
     // The same as lines, as it happens.
-    let out = lab.kdbg(&["trace", "apiserver", "healthz", "--run", &curl, "--for", "1"]).success();
+    // (The trigger run on the node this time, through kdbg's ssh transport.)
+    let out = lab.kdbg(&["trace", "apiserver", "healthz", "--on-node", "--run", &curl, "--for", "1"]).success();
     let handler_line = out.stdout.lines().find(|l| l.contains("healthz handler")).expect("a line per stop");
     assert!(
         handler_line.contains(&format!("{}:", in_tree.display())) && handler_line.contains("r.URL.Path=\"/healthz\"")
     );
     assert!(out.stdout.contains("not traced: 4. upstream root health") && out.stdout.contains("breakpoints removed"));
+    assert!(out.stdout.contains(": exit 0"), "{}", out.stdout);
 
     // Afterwards: no kdbg breakpoint, the apiserver serves.
     assert!(!breakpoint_names(&lab).iter().any(|n| n.starts_with("kdbgtrace")));

@@ -13,7 +13,7 @@ use super::{
 use crate::component::Component;
 use crate::dlv::{DlvClient, DlvError, Stop, TraceBreakpoint};
 use crate::host::Cmd;
-use crate::node::{Node, Tunnel};
+use crate::node::{Node, Privilege, Tunnel};
 use crate::report::Reporter;
 use crate::session::{journal, tunnels};
 
@@ -25,8 +25,10 @@ const TRIGGER_GRACE: Duration = Duration::from_secs(120);
 pub struct TraceConfig<'a> {
     pub component: &'static Component,
     pub tour: Tour,
-    /// A shell command run on the workstation (`sh -c`) once the breakpoints are set.
+    /// A shell command run (`sh -c`) once the breakpoints are set: on the workstation, or as
+    /// root on the node with `trigger_on_node` (where kubeadm's admin.conf is).
     pub trigger: Option<String>,
+    pub trigger_on_node: bool,
     /// How long to record after the trigger starts.
     pub collect: Duration,
     /// Leave real breakpoints and the program halted at the first hit.
@@ -150,7 +152,7 @@ pub fn trace(
         }
         return Err(TraceError::NothingResolved { component: c.name.into(), tour: config.tour.name.clone() });
     }
-    let recorded = record(dlv, config, &by_id, &mut timeline, reporter, on_hit);
+    let recorded = record(node, dlv, config, &by_id, &mut timeline, reporter, on_hit);
     if config.stop && recorded.as_ref().is_ok_and(|halted| *halted) {
         timeline.left_set = by_id.keys().copied().collect();
         return Ok(timeline);
@@ -231,6 +233,7 @@ fn sanitize(name: &str) -> String {
 
 /// The loop; returns whether the program was left halted at a hit (`--stop`).
 fn record(
+    node: &dyn Node,
     dlv: &mut DlvClient,
     config: &TraceConfig,
     by_id: &BTreeMap<i64, (usize, String)>,
@@ -241,7 +244,7 @@ fn record(
     dlv.continue_async()?;
     let started = Instant::now();
     let trigger = match &config.trigger {
-        Some(command) => Some((command.clone(), spawn_trigger(command)?)),
+        Some(command) => Some((command.clone(), spawn_trigger(node, command, config.trigger_on_node)?)),
         None => {
             reporter.info(format!(
                 "recording for {} s: do what the tour is about now ({})",
@@ -324,22 +327,28 @@ fn record(
 
 type TriggerResult = Result<TriggerOutcome, String>;
 
-/// Runs `sh -c command` on a thread; its outcome arrives on the channel.
-fn spawn_trigger(command: &str) -> Result<mpsc::Receiver<TriggerResult>, TraceError> {
+/// Starts `sh -c command` (here, or as root on the node); its outcome arrives on the channel.
+fn spawn_trigger(node: &dyn Node, command: &str, on_node: bool) -> Result<mpsc::Receiver<TriggerResult>, TraceError> {
+    let failed = |detail: String| TraceError::Trigger { command: command.to_string(), detail };
+    let argv = ["sh", "-c", command];
+    let child = if on_node {
+        node.spawn(&argv, Privilege::Root).map_err(|e| failed(e.to_string()))?
+    } else {
+        Cmd::new("sh").args(argv[1..].iter().copied()).spawn_piped().map_err(|e| failed(e.to_string()))?
+    };
     let (tx, rx) = mpsc::channel();
-    let cmd = Cmd::new("sh").arg("-c").arg(command);
     let owned = command.to_string();
     std::thread::Builder::new()
         .name("kdbg-trigger".into())
         .spawn(move || {
-            let out = cmd.output().map(|o| {
+            let out = child.wait_with_output().map(|o| {
                 let mut output = String::from_utf8_lossy(&o.stdout).into_owned();
                 output.push_str(&String::from_utf8_lossy(&o.stderr));
                 TriggerOutcome { command: owned, exit_code: o.status.code(), output }
             });
             let _ = tx.send(out.map_err(|e| e.to_string()));
         })
-        .map_err(|e| TraceError::Trigger { command: command.to_string(), detail: e.to_string() })?;
+        .map_err(|e| failed(e.to_string()))?;
     Ok(rx)
 }
 
