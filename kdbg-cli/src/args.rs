@@ -82,6 +82,8 @@ pub enum Command {
     Vscode(crate::vscode::VscodeArgs),
     /// Rebuild, recopy and relaunch components under debug whenever their sources change.
     Watch(crate::watch::WatchArgs),
+    /// Record a guided tour of how a component under debug handles one action (timeline, HTML report).
+    Trace(crate::trace::TraceArgs),
 }
 
 /// Which components of which tree, built how.

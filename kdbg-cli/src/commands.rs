@@ -24,6 +24,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         Command::Restore(args) => crate::session::restore(args, a.verbose),
         Command::Vscode(args) => crate::vscode::run(args, a.verbose),
         Command::Watch(args) => crate::watch::run(args, a.verbose),
+        Command::Trace(args) => crate::trace::run(args, a.verbose),
         Command::Build { sel, json } => {
             let (tree, comps, config) = select(&sel)?;
             let outcome = build::build(&tree, &comps, &config, &term)?;

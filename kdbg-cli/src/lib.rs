@@ -5,6 +5,7 @@ mod commands;
 mod deploy;
 mod render;
 mod session;
+mod trace;
 mod vscode;
 mod watch;
 

@@ -87,7 +87,7 @@ pub fn run(args: VscodeArgs, verbose: bool) -> anyhow::Result<()> {
 }
 
 /// The GOARCH of this host, which `make` builds for.
-fn goarch() -> &'static str {
+pub(crate) fn goarch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

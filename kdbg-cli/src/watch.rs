@@ -160,8 +160,8 @@ extern "C" fn on_signal(signal: libc::c_int) {
     unsafe { libc::signal(signal, libc::SIG_DFL) };
 }
 
-/// SIGINT and SIGTERM set the flag the watch loop checks between cycles.
-fn stop_on_signals() -> &'static AtomicBool {
+/// SIGINT and SIGTERM set the flag the watch loop (and `kdbg trace`) checks.
+pub(crate) fn stop_on_signals() -> &'static AtomicBool {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler only stores to an atomic and resets its own disposition.
         unsafe { libc::signal(signal, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) };

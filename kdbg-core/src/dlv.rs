@@ -401,5 +401,8 @@ impl From<RawBreakpoint> for Breakpoint {
     }
 }
 
+mod trace;
+pub use trace::{Hit, Stop, TraceBreakpoint};
+
 #[cfg(test)]
 mod tests;

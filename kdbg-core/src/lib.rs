@@ -20,5 +20,6 @@ pub mod plan;
 pub mod report;
 pub mod session;
 pub mod toolchain;
+pub mod trace;
 pub mod tree;
 pub mod watch;

@@ -9,4 +9,5 @@ mod node;
 mod session;
 mod support;
 mod testnode;
+mod trace;
 mod watch;

@@ -18,6 +18,8 @@ const NEEDS: &[(&str, &str, &str)] = &[
     ("/usr/bin/etcd", "etcd-server", "the real-kubernetes tier"),
     ("/usr/bin/openssl", "openssl", "certificates for the real-kubernetes tier"),
     ("/usr/bin/zstd", "zstd", "compressed binary transfers to the node"),
+    ("/usr/bin/chromium", "chromium", "renders `kdbg trace --report` pages in the trace test"),
+    ("/usr/bin/curl", "curl", "the trace test's trigger"),
 ];
 
 /// Installs whatever is missing, saying what and why; `apt-get update` runs once, first.

@@ -167,3 +167,35 @@ fn errors_name_the_address_and_what_failed() {
     let err = client.wait_stopped(Duration::from_millis(10)).unwrap_err();
     assert_eq!(err.to_string(), format!("no continue is pending on the connection to delve at {addr}"));
 }
+
+#[test]
+fn a_trace_breakpoint_captures_expressions_and_names_its_goroutine() {
+    let built = fixture::make(&["DBG=1"]);
+    let mut dlv = Headless::start(&built.binary);
+    let mut client = DlvClient::connect(&dlv.addr, Duration::from_secs(10)).unwrap();
+    wait_serving(dlv.http_port);
+    client.halt().unwrap();
+    let pattern = "k8s.io/kubernetes/pkg/healthz.(*Handler).ServeHTTP";
+    let found = client.list_functions(&crate::trace::tour::filter(pattern)).unwrap();
+    assert_eq!(found, [pattern]);
+    let spec = TraceBreakpoint {
+        name: "kdbgtest0".into(),
+        function: pattern.into(),
+        variables: vec!["r.URL.Path".into(), "nosuchvar".into()],
+        cond: Some("r.Method == \"GET\"".into()),
+    };
+    let bp = client.create_trace_breakpoint(&spec).unwrap();
+    assert_eq!(client.list_breakpoints().unwrap().iter().find(|b| b.id == bp.id).unwrap().name, "kdbgtest0");
+    client.continue_async().unwrap();
+    let port = dlv.http_port;
+    let request = std::thread::spawn(move || get_healthz(port));
+    let stop = client.wait_hits(Duration::from_secs(60)).unwrap();
+    let hit = stop.hits.iter().find(|h| h.breakpoint == bp.id).expect("a thread at the breakpoint");
+    assert!(hit.goroutine > 0 && hit.file.ends_with("pkg/healthz/healthz.go"), "{hit:?}");
+    assert_eq!(hit.captures[0], ("r.URL.Path".to_string(), "\"/healthz\"".to_string()));
+    assert!(hit.captures[1].1.starts_with("<unreadable: "), "{:?}", hit.captures[1]);
+    client.continue_async().unwrap();
+    assert!(request.join().unwrap().unwrap().ends_with("ok"));
+    client.detach(true).unwrap();
+    assert!(dlv.exited_within(Duration::from_secs(20)));
+}
