@@ -9,6 +9,7 @@ mod kindcli;
 mod node;
 mod rootfs;
 mod source;
+mod trace;
 
 use std::time::{Duration, Instant};
 

@@ -37,7 +37,7 @@ impl Kdbg<'_> {
         if args.first() != Some(&"build") {
             v.extend(self.target.iter().cloned());
         }
-        if matches!(args.first(), Some(&"build") | Some(&"debug")) {
+        if matches!(args.first(), Some(&"build") | Some(&"debug") | Some(&"trace")) {
             v.extend(["--src".into(), self.tree.to_string(), "--kube-version".into(), "v1.20.2".into()]);
         }
         v
@@ -47,6 +47,12 @@ impl Kdbg<'_> {
         let args = self.args(args);
         cmd!(sh, "{bin} {args...}").run()?;
         Ok(())
+    }
+    /// Runs kdbg; returns its stdout (stderr goes to the log), failing if it failed.
+    pub fn stdout(&self, sh: &Shell, args: &[&str]) -> Result<String> {
+        let bin = &self.bin;
+        let argv = self.args(args);
+        Ok(cmd!(sh, "{bin} {argv...}").read()?)
     }
     /// Runs kdbg; returns what it printed (stdout and stderr), failing if it failed.
     fn output(&self, sh: &Shell, args: &[&str]) -> Result<String> {
@@ -174,6 +180,9 @@ pub fn apiserver(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
         ensure!(out.contains("kube-system") && out.contains("kube-proxy"), "unexpected pods:\n{out}");
         Ok(())
     })?;
+    if k.via == "kind://" {
+        super::trace::apiserver_request(sh, stages, k)?;
+    }
     k.stage(stages, "kdbg restore -> the static pod runs again, node as before", || {
         k.run(sh, &["restore"])?;
         check_restored(sh, c, &before)
@@ -198,6 +207,9 @@ pub fn scheduler_and_cm(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()>
         }
         Ok(())
     })?;
+    if k.via == "kind://" {
+        super::trace::scheduler_schedule(sh, stages, k)?;
+    }
     k.stage(stages, "kdbg restore -> scheduler and controller-manager from their manifests", || {
         k.run(sh, &["restore"])?;
         check_restored(sh, c, &before)

@@ -153,6 +153,8 @@ impl Cluster {
             self.kubectl(sh, "get nodes --no-headers").is_ok_and(|o| o.split_whitespace().nth(1) == Some("Ready"))
         })?;
         println!("e2e: {}", self.kubectl(sh, "get nodes -o wide")?);
+        // One node: it runs workloads too (the scheduler's tour binds a pod), as kind's does.
+        self.kubectl(sh, "taint nodes --all node-role.kubernetes.io/master-")?;
         wait_until("kube-system's pods to run", Duration::from_secs(240), || self.system_pods_running(sh))?;
         println!("e2e: {}", self.kubectl(sh, "get pods -n kube-system -o wide")?);
         Ok(())

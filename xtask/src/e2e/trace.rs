@@ -1,0 +1,65 @@
+//! `kdbg trace` against the real cluster: the apiserver's `request` tour for a namespace create
+//! and the scheduler's `schedule` tour for a pod, each checked from kdbg's `--json` timeline.
+
+use anyhow::{ensure, Context, Result};
+use serde_json::Value;
+
+use super::flows::Kdbg;
+use super::Stages;
+use xshell::Shell;
+
+const KUBECTL: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
+
+/// Runs a tour with its trigger on the node; returns kdbg's JSON timeline.
+fn trace(sh: &Shell, k: &Kdbg, component: &str, tour: &str, trigger: &str) -> Result<Value> {
+    let out = k.stdout(sh, &["trace", component, tour, "--on-node", "--for", "20", "--json", "--run", trigger])?;
+    let v: Value = serde_json::from_str(&out).with_context(|| format!("kdbg trace --json printed:\n{out}"))?;
+    let t = v["timeline"].clone();
+    for h in t["hits"].as_array().into_iter().flatten() {
+        eprintln!(
+            "e2e:   #{} w{} {} {}:{} {}",
+            h["seq"], h["waypoint"], h["waypoint_name"], h["file"], h["line"], h["captures"]
+        );
+    }
+    ensure!(t["left_set"].as_array().is_some_and(Vec::is_empty), "kdbg left breakpoints set: {}", t["left_set"]);
+    Ok(t)
+}
+
+/// Hits whose captures mention `needle`, as waypoint indexes in the order they came.
+fn waypoints_mentioning(t: &Value, needle: &str) -> Vec<u64> {
+    let hits = t["hits"].as_array().map(Vec::as_slice).unwrap_or_default();
+    hits.iter().filter(|h| h["captures"].to_string().contains(needle)).filter_map(|h| h["waypoint"].as_u64()).collect()
+}
+
+pub fn apiserver_request(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
+    stages.run("[kind://] kdbg trace apiserver request --run 'kubectl create namespace kdbg-tour'", || {
+        let t = trace(sh, k, "apiserver", "request", &format!("{KUBECTL} create namespace kdbg-tour"))?;
+        let seen = waypoints_mentioning(&t, "namespaces");
+        let mut distinct = seen.clone();
+        distinct.dedup();
+        ensure!(distinct.len() >= 6, "fewer than 6 waypoints captured `namespaces`: {seen:?}");
+        ensure!(distinct.windows(2).all(|w| w[0] < w[1]), "the waypoints came out of the tour's order: {seen:?}");
+        let ns = k.cluster.kubectl(sh, "get namespace kdbg-tour -o name")?;
+        ensure!(ns == "namespace/kdbg-tour", "the namespace was not created: {ns}");
+        k.cluster.kubectl(sh, "delete namespace kdbg-tour --wait=false")?;
+        ensure!(
+            k.cluster.sh(sh, "curl -sk --max-time 10 https://127.0.0.1:6443/healthz")? == "ok",
+            "the apiserver stopped serving after the trace"
+        );
+        Ok(())
+    })
+}
+
+pub fn scheduler_schedule(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
+    stages.run("[kind://] kdbg trace scheduler schedule --run 'kubectl run kdbg-tour'", || {
+        let run =
+            format!("{KUBECTL} run kdbg-tour --image=k8s.gcr.io/pause:3.2 --image-pull-policy=Never --restart=Never");
+        let t = trace(sh, k, "scheduler", "schedule", &run)?;
+        let seen = waypoints_mentioning(&t, "kdbg-tour");
+        ensure!(!seen.is_empty(), "no waypoint captured the pod kdbg-tour: {}", t["hits"]);
+        let node = k.cluster.kubectl(sh, "get pod kdbg-tour -o jsonpath={.spec.nodeName}")?;
+        ensure!(node == k.cluster.container, "the pod was not bound to the node: {node:?}");
+        k.cluster.kubectl(sh, "delete pod kdbg-tour --wait=false")?;
+        Ok(())
+    })
+}
