@@ -57,6 +57,8 @@ pub fn overlay(cluster: &str, release: &Utf8Path, imgs: &Images, overlay: &Utf8P
 /// broken, then one tar stream (Docker refuses duplicate paths in one).
 pub fn import(sh: &Shell, rootfs: &Utf8Path, overlay: &Utf8Path, stage: &Utf8Path) -> Result<()> {
     let root = stage.join("root");
+    // A node image left by an interrupted run would stay behind untagged.
+    let _ = cmd!(sh, "docker rmi {IMAGE}").quiet().ignore_stdout().ignore_stderr().run();
     cmd!(sh, "cp -al {rootfs} {root}").run()?;
     cmd!(sh, "rm -f {root}/.kdbg-complete").run()?;
     cmd!(sh, "cp -a --remove-destination {overlay}/. {root}/").run()?;
