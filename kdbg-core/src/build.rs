@@ -17,6 +17,8 @@ use crate::report::{Event, Reporter, StepStatus};
 use crate::toolchain::{self, GoSearch, GoToolchain};
 use crate::tree::SourceTree;
 
+pub mod capture;
+
 #[derive(Debug, Clone, Default)]
 pub struct BuildConfig {
     pub profile: Profile,
@@ -128,11 +130,13 @@ pub fn build_prepared(
         let what: Vec<&str> = stale.iter().map(|k| k.component.what).collect();
         let version_file = state_dir.join("version.env");
         std::fs::write(&version_file, flags::version_file(&tree.version)).map_err(not_writable(tree, &version_file))?;
+        let shim = capture::write_shim(&state_dir, &prepared.toolchain.go)
+            .map_err(not_writable(tree, &capture::shim_dir(&state_dir)))?;
         let cmd = Cmd::new("make")
             .arg("all")
             .arg(format!("WHAT={}", what.join(" ")))
             .args(flags::make_args(&prepared.make_vars))
-            .envs(prepared.toolchain.env.iter().cloned())
+            .envs(shim_first_on_path(&prepared.toolchain.env, &shim))
             .env("SOURCE_DATE_EPOCH", flags::SOURCE_DATE_EPOCH)
             .env("KUBE_GIT_VERSION_FILE", version_file.as_str())
             .cwd(&tree.root);
@@ -157,6 +161,8 @@ pub fn build_prepared(
             Err(e) => return Err(BuildError::MakeSpawn(e)),
         }
         make_line = Some(cmd.display());
+        let keyed = stale.iter().map(|k| (k.component.name.to_string(), k.key.clone())).collect();
+        capture::save(&state_dir, keyed).map_err(not_writable(tree, &state_dir.join(capture::CAPTURE_FILE)))?;
     }
 
     let mut out = Vec::new();
@@ -187,6 +193,16 @@ pub fn build_prepared(
         keys.state.save(&state_dir).map_err(not_writable(tree, &state_dir.join(STATE_FILE)))?;
     }
     Ok(BuildOutcome { components: out, make: make_line })
+}
+
+/// The toolchain's environment with the capture shim's directory first on PATH.
+fn shim_first_on_path(env: &[(String, String)], shim: &Utf8Path) -> Vec<(String, String)> {
+    let mut env = env.to_vec();
+    match env.iter_mut().find(|(k, _)| k == "PATH") {
+        Some((_, v)) => *v = format!("{shim}:{v}"),
+        None => env.push(("PATH".into(), format!("{shim}:{}", std::env::var("PATH").unwrap_or_default()))),
+    }
+    env
 }
 
 fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, BuildError> {

@@ -1,5 +1,6 @@
 //! `kdbg build` and `kdbg cache-key` on the fixture tree with real Go: hits, misses, reproducibility, bad input.
 
+mod capture;
 mod errors;
 mod links;
 
