@@ -122,10 +122,13 @@ pub struct SrcArgs {
     /// .go-version matched against the go on PATH, $GOROOT, ~/sdk/go*, the module cache's toolchains].
     #[arg(long, env = "KDBG_GO", value_name = "PATH")]
     pub go: Option<Utf8PathBuf>,
+    /// Always build through make, never by replaying make's captured `go` calls.
+    #[arg(long)]
+    pub via_make: bool,
 }
 
 impl SrcArgs {
     pub fn build_config(&self, profile: kdbg_core::flags::Profile) -> kdbg_core::build::BuildConfig {
-        kdbg_core::build::BuildConfig { profile, go: self.go.clone() }
+        kdbg_core::build::BuildConfig { profile, go: self.go.clone(), via_make: self.via_make }
     }
 }

@@ -29,7 +29,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
             let (tree, comps, config) = select(&sel)?;
             let outcome = build::build(&tree, &comps, &config, &term)?;
             if json {
-                println!("{}", json!({ "schema": JSON_SCHEMA, "components": outcome.components }));
+                println!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
             } else {
                 for b in &outcome.components {
                     let how = if b.hit { "up to date" } else { "built" };

@@ -17,11 +17,16 @@ use crate::report::{Event, Reporter, StepStatus};
 use crate::toolchain::{self, GoSearch, GoToolchain};
 use crate::tree::SourceTree;
 
+pub mod capture;
+pub mod replay;
+
 #[derive(Debug, Clone, Default)]
 pub struct BuildConfig {
     pub profile: Profile,
     /// `--go PATH`: the Go to build with (checked against the tree's `.go-version`).
     pub go: Option<Utf8PathBuf>,
+    /// `--via-make`: never replay the captured `go` calls (see [`replay`]).
+    pub via_make: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +35,8 @@ pub enum BuildError {
     Cache(#[from] CacheError),
     #[error("`make` failed in {root}; the previous binaries and cache records are untouched. Last lines:\n{tail}")]
     Make { root: Utf8PathBuf, tail: String },
+    #[error("the replayed `go` build failed in {root}; the previous binaries and cache records are untouched (`--via-make` runs make instead). Last lines:\n{tail}")]
+    Replay { root: Utf8PathBuf, tail: String },
     #[error("failed to run make: {0}")]
     MakeSpawn(HostError),
     #[error("make succeeded but did not produce {path}; is WHAT={what} right for this tree?")]
@@ -69,12 +76,15 @@ pub struct BuildOutcome {
     pub components: Vec<Built>,
     /// The `make` command that ran, if one did.
     pub make: Option<String>,
+    /// How the stale components were built: `make`, or `replay` of make's captured `go` calls.
+    pub via: Option<&'static str>,
 }
 
 /// The inputs every build and key computation share.
 pub struct Prepared {
     pub toolchain: GoToolchain,
     pub make_vars: BTreeMap<String, String>,
+    pub via_make: bool,
 }
 
 /// Decides the build profile and the Go (see [`crate::toolchain`]); fails before any `make` when
@@ -84,7 +94,11 @@ pub fn prepare(tree: &SourceTree, config: &BuildConfig) -> Result<Prepared, Cach
         return Err(CacheError::OptimizedStripped { root: tree.root.clone() });
     }
     let toolchain = toolchain::select(&tree.root, &GoSearch::from_env(config.go.clone()))?;
-    Ok(Prepared { toolchain, make_vars: flags::make_vars(tree.debug_policy, config.profile) })
+    Ok(Prepared {
+        toolchain,
+        make_vars: flags::make_vars(tree.debug_policy, config.profile),
+        via_make: config.via_make,
+    })
 }
 
 pub fn keys(tree: &SourceTree, components: &[&'static Component], p: &Prepared) -> Result<Keys, CacheError> {
@@ -123,16 +137,26 @@ pub fn build_prepared(
         reporter.step(&format!("build:{}", k.component.name), StepStatus::Skipped { reason: plan::why(k).join("; ") });
     }
     let mut make_line = None;
+    let mut via = None;
     let mut seconds = 0.0;
-    if !stale.is_empty() {
+    let replayable = match stale.is_empty() || prepared.via_make {
+        true => None,
+        false => replay::plan(&tree.root, &state_dir, &stale, &keys.state),
+    };
+    if let Some(capture) = replayable {
+        seconds = run_replay(tree, &stale, prepared, capture, reporter)?;
+        via = Some("replay");
+    } else if !stale.is_empty() {
         let what: Vec<&str> = stale.iter().map(|k| k.component.what).collect();
         let version_file = state_dir.join("version.env");
         std::fs::write(&version_file, flags::version_file(&tree.version)).map_err(not_writable(tree, &version_file))?;
+        let shim = capture::write_shim(&state_dir, &prepared.toolchain.go)
+            .map_err(not_writable(tree, &capture::shim_dir(&state_dir)))?;
         let cmd = Cmd::new("make")
             .arg("all")
             .arg(format!("WHAT={}", what.join(" ")))
             .args(flags::make_args(&prepared.make_vars))
-            .envs(prepared.toolchain.env.iter().cloned())
+            .envs(shim_first_on_path(&prepared.toolchain.env, &shim))
             .env("SOURCE_DATE_EPOCH", flags::SOURCE_DATE_EPOCH)
             .env("KUBE_GIT_VERSION_FILE", version_file.as_str())
             .cwd(&tree.root);
@@ -157,6 +181,9 @@ pub fn build_prepared(
             Err(e) => return Err(BuildError::MakeSpawn(e)),
         }
         make_line = Some(cmd.display());
+        let keyed = stale.iter().map(|k| (k.component.name.to_string(), k.key.clone())).collect();
+        capture::save(&state_dir, keyed).map_err(not_writable(tree, &state_dir.join(capture::CAPTURE_FILE)))?;
+        via = Some("make");
     }
 
     let mut out = Vec::new();
@@ -183,10 +210,70 @@ pub fn build_prepared(
     }
     // A no-op changes nothing worth writing (and rewriting megabytes of state costs more than
     // the rest of the no-op).
-    if make_line.is_some() || keys.state.index.dirty {
+    if via.is_some() || keys.state.index.dirty {
         keys.state.save(&state_dir).map_err(not_writable(tree, &state_dir.join(STATE_FILE)))?;
     }
-    Ok(BuildOutcome { components: out, make: make_line })
+    Ok(BuildOutcome { components: out, make: make_line, via })
+}
+
+/// Runs the captured `go` builds, places `go install`'s binaries where make copies them, and
+/// re-keys the capture for the next replay. Returns the seconds it took.
+fn run_replay(
+    tree: &SourceTree,
+    stale: &[&ComponentKey],
+    prepared: &Prepared,
+    mut capture: capture::Capture,
+    reporter: &dyn Reporter,
+) -> Result<f64, BuildError> {
+    let id = stale.iter().map(|k| format!("build:{}", k.component.name)).collect::<Vec<_>>().join(",");
+    reporter.step(&id, StepStatus::Started);
+    reporter.info(format!(
+        "replaying make's {} captured go build(s) (no make: only Go bodies changed)",
+        capture.invocations.len()
+    ));
+    let started = Instant::now();
+    for inv in &capture.invocations {
+        let cmd = Cmd::new(prepared.toolchain.go.as_str())
+            .args(inv.args.iter().cloned())
+            .envs(replay::env(&prepared.toolchain.env, &inv.env))
+            .cwd(Utf8Path::new(&inv.cwd));
+        let result = cmd.stream(&mut |line| reporter.report(Event::Output { id: id.clone(), line: line.to_string() }));
+        match result {
+            Ok(()) => {}
+            Err(HostError::Failed { tail, .. }) => {
+                reporter.step(&id, StepStatus::Failed { error: "go build failed".into() });
+                return Err(BuildError::Replay { root: tree.root.clone(), tail });
+            }
+            Err(e) => return Err(BuildError::MakeSpawn(e)),
+        }
+        if inv.args.first().map(String::as_str) == Some("install") && !inv.args.iter().any(|a| a == "-o") {
+            let gopath = inv.env.get("GOPATH").and_then(|p| p.split(':').next()).unwrap_or_default();
+            for k in stale {
+                let name = k.binary.file_name().unwrap_or_default();
+                let from = Utf8Path::new(gopath).join("bin").join(name);
+                if !gopath.is_empty() && from.is_file() {
+                    std::fs::copy(&from, &k.binary).map_err(not_writable(tree, &k.binary))?;
+                }
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    reporter.step(&id, StepStatus::Done { seconds });
+    capture.keys = stale.iter().map(|k| (k.component.name.to_string(), k.key.clone())).collect();
+    let bytes = serde_json::to_vec_pretty(&capture).expect("capture serializes");
+    let path = tree.state_dir().join(capture::CAPTURE_FILE);
+    cache::state::write_atomic(&path, &bytes).map_err(not_writable(tree, &path))?;
+    Ok(seconds)
+}
+
+/// The toolchain's environment with the capture shim's directory first on PATH.
+fn shim_first_on_path(env: &[(String, String)], shim: &Utf8Path) -> Vec<(String, String)> {
+    let mut env = env.to_vec();
+    match env.iter_mut().find(|(k, _)| k == "PATH") {
+        Some((_, v)) => *v = format!("{shim}:{v}"),
+        None => env.push(("PATH".into(), format!("{shim}:{}", std::env::var("PATH").unwrap_or_default()))),
+    }
+    env
 }
 
 fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, BuildError> {

@@ -1,7 +1,9 @@
 //! `kdbg build` and `kdbg cache-key` on the fixture tree with real Go: hits, misses, reproducibility, bad input.
 
+mod capture;
 mod errors;
 mod links;
+mod replay;
 
 use crate::support::{sha256_file, Tree};
 
@@ -31,7 +33,7 @@ fn only_closure_changes_miss() {
     let mut runs = 1;
     let mut expect = |what: &str, edit: &dyn Fn(&Tree), args: &[&str], want_hit: bool| {
         edit(&t);
-        let got = hit(&t.build(&[&["apiserver"], args].concat()), "kube-apiserver");
+        let got = hit(&t.build(&[&["apiserver", "--via-make"], args].concat()), "kube-apiserver");
         assert_eq!(got, want_hit, "{what}: expected hit={want_hit}");
         runs += usize::from(!want_hit);
         assert_eq!(t.make_runs().len(), runs, "{what}: make runs");
@@ -132,7 +134,7 @@ fn failed_make_shows_its_tail_and_keeps_binary_and_record() {
     let state = std::fs::read(t.path("_output/kdbg/state.json")).unwrap();
     let original = std::fs::read_to_string(t.path("pkg/healthz/healthz.go")).unwrap();
     t.append("pkg/healthz/healthz.go", "\nfunc broken( {\n");
-    let out = t.kdbg(["build", "apiserver"]).failure(3);
+    let out = t.kdbg(["build", "apiserver", "--via-make"]).failure(3);
     assert!(out.stderr.contains("`make` failed"), "{}", out.stderr);
     assert!(out.stderr.contains("healthz.go"), "the compiler's complaint is shown: {}", out.stderr);
     assert!(out.stderr.contains("untouched"), "{}", out.stderr);

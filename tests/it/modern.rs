@@ -60,7 +60,7 @@ fn modern_keys_hold_across_copies_and_a_staging_edit_misses() {
     let explain = a.kdbg(["cache-key", "apiserver", "--explain"]).success();
     assert!(explain.stderr.contains(&format!("modified: {}", a.healthz())), "{}", explain.stderr);
     assert!(!hit(&a.build(&["apiserver"])), "an edit under staging/ misses");
-    assert_eq!(a.make_runs().len(), 2);
+    assert_eq!(a.make_runs().len(), 1, "a body-only edit replays make's go build (workspace mode)");
 }
 
 #[test]

@@ -64,8 +64,7 @@ fn watch_rebuilds_relaunches_and_serves_an_edit_keeps_the_session_on_errors_and_
     }
     w.wait_line("kdbg: ready", minute, |l| l.starts_with("kdbg: ready"));
     let makes = lab.tree.make_runs();
-    assert_eq!(makes.len(), makes0 + 1, "exactly one make: {makes:?}");
-    assert!(makes.last().unwrap().contains("WHAT=cmd/kube-apiserver"), "{makes:?}");
+    assert_eq!(makes.len(), makes0, "a body edit replays make's go build, no make: {makes:?}");
     let sha1 = sha256_file(&lab.node.host_path(NODE_BIN));
     assert_ne!(sha1, sha0, "a new binary on the node");
     assert_eq!(sha1, sha256_file(&lab.tree.path("_output/bin/kube-apiserver")), "the one just built");

@@ -56,7 +56,7 @@ fn no_wait_refuses_status_answers_and_a_killed_holder_frees_the_node() {
     let before = lab.snapshot();
     // A build that takes a while: the first kdbg holds the node's lock meanwhile.
     lab.tree.append("pkg/healthz/healthz.go", "\n// slow build\n");
-    let mut first = start(lab.debug(&[]).env("KDBG_IT_MAKE_SLEEP", "30"));
+    let mut first = start(lab.debug(&["--via-make"]).env("KDBG_IT_MAKE_SLEEP", "30"));
     let started = kdbg_tests::sys::wait_for(Duration::from_secs(60), Duration::from_millis(50), || {
         (!lab.tree.make_runs().is_empty()).then_some(())
     });
