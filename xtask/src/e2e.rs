@@ -133,6 +133,18 @@ fn build_tools(sh: &Shell) -> Result<Utf8PathBuf> {
     Ok(crate::target_dir().join("debug"))
 }
 
+/// Runs `sh -c SCRIPT sh ARGS...` with its output in `log`; on failure the error holds the log's
+/// last lines.
+pub fn run_logged(sh: &Shell, script: &str, args: &[&str], log: &camino::Utf8Path) -> Result<()> {
+    let wrapped = format!("{{ {script}; }} > \"$0\" 2>&1");
+    if cmd!(sh, "sh -c {wrapped} {log} {args...}").run().is_ok() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(25).collect();
+    bail!("last lines of {log}:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<()> {
     let t = Instant::now();

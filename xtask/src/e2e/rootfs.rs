@@ -1,7 +1,7 @@
 //! The node's root filesystem: a Debian 12 `debootstrap` with systemd, containerd, runc, the CNI
 //! plugins, iptables and sshd, kept as a tar in the e2e cache and keyed by what it includes.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
@@ -49,19 +49,9 @@ pub fn ensure(sh: &Shell, cache: &Utf8Path) -> Result<Utf8PathBuf> {
     let include = PACKAGES.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(",");
     eprintln!("e2e: debootstrap of Debian 12 (minbase + {include}) into {dir}; about 90 s");
     let log = cache.join("debootstrap.log");
-    let res = cmd!(
-        sh,
-        "sh -c 'debootstrap --variant=minbase --include=\"$1\" bookworm \"$2\" > \"$3\" 2>&1' sh {include} {dir} {log}"
-    )
-    .run();
-    if res.is_err() {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(15).collect();
-        bail!(
-            "debootstrap failed (is the Debian mirror reachable?); last lines of {log}:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
+    let script = r#"debootstrap --variant=minbase --include="$1" bookworm "$2""#;
+    super::run_logged(sh, script, &[include.as_str(), dir.as_str()], &log)
+        .context("debootstrap failed (is the Debian mirror reachable?)")?;
     // The ssh:// target logs in as `docker` with passwordless sudo, as on minikube.
     cmd!(sh, "chroot {dir} useradd --create-home --shell /bin/bash docker").run()?;
     std::fs::write(dir.join("etc/sudoers.d/docker"), "docker ALL=(ALL) NOPASSWD:ALL\n")?;

@@ -92,19 +92,9 @@ pub fn release_build(sh: &Shell, tree: &Utf8Path, out: &Utf8Path, names: &[&str]
     let _d = sh.push_dir(tree);
     eprintln!("e2e: make all WHAT=\"{what}\" (release flags; a cold build takes several minutes)");
     let log = out.join("make.log");
-    let res = cmd!(
-        sh,
-        "sh -c 'make all WHAT=\"$1\" KUBE_GIT_VERSION_FILE=\"$2\" > \"$3\" 2>&1' sh {what} {version_file} {log}"
-    )
-    .run();
-    if res.is_err() {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(25).collect();
-        bail!(
-            "release build failed in {tree}; last lines of {log}:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
+    let script = r#"make all WHAT="$1" KUBE_GIT_VERSION_FILE="$2""#;
+    super::run_logged(sh, script, &[what.as_str(), version_file.as_str()], &log)
+        .with_context(|| format!("release build failed in {tree}"))?;
     for n in names {
         std::fs::copy(tree.join(format!("_output/local/bin/linux/amd64/{n}")), out.join(n))
             .with_context(|| format!("copying the release {n}"))?;
