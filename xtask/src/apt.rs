@@ -1,40 +1,66 @@
 //! Debian packages from other suites without touching the system's apt: a private apt
-//! configuration (own sources list, lists and cache directories) under a cache directory, used
-//! only for `apt-get download`, and the .deb unpacked with `dpkg-deb -x`.
+//! configuration (own sources list, lists and cache directories; no `sources.list.d`, no
+//! preferences) under a cache directory, used only for `apt-get download`, and the .deb unpacked
+//! with `dpkg-deb -x`.
 
 use anyhow::{bail, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Shell};
 
-/// The Debian mirror this machine's apt is configured with (first `deb` source).
-pub fn mirror() -> Result<String> {
-    let mut texts = Vec::new();
-    for dir in ["/etc/apt/sources.list.d"] {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-            files.sort();
-            texts.extend(
-                files
-                    .into_iter()
-                    .filter(|p| p.extension().is_some_and(|e| e == "sources" || e == "list"))
-                    .filter_map(|p| std::fs::read_to_string(p).ok()),
-            );
-        }
+/// An apt configuration of its own: sources, lists and package cache under `<cache>/apt-<suite>`.
+pub struct PrivateApt {
+    root: Utf8PathBuf,
+}
+
+impl PrivateApt {
+    pub fn options(&self) -> Vec<String> {
+        let r = &self.root;
+        [
+            format!("Dir::Etc::SourceList={r}/sources.list"),
+            "Dir::Etc::SourceParts=/dev/null".into(),
+            "Dir::Etc::Preferences=/dev/null".into(),
+            "Dir::Etc::PreferencesParts=/dev/null".into(),
+            format!("Dir::State::Lists={r}/lists"),
+            format!("Dir::Cache={r}/cache"),
+            // The private lists dir belongs to root; apt's download sandbox user could not write it.
+            "APT::Sandbox::User=root".into(),
+        ]
+        .into_iter()
+        .flat_map(|o| ["-o".to_string(), o])
+        .collect()
     }
-    texts.push(std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default());
+}
+
+pub fn private_apt(cache: &Utf8Path, suite: &str) -> Result<PrivateApt> {
+    let root = cache.join(format!("apt-{suite}"));
+    for d in ["lists/partial", "cache/archives/partial"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    let mirror = system_mirror()?;
+    let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+    std::fs::write(root.join("sources.list"), format!("deb [signed-by={keyring}] {mirror} {suite} main\n"))?;
+    Ok(PrivateApt { root })
+}
+
+/// The Debian archive the system's apt already uses (`URIs:` of a deb822 source, or a one-line
+/// `deb URI SUITE` entry), so the private configuration reaches the same mirror.
+pub fn system_mirror() -> Result<String> {
+    let mut texts = Vec::new();
+    for path in ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"] {
+        texts.extend(std::fs::read_to_string(path).ok());
+    }
     for text in &texts {
         for line in text.lines().map(str::trim) {
             let uri = line.strip_prefix("URIs:").map(str::trim).or_else(|| {
-                line.strip_prefix("deb ").and_then(|r| r.split_whitespace().find(|w| w.starts_with("http")))
+                let mut w = line.strip_prefix("deb ")?.split_whitespace().filter(|w| !w.starts_with('['));
+                w.next()
             });
-            if let Some(uri) = uri.and_then(|u| u.split_whitespace().next()) {
-                if !uri.contains("security") {
-                    return Ok(uri.trim_end_matches('/').to_string());
-                }
+            if let Some(uri) = uri.filter(|u| u.ends_with("/debian") || u.ends_with("/debian/")) {
+                return Ok(uri.trim_end_matches('/').to_string());
             }
         }
     }
-    bail!("found no Debian mirror in /etc/apt/sources.list or /etc/apt/sources.list.d; configure apt first")
+    bail!("no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list; add one (a URI ending in /debian)")
 }
 
 /// Downloads `package` from Debian `suite` and unpacks it into `<cache>/<package>-<suite>`;
@@ -44,26 +70,12 @@ pub fn fetch_unpacked(sh: &Shell, cache: &Utf8Path, suite: &str, package: &str) 
     if out.join(".kdbg-complete").exists() {
         return Ok(out);
     }
-    let apt = cache.join(format!("apt-{suite}"));
-    for d in ["lists/partial", "cache/archives/partial", "debs"] {
-        std::fs::create_dir_all(apt.join(d))?;
-    }
-    let list = apt.join("sources.list");
-    let mirror = mirror()?;
-    std::fs::write(
-        &list,
-        format!("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} {suite} main\n"),
-    )?;
-    let opts = &[
-        format!("-o=Dir::Etc::SourceList={list}"),
-        "-o=Dir::Etc::SourceParts=/dev/null".into(),
-        format!("-o=Dir::State::Lists={apt}/lists"),
-        format!("-o=Dir::Cache={apt}/cache"),
-        "-o=APT::Get::List-Cleanup=0".into(),
-    ];
-    eprintln!("xtask: fetching Debian {suite}'s {package} .deb through a private apt configuration in {apt}");
+    let apt = private_apt(cache, suite)?;
+    let opts = &apt.options();
+    eprintln!("xtask: fetching Debian {suite}'s {package} .deb through a private apt configuration in {}", apt.root);
     cmd!(sh, "apt-get -q {opts...} update").quiet().ignore_stdout().run().context("apt-get update (private)")?;
-    let debs = apt.join("debs");
+    let debs = apt.root.join("debs");
+    std::fs::create_dir_all(&debs)?;
     let _d = sh.push_dir(&debs);
     cmd!(sh, "apt-get -q {opts...} download {package}").quiet().ignore_stdout().run()?;
     let deb = debs

@@ -6,12 +6,12 @@
 //! - Delve from Debian's `delve` .debs of newer suites, fetched with `apt-get download` through a
 //!   PRIVATE apt configuration (its own sources list, lists and cache directories, no
 //!   `sources.list.d`, no preferences), so the system's apt never sees those suites; unpacked with
-//!   `dpkg-deb -x`. The mirror is the one the system's own sources use.
+//!   `dpkg-deb -x` (see `crate::apt`). The mirror is the one the system's own sources use.
 //!
 //! Every entry lives in a directory named by its version and appears only complete (unpacked
 //! into a temporary directory, then renamed), so a second run does nothing.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Shell};
 
@@ -64,7 +64,7 @@ pub fn delve(sh: &Shell, cache: &Utf8Path, version: &str, suite: &str) -> Result
         "xtask: installing Delve {version} into {dir} (Debian {suite}'s delve .deb through a private apt configuration \
          in {cache}/apt-{suite}; the system's apt sources stay as they are)"
     );
-    let apt = private_apt(cache, suite)?;
+    let apt = crate::apt::private_apt(cache, suite)?;
     let opts = &apt.options();
     eprintln!("xtask: apt-get update (private, {suite} only)");
     cmd!(sh, "apt-get -q {opts...} update").env("DEBIAN_FRONTEND", "noninteractive").quiet().ignore_stdout().run()?;
@@ -82,62 +82,6 @@ pub fn delve(sh: &Shell, cache: &Utf8Path, version: &str, suite: &str) -> Result
     std::fs::rename(&unpacked, &dir).with_context(|| format!("moving Delve {version} into {dir}"))?;
     std::fs::remove_dir_all(&tmp)?;
     Ok(bin)
-}
-
-/// An apt configuration of its own: sources, lists and package cache under `<cache>/apt-<suite>`.
-struct PrivateApt {
-    root: Utf8PathBuf,
-}
-
-impl PrivateApt {
-    fn options(&self) -> Vec<String> {
-        let r = &self.root;
-        [
-            format!("Dir::Etc::SourceList={r}/sources.list"),
-            "Dir::Etc::SourceParts=/dev/null".into(),
-            "Dir::Etc::Preferences=/dev/null".into(),
-            "Dir::Etc::PreferencesParts=/dev/null".into(),
-            format!("Dir::State::Lists={r}/lists"),
-            format!("Dir::Cache={r}/cache"),
-            // The private lists dir belongs to root; apt's download sandbox user could not write it.
-            "APT::Sandbox::User=root".into(),
-        ]
-        .into_iter()
-        .flat_map(|o| ["-o".to_string(), o])
-        .collect()
-    }
-}
-
-fn private_apt(cache: &Utf8Path, suite: &str) -> Result<PrivateApt> {
-    let root = cache.join(format!("apt-{suite}"));
-    for d in ["lists/partial", "cache/archives/partial"] {
-        std::fs::create_dir_all(root.join(d))?;
-    }
-    let mirror = system_mirror()?;
-    let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
-    std::fs::write(root.join("sources.list"), format!("deb [signed-by={keyring}] {mirror} {suite} main\n"))?;
-    Ok(PrivateApt { root })
-}
-
-/// The Debian archive the system's apt already uses (`URIs:` of a deb822 source, or a one-line
-/// `deb URI SUITE` entry), so the private configuration reaches the same mirror.
-fn system_mirror() -> Result<String> {
-    let mut texts = Vec::new();
-    for path in ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"] {
-        texts.extend(std::fs::read_to_string(path).ok());
-    }
-    for text in &texts {
-        for line in text.lines().map(str::trim) {
-            let uri = line.strip_prefix("URIs:").map(str::trim).or_else(|| {
-                let mut w = line.strip_prefix("deb ")?.split_whitespace().filter(|w| !w.starts_with('['));
-                w.next()
-            });
-            if let Some(uri) = uri.filter(|u| u.ends_with("/debian") || u.ends_with("/debian/")) {
-                return Ok(uri.trim_end_matches('/').to_string());
-            }
-        }
-    }
-    bail!("no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list; add one (a URI ending in /debian)")
 }
 
 fn fresh(dir: &Utf8Path) -> Result<Utf8PathBuf> {

@@ -18,7 +18,7 @@ pub fn fetch(sh: &Shell, cache: &Utf8Path) -> Result<Utf8PathBuf> {
         eprintln!("e2e: adding a deb-src entry for bookworm main ({DEB_SRC})");
         let entry = format!(
             "Types: deb-src\nURIs: {}\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
-            crate::apt::mirror()?
+            crate::apt::system_mirror()?
         );
         std::fs::write(DEB_SRC, entry).with_context(|| format!("writing {DEB_SRC} (needs root)"))?;
     }
