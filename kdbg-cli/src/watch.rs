@@ -1,7 +1,8 @@
 //! `kdbg watch`: rebuild, recopy and relaunch components under `kdbg debug` on every source change,
 //! printing each cycle's timings; Ctrl-C leaves the session running (or restores it).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -152,21 +153,21 @@ fn some_files(files: &[String]) -> String {
     }
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
-extern "C" fn on_signal(signal: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-    // A second Ctrl-C ends kdbg at once. SAFETY: signal() is async-signal-safe.
-    unsafe { libc::signal(signal, libc::SIG_DFL) };
-}
-
-/// SIGINT and SIGTERM set the flag the watch loop (and `kdbg trace`) checks.
+/// SIGINT and SIGTERM set the flag the watch loop (and `kdbg trace`) checks; a second one while the
+/// flag is set ends kdbg at once (exit status 130).
 pub(crate) fn stop_on_signals() -> &'static AtomicBool {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic and resets its own disposition.
-        unsafe { libc::signal(signal, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) };
-    }
-    &STOP
+    STOP.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // Neither can fail for SIGINT or SIGTERM. The shutdown one is registered first, so it sees
+            // the flag as the previous signal left it.
+            let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&flag));
+            let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+        }
+        flag
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -21,26 +22,20 @@ use crate::layout::{self, Layout};
 use crate::setup::NodeInfo;
 use crate::sys::{bind, mount, write_atomic};
 
-static STOP: AtomicBool = AtomicBool::new(false);
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Installs a handler that sets `STOP` on SIGTERM and SIGINT (pid 1 of a
-/// namespace ignores signals it has no handler for).
+/// Installs handlers that set the stop flag on SIGTERM and SIGINT (pid 1 of a namespace ignores
+/// signals it has no handler for).
 pub fn install_stop_handler() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGTERM, handler);
-        libc::signal(libc::SIGINT, handler);
+    let flag = STOP.get_or_init(Arc::default);
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(flag)).expect("SIGTERM and SIGINT can be handled");
     }
 }
 
 /// True once SIGTERM or SIGINT arrived.
 pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
+    STOP.get().is_some_and(|flag| flag.load(Ordering::SeqCst))
 }
 
 fn log_file(path: &Path) -> Result<File> {
