@@ -83,3 +83,53 @@ fn on_the_socket(lab: &Lab) {
     // VSCode's attach to 127.0.0.1:PORT goes through the forward to the socket and stops.
     crate::dap_node::attach_and_break(lab);
 }
+
+/// The socket directory's owner and modes as the node has them: (uid, dir mode, socket mode).
+fn socket_state(lab: &Lab) -> (u32, u32, u32) {
+    let dir = std::fs::metadata(lab.node.host_path("/var/lib/kdbg/run/kube-apiserver")).unwrap();
+    let sock = std::fs::metadata(lab.node.host_path(SOCKET)).unwrap();
+    assert_eq!(dir.uid(), sock.uid());
+    (dir.uid(), dir.permissions().mode() & 0o7777, sock.permissions().mode() & 0o777)
+}
+
+#[test]
+fn watch_relaunches_delve_on_its_socket_and_a_lost_journal_leaves_nothing_behind() {
+    let lab = Lab::up_with("sockw", Tree::fixture_with(Toolchain::newest()));
+    lab.debug(&[]).success();
+    let owner = socket_state(&lab);
+    let pid = |lab: &Lab| lab.node_procs().into_iter().find(|(_, e)| e == "/var/lib/kdbg/bin/dlv").map(|(p, _)| p);
+    let dlv0 = pid(&lab).expect("Delve runs");
+
+    // `kdbg watch`: an edit relaunches Delve, which binds the socket again (the killed Delve's is
+    // removed first) and hands it to the login user again; the same tunnel reaches it.
+    let minute = std::time::Duration::from_secs(60);
+    let mut w = crate::watch::child::Watcher::spawn(lab.kdbg(&["watch", "apiserver", "-v"]));
+    w.wait_line("kdbg: ready", minute, |l| l == "kdbg: ready");
+    let nosniff = r#"w.Header().Set("X-Content-Type-Options", "nosniff")"#;
+    let text = std::fs::read_to_string(lab.tree.path(lab.tree.healthz())).unwrap();
+    let edited = text.replace(nosniff, &format!("{nosniff}\n\tw.Header().Set(\"X-Kdbg-Socket\", \"edited\")"));
+    assert_ne!(edited, text);
+    lab.tree.write(lab.tree.healthz(), &edited);
+    w.wait_line("the cycle's timings", 2 * minute, |l| l.starts_with("cycle 1: "));
+    w.wait_line("kdbg: ready", minute, |l| l.starts_with("kdbg: ready"));
+    assert_eq!(w.interrupt(minute), 0, "stderr:\n{}", w.stderr());
+    drop(w);
+    let dlv1 = pid(&lab).expect("Delve runs again");
+    assert_ne!(dlv0, dlv1, "Delve was relaunched");
+    assert_eq!(socket_state(&lab), owner, "the new socket is the login user's again");
+    let status = lab.kdbg(&["status", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let c = &v["components"][0];
+    assert_eq!((c["dlv_up"].as_bool(), c["program"].as_str()), (Some(true), Some("running")), "{c:#}");
+    assert!(lab.get("/healthz").unwrap().contains("X-Kdbg-Socket: edited"), "the new build serves");
+
+    // The journal lost: the socket directory is a trace that doctor reports and restore removes.
+    std::fs::remove_file(lab.node.host_path("/var/lib/kdbg/journal.json")).unwrap();
+    let doctor = lab.kdbg(&["doctor"]).failure(1);
+    let found = "Delve's socket directory /var/lib/kdbg/run/kube-apiserver";
+    assert!(doctor.stdout.contains(found), "{}", doctor.stdout);
+    let restored = lab.restore();
+    assert!(restored.stdout.contains("removed /var/lib/kdbg/run/kube-apiserver"), "{}", restored.stdout);
+    assert!(!lab.node.host_path("/var/lib/kdbg/run").exists(), "the socket directory is gone");
+    lab.assert_clean();
+}
