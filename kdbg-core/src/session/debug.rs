@@ -180,7 +180,7 @@ pub fn debug(
         preflight::warn_version(node, tree, &cap, reporter);
         preflight::warn_pausing(c, cfg, reporter);
         let port = cfg.port.map(|p| p + i as u16).unwrap_or(c.default_port);
-        preflight::port(cfg, node, c, port)?;
+        preflight::port(node, cfg, c, port)?;
         cfg.crash.point(&format!("capture-args:{}", c.name));
         caps.push((cap, port));
     }

@@ -24,7 +24,7 @@ pub fn node_port(node: &dyn Node, c: &Component, port: u16) -> Result<(), Sessio
 }
 
 /// The tunnel's port must be free on this workstation.
-pub fn port(cfg: &DebugConfig, node: &dyn Node, c: &Component, port: u16) -> Result<(), SessionError> {
+pub fn port(node: &dyn Node, cfg: &DebugConfig, c: &Component, port: u16) -> Result<(), SessionError> {
     if cfg.tunnel {
         if let Some(dir) = &cfg.state_dir {
             // A tunnel left from a session restored from elsewhere holds the port for nothing.

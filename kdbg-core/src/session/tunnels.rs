@@ -111,6 +111,33 @@ pub fn stop(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Vec<T
 mod tests {
     use super::*;
 
+    /// A record of `child`, once it runs (until the child has exec'd, its command line is still
+    /// this test's); `alive` is asserted.
+    fn running(
+        child: &std::process::Child,
+        node: &str,
+        (local, remote): (u16, u16),
+        socket: Option<&str>,
+    ) -> TunnelRecord {
+        let rec = TunnelRecord {
+            node: node.into(),
+            component: "kube-apiserver".into(),
+            local_port: local,
+            remote_port: remote,
+            remote_socket: socket.map(String::from),
+            pid: child.id(),
+            started_at: 0,
+        };
+        for _ in 0..100 {
+            if rec.alive() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(rec.alive());
+        rec
+    }
+
     #[test]
     fn a_kind_forward_by_socat_is_recognised_and_stopped() {
         let dir = tempfile::tempdir().unwrap();
@@ -121,23 +148,7 @@ mod tests {
             .arg("EXEC:'docker exec -i dev-control-plane socat - TCP:127.0.0.1:2345'")
             .spawn()
             .unwrap();
-        let rec = TunnelRecord {
-            node: "kind node dev-control-plane".into(),
-            component: "kube-apiserver".into(),
-            local_port: 23451,
-            remote_port: 2345,
-            remote_socket: None,
-            pid: child.id(),
-            started_at: 0,
-        };
-        // Until the child has exec'd, its command line is still this test's.
-        for _ in 0..100 {
-            if rec.alive() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        assert!(rec.alive());
+        let rec = running(&child, "kind node dev-control-plane", (23451, 2345), None);
         assert!(!TunnelRecord { remote_port: 2346, ..rec.clone() }.alive());
         let sock = Some("/var/lib/kdbg/run/kube-apiserver/dlv.sock".to_string());
         assert!(!TunnelRecord { remote_socket: sock, ..rec.clone() }.alive(), "a socket forward is another one");
@@ -153,22 +164,7 @@ mod tests {
             .args(["-c", "sleep 30", "-N", "-L", &format!("127.0.0.1:23452:{socket}"), "docker@10.0.0.2"])
             .spawn()
             .unwrap();
-        let rec = TunnelRecord {
-            node: "docker@10.0.0.2".into(),
-            component: "kube-apiserver".into(),
-            local_port: 23452,
-            remote_port: 23452,
-            remote_socket: Some(socket.into()),
-            pid: child.id(),
-            started_at: 0,
-        };
-        for _ in 0..100 {
-            if rec.alive() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        assert!(rec.alive());
+        let rec = running(&child, "docker@10.0.0.2", (23452, 23452), Some(socket));
         assert_eq!(rec.endpoint(), Endpoint::Socket(socket.into()));
         assert!(!TunnelRecord { remote_socket: None, ..rec.clone() }.alive(), "not a forward to 127.0.0.1:23452");
         let _ = child.kill();
