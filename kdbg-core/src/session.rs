@@ -4,9 +4,10 @@
 //! ```text
 //! capture-args ──▶ stop ──────────────▶ launch ─────────────▶ tunnel
 //!  /proc/PID        journal: stopping     journal: launching     ssh -L localhost:P
-//!  manifest         manifest → backup     setsid dlv exec …      → node 127.0.0.1:P
-//!  systemd unit     wait: pid gone,       wait: Delve listens,   (pid kept in the
-//!                   ports free            component serves       workstation's state)
+//!  manifest         manifest → backup     socket dir (0700)      → node's dlv.sock
+//!  systemd unit     wait: pid gone,       setsid dlv exec …      (or 127.0.0.1:P;
+//!                   ports free            wait: Delve listens,   pid kept in the
+//!                                         component serves       workstation's state)
 //! ```
 //!
 //! Every change on the node is preceded by a durable write of the journal
