@@ -1,7 +1,9 @@
 //! Delve on a unix socket (Delve ≥ 1.22.1, here the matrix's Delve 1.27 on the v1.30+-era
 //! fixture): VSCode attaches through the ssh forward to the socket, the login user's forward works
 //! while another local user of the node cannot even connect, `kdbg status` names the socket, and
-//! restore — from another workstation, then this one — leaves no socket directory and no forward.
+//! restore — from another workstation, then this one — leaves no socket directory and no forward;
+//! `kdbg watch` relaunches Delve on the socket, `kdbg trace` reaches it, and a lost journal's
+//! socket directory is found and removed.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -122,6 +124,20 @@ fn watch_relaunches_delve_on_its_socket_and_a_lost_journal_leaves_nothing_behind
     let c = &v["components"][0];
     assert_eq!((c["dlv_up"].as_bool(), c["program"].as_str()), (Some(true), Some("running")), "{c:#}");
     assert!(lab.get("/healthz").unwrap().contains("X-Kdbg-Socket: edited"), "the new build serves");
+
+    // `kdbg trace` reaches Delve on its socket: through this workstation's forward, and from
+    // another workstation through a short-lived one.
+    let curl = format!("curl -s --max-time 60 http://{}:{}/healthz", lab.node.ip(), kdbg_tests::lab::API_PORT);
+    let elsewhere = tempfile::tempdir().unwrap();
+    for state in [lab.state.path(), elsewhere.path()] {
+        let trace = ["trace", "apiserver", "healthz", "--run", &curl, "--for", "2", "--json"];
+        let out = lab.kdbg(&trace).env("KDBG_STATE_DIR", state).success();
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("--json prints JSON");
+        let hits = doc["timeline"]["hits"].as_array().unwrap();
+        let seen =
+            |h: &serde_json::Value| h["captures"].as_array().unwrap().iter().any(|c| c["value"] == "\"/healthz\"");
+        assert!(hits.iter().any(seen), "a waypoint captured the request's path: {doc:#}");
+    }
 
     // The journal lost: the socket directory is a trace that doctor reports and restore removes.
     std::fs::remove_file(lab.node.host_path("/var/lib/kdbg/journal.json")).unwrap();
