@@ -3,7 +3,8 @@
 //! while another local user of the node cannot even connect, `kdbg status` names the socket, and
 //! restore — from another workstation, then this one — leaves no socket directory and no forward;
 //! `kdbg watch` relaunches Delve on the socket, `kdbg trace` reaches it, and a lost journal's
-//! socket directory is found and removed.
+//! socket directory is found and removed; an sshd that refuses streamlocal forwarding is a clear
+//! error.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
@@ -147,5 +148,26 @@ fn watch_relaunches_delve_on_its_socket_and_a_lost_journal_leaves_nothing_behind
     let restored = lab.restore();
     assert!(restored.stdout.contains("removed /var/lib/kdbg/run/kube-apiserver"), "{}", restored.stdout);
     assert!(!lab.node.host_path("/var/lib/kdbg/run").exists(), "the socket directory is gone");
+    lab.assert_clean();
+}
+
+#[test]
+fn an_sshd_without_streamlocal_forwarding_is_a_clear_error_and_the_node_is_rolled_back() {
+    let lab = Lab::up_with("socknf", Tree::fixture_with(Toolchain::newest()));
+    let before = lab.snapshot();
+    let layout = kdbg_tests::layout::Layout::at(lab.node.state_dir().to_path_buf());
+    lab.node.stop_sshd().unwrap();
+    let mut config = std::fs::read_to_string(layout.sshd_config()).unwrap();
+    config.push_str("AllowStreamLocalForwarding no\n");
+    std::fs::write(layout.sshd_config(), config).unwrap();
+    lab.node.start_sshd().unwrap();
+
+    // The forward listens on this host, but sshd refuses every connection through it.
+    let out = lab.debug(&[]).failure(1);
+    for part in ["does not answer through localhost:", "AllowStreamLocalForwarding yes", "rolled back"] {
+        assert!(out.stderr.contains(part), "{part:?} missing in:\n{}", out.stderr);
+    }
+    assert_eq!(lab.snapshot(), before, "the manifests and the journal are as before");
+    assert!(!lab.node.host_path("/var/lib/kdbg/run").exists(), "no socket directory is left");
     lab.assert_clean();
 }

@@ -299,6 +299,16 @@ fn start_one(
                 .forward(port, &entry.endpoint())
                 .map_err(|e| SessionError::Tunnel { component: c.name.into(), detail: e.to_string() })?;
             session.local_port = Some(tunnel.local_port());
+            if let Some(socket) = endpoint::socket_of(&entry.endpoint()) {
+                answers(tunnel.local_port()).map_err(|e| SessionError::Tunnel {
+                    component: c.name.into(),
+                    detail: format!(
+                        "Delve on {socket} does not answer through localhost:{port} ({e})\n  fix: the node's sshd \
+                         must allow streamlocal forwarding (`AllowStreamLocalForwarding yes`, no `DisableForwarding` \
+                         in its sshd_config)"
+                    ),
+                })?;
+            }
             session.tunnel_pid = tunnel.detach();
             if session.tunnel_pid.is_none() {
                 reporter.warn(format!(
@@ -329,6 +339,14 @@ fn start_one(
         cfg.crash.point(&id("tunnel"));
     }
     Ok(session)
+}
+
+/// Delve answers a state request through the forward on localhost:`port` (an ssh forward to a
+/// socket listens locally even when the node's sshd refuses every connection through it).
+fn answers(port: u16) -> Result<(), crate::dlv::DlvError> {
+    let mut dlv = crate::dlv::DlvClient::connect(&format!("127.0.0.1:{port}"), Duration::from_secs(10))?;
+    dlv.call_timeout = Duration::from_secs(10);
+    dlv.state_nonblocking().map(drop)
 }
 
 /// Runs one step, reporting its start and outcome.
