@@ -65,7 +65,7 @@ impl Dlv {
             self.version.trim().trim_start_matches('v').split('.').map_while(|p| p.parse().ok()).collect();
         let ok = v.len() >= 2 && (v[0], v[1], v.get(2).copied().unwrap_or(0)) >= UNIX_SOCKET_DELVE;
         let (a, b, c) = UNIX_SOCKET_DELVE;
-        (!ok).then(|| format!("Delve {} has no unix sockets (Delve ≥ {a}.{b}.{c} has)", self.version))
+        (!ok).then(|| format!("Delve {} has no unix sockets; they need Delve ≥ {a}.{b}.{c}", self.version))
     }
 }
 
@@ -341,7 +341,7 @@ mod tests {
     fn unix_sockets_from_delve_1_22_1() {
         assert_eq!(
             dlv("1.20.2", "go1.19.8").unix_socket_gap().as_deref(),
-            Some("Delve 1.20.2 has no unix sockets (Delve ≥ 1.22.1 has)")
+            Some("Delve 1.20.2 has no unix sockets; they need Delve ≥ 1.22.1")
         );
         assert!(dlv("1.22.0", "go1.22.0").unix_socket_gap().is_some());
         for v in ["1.22.1", "1.24.0", "1.27.1", "2.0.0"] {
