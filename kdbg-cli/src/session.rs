@@ -32,15 +32,16 @@ const DEFAULT_STOP_TIMEOUT: u64 = 90;
   kdbg debug apiserver --target ssh://docker@192.168.49.2 --identity ~/.minikube/machines/minikube/id_rsa
   kdbg debug kubelet --wait-for-debugger --no-ide
 
-Delve listens on the node's 127.0.0.1 and is reached through an ssh tunnel; `kdbg restore` puts
-the cluster back (from any workstation: the journal is on the node).")]
+Delve listens on a unix socket on the node that only the login user can reach (Delve ≥ 1.22.1;
+older Delve: the node's 127.0.0.1), reached through an ssh tunnel from localhost:PORT; `kdbg
+restore` puts the cluster back (from any workstation: the journal is on the node).")]
 pub struct DebugArgs {
     #[command(flatten)]
     pub sel: Selection,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Delve's port, on the node and on this workstation; further components count up from it
-    /// [default: per component, kube-apiserver 2345].
+    /// Where the IDE attaches on this workstation (and Delve's port on the node when it listens on
+    /// TCP); further components count up from it [default: per component, kube-apiserver 2345].
     #[arg(long, value_name = "PORT")]
     pub port: Option<u16>,
     /// Do not write VSCode entries (.vscode/launch.json, tasks.json) in the tree.
@@ -221,6 +222,9 @@ fn render_debug(o: &DebugOutcome, node: &str, target: &[String]) -> String {
             "{} runs under Delve on {node} at {} (arguments from {})\n",
             x.component, x.listen, x.captured_from
         );
+        if let Some(why) = &x.tcp_because {
+            s += &format!("  Delve listens on TCP: {why}\n");
+        }
         s += &format!("  its output: {} on the node\n", x.log);
         match x.local_port {
             Some(p) => s += &format!("  dlv connect localhost:{p}\n"),
@@ -257,8 +261,20 @@ pub fn status(args: StatusArgs, _verbose: bool) -> anyhow::Result<()> {
         let when = when.trim_start_matches("since ");
         println!("{:<24} {state:<10} {delve:<18} {tunnel:<16} {when:<10} {}", e.component, st.program);
         println!("{:<24} by {} (pid {}), arguments from {}", "", e.who.host, e.who.pid, e.captured_from);
+        println!("{:<24} {}", "", listen_line(st));
     }
     Ok(())
+}
+
+/// `Delve listens on unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock (socket: only the login user
+/// reaches it)` or `Delve listens on 127.0.0.1:2345 (TCP: Delve 1.20.2 has no unix sockets ...)`.
+fn listen_line(st: &status::ComponentStatus) -> String {
+    let e = &st.entry;
+    match (&st.socket, &e.tcp_because) {
+        (Some(_), _) => format!("Delve listens on {} (a socket only the login user can reach)", e.listen),
+        (None, Some(why)) => format!("Delve listens on {} (TCP: {why})", e.listen),
+        (None, None) => format!("Delve listens on {} (TCP)", e.listen),
+    }
 }
 
 pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {

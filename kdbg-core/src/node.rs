@@ -82,8 +82,51 @@ pub enum NodeError {
     Other { node: String, what: String, detail: String },
 }
 
-/// A forwarded port: `localhost:local` on the workstation reaches `127.0.0.1:remote` on the node
-/// for as long as the value lives.
+/// Where a forward ends on the node: a port on its loopback, or a unix socket (Delve ≥ 1.22.1
+/// listens on one in a directory only the login user and root can enter).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Loopback(u16),
+    Socket(String),
+}
+
+impl Endpoint {
+    /// From Delve's `--listen` value: `unix:/path`, else `HOST:PORT` (reached on the node's loopback).
+    pub fn from_listen(listen: &str) -> Option<Endpoint> {
+        if let Some(path) = listen.strip_prefix("unix:") {
+            return Some(Endpoint::Socket(path.to_string()));
+        }
+        listen.rsplit_once(':')?.1.parse().ok().map(Endpoint::Loopback)
+    }
+
+    /// The far end of `ssh -L 127.0.0.1:PORT:<this>`: `127.0.0.1:2345` or the socket's path.
+    pub fn ssh_target(&self) -> String {
+        match self {
+            Endpoint::Loopback(port) => format!("127.0.0.1:{port}"),
+            Endpoint::Socket(path) => path.clone(),
+        }
+    }
+
+    /// socat's address for it: `TCP:127.0.0.1:2345` or `UNIX-CONNECT:/path`.
+    pub fn socat(&self) -> String {
+        match self {
+            Endpoint::Loopback(port) => format!("TCP:127.0.0.1:{port}"),
+            Endpoint::Socket(path) => format!("UNIX-CONNECT:{path}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Loopback(port) => write!(f, "127.0.0.1:{port}"),
+            Endpoint::Socket(path) => write!(f, "unix:{path}"),
+        }
+    }
+}
+
+/// A forwarded port: `localhost:local` on the workstation reaches an [`Endpoint`] on the node for
+/// as long as the value lives.
 pub trait Tunnel: Send {
     fn local_port(&self) -> u16;
     /// Leave the forward running after kdbg exits (the IDE still needs it); returns a way to stop
@@ -139,8 +182,8 @@ pub trait Node: Send + Sync {
     /// The node's platform as Go names it: (`linux`, `amd64`).
     fn platform(&self) -> Result<(String, String), NodeError>;
 
-    /// Forwards `localhost:local_port` to the node's `127.0.0.1:remote_port`.
-    fn forward(&self, local_port: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError>;
+    /// Forwards `localhost:local_port` (0: any free port) to `to` on the node.
+    fn forward(&self, local_port: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError>;
 
     /// Bytes sent to the node so far by this value (commands, stdin, copies).
     fn bytes_sent(&self) -> u64;
@@ -206,5 +249,17 @@ mod tests {
         assert_eq!(sh_join(&["sh", "-c", "echo \"$1\" it's", "x y"]), r#"sh -c 'echo "$1" it'\''s' 'x y'"#);
         assert_eq!(sh_quote(""), "''");
         assert_eq!(sh_quote("/var/lib/kdbg/bin/kube-apiserver"), "/var/lib/kdbg/bin/kube-apiserver");
+    }
+
+    #[test]
+    fn endpoints_read_delves_listen_values() {
+        let sock = Endpoint::from_listen("unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock").unwrap();
+        assert_eq!(sock, Endpoint::Socket("/var/lib/kdbg/run/kube-apiserver/dlv.sock".into()));
+        assert_eq!(sock.ssh_target(), "/var/lib/kdbg/run/kube-apiserver/dlv.sock");
+        assert_eq!(sock.socat(), "UNIX-CONNECT:/var/lib/kdbg/run/kube-apiserver/dlv.sock");
+        assert_eq!(sock.to_string(), "unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock");
+        let tcp = Endpoint::from_listen("0.0.0.0:2345").unwrap();
+        assert_eq!((tcp.ssh_target(), tcp.socat()), ("127.0.0.1:2345".into(), "TCP:127.0.0.1:2345".into()));
+        assert_eq!(Endpoint::from_listen("nonsense"), None);
     }
 }

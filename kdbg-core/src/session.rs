@@ -4,9 +4,10 @@
 //! ```text
 //! capture-args ──▶ stop ──────────────▶ launch ─────────────▶ tunnel
 //!  /proc/PID        journal: stopping     journal: launching     ssh -L localhost:P
-//!  manifest         manifest → backup     setsid dlv exec …      → node 127.0.0.1:P
-//!  systemd unit     wait: pid gone,       wait: Delve listens,   (pid kept in the
-//!                   ports free            component serves       workstation's state)
+//!  manifest         manifest → backup     socket dir (0700)      → node's dlv.sock
+//!  systemd unit     wait: pid gone,       setsid dlv exec …      (or 127.0.0.1:P;
+//!                   ports free            wait: Delve listens,   pid kept in the
+//!                                         component serves       workstation's state)
 //! ```
 //!
 //! Every change on the node is preceded by a durable write of the journal
@@ -19,9 +20,11 @@
 //! kubelet runs every non-hidden file there, so a backup left beside the original would start a
 //! second copy. Backups live in `/var/lib/kdbg/backup`; temporary files are dotfiles.
 //!
-//! Delve listens on `127.0.0.1` unless `--expose` is given: its API is unauthenticated remote
-//! code execution as root. It runs with `--only-same-user=false` because the ssh forward's
-//! connection comes from the login user's sshd, not from root.
+//! Delve never listens off the node unless `--expose` is given: its API is unauthenticated remote
+//! code execution as root. Where it can ([`endpoint`]: Delve ≥ 1.22.1, a tunnel), it listens on
+//! a unix socket in a 0700 directory owned by the login user, which no other local user can
+//! enter; else on `127.0.0.1` with `--only-same-user=false`, because the ssh forward's connection
+//! comes from the login user's sshd, not from root.
 //!
 //! Fault injection for tests: [`crash::CrashAt`] (`KDBG_TEST_CRASH_AT`).
 
@@ -32,6 +35,7 @@ pub mod capture;
 pub mod crash;
 pub mod daemonset;
 pub mod debug;
+pub mod endpoint;
 pub mod journal;
 pub mod launch;
 pub mod manifest;
@@ -52,6 +56,8 @@ pub use error::SessionError;
 pub const JOURNAL: &str = "/var/lib/kdbg/journal.json";
 /// Where static pod manifests wait while their component is under debug.
 pub const BACKUP_DIR: &str = "/var/lib/kdbg/backup";
+/// Delve's sockets, `<component>/dlv.sock` (each directory 0700, owned by the login user).
+pub const RUN_DIR: &str = "/var/lib/kdbg/run";
 /// Delve's and the debug build's output, `<name>.log`.
 pub const LOG_DIR: &str = "/var/log/kdbg";
 

@@ -245,7 +245,7 @@ fn ssh_transport_runs_copies_and_forwards() -> Result<()> {
     let mut line = String::new();
     BufReader::new(listener.stdout.take().unwrap()).read_line(&mut line)?;
     let pid = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
-    let tunnel = ssh.forward(0, 23460)?;
+    let tunnel = ssh.forward(0, &kdbg_core::node::Endpoint::Loopback(23460))?;
     let mut greeting = String::new();
     TcpStream::connect(("127.0.0.1", tunnel.local_port()))?.read_to_string(&mut greeting)?;
     assert_eq!(greeting, "kdbg-testnode\n");

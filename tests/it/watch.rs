@@ -2,7 +2,7 @@
 //! apiserver's closure is built once, copied, relaunched under a new Delve on the same port and
 //! served; a broken build keeps the session; an edit outside the closure builds nothing.
 
-mod child;
+pub(crate) mod child;
 
 use std::time::Duration;
 

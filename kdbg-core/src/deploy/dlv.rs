@@ -57,6 +57,21 @@ pub struct Dlv {
     pub dynamic: bool,
 }
 
+impl Dlv {
+    /// `--listen=unix:PATH` works from Delve 1.22.1; `None` when it does, else why not (for
+    /// `kdbg status`: "Delve 1.20.2 has no unix sockets").
+    pub fn unix_socket_gap(&self) -> Option<String> {
+        let v: Vec<u32> =
+            self.version.trim().trim_start_matches('v').split('.').map_while(|p| p.parse().ok()).collect();
+        let ok = v.len() >= 2 && (v[0], v[1], v.get(2).copied().unwrap_or(0)) >= UNIX_SOCKET_DELVE;
+        let (a, b, c) = UNIX_SOCKET_DELVE;
+        (!ok).then(|| format!("Delve {} has no unix sockets; they need Delve ≥ {a}.{b}.{c}", self.version))
+    }
+}
+
+/// The first Delve release whose `--listen` takes `unix:PATH`.
+const UNIX_SOCKET_DELVE: (u32, u32, u32) = (1, 22, 1);
+
 /// What a binary needs of its debugger, read from its ELF.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Needs {
@@ -320,6 +335,19 @@ mod tests {
         assert_eq!((go124.dwarf, go124.requirement().as_str()), (4, "Delve ≥ 1.24"));
         assert!(go124.unmet_by(&dlv("1.24.0", "go1.24.4")).is_none());
         assert!(Needs::of_go("go1.19.8").unmet_by(&dlv("1.20.2", "go1.19.8")).is_none());
+    }
+
+    #[test]
+    fn unix_sockets_from_delve_1_22_1() {
+        assert_eq!(
+            dlv("1.20.2", "go1.19.8").unix_socket_gap().as_deref(),
+            Some("Delve 1.20.2 has no unix sockets; they need Delve ≥ 1.22.1")
+        );
+        assert!(dlv("1.22.0", "go1.22.0").unix_socket_gap().is_some());
+        for v in ["1.22.1", "1.24.0", "1.27.1", "2.0.0"] {
+            assert_eq!(dlv(v, "go1.24.4").unix_socket_gap(), None, "{v}");
+        }
+        assert!(dlv("unknown", "go1.24.4").unix_socket_gap().is_some());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::process::Stdio;
 
 use super::shell::{Runner, ShellNode};
 use super::tunnel::{ProcessTunnel, ProxyTunnel};
-use super::{errors::Fixes, NodeError, NodeOutput, Privilege, Tunnel};
+use super::{errors::Fixes, Endpoint, NodeError, NodeOutput, Privilege, Tunnel};
 use crate::host::Cmd;
 
 pub struct DockerRunner {
@@ -56,11 +56,11 @@ impl Runner for DockerRunner {
         }
     }
 
-    fn forward(&self, local_port: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError> {
+    fn forward(&self, local_port: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError> {
         if which::which("socat").is_ok() {
-            return self.socat_forward(local_port, remote_port);
+            return self.socat_forward(local_port, to);
         }
-        let cmd = self.command(&["socat", "-", &format!("TCP:127.0.0.1:{remote_port}")], Privilege::Root);
+        let cmd = self.proxy_backend(to);
         let tunnel = ProxyTunnel::start(local_port, move || {
             let mut child =
                 cmd.spawn_with(Stdio::piped(), Stdio::piped(), Stdio::null()).map_err(std::io::Error::other)?;
@@ -77,8 +77,8 @@ impl Runner for DockerRunner {
 impl DockerRunner {
     /// A forward that outlives kdbg: the workstation's `socat` listens on 127.0.0.1 and runs
     /// `docker exec … socat` into the node for each connection.
-    fn socat_forward(&self, local_port: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError> {
-        let what = format!("forward localhost:{local_port} to {}'s 127.0.0.1:{remote_port}", self.container);
+    fn socat_forward(&self, local_port: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError> {
+        let what = format!("forward localhost:{local_port} to {}'s {to}", self.container);
         let err = |detail: String| NodeError::other(self.describe(), what.clone(), detail);
         let port = match local_port {
             0 => super::tunnel::free_port().map_err(|e| err(e.to_string()))?,
@@ -86,20 +86,30 @@ impl DockerRunner {
         };
         let log_path = std::env::temp_dir().join(format!("kdbg-forward-{}-{port}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).map_err(|e| err(e.to_string()))?;
-        let child = Cmd::new("socat")
-            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
-            .arg(socat_exec(&self.container, remote_port))
+        let child = self
+            .socat_command(port, to)
             .spawn_with(Stdio::null(), Stdio::null(), Stdio::from(log))
             .map_err(|e| err(e.to_string()))?;
         let tunnel = ProcessTunnel::start(child, port, &log_path).map_err(err);
         let _ = std::fs::remove_file(&log_path);
         Ok(Box::new(tunnel?))
     }
-}
 
-/// socat's EXEC address that reaches `port` on the node's loopback through `docker exec`.
-fn socat_exec(container: &str, port: u16) -> String {
-    format!("EXEC:'docker exec -i {container} socat - TCP:127.0.0.1:{port}'")
+    /// The workstation's `socat` that listens on 127.0.0.1:`port` and, per connection, runs
+    /// `docker exec -i NODE socat - TCP:127.0.0.1:P` (or `UNIX-CONNECT:PATH`) in the node.
+    pub fn socat_command(&self, port: u16, to: &Endpoint) -> Cmd {
+        Cmd::new("socat").arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork")).arg(format!(
+            "EXEC:'docker exec -i {} socat - {}'",
+            self.container,
+            to.socat()
+        ))
+    }
+
+    /// The proxy thread's backend (no socat on the workstation): `socat` in the node, its stdio
+    /// piped through `docker exec -i`.
+    pub fn proxy_backend(&self, to: &Endpoint) -> Cmd {
+        self.command(&["socat", "-", &to.socat()], Privilege::Root)
+    }
 }
 
 #[cfg(test)]
@@ -115,10 +125,14 @@ mod tests {
             "docker exec -i dev-control-plane sh -c 'echo $1' x"
         );
         assert_eq!(node("dev", Some("dev-worker2")).runner.container, "dev-worker2");
-        assert_eq!(
-            socat_exec("dev-control-plane", 2345),
-            "EXEC:'docker exec -i dev-control-plane socat - TCP:127.0.0.1:2345'"
-        );
+        let tcp = Endpoint::Loopback(2345);
+        let sock = Endpoint::Socket("/var/lib/kdbg/run/kube-apiserver/dlv.sock".into());
+        expect_test::expect![[r#"socat TCP-LISTEN:2345,bind=127.0.0.1,reuseaddr,fork 'EXEC:'\''docker exec -i dev-control-plane socat - TCP:127.0.0.1:2345'\'''"#]].assert_eq(&n.runner.socat_command(2345, &tcp).display());
+        expect_test::expect![[r#"socat TCP-LISTEN:2345,bind=127.0.0.1,reuseaddr,fork 'EXEC:'\''docker exec -i dev-control-plane socat - UNIX-CONNECT:/var/lib/kdbg/run/kube-apiserver/dlv.sock'\'''"#]].assert_eq(&n.runner.socat_command(2345, &sock).display());
+        expect_test::expect![
+            "docker exec -i dev-control-plane socat - UNIX-CONNECT:/var/lib/kdbg/run/kube-apiserver/dlv.sock"
+        ]
+        .assert_eq(&n.runner.proxy_backend(&sock).display());
         let gone =
             NodeOutput { status: 1, stdout: vec![], stderr: b"Error: No such container: dev-control-plane\n".to_vec() };
         let e = n.runner.transport_failure(&gone).unwrap().to_string();

@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, TcpStream};
 
 use super::shell::{Runner, ShellNode};
 use super::tunnel::{Direct, ProxyTunnel};
-use super::{NodeError, Privilege, Tunnel};
+use super::{Endpoint, NodeError, Privilege, Tunnel};
 use crate::host::Cmd;
 
 /// Runs node commands as local processes; `sudo -n` for root commands unless kdbg is root.
@@ -37,13 +37,24 @@ impl Runner for LocalRunner {
         false
     }
 
-    fn forward(&self, local_port: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError> {
-        if local_port == remote_port || local_port == 0 {
-            return Ok(Box::new(Direct(remote_port)));
+    /// A port on this host needs no forward; a socket gets a proxy thread (it ends with kdbg, which
+    /// is one reason `kdbg debug` keeps Delve on TCP for the local target).
+    fn forward(&self, local_port: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError> {
+        let to = to.clone();
+        if let Endpoint::Loopback(port) = to {
+            if local_port == port || local_port == 0 {
+                return Ok(Box::new(Direct(port)));
+            }
         }
-        let tunnel = ProxyTunnel::start(local_port, move || {
-            let s = TcpStream::connect((Ipv4Addr::LOCALHOST, remote_port))?;
-            Ok((Box::new(s.try_clone()?) as _, Box::new(s) as _))
+        let tunnel = ProxyTunnel::start(local_port, move || match &to {
+            Endpoint::Loopback(port) => {
+                let s = TcpStream::connect((Ipv4Addr::LOCALHOST, *port))?;
+                Ok((Box::new(s.try_clone()?) as _, Box::new(s) as _))
+            }
+            Endpoint::Socket(path) => {
+                let s = std::os::unix::net::UnixStream::connect(path)?;
+                Ok((Box::new(s.try_clone()?) as _, Box::new(s) as _))
+            }
         })
         .map_err(|e| NodeError::other(self.describe(), format!("listen on localhost:{local_port}"), e))?;
         Ok(Box::new(tunnel))

@@ -16,7 +16,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use super::errors::Fixes;
 use super::shell::{Runner, ShellNode};
 use super::ssh::{SshConfig, SshRunner};
-use super::{sh_join, Node, NodeError, Privilege, Tunnel};
+use super::{sh_join, Endpoint, Node, NodeError, Privilege, Tunnel};
 use crate::host::{Cmd, HostError};
 
 /// The two questions kdbg asks minikube about a profile.
@@ -102,10 +102,10 @@ impl Runner for MinikubeSsh {
         fixes(&self.profile)
     }
 
-    fn forward(&self, _local: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError> {
+    fn forward(&self, _local: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError> {
         Err(NodeError::Unreachable {
             node: self.describe(),
-            detail: format!("port {remote_port} cannot be forwarded: the node's ip is not reachable from here"),
+            detail: format!("{to} cannot be forwarded: the node's ip is not reachable from here"),
             fix: format!(
                 "run `minikube tunnel -p {}` or use a driver whose ip is reachable (e.g. --driver=kvm2 or hyperkit)",
                 self.profile

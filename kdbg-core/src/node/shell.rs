@@ -11,7 +11,7 @@ use camino::Utf8Path;
 
 use super::copy::{self, Method, Probe};
 use super::errors::{command_failure, Fixes};
-use super::{CopyStats, Node, NodeError, NodeOutput, Privilege, Tunnel};
+use super::{CopyStats, Endpoint, Node, NodeError, NodeOutput, Privilege, Tunnel};
 use crate::host::{Cmd, HostError};
 
 /// How one transport runs a command on its node.
@@ -44,7 +44,7 @@ pub trait Runner: Send + Sync {
     fn fixes(&self) -> Fixes {
         Fixes::default()
     }
-    fn forward(&self, local_port: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError>;
+    fn forward(&self, local_port: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError>;
 }
 
 /// A [`Node`] over a [`Runner`].
@@ -249,9 +249,9 @@ impl<R: Runner> Node for ShellNode<R> {
         Ok((p.os, p.arch))
     }
 
-    fn forward(&self, local_port: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError> {
+    fn forward(&self, local_port: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError> {
         self.runner.connect()?;
-        self.runner.forward(local_port, remote_port)
+        self.runner.forward(local_port, to)
     }
 
     fn bytes_sent(&self) -> u64 {

@@ -14,7 +14,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use super::errors::{ssh_failure, Fixes};
 use super::shell::{Runner, ShellNode};
 use super::tunnel::{free_port, ProcessTunnel};
-use super::{sh_join, NodeError, NodeOutput, Privilege, Tunnel, CONNECT_TIMEOUT};
+use super::{sh_join, Endpoint, NodeError, NodeOutput, Privilege, Tunnel, CONNECT_TIMEOUT};
 use crate::host::Cmd;
 
 /// Where and how to log in.
@@ -183,10 +183,10 @@ impl Runner for SshRunner {
         self.fixes.clone()
     }
 
-    fn forward(&self, local_port: u16, remote_port: u16) -> Result<Box<dyn Tunnel>, NodeError> {
+    fn forward(&self, local_port: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError> {
         let err = |detail: String| NodeError::Other {
             node: self.name.clone(),
-            what: format!("forward localhost:{local_port} to the node's 127.0.0.1:{remote_port}"),
+            what: format!("forward localhost:{local_port} to the node's {to}"),
             detail,
         };
         let port = match local_port {
@@ -196,15 +196,24 @@ impl Runner for SshRunner {
         let log_path = self.dir.join(format!("forward-{port}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| err(e.to_string()))?;
         use std::process::Stdio;
-        let child = Cmd::new("ssh")
-            .args(self.config.common_args())
-            .args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "ExitOnForwardFailure=yes", "-N", "-L"])
-            .arg(format!("127.0.0.1:{port}:127.0.0.1:{remote_port}"))
-            .arg(self.config.destination())
+        let child = self
+            .forward_command(port, to)
             .spawn_with(Stdio::null(), Stdio::null(), Stdio::from(log))
             .map_err(|e| err(e.to_string()))?;
         let tunnel = ProcessTunnel::start(child, port, log_path.as_std_path()).map_err(err)?;
         Ok(Box::new(tunnel))
+    }
+}
+
+impl SshRunner {
+    /// `ssh -N -L 127.0.0.1:PORT:TARGET`: TARGET is the node's `127.0.0.1:P`, or a unix socket's
+    /// path (OpenSSH's streamlocal forward: sshd connects to it as the login user).
+    pub fn forward_command(&self, port: u16, to: &Endpoint) -> Cmd {
+        Cmd::new("ssh")
+            .args(self.config.common_args())
+            .args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "ExitOnForwardFailure=yes", "-N", "-L"])
+            .arg(format!("127.0.0.1:{port}:{}", to.ssh_target()))
+            .arg(self.config.destination())
     }
 }
 
@@ -273,6 +282,10 @@ mod tests {
             SshRunner::new(SshConfig { user: Some("root".into()), ..config.clone() }, "r".into(), Fixes::default())
                 .unwrap();
         assert!(root.command(&["id"], Privilege::Root).display().ends_with("root@192.168.49.2 id"));
+        let sock = Endpoint::Socket("/var/lib/kdbg/run/kube-apiserver/dlv.sock".into());
+        expect_test::expect!["ssh -o UserKnownHostsFile=/dev/null -i /k/id_rsa -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3 -o LogLevel=ERROR -p 2222 -o ControlMaster=no -o ControlPath=none -o ExitOnForwardFailure=yes -N -L 127.0.0.1:2345:/var/lib/kdbg/run/kube-apiserver/dlv.sock docker@192.168.49.2"].assert_eq(&runner.forward_command(2345, &sock).display());
+        let tcp = runner.forward_command(2345, &Endpoint::Loopback(2346)).display();
+        assert!(tcp.contains(" -L 127.0.0.1:2345:127.0.0.1:2346 "), "{tcp}");
         drop(runner);
         assert!(!dir.exists(), "the control directory is removed");
     }

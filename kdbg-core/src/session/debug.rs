@@ -8,6 +8,7 @@ use camino::Utf8PathBuf;
 use super::attach::{self, Attach};
 use super::capture::{self, Captured};
 use super::crash::CrashAt;
+use super::endpoint::{self, Listen};
 use super::journal::{self, Entry, Journal, State, Who};
 use super::launch::{self, LaunchSpec};
 use super::restore::{self, RestoreConfig};
@@ -95,8 +96,11 @@ impl DebugError {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Session {
     pub component: String,
-    /// Delve on the node.
+    /// Delve on the node: `unix:/var/lib/kdbg/run/<component>/dlv.sock` or `127.0.0.1:2345`.
     pub listen: String,
+    /// Why Delve listens on TCP, when it does.
+    pub tcp_because: Option<String>,
+    /// The IDE's port (on TCP also Delve's on the node).
     pub port: u16,
     /// Where the IDE attaches on this workstation (`localhost:<port>`), when tunneled.
     pub local_port: Option<u16>,
@@ -183,9 +187,13 @@ pub fn debug(
     let deployed = deploy::deploy(tree, components, node, &cfg.deploy, reporter)?;
     components.iter().for_each(|c| cfg.crash.point(&format!("copy:{}", c.name)));
 
-    let mut sessions = Vec::new();
+    let mut listens = Vec::new();
     for (cap, port) in &caps {
-        match start_one(node, &mut journal, cap, *port, cfg, reporter) {
+        listens.push(endpoint::choose(node, &deployed.dlv, cfg, cap.component, *port)?);
+    }
+    let mut sessions = Vec::new();
+    for ((cap, port), listen) in caps.iter().zip(listens) {
+        match start_one(node, &mut journal, cap, (*port, listen), cfg, reporter) {
             Ok(s) => sessions.push(s),
             Err(e) => {
                 let rollback = RestoreConfig {
@@ -212,12 +220,11 @@ fn start_one(
     node: &dyn Node,
     journal: &mut Journal,
     cap: &Captured,
-    port: u16,
+    (port, listen): (u16, Listen),
     cfg: &DebugConfig,
     reporter: &dyn Reporter,
 ) -> Result<Session, SessionError> {
     let c = cap.component;
-    let host = if cfg.expose { "0.0.0.0" } else { "127.0.0.1" };
     let binary = binary_path(c.name);
     let args = capture::debug_argv(&cap.argv, &binary, cfg.leader_elect_false && c.leader_elect);
     let now = journal::now();
@@ -235,7 +242,8 @@ fn start_one(
         ports: cap.ports.clone(),
         binary: binary.clone(),
         dlv: dlv_path(),
-        listen: format!("{host}:{port}"),
+        listen: listen.listen,
+        tcp_because: listen.tcp_because,
         port,
         dlv_pid: None,
         log: format!("{LOG_DIR}/{}.log", c.name),
@@ -257,9 +265,12 @@ fn start_one(
         entry.state = State::Launching;
         journal::put(node, journal, entry.clone())?;
         cfg.crash.point(&format!("{}#journal", id("launch")));
+        if let Some(socket) = endpoint::socket_of(&entry.endpoint()) {
+            endpoint::prepare(node, socket)?;
+        }
         let pid = launch::spawn(node, &spec)?;
         cfg.crash.point(&format!("{}#spawned", id("launch")));
-        launch::wait_listening(node, c.name, &spec, pid, port, cfg.timeouts.dlv)?;
+        launch::wait_listening(node, c.name, &spec, pid, cfg.timeouts.dlv)?;
         entry.state = State::Launched;
         entry.dlv_pid = Some(pid);
         journal::put(node, journal, entry.clone())?;
@@ -273,6 +284,7 @@ fn start_one(
     let mut session = Session {
         component: c.name.into(),
         listen: entry.listen.clone(),
+        tcp_because: entry.tcp_because.clone(),
         port,
         local_port: None,
         dlv_pid,
@@ -284,9 +296,19 @@ fn start_one(
     if cfg.tunnel {
         step(reporter, &id("tunnel"), || {
             let tunnel = node
-                .forward(port, port)
+                .forward(port, &entry.endpoint())
                 .map_err(|e| SessionError::Tunnel { component: c.name.into(), detail: e.to_string() })?;
             session.local_port = Some(tunnel.local_port());
+            if let Some(socket) = endpoint::socket_of(&entry.endpoint()) {
+                answers(tunnel.local_port()).map_err(|e| SessionError::Tunnel {
+                    component: c.name.into(),
+                    detail: format!(
+                        "Delve on {socket} does not answer through localhost:{port} ({e})\n  fix: the node's sshd \
+                         must allow streamlocal forwarding (`AllowStreamLocalForwarding yes`, no `DisableForwarding` \
+                         in its sshd_config)"
+                    ),
+                })?;
+            }
             session.tunnel_pid = tunnel.detach();
             if session.tunnel_pid.is_none() {
                 reporter.warn(format!(
@@ -302,6 +324,7 @@ fn start_one(
                     component: c.name.into(),
                     local_port: port,
                     remote_port: port,
+                    remote_socket: endpoint::socket_of(&entry.endpoint()).map(String::from),
                     pid,
                     started_at: journal::now(),
                 };
@@ -316,6 +339,14 @@ fn start_one(
         cfg.crash.point(&id("tunnel"));
     }
     Ok(session)
+}
+
+/// Delve answers a state request through the forward on localhost:`port` (an ssh forward to a
+/// socket listens locally even when the node's sshd refuses every connection through it).
+fn answers(port: u16) -> Result<(), crate::dlv::DlvError> {
+    let mut dlv = crate::dlv::DlvClient::connect(&format!("127.0.0.1:{port}"), Duration::from_secs(10))?;
+    dlv.call_timeout = Duration::from_secs(10);
+    dlv.state_nonblocking().map(drop)
 }
 
 /// Runs one step, reporting its start and outcome.

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::{SessionError, JOURNAL};
-use crate::node::{Node, Privilege};
+use crate::node::{Endpoint, Node, Privilege};
 
 /// Version of the journal's JSON.
 pub const JOURNAL_SCHEMA: u32 = 1;
@@ -161,8 +161,13 @@ pub struct Entry {
     /// The debug build and Delve on the node.
     pub binary: String,
     pub dlv: String,
-    /// Delve's listen address on the node, e.g. `127.0.0.1:2345`.
+    /// Delve's `--listen` on the node: `unix:/var/lib/kdbg/run/<component>/dlv.sock`, or
+    /// `127.0.0.1:2345` (see `session::endpoint`).
     pub listen: String,
+    /// Why Delve listens on TCP, when it does (`Delve 1.20.2 has no unix sockets ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_because: Option<String>,
+    /// Where the IDE attaches on the workstation (`localhost:<port>`); on TCP also Delve's port.
     pub port: u16,
     pub dlv_pid: Option<u32>,
     /// Delve's and the component's output.
@@ -170,6 +175,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// What a forward to this Delve reaches on the node.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::from_listen(&self.listen).unwrap_or(Endpoint::Loopback(self.port))
+    }
+
     /// `kdbg on HOST (pid N) since T, Delve on 127.0.0.1:2345`, for messages.
     pub fn holder(&self) -> String {
         format!(
@@ -277,7 +287,8 @@ mod tests {
             ports: vec![8443],
             binary: "/var/lib/kdbg/bin/kube-apiserver".into(),
             dlv: "/var/lib/kdbg/bin/dlv".into(),
-            listen: "127.0.0.1:2345".into(),
+            listen: "unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock".into(),
+            tcp_because: None,
             port: 2345,
             dlv_pid: Some(9),
             log: "/var/log/kdbg/kube-apiserver.log".into(),
@@ -288,5 +299,12 @@ mod tests {
         assert!(text.contains(r#""kind":"static_pod""#) && text.contains(r#""state":"launched""#), "{text}");
         assert_eq!(serde_json::from_str::<Journal>(&text).unwrap(), j);
         assert!(j.components["kube-apiserver"].holder().starts_with("kdbg on ws (pid 1) since "));
+        let e = &j.components["kube-apiserver"];
+        assert_eq!(e.endpoint(), Endpoint::Socket("/var/lib/kdbg/run/kube-apiserver/dlv.sock".into()));
+        assert!(!text.contains("tcp_because"), "{text}");
+        // A journal written before sockets: no `tcp_because`, a TCP endpoint.
+        let old = text.replace("unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock", "127.0.0.1:2345");
+        let old: Journal = serde_json::from_str(&old).unwrap();
+        assert_eq!(old.components["kube-apiserver"].endpoint(), Endpoint::Loopback(2345));
     }
 }

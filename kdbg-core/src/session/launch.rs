@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{procs, SessionError};
-use crate::node::{Node, NodeError, Privilege};
+use crate::node::{Endpoint, Node, NodeError, Privilege};
 use crate::report::Reporter;
 
 /// Starts `$@` in a new session, stdin from /dev/null, output appended to `$1` (the log), cwd `$2`;
@@ -24,7 +24,8 @@ pub struct LaunchSpec {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub working_dir: String,
-    /// `127.0.0.1:2345` (or `0.0.0.0:2345` with `--expose`).
+    /// `unix:/var/lib/kdbg/run/<component>/dlv.sock`, `127.0.0.1:2345` (or `0.0.0.0:2345` with
+    /// `--expose`).
     pub listen: String,
     /// `--continue`: run at once; without it the program waits at its entry for a debugger.
     pub run: bool,
@@ -61,9 +62,12 @@ impl LaunchSpec {
             format!("--listen={}", self.listen),
             "--api-version=2".into(),
             "--accept-multiclient".into(),
-            // The forwarded connection comes from the login user's sshd, not from root.
-            "--only-same-user=false".into(),
         ]);
+        if !self.listen.starts_with("unix:") {
+            // The forwarded connection comes from the login user's sshd, not from root. Delve
+            // checks the user of loopback TCP connections only: a socket needs no such flag.
+            cmd.push("--only-same-user=false".into());
+        }
         if self.run {
             cmd.push("--continue".into());
         }
@@ -91,21 +95,25 @@ pub fn spawn(node: &dyn Node, spec: &LaunchSpec) -> Result<u32, SessionError> {
     })
 }
 
-/// Waits until Delve listens on `port`; an error with the log's tail if it exits or times out.
+/// Waits until Delve listens on its `--listen` (a TCP port, or a socket that then goes to the login
+/// user, see `session::endpoint`); an error with the log's tail if it exits or times out.
 pub fn wait_listening(
     node: &dyn Node,
     component: &str,
     spec: &LaunchSpec,
     pid: u32,
-    port: u16,
     timeout: Duration,
 ) -> Result<(), SessionError> {
     let deadline = Instant::now() + timeout;
+    let endpoint = Endpoint::from_listen(&spec.listen).expect("kdbg's own --listen value");
     loop {
         let poll = procs::poll(node, &[pid])?;
         let detail = if poll.alive.is_empty() {
             "Delve exited".to_string()
-        } else if poll.listening(port).is_some() {
+        } else if poll.serves(&endpoint) {
+            if let Some(socket) = super::endpoint::socket_of(&endpoint) {
+                super::endpoint::hand_over(node, socket)?;
+            }
             return Ok(());
         } else if Instant::now() >= deadline {
             format!("Delve does not listen on {} after {}s", spec.listen, timeout.as_secs())
@@ -193,6 +201,8 @@ mod tests {
         };
         expect_test::expect![[r#"env -i PATH=/bin /var/lib/kdbg/bin/dlv exec /var/lib/kdbg/bin/kube-apiserver --headless --listen=127.0.0.1:2345 --api-version=2 --accept-multiclient --only-same-user=false --continue -- --secure-port=8443 --v=2"#]]
             .assert_eq(&spec.command().join(" "));
+        let socket = LaunchSpec { listen: "unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock".into(), ..spec.clone() };
+        expect_test::expect!["env -i PATH=/bin /var/lib/kdbg/bin/dlv exec /var/lib/kdbg/bin/kube-apiserver --headless --listen=unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock --api-version=2 --accept-multiclient --continue -- --secure-port=8443 --v=2"].assert_eq(&socket.command().join(" "));
         let waiting = LaunchSpec { run: false, ..spec.clone() };
         assert!(!waiting.command().contains(&"--continue".to_string()));
         let mounted =

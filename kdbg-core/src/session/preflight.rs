@@ -1,4 +1,4 @@
-//! Checks before `kdbg debug` changes anything: ports free on the node and the workstation, and
+//! Checks before `kdbg debug` changes anything: ports free on the workstation and the node, and
 //! warnings about versions and about pausing components others depend on.
 
 use std::net::{Ipv4Addr, TcpListener};
@@ -11,14 +11,20 @@ use crate::node::Node;
 use crate::report::Reporter;
 use crate::tree::{KubeVersion, SourceTree};
 
-/// Delve's port must be free on the node, and the tunnel's on this workstation.
-pub fn port(node: &dyn Node, cfg: &DebugConfig, c: &Component, port: u16) -> Result<(), SessionError> {
+/// Delve's TCP port must be free on the node (checked once it is known that Delve listens on TCP:
+/// see `session::endpoint`).
+pub fn node_port(node: &dyn Node, c: &Component, port: u16) -> Result<(), SessionError> {
     let poll = procs::poll(node, &[])?;
     if let Some(l) = poll.listening(port) {
         let holder = procs::holder(node, l);
         let what = format!("{}'s Delve", c.name);
         return Err(SessionError::PortBusy { node: node.describe(), port, what, holder });
     }
+    Ok(())
+}
+
+/// The tunnel's port must be free on this workstation.
+pub fn port(node: &dyn Node, cfg: &DebugConfig, c: &Component, port: u16) -> Result<(), SessionError> {
     if cfg.tunnel {
         if let Some(dir) = &cfg.state_dir {
             // A tunnel left from a session restored from elsewhere holds the port for nothing.

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use crate::component::Component;
-use crate::node::{Node, NodeError, Privilege};
+use crate::node::{Endpoint, Node, NodeError, Privilege};
 
 /// Every process's executable: `ls -l` prints `... /proc/PID/exe -> PATH` for each, one process.
 const EXES: &str = "ls -l /proc/[0-9]*/exe 2>/dev/null; true";
@@ -12,11 +12,11 @@ const EXES: &str = "ls -l /proc/[0-9]*/exe 2>/dev/null; true";
 /// `#PID` then one argument per line, for each pid given.
 const CMDLINES: &str = r##"for p; do echo "#$p"; tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null; echo; done"##;
 
-/// Which of the pids given are alive (not zombies), then the TCP tables.
+/// Which of the pids given are alive (not zombies), then the TCP tables and the unix sockets.
 const POLL: &str = r#"for p; do
   [ -d "/proc/$p" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null && echo "alive $p"
 done
-cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; true"#;
+cat /proc/net/tcp /proc/net/tcp6 /proc/net/unix 2>/dev/null; true"#;
 
 /// The process holding a listening socket: `$1` port, `$2` socket inode.
 const HOLDER: &str = r#"p=$(ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1)
@@ -56,11 +56,21 @@ pub struct Listener {
 pub struct Poll {
     pub alive: Vec<u32>,
     pub listeners: Vec<Listener>,
+    /// Paths of the unix sockets that accept connections.
+    pub sockets: Vec<String>,
 }
 
 impl Poll {
     pub fn listening(&self, port: u16) -> Option<&Listener> {
         self.listeners.iter().find(|l| l.port == port)
+    }
+
+    /// Something accepts connections at `endpoint` (any address, for a TCP port).
+    pub fn serves(&self, endpoint: &Endpoint) -> bool {
+        match endpoint {
+            Endpoint::Loopback(port) => self.listening(*port).is_some(),
+            Endpoint::Socket(path) => self.sockets.iter().any(|s| s == path),
+        }
     }
 }
 
@@ -132,6 +142,8 @@ pub fn parse_poll(text: &str) -> Poll {
             poll.alive.push(pid);
         } else if let Some(l) = parse_tcp_line(line) {
             poll.listeners.push(l);
+        } else if let Some(path) = parse_unix_line(line) {
+            poll.sockets.push(path);
         }
     }
     poll
@@ -154,6 +166,16 @@ fn parse_tcp_line(line: &str) -> Option<Listener> {
         _ => return None,
     };
     Some(Listener { addr, port, inode: f[9].parse().ok()? })
+}
+
+/// One line of `/proc/net/unix` (`Num RefCount Protocol Flags Type St Inode Path`), if it is a
+/// listening socket bound to a path (flags `00010000`: `__SO_ACCEPTCON`).
+fn parse_unix_line(line: &str) -> Option<String> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    match f[..] {
+        [num, _, _, "00010000", _, _, _, path] if num.ends_with(':') && path.starts_with('/') => Some(path.into()),
+        _ => None,
+    }
 }
 
 /// Who holds a listening socket, in words (`pid 123: /usr/bin/foo --x`), if the node can tell.
@@ -266,6 +288,18 @@ mod tests {
             [("127.0.0.1".into(), 2345, 23814), ("10.213.0.2".into(), 8443, 555), ("::".into(), 6666, 999)]
         );
         assert!(p.listening(22).is_none(), "an established connection is not a listener");
+        assert!(p.serves(&Endpoint::Loopback(2345)) && p.sockets.is_empty());
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01 41234 /var/lib/kdbg/run/kube-apiserver/dlv.sock
+0000000000000000: 00000003 00000000 00000000 0001 03 41240 /var/lib/kdbg/run/kube-apiserver/dlv.sock
+0000000000000000: 00000002 00000000 00010000 0001 01 2011 @/containerd-shim/abc.sock
+0000000000000000: 00000002 00000000 00000000 0002 01 2012
+";
+        let p = parse_poll(&format!("{TCP}{unix}"));
+        assert_eq!(p.sockets, ["/var/lib/kdbg/run/kube-apiserver/dlv.sock"], "listening, bound to a path");
+        assert!(p.serves(&Endpoint::Socket("/var/lib/kdbg/run/kube-apiserver/dlv.sock".into())));
+        assert!(!p.serves(&Endpoint::Socket("/var/lib/kdbg/run/kubelet/dlv.sock".into())));
+        assert_eq!(p.listeners.len(), 3, "unix lines are not TCP listeners");
     }
 
     #[test]

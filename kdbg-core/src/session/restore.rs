@@ -9,7 +9,7 @@ use camino::Utf8PathBuf;
 use super::crash::CrashAt;
 use super::journal::{self, Entry, State, Who};
 use super::traces::{self, Trace};
-use super::{binary_path, dlv_path, procs, stop, tunnels, SessionError, BIN_DIR};
+use super::{binary_path, dlv_path, endpoint, procs, stop, tunnels, SessionError, BIN_DIR};
 use crate::component::Component;
 use crate::node::Node;
 use crate::report::{Reporter, StepStatus};
@@ -118,8 +118,12 @@ fn recover_traces(
 ) -> Result<(), SessionError> {
     let only: Vec<&str> = cfg.components.iter().map(|c| c.name).collect();
     let found = traces::find(node, journal, &only)?;
-    let mut names: Vec<&str> = found.iter().map(Trace::component).collect();
-    names.dedup();
+    let mut names: Vec<&str> = Vec::new();
+    for name in found.iter().map(Trace::component) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     for name in names {
         let mine: Vec<&Trace> = found.iter().filter(|t| t.component() == name).collect();
         let seen: Vec<String> = mine.iter().map(|t| t.describe()).collect();
@@ -156,6 +160,10 @@ fn restore_one(
     procs::kill(node, &victims)?;
     if !victims.is_empty() {
         done.push(format!("killed Delve and the debug build (pids {victims:?})"));
+    }
+    if let Some(socket) = endpoint::socket_of(&entry.endpoint()) {
+        endpoint::remove(node, socket)?;
+        done.push(format!("removed Delve's socket directory {}", socket.rsplit_once('/').map_or(socket, |p| p.0)));
     }
     cfg.crash.point(&format!("{id}#killed"));
 

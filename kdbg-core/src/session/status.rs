@@ -9,15 +9,17 @@ use serde::Serialize;
 use super::journal::{self, Entry};
 use super::{procs, tunnels, SessionError};
 use crate::dlv::DlvClient;
-use crate::node::Node;
+use crate::node::{Endpoint, Node};
 
 /// One component under debug.
 #[derive(Debug, Clone, Serialize)]
 pub struct ComponentStatus {
     #[serde(flatten)]
     pub entry: Entry,
-    /// Delve's process is alive and listens on its port.
+    /// Delve's process is alive and listens (on its socket or port).
     pub dlv_up: bool,
+    /// Delve's unix socket on the node, when it listens on one (else `tcp_because` says why not).
+    pub socket: Option<String>,
     /// `running`, `halted at pkg/healthz/healthz.go:29`, `exited (status 1)`, or why it is unknown.
     pub program: String,
     /// The tunnel this workstation holds to it, if any: `localhost:<port>`.
@@ -31,22 +33,24 @@ pub fn status(node: &dyn Node, state_dir: Option<&Utf8Path>) -> Result<Vec<Compo
     let mut out = Vec::new();
     for entry in journal.components.into_values() {
         let poll = procs::poll(node, &entry.dlv_pid.into_iter().collect::<Vec<_>>())?;
-        let dlv_up = !poll.alive.is_empty() && poll.listening(entry.port).is_some();
+        let endpoint = entry.endpoint();
+        let dlv_up = !poll.alive.is_empty() && poll.serves(&endpoint);
         let tunnel = records
             .iter()
             .find(|r| r.node == node.describe() && r.component == entry.component && r.alive())
             .map(|r| r.local_port);
-        let program = if dlv_up { program_state(node, entry.port, tunnel) } else { "Delve is not running".into() };
-        out.push(ComponentStatus { entry, dlv_up, program, tunnel });
+        let program = if dlv_up { program_state(node, &endpoint, tunnel) } else { "Delve is not running".into() };
+        let socket = super::endpoint::socket_of(&endpoint).map(String::from);
+        out.push(ComponentStatus { entry, dlv_up, socket, program, tunnel });
     }
     Ok(out)
 }
 
 /// Asks Delve through the workstation's tunnel, or through a short-lived one.
-fn program_state(node: &dyn Node, port: u16, tunnel: Option<u16>) -> String {
+fn program_state(node: &dyn Node, endpoint: &Endpoint, tunnel: Option<u16>) -> String {
     let (local, _temporary) = match tunnel {
         Some(p) => (p, None),
-        None => match node.forward(0, port) {
+        None => match node.forward(0, endpoint) {
             Ok(t) => (t.local_port(), Some(t)),
             Err(e) => return format!("unknown (no tunnel: {e})"),
         },

@@ -4,7 +4,8 @@
 //!   directory): put back when the manifests directory lacks it, dropped when the manifest there
 //!   holds the same bytes, listed with the commands to choose when both exist and differ;
 //! - Delve or kdbg's debug build running from `/var/lib/kdbg/bin/`: killed; for a component run by
-//!   systemd, its unit (which kdbg stopped) is started again.
+//!   systemd, its unit (which kdbg stopped) is started again;
+//! - a socket directory `/var/lib/kdbg/run/<component>`: removed.
 //!
 //! Traces a journal entry accounts for are left to the journal. `kdbg restore` acts on the rest
 //! (with `--from-node-state` also when the journal cannot be read, after keeping it aside), and
@@ -13,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use super::journal::{How, Journal};
-use super::{procs, stop, BACKUP_DIR, BIN_DIR};
+use super::{procs, stop, BACKUP_DIR, BIN_DIR, RUN_DIR};
 use crate::component::{Component, Launch, COMPONENTS, MANIFESTS_DIR};
 use crate::node::{Node, NodeError, Privilege};
 
@@ -26,6 +27,9 @@ const BACKUPS: &str = r#"for b in "$1"/*; do
   echo "$n $(stat -c %a "$b") ${s%% *} $t"
 done"#;
 
+/// The names of the socket directories in `$1`.
+const SOCKET_DIRS: &str = r#"for d in "$1"/*; do [ -d "$d" ] && echo "${d##*/}"; done; true"#;
+
 /// Something kdbg left on the node that no journal entry accounts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trace {
@@ -33,6 +37,8 @@ pub enum Trace {
     Backup { component: String, backup: String, manifest: String, mode: u32, sha256: String, fate: Fate },
     /// Delve or kdbg's debug build, running.
     Process { component: String, pid: u32, exe: String },
+    /// The directory of a Delve's unix socket.
+    SocketDir { component: String, dir: String },
 }
 
 /// What to do with a backup, given what the manifests directory holds.
@@ -49,7 +55,9 @@ pub enum Fate {
 impl Trace {
     pub fn component(&self) -> &str {
         match self {
-            Trace::Backup { component, .. } | Trace::Process { component, .. } => component,
+            Trace::Backup { component, .. } | Trace::Process { component, .. } | Trace::SocketDir { component, .. } => {
+                component
+            }
         }
     }
 
@@ -66,6 +74,7 @@ impl Trace {
                 format!("kdbg's backup {backup}, which differs from {manifest}")
             }
             Trace::Process { pid, exe, .. } => format!("a debug process (pid {pid}, {exe})"),
+            Trace::SocketDir { dir, .. } => format!("Delve's socket directory {dir}"),
         }
     }
 }
@@ -106,6 +115,10 @@ pub fn find(node: &dyn Node, journal: &Journal, only: &[&str]) -> Result<Vec<Tra
             out.push(Trace::Process { component, pid, exe });
         }
     }
+    let dirs = node.exec(&["sh", "-c", SOCKET_DIRS, "kdbg-sockets", RUN_DIR], Privilege::Root, &[])?;
+    for component in dirs.stdout_str().lines().filter(|c| wanted(c)) {
+        out.push(Trace::SocketDir { component: component.into(), dir: format!("{RUN_DIR}/{component}") });
+    }
     Ok(out)
 }
 
@@ -118,6 +131,13 @@ pub fn recover(node: &dyn Node, traces: &[&Trace], back: Duration) -> Result<(Ve
     procs::kill(node, &pids)?;
     if !pids.is_empty() {
         done.push(format!("killed the debug processes {pids:?}"));
+    }
+    for t in traces {
+        if let Trace::SocketDir { dir, .. } = t {
+            let gone = super::endpoint::remove(node, &format!("{dir}/dlv.sock"));
+            gone.map_err(|e| NodeError::other(node.describe(), format!("remove {dir}"), e))?;
+            done.push(format!("removed {dir}"));
+        }
     }
     let mut started = None;
     for t in traces {

@@ -7,6 +7,8 @@ use std::io;
 use camino::Utf8Path;
 use serde::{Deserialize, Serialize};
 
+use crate::node::Endpoint;
+
 pub const FILE: &str = "tunnels.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,22 +17,36 @@ pub struct TunnelRecord {
     pub node: String,
     pub component: String,
     pub local_port: u16,
+    /// Delve's port on the node (on a socket: the IDE's port, as `kdbg debug` records it).
     pub remote_port: u16,
+    /// Delve's socket on the node, when it listens on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_socket: Option<String>,
     pub pid: u32,
     pub started_at: u64,
 }
 
 impl TunnelRecord {
+    /// What the forward reaches on the node.
+    pub fn endpoint(&self) -> Endpoint {
+        match &self.remote_socket {
+            Some(path) => Endpoint::Socket(path.clone()),
+            None => Endpoint::Loopback(self.remote_port),
+        }
+    }
+
     /// The process still runs and still looks like this forward (not a reused pid).
     pub fn alive(&self) -> bool {
         let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else { return false };
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        // `ssh -N -L 127.0.0.1:LOCAL:127.0.0.1:REMOTE …`
-        let (local, remote) = (format!(":{}:", self.local_port), format!(":{}", self.remote_port));
-        let ssh = args.iter().any(|a| a.contains(&local) && a.ends_with(&remote));
-        // `socat TCP-LISTEN:LOCAL,… EXEC:'docker exec -i NODE socat - TCP:127.0.0.1:REMOTE'` (kind)
+        let to = self.endpoint();
+        // `ssh -N -L 127.0.0.1:LOCAL:127.0.0.1:REMOTE …` or `… -L 127.0.0.1:LOCAL:/path/dlv.sock …`
+        let forward = format!("127.0.0.1:{}:{}", self.local_port, to.ssh_target());
+        let ssh = args.contains(&forward);
+        // `socat TCP-LISTEN:LOCAL,… EXEC:'docker exec -i NODE socat - TCP:127.0.0.1:REMOTE'` (kind;
+        // `UNIX-CONNECT:PATH` for a socket)
         let listen = format!("TCP-LISTEN:{},", self.local_port);
-        let target = format!("TCP:127.0.0.1:{}'", self.remote_port);
+        let target = format!(" {}'", to.socat());
         let socat = args.iter().any(|a| a.starts_with(&listen)) && args.iter().any(|a| a.ends_with(&target));
         ssh || socat
     }
@@ -95,6 +111,33 @@ pub fn stop(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Vec<T
 mod tests {
     use super::*;
 
+    /// A record of `child`, once it runs (until the child has exec'd, its command line is still
+    /// this test's); `alive` is asserted.
+    fn running(
+        child: &std::process::Child,
+        node: &str,
+        (local, remote): (u16, u16),
+        socket: Option<&str>,
+    ) -> TunnelRecord {
+        let rec = TunnelRecord {
+            node: node.into(),
+            component: "kube-apiserver".into(),
+            local_port: local,
+            remote_port: remote,
+            remote_socket: socket.map(String::from),
+            pid: child.id(),
+            started_at: 0,
+        };
+        for _ in 0..100 {
+            if rec.alive() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(rec.alive());
+        rec
+    }
+
     #[test]
     fn a_kind_forward_by_socat_is_recognised_and_stopped() {
         let dir = tempfile::tempdir().unwrap();
@@ -105,26 +148,27 @@ mod tests {
             .arg("EXEC:'docker exec -i dev-control-plane socat - TCP:127.0.0.1:2345'")
             .spawn()
             .unwrap();
-        let rec = TunnelRecord {
-            node: "kind node dev-control-plane".into(),
-            component: "kube-apiserver".into(),
-            local_port: 23451,
-            remote_port: 2345,
-            pid: child.id(),
-            started_at: 0,
-        };
-        // Until the child has exec'd, its command line is still this test's.
-        for _ in 0..100 {
-            if rec.alive() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        assert!(rec.alive());
+        let rec = running(&child, "kind node dev-control-plane", (23451, 2345), None);
         assert!(!TunnelRecord { remote_port: 2346, ..rec.clone() }.alive());
+        let sock = Some("/var/lib/kdbg/run/kube-apiserver/dlv.sock".to_string());
+        assert!(!TunnelRecord { remote_socket: sock, ..rec.clone() }.alive(), "a socket forward is another one");
         add(dir, rec.clone()).unwrap();
         assert_eq!(stop(dir, "kind node dev-control-plane", &[]).unwrap(), [rec]);
         assert!(!child.wait().unwrap().success(), "the forward was not signalled");
+    }
+
+    #[test]
+    fn an_ssh_forward_to_a_socket_is_recognised() {
+        let socket = "/var/lib/kdbg/run/kube-apiserver/dlv.sock";
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30", "-N", "-L", &format!("127.0.0.1:23452:{socket}"), "docker@10.0.0.2"])
+            .spawn()
+            .unwrap();
+        let rec = running(&child, "docker@10.0.0.2", (23452, 23452), Some(socket));
+        assert_eq!(rec.endpoint(), Endpoint::Socket(socket.into()));
+        assert!(!TunnelRecord { remote_socket: None, ..rec.clone() }.alive(), "not a forward to 127.0.0.1:23452");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]
@@ -136,6 +180,7 @@ mod tests {
             component: c.into(),
             local_port: 1,
             remote_port: 2,
+            remote_socket: None,
             pid: u32::MAX - 1,
             started_at: 0,
         };

@@ -60,12 +60,12 @@ fn connect(
         });
     };
     let kept = state_dir.and_then(|d| tunnels::load(d).ok()).unwrap_or_default().into_iter().find(|r| {
-        r.node == node.describe() && r.component == entry.component && r.remote_port == entry.port && r.alive()
+        r.node == node.describe() && r.component == entry.component && r.endpoint() == entry.endpoint() && r.alive()
     });
     let (local, tunnel) = match kept {
         Some(r) => (r.local_port, None),
         None => {
-            let t = node.forward(0, entry.port)?;
+            let t = node.forward(0, &entry.endpoint())?;
             (t.local_port(), Some(t))
         }
     };

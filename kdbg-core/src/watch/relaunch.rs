@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::WatchError;
-use crate::node::{Node, NodeError, Privilege};
+use crate::node::{Endpoint, Node, NodeError, Privilege};
 use crate::session::journal::{self, Entry, Journal, State};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::SessionError;
@@ -24,12 +24,20 @@ use crate::session::SessionError;
 /// `gone` or `timeout dlv|serve`.
 /// The old processes are found by what they run (the binary, and `dlv exec BINARY`), never by a
 /// remembered pid that may have been reused. Arguments: log, working dir, binary, dlv, Delve's
-/// port, the program's ports (`,`), run (1/0), dlv timeout, serve timeout (s), then the command.
+/// port or `unix:SOCKET`, the program's ports (`,`), run (1/0), dlv timeout, serve timeout (s),
+/// then the command. A socket left by the killed Delve is removed before the new one binds it,
+/// and handed to its directory's owner once it accepts (see `session::endpoint`).
 const RELAUNCH: &str = r#"set -u
 log=$1 wd=$2 bin=$3 dlv=$4 dport=$5 ports=$6 run=$7 tdlv=$8 tserve=$9; shift 9
 up() { cut -d' ' -f1 /proc/uptime; }
 alive() { [ -d "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
-listening() { grep -qE ":$(printf %04X "$1") [0-9A-F]+:0000 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null; }
+listening() {
+  case $1 in
+  unix:*) s=${1#unix:}; awk -v p="$s" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' /proc/net/unix &&
+    chown "$(stat -c %u:%g "${s%/*}")" "$s" && chmod 0600 "$s" ;;
+  *) grep -qE ":$(printf %04X "$1") [0-9A-F]+:0000 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null ;;
+  esac
+}
 exe_pids() {
   ls -l /proc/[0-9]*/exe 2>/dev/null | awk -v b="$1" '{ i = index($0, " -> "); x = substr($0, i + 4);
     sub(/ \(deleted\)$/, "", x); if (x == b) { split(substr($0, 1, i - 1), a, "/proc/"); split(a[2], c, "/"); print c[1] } }'
@@ -49,6 +57,7 @@ while :; do
   sleep 0.02; i=$((i + 1))
 done
 echo "stopped $(up)"
+case $dport in unix:*) rm -f "${dport#unix:}" ;; esac
 mkdir -p "${log%/*}" && cd "$wd" || exit 1
 echo "--- kdbg: Delve restarts for kdbg watch $(date -u '+%Y-%m-%dT%H:%M:%SZ')" >> "$log" || exit 1
 pid=$(setsid sh -c 'echo $$; exec "$@" </dev/null >>"$0" 2>&1' "$log" "$@" &)
@@ -77,8 +86,8 @@ done"#;
 pub struct Held {
     pub component: String,
     pub spec: LaunchSpec,
-    /// Delve's port on the node.
-    pub port: u16,
+    /// Where Delve listens on the node.
+    pub endpoint: Endpoint,
     /// The ports the program serves on.
     pub ports: Vec<u16>,
 }
@@ -131,7 +140,7 @@ pub fn capture(node: &dyn Node, entry: &Entry) -> Result<Held, WatchError> {
         log: entry.log.clone(),
         mounts: entry.how.bind_mounts(),
     };
-    Ok(Held { component: entry.component.clone(), spec, port: entry.port, ports: entry.ports.clone() })
+    Ok(Held { component: entry.component.clone(), spec, endpoint: entry.endpoint(), ports: entry.ports.clone() })
 }
 
 /// Relaunches Delve on the binary now on the node, journaling before and after. Relaunches of
@@ -160,7 +169,11 @@ pub fn relaunch(
     let ports: Vec<String> = held.ports.iter().map(u16::to_string).collect();
     let mut argv: Vec<String> = vec!["sh".into(), "-s".into(), "--".into()];
     argv.extend([spec.log.clone(), spec.working_dir.clone(), spec.args[0].clone(), spec.dlv.clone()]);
-    argv.extend([held.port.to_string(), ports.join(","), u8::from(spec.run).to_string()]);
+    let dport = match &held.endpoint {
+        Endpoint::Loopback(port) => port.to_string(),
+        socket => socket.to_string(),
+    };
+    argv.extend([dport, ports.join(","), u8::from(spec.run).to_string()]);
     argv.extend([dlv_timeout.as_secs().max(1).to_string(), serve_timeout.as_secs().max(1).to_string()]);
     argv.extend(spec.command());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
