@@ -68,7 +68,7 @@ fn delve_1_20_is_refused_for_a_go_1_27_build_before_the_node_changes() {
     let lab = Lab::up_with("oldlve", Tree::fixture_with(Toolchain::newest()));
     let before = lab.snapshot();
     let out = lab.debug(&[]).env("KDBG_DLV", "/usr/bin/dlv").failure(1);
-    for part in ["built with go1.27.3 (DWARF 5)", "/usr/bin/dlv (Delve 1.20.2", "Delve ≥ 1.27 built with Go ≥ 1.25"]
+    for part in ["built with go1.27.3 (DWARF 5)", "/usr/bin/dlv (Delve 1.20.2", "Delve 1.27–1.30 built with Go ≥ 1.25"]
     {
         assert!(out.stderr.contains(part), "{part:?} missing in:\n{}", out.stderr);
     }

@@ -21,6 +21,10 @@ pub const STATIC: &str = "a dlv that runs on any Linux node: `CGO_ENABLED=0 go i
 /// The install advice every "no usable dlv" error ends with.
 pub const INSTALL: &str = "install Delve with the Go that builds the binaries: `go install github.com/go-delve/delve/cmd/dlv@latest` (Debian: `apt-get install delve`), or pass --dlv PATH";
 
+/// How many Go releases before its own a Delve release still debugs: Delve 1.24.0 refuses Go 1.20
+/// binaries ("minimum supported version 1.21", its `pkg/goversion/compat.go`).
+const DELVE_GO_SPAN: u32 = 3;
+
 /// The first Go release whose binaries carry DWARF 5 by default.
 const DWARF5_GO_MINOR: u32 = 25;
 
@@ -88,12 +92,12 @@ impl Needs {
         Needs { go_version: go_version.to_string(), dwarf }
     }
 
-    /// "Delve ≥ 1.27 built with Go ≥ 1.25".
+    /// "Delve 1.27–1.30 built with Go ≥ 1.25".
     pub fn requirement(&self) -> String {
         let minor = go_minor(&self.go_version).unwrap_or(0);
         match self.dwarf >= 5 {
-            true => format!("Delve ≥ 1.{minor} built with Go ≥ 1.{DWARF5_GO_MINOR}"),
-            false => format!("Delve ≥ 1.{minor}"),
+            true => format!("Delve 1.{minor}–1.{} built with Go ≥ 1.{DWARF5_GO_MINOR}", minor + DELVE_GO_SPAN),
+            false => format!("Delve 1.{minor}–1.{}", minor + DELVE_GO_SPAN),
         }
     }
 
@@ -103,6 +107,13 @@ impl Needs {
         let have = delve_minor(&dlv.version)?;
         if have < need {
             return Some(format!("Delve {} reads binaries of Go up to 1.{have}", dlv.version));
+        }
+        if need + DELVE_GO_SPAN < have {
+            return Some(format!(
+                "Delve {} refuses binaries of Go older than 1.{} (it supports the Go releases up to {DELVE_GO_SPAN} before its own)",
+                dlv.version,
+                have - DELVE_GO_SPAN
+            ));
         }
         let built = dlv.go_version.as_deref().and_then(go_minor);
         if self.dwarf >= 5 && built.is_none_or(|b| b < DWARF5_GO_MINOR) {
@@ -325,16 +336,23 @@ mod tests {
     #[test]
     fn delve_must_know_the_go_release_and_read_its_dwarf() {
         let go127 = Needs::of_go("go1.27.3");
-        assert_eq!((go127.dwarf, go127.requirement().as_str()), (5, "Delve ≥ 1.27 built with Go ≥ 1.25"));
+        assert_eq!((go127.dwarf, go127.requirement().as_str()), (5, "Delve 1.27–1.30 built with Go ≥ 1.25"));
         assert!(go127.unmet_by(&dlv("1.27.1", "go1.26.7")).is_none());
         let e = go127.unmet_by(&dlv("1.20.2", "go1.19.8")).unwrap();
         assert_eq!(e, "Delve 1.20.2 reads binaries of Go up to 1.20");
         let e = go127.unmet_by(&dlv("1.27.0", "go1.24.4")).unwrap();
         assert!(e.contains("built with go1.24.4, which cannot read DWARF 5"), "{e}");
         let go124 = Needs::of_go("go1.24.11");
-        assert_eq!((go124.dwarf, go124.requirement().as_str()), (4, "Delve ≥ 1.24"));
+        assert_eq!((go124.dwarf, go124.requirement().as_str()), (4, "Delve 1.24–1.27"));
         assert!(go124.unmet_by(&dlv("1.24.0", "go1.24.4")).is_none());
         assert!(Needs::of_go("go1.19.8").unmet_by(&dlv("1.20.2", "go1.19.8")).is_none());
+        // Too new: Delve 1.24 refuses Go 1.19 binaries at launch, so it is refused here already.
+        let e = Needs::of_go("go1.19.8").unmet_by(&dlv("1.24.0", "go1.24.4")).unwrap();
+        assert_eq!(
+            e,
+            "Delve 1.24.0 refuses binaries of Go older than 1.21 (it supports the Go releases up to 3 before its own)"
+        );
+        assert!(Needs::of_go("go1.21.0").unmet_by(&dlv("1.24.0", "go1.24.4")).is_none());
     }
 
     #[test]
