@@ -200,8 +200,8 @@ mod tests {
     fn cycles_and_unknown_deps_are_errors() {
         let mut p = Plan::default();
         let (build, copy) = (StepKind::Build.on("a"), StepKind::Copy.on("a"));
-        p.add(build.clone(), &[copy.clone()], None, false, vec![]);
-        p.add(copy, &[build.clone()], None, false, vec![]);
+        p.add(build.clone(), std::slice::from_ref(&copy), None, false, vec![]);
+        p.add(copy, std::slice::from_ref(&build), None, false, vec![]);
         assert_eq!(p.waves().unwrap_err(), PlanError::Cycle(build));
         p.add(StepKind::Launch.on("a"), &[StepKind::Tunnel.on("a")], None, false, vec![]);
         assert!(matches!(p.waves().unwrap_err(), PlanError::UnknownDep { .. }));

@@ -55,13 +55,16 @@ impl Target {
     }
 }
 
+/// A file to send: `(name, local path, sha256)`.
+type Wanted = (String, Utf8PathBuf, String);
+
 /// The binaries built and the Delve chosen for them: what the copies send.
 struct Chosen {
     build: BuildOutcome,
     dlv: Dlv,
     needs: Needs,
     /// `(name, local path, sha256)`: the binaries, then dlv.
-    wanted: Vec<(String, Utf8PathBuf, String)>,
+    wanted: Vec<Wanted>,
 }
 
 /// Runs the build and copy steps of a plan for one node.
@@ -167,7 +170,7 @@ impl<'a> Deploying<'a> {
     }
 
     /// The wanted file a copy step sends, and what the node holds at its path.
-    fn file(&self, step: &StepId) -> Result<(&(String, Utf8PathBuf, String), Option<String>), DeployError> {
+    fn file(&self, step: &StepId) -> Result<(&Wanted, Option<String>), DeployError> {
         let have = self.on_node(step)?;
         let chosen = self.chosen(step)?;
         let name = step.subject.as_deref().unwrap_or_default();

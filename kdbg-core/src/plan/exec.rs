@@ -224,7 +224,7 @@ mod tests {
     fn plan() -> Plan {
         let mut p = Plan::default();
         let b = p.add(StepKind::Build.on("a"), &[], None, true, vec!["key unchanged".into()]);
-        let ca = p.add(StepKind::Copy.on("a"), &[b.clone()], None, false, vec![]);
+        let ca = p.add(StepKind::Copy.on("a"), std::slice::from_ref(&b), None, false, vec![]);
         let cd = p.add(StepKind::Copy.on("dlv"), &[b], None, false, vec![]);
         p.add(StepKind::Copy.on("fresh"), &[], None, false, vec![]);
         p.add(StepKind::Stop.on("a"), &[ca, cd], None, false, vec![]);

@@ -150,15 +150,12 @@ impl<'a> Debugging<'a> {
             log: entry.log.clone(),
             mounts: cap.how.bind_mounts(),
         };
-        entry.state = State::Launching;
-        journal::put(node, &mut self.journal.lock().unwrap(), entry.clone())?;
+        journal::launching(node, &self.journal, &mut entry)?;
         cfg.crash.within(id, "journal");
         let pid = launch::spawn(node, &spec)?;
         cfg.crash.within(id, "spawned");
         launch::wait_listening(node, c.name, &spec, pid, port, cfg.timeouts.dlv)?;
-        entry.state = State::Launched;
-        entry.dlv_pid = Some(pid);
-        journal::put(node, &mut self.journal.lock().unwrap(), entry.clone())?;
+        journal::launched(node, &self.journal, &mut entry, pid)?;
         if spec.run {
             launch::wait_serving(node, c.name, &spec, pid, &entry.ports, cfg.timeouts.serve, self.reporter)?;
         }
