@@ -50,9 +50,15 @@ pub enum Command {
         sel: Selection,
         #[arg(long)]
         json: bool,
-        /// Also show the steps of `kdbg debug`: copy, provision dlv, capture args, stop, launch, tunnel, IDE.
+        /// Also show the steps of `kdbg debug`: capture args, copy (binaries, dlv), stop, launch, tunnel, IDE.
         #[arg(long)]
         debug: bool,
+        /// With --debug: the plan of `kdbg debug --no-ide` (no write-ide step).
+        #[arg(long, requires = "debug")]
+        no_ide: bool,
+        /// With --debug: the plan for `--target local` (no tunnel steps).
+        #[arg(long, requires = "debug")]
+        local: bool,
     },
     /// Print a stable cache key for CI (same for any checkout of the same sources).
     #[command(

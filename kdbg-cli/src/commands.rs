@@ -38,14 +38,14 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Plan { sel, json, debug } => {
+        Command::Plan { sel, json, debug, no_ide, local } => {
             let (tree, comps, config) = select(&sel)?;
             let mut plan = build::plan(&tree, &comps, &config)?;
             if debug {
-                plan = kdbg_core::session::debug::full_plan(plan, &comps);
+                plan = kdbg_core::session::debug::full_plan(plan, &comps, !local, !no_ide);
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&plan)?);
+                println!("{}", serde_json::to_string_pretty(&plan.in_order()?)?);
             } else {
                 print!("{}", plan.render());
             }

@@ -6,11 +6,11 @@ use anyhow::Context;
 use camino::Utf8PathBuf;
 use clap::Args;
 use kdbg_core::component::Component;
+use kdbg_core::crash::{self, CrashAt};
 use kdbg_core::deploy::DeployConfig;
 use kdbg_core::ide::vscode;
 use kdbg_core::node::target::Target;
 use kdbg_core::node::Node;
-use kdbg_core::session::crash::{self, CrashAt};
 use kdbg_core::session::debug::{self, DebugConfig, DebugOutcome, Timeouts};
 use kdbg_core::session::journal::{now, since};
 use kdbg_core::session::node_lock::NodeLock;
@@ -134,7 +134,7 @@ pub(crate) fn state_dir() -> Option<Utf8PathBuf> {
         .or_else(|| var("HOME").map(|h| h.join(".local/state/kdbg")))
 }
 
-/// Test-only fault injection, see `kdbg_core::session::crash`.
+/// Test-only fault injection, see `kdbg_core::crash`.
 fn crash_at() -> CrashAt {
     CrashAt(std::env::var(crash::ENV).ok().filter(|v| !v.is_empty()))
 }
@@ -206,7 +206,7 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         let ide = outcome.attach.ide.as_ref().map(|r| json!(r));
         println!(
             "{}",
-            json!({ "schema": JSON_SCHEMA, "node": node.describe(), "sessions": outcome.sessions, "ide": ide })
+            json!({ "schema": JSON_SCHEMA, "node": node.describe(), "sessions": outcome.sessions, "ide": ide, "steps": outcome.steps })
         );
     } else {
         print!("{}", render_debug(&outcome, &node.describe(), &target_args(&args.target)));

@@ -12,7 +12,7 @@ use crate::component::Component;
 use crate::flags::{self, Profile};
 use crate::host::{Cmd, HostError};
 use crate::lock::TreeLock;
-use crate::plan::{self, Plan};
+use crate::plan::{self, Plan, StepId, StepKind};
 use crate::report::{Event, Reporter, StepStatus};
 use crate::toolchain::{self, GoSearch, GoToolchain};
 use crate::tree::SourceTree;
@@ -123,18 +123,49 @@ pub fn build_prepared(
     prepared: &Prepared,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
+    let keyed = keyed(tree, components, prepared, reporter)?;
+    build_keyed(tree, keyed, prepared, reporter)
+}
+
+/// The keys of a build about to run, computed under the tree's lock, which stays held until
+/// [`build_keyed`] is done with them (a plan's build steps are decided by these keys).
+pub struct Keyed {
+    pub keys: Keys,
+    _lock: TreeLock,
+}
+
+/// Takes the tree's lock and computes the keys, reporting the toolchain's and keys' warnings.
+pub fn keyed(
+    tree: &SourceTree,
+    components: &[&'static Component],
+    prepared: &Prepared,
+    reporter: &dyn Reporter,
+) -> Result<Keyed, BuildError> {
     let state_dir = tree.state_dir();
-    let _lock = TreeLock::acquire(&state_dir, reporter).map_err(not_writable(tree, &state_dir.join("lock")))?;
+    let lock = TreeLock::acquire(&state_dir, reporter).map_err(not_writable(tree, &state_dir.join("lock")))?;
     if let Some(w) = &prepared.toolchain.warning {
         reporter.warn(w.clone());
     }
-    let mut keys = keys(tree, components, prepared)?;
+    let keys = keys(tree, components, prepared)?;
     for w in &keys.warnings {
         reporter.warn(w.clone());
     }
+    Ok(Keyed { keys, _lock: lock })
+}
+
+/// Builds what `keyed` says is stale (one make, or one replay), records the outputs, and
+/// releases the tree's lock.
+pub fn build_keyed(
+    tree: &SourceTree,
+    keyed: Keyed,
+    prepared: &Prepared,
+    reporter: &dyn Reporter,
+) -> Result<BuildOutcome, BuildError> {
+    let state_dir = tree.state_dir();
+    let Keyed { mut keys, _lock } = keyed;
     let stale: Vec<&ComponentKey> = keys.components.iter().filter(|k| !k.hit).collect();
     for k in keys.components.iter().filter(|k| k.hit) {
-        reporter.step(&format!("build:{}", k.component.name), StepStatus::Skipped { reason: plan::why(k).join("; ") });
+        reporter.step(&StepKind::Build.on(k.component.name), StepStatus::Skipped { reason: plan::why(k).join("; ") });
     }
     let mut make_line = None;
     let mut via = None;
@@ -160,8 +191,8 @@ pub fn build_prepared(
             .env("SOURCE_DATE_EPOCH", flags::SOURCE_DATE_EPOCH)
             .env("KUBE_GIT_VERSION_FILE", version_file.as_str())
             .cwd(&tree.root);
-        let id = stale.iter().map(|k| format!("build:{}", k.component.name)).collect::<Vec<_>>().join(",");
-        reporter.step(&id, StepStatus::Started);
+        let ids = build_ids(&stale);
+        ids.iter().for_each(|id| reporter.step(id, StepStatus::Started));
         let go = &prepared.toolchain;
         reporter.info(format!(
             "running {} with {} ({}, GOTOOLCHAIN=local)",
@@ -170,12 +201,13 @@ pub fn build_prepared(
             go.go
         ));
         let started = Instant::now();
-        let result = cmd.stream(&mut |line| reporter.report(Event::Output { id: id.clone(), line: line.to_string() }));
+        let result =
+            cmd.stream(&mut |line| reporter.report(Event::Output { id: ids[0].clone(), line: line.to_string() }));
         seconds = started.elapsed().as_secs_f64();
         match result {
-            Ok(()) => reporter.step(&id, StepStatus::Done { seconds }),
+            Ok(()) => ids.iter().for_each(|id| reporter.step(id, StepStatus::Done { seconds })),
             Err(HostError::Failed { tail, .. }) => {
-                reporter.step(&id, StepStatus::Failed { error: "make failed".into() });
+                ids.iter().for_each(|id| reporter.step(id, StepStatus::Failed { error: "make failed".into() }));
                 return Err(BuildError::Make { root: tree.root.clone(), tail });
             }
             Err(e) => return Err(BuildError::MakeSpawn(e)),
@@ -225,8 +257,8 @@ fn run_replay(
     mut capture: capture::Capture,
     reporter: &dyn Reporter,
 ) -> Result<f64, BuildError> {
-    let id = stale.iter().map(|k| format!("build:{}", k.component.name)).collect::<Vec<_>>().join(",");
-    reporter.step(&id, StepStatus::Started);
+    let ids = build_ids(stale);
+    ids.iter().for_each(|id| reporter.step(id, StepStatus::Started));
     reporter.info(format!(
         "replaying make's {} captured go build(s) (no make: only Go bodies changed)",
         capture.invocations.len()
@@ -237,11 +269,12 @@ fn run_replay(
             .args(inv.args.iter().cloned())
             .envs(replay::env(&prepared.toolchain.env, &inv.env))
             .cwd(Utf8Path::new(&inv.cwd));
-        let result = cmd.stream(&mut |line| reporter.report(Event::Output { id: id.clone(), line: line.to_string() }));
+        let result =
+            cmd.stream(&mut |line| reporter.report(Event::Output { id: ids[0].clone(), line: line.to_string() }));
         match result {
             Ok(()) => {}
             Err(HostError::Failed { tail, .. }) => {
-                reporter.step(&id, StepStatus::Failed { error: "go build failed".into() });
+                ids.iter().for_each(|id| reporter.step(id, StepStatus::Failed { error: "go build failed".into() }));
                 return Err(BuildError::Replay { root: tree.root.clone(), tail });
             }
             Err(e) => return Err(BuildError::MakeSpawn(e)),
@@ -258,12 +291,18 @@ fn run_replay(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    reporter.step(&id, StepStatus::Done { seconds });
+    ids.iter().for_each(|id| reporter.step(id, StepStatus::Done { seconds }));
     capture.keys = stale.iter().map(|k| (k.component.name.to_string(), k.key.clone())).collect();
     let bytes = serde_json::to_vec_pretty(&capture).expect("capture serializes");
     let path = tree.state_dir().join(capture::CAPTURE_FILE);
     cache::state::write_atomic(&path, &bytes).map_err(not_writable(tree, &path))?;
     Ok(seconds)
+}
+
+/// One step per stale component: the one make (or replay) that builds them all reports each, and
+/// its output lines under the first.
+fn build_ids(stale: &[&ComponentKey]) -> Vec<StepId> {
+    stale.iter().map(|k| StepKind::Build.on(k.component.name)).collect()
 }
 
 /// The toolchain's environment with the capture shim's directory first on PATH.

@@ -275,6 +275,19 @@ fn closure_env(tree: &SourceTree, go: &GoToolchain, c: &Component) -> String {
     )
 }
 
+/// The tree-relative directories of the components' stored import closures: every package
+/// directory and the directory of every closure file (what `kdbg watch` watches).
+pub fn closure_dirs(state_dir: &Utf8Path, components: &[&'static Component]) -> BTreeSet<String> {
+    let (state, _) = State::load(state_dir);
+    let mut dirs = BTreeSet::new();
+    for c in components {
+        let Some(s) = state.components.get(c.name) else { continue };
+        dirs.extend(s.closure.dirs.iter().cloned());
+        dirs.extend(s.closure.files.iter().map(|f| f.rsplit_once('/').map_or("", |(d, _)| d).to_string()));
+    }
+    dirs
+}
+
 /// The files that drive the build itself, as far as they exist in this tree.
 pub fn build_files(root: &Utf8Path) -> BTreeSet<String> {
     let mut files: BTreeSet<String> =

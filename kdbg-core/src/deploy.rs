@@ -10,6 +10,7 @@
 //! bytes, the next copy is a zstd delta against them (see `node::copy`); `make clean` drops them.
 
 pub mod dlv;
+pub mod steps;
 
 use std::time::Instant;
 
@@ -21,9 +22,12 @@ use crate::cache::CacheError;
 use crate::component::Component;
 use crate::node::copy::Method;
 use crate::node::{Node, NodeError, Privilege, BIN_DIR};
+use crate::plan::exec::{Exec, Failed};
+use crate::plan::StepKind;
 use crate::report::{Reporter, StepStatus};
 use crate::tree::SourceTree;
 pub use dlv::{Dlv, DlvError, Needs};
+pub use steps::{Deploying, Target};
 
 #[derive(Debug, Clone, Default)]
 pub struct DeployConfig {
@@ -46,6 +50,17 @@ pub enum DeployError {
     CrossBuild { node: String, node_platform: String, host_platform: String },
     #[error("dlv does not run on {node}: {detail}\n  fix: {}", dlv::STATIC)]
     DlvOnNode { node: String, detail: String },
+    #[error("not done: {step} failed first")]
+    Earlier { step: String },
+}
+
+impl DeployError {
+    /// The error to show of a run's failures: the first that is not a consequence of another.
+    pub fn first<E>(failed: Failed<E>, earlier: impl Fn(&E) -> bool) -> E {
+        let mut errors: Vec<E> = failed.errors.into_iter().map(|(_, e)| e).collect();
+        let i = errors.iter().position(|e| !earlier(e)).unwrap_or(0);
+        errors.swap_remove(i)
+    }
 }
 
 /// One file on the node, as `kdbg deploy --json` reports it.
@@ -83,7 +98,8 @@ pub struct DeployOutcome {
     pub seconds: f64,
 }
 
-/// Builds `components` for `node` and makes `/var/lib/kdbg/bin` on it hold them and dlv.
+/// Builds `components` for `node` and makes `/var/lib/kdbg/bin` on it hold them and dlv: the
+/// plan [`steps::plan`] run by the executor.
 pub fn deploy(
     tree: &SourceTree,
     components: &[&'static Component],
@@ -93,68 +109,35 @@ pub fn deploy(
 ) -> Result<DeployOutcome, DeployError> {
     let started = Instant::now();
     let (trips0, sent0) = (node.round_trips(), node.bytes_sent());
-    let name = node.describe();
-    let (os, arch) = node.platform()?;
-    let prepared = build::prepare(tree, &config.build)?;
-    let toolchain = &prepared.toolchain.identity;
-    let platform = format!("{os}/{arch}");
-    let host_platform = format!("{}/{}", toolchain.goos, toolchain.goarch);
-    if platform != host_platform {
-        return Err(DeployError::CrossBuild { node: name, node_platform: platform, host_platform });
-    }
-    // No dlv at all is worth knowing before a long build.
-    dlv::candidates(config.dlv.as_deref())?;
+    let target = Target::check(tree, node, config)?;
+    let keyed = build::keyed(tree, components, &target.prepared, reporter)?;
+    let plan = steps::plan(crate::plan::Plan::for_build(&keyed.keys.components), components);
+    let run = Deploying::new(tree, node, &target, config, keyed, reporter);
+    Exec::default()
+        .run(&plan, &run, reporter)
+        .map_err(|f| DeployError::first(f, |e| matches!(e, DeployError::Earlier { .. })))?;
+    run.outcome(started, trips0, sent0)
+}
 
-    let build = build::build_prepared(tree, components, &prepared, reporter)?;
-    // Every binary is checked against the Delve before anything is sent to the node.
-    let (dlv, needs) = match build.components.first() {
-        Some(first) => dlv::choose(config.dlv.as_deref(), &first.binary, &arch)?,
-        None => (dlv::inspect(&dlv::find(config.dlv.as_deref())?, Some(&arch))?, Needs::of_go(&toolchain.go_version)),
-    };
-    for b in &build.components[1..] {
-        let n = dlv::needs_of(&b.binary)?;
-        if n.unmet_by(&dlv).is_some() {
-            dlv::choose(Some(&dlv.path), &b.binary, &arch)?;
+impl Deployed {
+    /// A file the node already holds.
+    fn kept(name: &str, sha256: &str, file_bytes: u64) -> Deployed {
+        Deployed {
+            name: name.into(),
+            path: format!("{BIN_DIR}/{name}"),
+            sha256: sha256.into(),
+            copied: false,
+            file_bytes,
+            wire_bytes: 0,
+            method: None,
+            seconds: 0.0,
         }
     }
-    reporter.info(format!(
-        "Delve {} ({}, {}) for binaries built with {} (DWARF {})",
-        dlv.version,
-        dlv.go_version.as_deref().unwrap_or("unknown Go"),
-        dlv.path,
-        needs.go_version,
-        needs.dwarf
-    ));
-    let mut wanted: Vec<(String, Utf8PathBuf, String)> =
-        build.components.iter().map(|b| (b.name.clone(), b.binary.clone(), b.sha256.clone())).collect();
-    let dlv_sha = crate::node::copy::hash_file(&dlv.path)
-        .map_err(|e| DlvError::Broken { path: dlv.path.clone(), detail: e.to_string() })?
-        .0;
-    wanted.push(("dlv".into(), dlv.path.clone(), dlv_sha));
-    let remote: Vec<String> = wanted.iter().map(|(n, ..)| format!("{BIN_DIR}/{n}")).collect();
-
-    let before = node.round_trips();
-    let on_node = node.sha256s(&remote.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let decide_round_trips = node.round_trips() - before;
-
-    let files = copy_files(tree, node, &wanted, &on_node, reporter)?;
-    Ok(DeployOutcome {
-        node: name,
-        platform,
-        build,
-        files,
-        dlv,
-        needs: Some(needs),
-        decide_round_trips,
-        round_trips: node.round_trips() - trips0,
-        bytes_sent: node.bytes_sent() - sent0,
-        seconds: started.elapsed().as_secs_f64(),
-    })
 }
 
 /// Copies each `(name, local path, sha256)` to `BIN_DIR/<name>` on the node unless `on_node` (the
-/// node's sha256 of that path, in the same order) says it is there already; a delta against the
-/// last copy when the node still holds it. `dlv` is checked to run after a copy.
+/// node's sha256 of that path, in the same order) says it is there already, reporting a
+/// `copy:<name>` step for each (`kdbg watch`, which runs no plan).
 pub fn copy_files(
     tree: &SourceTree,
     node: &dyn Node,
@@ -162,56 +145,63 @@ pub fn copy_files(
     on_node: &[Option<String>],
     reporter: &dyn Reporter,
 ) -> Result<Vec<Deployed>, DeployError> {
-    let name = node.describe();
-    let bases = Bases(tree.state_dir().join("deployed"));
     let mut files = Vec::new();
-    for ((file, local, sha), have) in wanted.iter().zip(on_node) {
-        let remote = &format!("{BIN_DIR}/{file}");
-        let id = format!("copy:{file}");
-        let file_bytes = std::fs::metadata(local).map(|m| m.len()).unwrap_or(0);
-        let mut d = Deployed {
-            name: file.clone(),
-            path: remote.clone(),
-            sha256: sha.clone(),
-            copied: false,
-            file_bytes,
-            wire_bytes: 0,
-            method: None,
-            seconds: 0.0,
-        };
+    for (file, have) in wanted.iter().zip(on_node) {
+        let (name, local, sha) = file;
+        let id = StepKind::Copy.on(name);
         if have.as_deref() == Some(sha.as_str()) {
-            let reason = format!("{name} already has sha256:{}", &sha[..12.min(sha.len())]);
+            let reason = format!("{} already has sha256:{}", node.describe(), &sha[..12.min(sha.len())]);
             reporter.step(&id, StepStatus::Skipped { reason });
-            files.push(d);
+            files.push(Deployed::kept(name, sha, std::fs::metadata(local).map(|m| m.len()).unwrap_or(0)));
             continue;
         }
         reporter.step(&id, StepStatus::Started);
-        let t = Instant::now();
-        let base = have.as_deref().and_then(|h| bases.get(file, h));
-        let copied = match &base {
-            Some(b) => node.copy_to_delta(local, remote, 0o755, b).or_else(|e| match e {
-                // The base was not what the node holds after all: send the whole file.
-                NodeError::Command { .. } => node.copy_to(local, remote, 0o755),
-                e => Err(e),
-            }),
-            None => node.copy_to(local, remote, 0o755),
-        };
-        let stats = copied.inspect_err(|e| reporter.step(&id, StepStatus::Failed { error: e.to_string() }))?;
-        d.seconds = t.elapsed().as_secs_f64();
-        (d.copied, d.wire_bytes, d.file_bytes, d.method) =
-            (true, stats.wire_bytes, stats.file_bytes, Some(stats.method));
+        let d = copy_one(tree, node, file, have.as_deref(), reporter)
+            .inspect_err(|e| reporter.step(&id, StepStatus::Failed { error: e.to_string() }))?;
         reporter.step(&id, StepStatus::Done { seconds: d.seconds });
-        if stats.method == Method::Plain && file != "dlv" {
-            reporter.info(format!("{name} has no zstd: {file} went uncompressed ({} bytes)", stats.wire_bytes));
-        }
-        if file == "dlv" {
-            check_dlv_runs(node, remote)?;
-        } else if let Err(e) = bases.put(file, local, sha) {
-            reporter.warn(format!("cannot keep {file} for delta copies: {e}"));
-        }
         files.push(d);
     }
     Ok(files)
+}
+
+/// Copies one `(name, local path, sha256)` to `BIN_DIR/<name>`: a delta against the last copy
+/// when the node still holds it (`have`). `dlv` is checked to run after a copy.
+fn copy_one(
+    tree: &SourceTree,
+    node: &dyn Node,
+    (file, local, sha): &(String, Utf8PathBuf, String),
+    have: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<Deployed, DeployError> {
+    let bases = Bases(tree.state_dir().join("deployed"));
+    let remote = &format!("{BIN_DIR}/{file}");
+    let mut d = Deployed::kept(file, sha, std::fs::metadata(local).map(|m| m.len()).unwrap_or(0));
+    let t = Instant::now();
+    let base = have.and_then(|h| bases.get(file, h));
+    let copied = match &base {
+        Some(b) => node.copy_to_delta(local, remote, 0o755, b).or_else(|e| match e {
+            // The base was not what the node holds after all: send the whole file.
+            NodeError::Command { .. } => node.copy_to(local, remote, 0o755),
+            e => Err(e),
+        }),
+        None => node.copy_to(local, remote, 0o755),
+    };
+    let stats = copied?;
+    d.seconds = t.elapsed().as_secs_f64();
+    (d.copied, d.wire_bytes, d.file_bytes, d.method) = (true, stats.wire_bytes, stats.file_bytes, Some(stats.method));
+    if stats.method == Method::Plain && file != "dlv" {
+        reporter.info(format!(
+            "{} has no zstd: {file} went uncompressed ({} bytes)",
+            node.describe(),
+            stats.wire_bytes
+        ));
+    }
+    if file == "dlv" {
+        check_dlv_runs(node, remote)?;
+    } else if let Err(e) = bases.put(file, local, sha) {
+        reporter.warn(format!("cannot keep {file} for delta copies: {e}"));
+    }
+    Ok(d)
 }
 
 /// A freshly copied dlv must start on the node (architecture, libc).

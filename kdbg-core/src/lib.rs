@@ -7,6 +7,7 @@
 pub mod build;
 pub mod cache;
 pub mod component;
+pub mod crash;
 pub mod deploy;
 pub mod digest;
 pub mod dlv;

@@ -1,87 +1,46 @@
 //! The plan: a DAG of steps computed from a request and observed state, without running anything.
 
+pub mod exec;
+pub mod id;
+
+use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 use crate::cache::ComponentKey;
+pub use id::{StepId, StepKind};
 
-/// What a step does. Later steps of a debug session are part of the type from the start so that
-/// plans, renderers and the executor grow without changing shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum StepKind {
-    /// One `make all` covers every stale build step of a plan.
-    Build {
-        component: String,
-    },
-    Copy {
-        component: String,
-    },
-    ProvisionDlv,
-    CaptureArgs {
-        component: String,
-    },
-    Stop {
-        component: String,
-    },
-    Launch {
-        component: String,
-    },
-    Tunnel {
-        component: String,
-    },
-    WriteIde,
-    Restore {
-        component: String,
-    },
-}
-
-impl StepKind {
-    pub fn verb(&self) -> &'static str {
-        match self {
-            StepKind::Build { .. } => "build",
-            StepKind::Copy { .. } => "copy",
-            StepKind::ProvisionDlv => "provision-dlv",
-            StepKind::CaptureArgs { .. } => "capture-args",
-            StepKind::Stop { .. } => "stop",
-            StepKind::Launch { .. } => "launch",
-            StepKind::Tunnel { .. } => "tunnel",
-            StepKind::WriteIde => "write-ide",
-            StepKind::Restore { .. } => "restore",
-        }
-    }
-    pub fn component(&self) -> Option<&str> {
-        match self {
-            StepKind::Build { component }
-            | StepKind::Copy { component }
-            | StepKind::CaptureArgs { component }
-            | StepKind::Stop { component }
-            | StepKind::Launch { component }
-            | StepKind::Tunnel { component }
-            | StepKind::Restore { component } => Some(component),
-            StepKind::ProvisionDlv | StepKind::WriteIde => None,
-        }
-    }
-    /// `build:kube-apiserver`, `provision-dlv`, ...
-    pub fn id(&self) -> String {
-        match self.component() {
-            Some(c) => format!("{}:{c}", self.verb()),
-            None => self.verb().to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    pub id: String,
-    #[serde(flatten)]
-    pub kind: StepKind,
-    pub deps: Vec<String>,
+    pub id: StepId,
+    pub deps: Vec<StepId>,
     /// What decides whether the step must run (a cache key, a remote hash, ...).
     pub fingerprint: Option<String>,
     /// The fingerprint matches what is already there: the step will be skipped.
     pub up_to_date: bool,
     /// Why the step must run, or why it is up to date.
     pub why: Vec<String>,
+}
+
+/// `{"id", "kind", "component"?, "node"?, "deps", "fingerprint", "up_to_date", "why"}`.
+impl Serialize for Step {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Step", 8)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("kind", &self.id.kind)?;
+        match &self.id.subject {
+            Some(c) => st.serialize_field("component", c)?,
+            None => st.skip_field("component")?,
+        }
+        match &self.id.node {
+            Some(n) => st.serialize_field("node", n)?,
+            None => st.skip_field("node")?,
+        }
+        st.serialize_field("deps", &self.deps)?;
+        st.serialize_field("fingerprint", &self.fingerprint)?;
+        st.serialize_field("up_to_date", &self.up_to_date)?;
+        st.serialize_field("why", &self.why)?;
+        st.end()
+    }
 }
 
 /// Version of `kdbg plan --json` output.
@@ -96,9 +55,9 @@ pub struct Plan {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlanError {
     #[error("step `{step}` depends on unknown step `{dep}`")]
-    UnknownDep { step: String, dep: String },
+    UnknownDep { step: StepId, dep: StepId },
     #[error("the plan has a cycle through `{0}`")]
-    Cycle(String),
+    Cycle(StepId),
 }
 
 impl Plan {
@@ -106,33 +65,32 @@ impl Plan {
     pub fn for_build(keys: &[ComponentKey]) -> Plan {
         let mut plan = Plan { schema: PLAN_SCHEMA, steps: Vec::new() };
         for k in keys {
-            plan.add(
-                StepKind::Build { component: k.component.name.to_string() },
-                &[],
-                Some(k.key.clone()),
-                k.hit,
-                why(k),
-            );
+            plan.add(StepKind::Build.on(k.component.name), &[], Some(k.key.clone()), k.hit, why(k));
         }
         plan
     }
 
     pub fn add(
         &mut self,
-        kind: StepKind,
-        deps: &[&str],
+        id: StepId,
+        deps: &[StepId],
         fingerprint: Option<String>,
         up_to_date: bool,
         why: Vec<String>,
-    ) -> String {
-        let id = kind.id();
-        let deps = deps.iter().map(|d| d.to_string()).collect();
-        self.steps.push(Step { id: id.clone(), kind, deps, fingerprint, up_to_date, why });
+    ) -> StepId {
+        self.steps.push(Step { id: id.clone(), deps: deps.to_vec(), fingerprint, up_to_date, why });
         id
     }
 
-    pub fn step(&self, id: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| s.id == id)
+    pub fn step(&self, id: &StepId) -> Option<&Step> {
+        self.steps.iter().find(|s| &s.id == id)
+    }
+
+    /// The same plan with its steps in the order the executor starts them (wave by wave, in
+    /// plan order within a wave): what `kdbg plan --json` prints.
+    pub fn in_order(&self) -> Result<Plan, PlanError> {
+        let steps = self.waves()?.into_iter().flatten().cloned().collect();
+        Ok(Plan { schema: self.schema, steps })
     }
 
     /// Steps in an order that respects dependencies, grouped in waves that may run concurrently.
@@ -142,19 +100,19 @@ impl Plan {
                 return Err(PlanError::UnknownDep { step: s.id.clone(), dep: dep.clone() });
             }
         }
-        let mut done: Vec<&str> = Vec::new();
+        let mut done: Vec<&StepId> = Vec::new();
         let mut waves = Vec::new();
         while done.len() < self.steps.len() {
             let wave: Vec<&Step> = self
                 .steps
                 .iter()
-                .filter(|s| !done.contains(&s.id.as_str()) && s.deps.iter().all(|d| done.contains(&d.as_str())))
+                .filter(|s| !done.contains(&&s.id) && s.deps.iter().all(|d| done.contains(&d)))
                 .collect();
             if wave.is_empty() {
-                let stuck = self.steps.iter().find(|s| !done.contains(&s.id.as_str())).unwrap();
+                let stuck = self.steps.iter().find(|s| !done.contains(&&s.id)).unwrap();
                 return Err(PlanError::Cycle(stuck.id.clone()));
             }
-            done.extend(wave.iter().map(|s| s.id.as_str()));
+            done.extend(wave.iter().map(|s| &s.id));
             waves.push(wave);
         }
         Ok(waves)
@@ -171,8 +129,9 @@ impl Plan {
             for s in wave {
                 let state = if s.up_to_date { "up to date" } else { "will run" };
                 let fp = s.fingerprint.as_deref().map(|f| format!("  [{}]", &f[..f.len().min(12)])).unwrap_or_default();
-                let deps = if s.deps.is_empty() { String::new() } else { format!("  after {}", s.deps.join(", ")) };
-                out.push_str(&format!("{}. {:<32} {state}{fp}{deps}\n", n + 1, s.id));
+                let deps: Vec<String> = s.deps.iter().map(StepId::to_string).collect();
+                let deps = if deps.is_empty() { String::new() } else { format!("  after {}", deps.join(", ")) };
+                out.push_str(&format!("{}. {:<32} {state}{fp}{deps}\n", n + 1, s.id.to_string()));
                 for w in s.why.iter().take(10) {
                     out.push_str(&format!("     {w}\n"));
                 }
@@ -208,48 +167,43 @@ pub fn why(k: &ComponentKey) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn kind(verb: &str, c: &str) -> StepKind {
-        match verb {
-            "build" => StepKind::Build { component: c.into() },
-            "copy" => StepKind::Copy { component: c.into() },
-            _ => StepKind::Launch { component: c.into() },
-        }
-    }
-
     #[test]
     fn waves_respect_dependencies_and_render_in_order() {
         let mut p = Plan::default();
-        let b = p.add(kind("build", "kube-apiserver"), &[], Some("0123456789abcdef".into()), true, vec![]);
-        let c = p.add(kind("copy", "kube-apiserver"), &[&b], None, false, vec!["node holds other bytes".into()]);
-        p.add(StepKind::ProvisionDlv, &[], None, false, vec![]);
-        p.add(kind("launch", "kube-apiserver"), &[&c, "provision-dlv"], None, false, vec![]);
+        let b = p.add(StepKind::Build.on("kube-apiserver"), &[], Some("0123456789abcdef".into()), true, vec![]);
+        let c = p.add(StepKind::Copy.on("kube-apiserver"), &[b], None, false, vec!["node holds other bytes".into()]);
+        let dlv = p.add(StepKind::Copy.on("dlv"), &[], None, false, vec![]);
+        p.add(StepKind::Launch.on("kube-apiserver"), &[c, dlv], None, false, vec![]);
         let waves = p.waves().unwrap();
-        let ids: Vec<Vec<&str>> = waves.iter().map(|w| w.iter().map(|s| s.id.as_str()).collect()).collect();
+        let ids: Vec<Vec<String>> = waves.iter().map(|w| w.iter().map(|s| s.id.to_string()).collect()).collect();
         assert_eq!(
             ids,
-            vec![
-                vec!["build:kube-apiserver", "provision-dlv"],
-                vec!["copy:kube-apiserver"],
-                vec!["launch:kube-apiserver"]
-            ]
+            vec![vec!["build:kube-apiserver", "copy:dlv"], vec!["copy:kube-apiserver"], vec!["launch:kube-apiserver"]]
         );
+        let ordered: Vec<String> = p.in_order().unwrap().steps.iter().map(|s| s.id.to_string()).collect();
+        assert_eq!(ordered, ["build:kube-apiserver", "copy:dlv", "copy:kube-apiserver", "launch:kube-apiserver"]);
         expect_test::expect![[r#"
             1. build:kube-apiserver             up to date  [0123456789ab]
-            1. provision-dlv                    will run
+            1. copy:dlv                         will run
             2. copy:kube-apiserver              will run  after build:kube-apiserver
                  node holds other bytes
-            3. launch:kube-apiserver            will run  after copy:kube-apiserver, provision-dlv
+            3. launch:kube-apiserver            will run  after copy:kube-apiserver, copy:dlv
         "#]]
         .assert_eq(&p.render());
+        let json = serde_json::to_value(&p.steps[1]).unwrap();
+        assert_eq!(json["id"], "copy:kube-apiserver");
+        assert_eq!((json["kind"].as_str(), json["component"].as_str()), (Some("copy"), Some("kube-apiserver")));
+        assert_eq!(json["deps"][0], "build:kube-apiserver");
     }
 
     #[test]
     fn cycles_and_unknown_deps_are_errors() {
         let mut p = Plan::default();
-        p.add(kind("build", "a"), &["copy:a"], None, false, vec![]);
-        p.add(kind("copy", "a"), &["build:a"], None, false, vec![]);
-        assert_eq!(p.waves().unwrap_err(), PlanError::Cycle("build:a".into()));
-        p.add(kind("launch", "a"), &["tunnel:a"], None, false, vec![]);
+        let (build, copy) = (StepKind::Build.on("a"), StepKind::Copy.on("a"));
+        p.add(build.clone(), std::slice::from_ref(&copy), None, false, vec![]);
+        p.add(copy, std::slice::from_ref(&build), None, false, vec![]);
+        assert_eq!(p.waves().unwrap_err(), PlanError::Cycle(build));
+        p.add(StepKind::Launch.on("a"), &[StepKind::Tunnel.on("a")], None, false, vec![]);
         assert!(matches!(p.waves().unwrap_err(), PlanError::UnknownDep { .. }));
     }
 }

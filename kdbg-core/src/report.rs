@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::plan::StepId;
+
 /// How a step ended (or that it began).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -23,12 +25,12 @@ pub enum StepStatus {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Step {
-        id: String,
+        id: StepId,
         status: StepStatus,
     },
     /// A line of a long-running tool's output (make, go), for a progress display.
     Output {
-        id: String,
+        id: StepId,
         line: String,
     },
     Info {
@@ -48,7 +50,7 @@ pub trait Reporter: Sync {
     fn warn(&self, message: String) {
         self.report(Event::Warning { message });
     }
-    fn step(&self, id: &str, status: StepStatus) {
-        self.report(Event::Step { id: id.to_string(), status });
+    fn step(&self, id: &StepId, status: StepStatus) {
+        self.report(Event::Step { id: id.clone(), status });
     }
 }

@@ -26,13 +26,12 @@
 //! enter; else on `127.0.0.1` with `--only-same-user=false`, because the ssh forward's connection
 //! comes from the login user's sshd, not from root.
 //!
-//! Fault injection for tests: [`crash::CrashAt`] (`KDBG_TEST_CRASH_AT`).
+//! Fault injection for tests: [`crate::crash::CrashAt`] (`KDBG_TEST_CRASH_AT`) at every step id.
 
 mod error;
 
 pub mod attach;
 pub mod capture;
-pub mod crash;
 pub mod daemonset;
 pub mod debug;
 pub mod endpoint;

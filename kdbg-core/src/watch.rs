@@ -34,6 +34,7 @@ use crate::build::{self, BuildConfig};
 use crate::component::Component;
 use crate::deploy;
 use crate::node::{Node, NodeError};
+use crate::plan::StepKind;
 use crate::report::{Event, Reporter, StepStatus};
 use crate::session::debug::Timeouts;
 use crate::session::node_lock::NodeLock;
@@ -358,7 +359,7 @@ impl Tap<'_> {
 impl Reporter for Tap<'_> {
     fn report(&self, event: Event) {
         if let Event::Step { id, status: StepStatus::Started } = &event {
-            if id.starts_with("build:") || id.starts_with("copy:") {
+            if matches!(id.kind, StepKind::Build | StepKind::Copy) {
                 self.start();
             }
         }

@@ -182,7 +182,7 @@ fn plan_shows_the_dag_and_runs_nothing() {
     let out = t.kdbg(["plan", "apiserver", "--debug", "--json"]).success();
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let ids: Vec<&str> = plan["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    for id in ["build:kube-apiserver", "copy:kube-apiserver", "provision-dlv", "capture-args:kube-apiserver"] {
+    for id in ["build:kube-apiserver", "copy:kube-apiserver", "copy:dlv", "capture-args:kube-apiserver"] {
         assert!(ids.contains(&id), "{id} in {ids:?}");
     }
     for id in ["stop:kube-apiserver", "launch:kube-apiserver", "tunnel:kube-apiserver", "write-ide"] {

@@ -5,6 +5,7 @@ mod bad_inputs;
 mod faults;
 mod race;
 mod recovery;
+mod steps;
 mod tasks;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use kdbg_core::dlv::DlvClient;
+use kdbg_core::plan::StepId;
 use kdbg_tests::lab::{self, RELEASE_BIN};
 use kdbg_tests::{TestNode, TestNodeConfig};
 
@@ -186,6 +188,14 @@ impl Lab {
             request.join().unwrap().unwrap()
         });
         assert!(response.ends_with("\r\n\r\nok"), "{response}");
+    }
+
+    /// `kdbg plan apiserver --debug --no-ide --json`: the ids of the steps [`Lab::debug`] runs, in
+    /// the order they start.
+    pub fn debug_plan(&self) -> Vec<StepId> {
+        let out = self.tree.kdbg(["plan", "apiserver", "--debug", "--no-ide", "--json"]).success();
+        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        plan["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().parse().unwrap()).collect()
     }
 
     pub fn journal(&self) -> String {

@@ -6,6 +6,7 @@
 //! manifest points) and never environment values (only their names).
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -257,6 +258,21 @@ pub fn put(node: &dyn Node, journal: &mut Journal, mut entry: Entry) -> Result<(
     entry.updated_at = now();
     journal.components.insert(entry.component.clone(), entry);
     save(node, journal)
+}
+
+/// Journals `entry` as launching (no Delve pid), before Delve starts: `kdbg debug`'s launch and
+/// `kdbg watch`'s relaunch. The journal is shared by steps that run at once.
+pub fn launching(node: &dyn Node, journal: &Mutex<Journal>, entry: &mut Entry) -> Result<(), SessionError> {
+    entry.state = State::Launching;
+    entry.dlv_pid = None;
+    put(node, &mut journal.lock().unwrap(), entry.clone())
+}
+
+/// Journals `entry` as launched: Delve `pid` listens.
+pub fn launched(node: &dyn Node, journal: &Mutex<Journal>, entry: &mut Entry, pid: u32) -> Result<(), SessionError> {
+    entry.state = State::Launched;
+    entry.dlv_pid = Some(pid);
+    put(node, &mut journal.lock().unwrap(), entry.clone())
 }
 
 #[cfg(test)]

@@ -2,17 +2,20 @@
 //! the manifest back byte-identical (or start the unit), wait until the original runs again, then
 //! forget the entry. Idempotent, and needs nothing but the node's journal.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 
-use super::crash::CrashAt;
-use super::journal::{self, Entry, State, Who};
+use super::journal::{self, Entry, Journal, State, Who};
 use super::traces::{self, Trace};
 use super::{binary_path, dlv_path, endpoint, procs, stop, tunnels, SessionError, BIN_DIR};
 use crate::component::Component;
+use crate::crash::CrashAt;
 use crate::node::Node;
-use crate::report::{Reporter, StepStatus};
+use crate::plan::exec::{Exec, Policy, Ran, Runner};
+use crate::plan::{Plan, Step, StepKind};
+use crate::report::Reporter;
 
 #[derive(Debug, Clone)]
 pub struct RestoreConfig {
@@ -52,7 +55,7 @@ pub struct Restored {
 /// Restores every component the journal holds (or those asked for); components without an entry
 /// still get their stray debug processes killed and their local tunnels stopped.
 pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) -> Result<Vec<Restored>, SessionError> {
-    let mut journal = match journal::load(node) {
+    let journal = match journal::load(node) {
         Err(SessionError::Journal { detail, .. }) if cfg.from_node_state => {
             let aside = journal::keep_aside(node)?;
             reporter.warn(format!("the journal could not be read ({detail}); kept it as {aside}"));
@@ -67,23 +70,11 @@ pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) ->
     names.retain(|n| journal.components.get(n).is_some_and(|e| cfg.owner.as_ref().is_none_or(|o| &e.who == o)));
     // Reverse of the order sessions were started in.
     names.sort_by_key(|n| std::cmp::Reverse(journal.components.get(n).map(|e| (e.started_at, e.updated_at))));
-    let mut out = Vec::new();
-    let mut first_error = None;
-    for name in &names {
-        let id = format!("restore:{name}");
-        reporter.step(&id, StepStatus::Started);
-        let started = Instant::now();
-        match restore_one(node, &mut journal, name, cfg) {
-            Ok(r) => {
-                reporter.step(&id, StepStatus::Done { seconds: started.elapsed().as_secs_f64() });
-                out.push(r);
-            }
-            Err(e) => {
-                reporter.step(&id, StepStatus::Failed { error: e.to_string() });
-                first_error.get_or_insert(e);
-            }
-        }
-    }
+    let run = Restoring { node, journal: Mutex::new(journal), cfg, out: Mutex::new(Vec::new()) };
+    // One at a time, in plan order (they share the journal); a failure leaves the others to run.
+    let exec = Exec { parallel: 1, policy: Policy::KeepGoing, crash: cfg.crash.clone() };
+    let first_error = exec.run(&plan(&names), &run, reporter).err().map(|f| f.errors.into_iter().next().unwrap().1);
+    let (journal, mut out) = (run.journal.into_inner().unwrap(), run.out.into_inner().unwrap());
     if cfg.owner.is_none() {
         // What kdbg left that no journal entry accounts for (a journal removed or unreadable).
         recover_traces(node, &journal, cfg, reporter, &mut out)?;
@@ -105,6 +96,34 @@ pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) ->
     match first_error {
         Some(e) => Err(e),
         None => Ok(out),
+    }
+}
+
+/// `kdbg restore`'s steps: `restore:<component>` for each of `names`, run in this order (the
+/// reverse of the order the sessions started in).
+pub fn plan(names: &[String]) -> Plan {
+    let mut plan = Plan { schema: crate::plan::PLAN_SCHEMA, steps: Vec::new() };
+    for name in names {
+        plan.add(StepKind::Restore.on(name), &[], None, false, vec![]);
+    }
+    plan
+}
+
+struct Restoring<'a> {
+    node: &'a dyn Node,
+    journal: Mutex<Journal>,
+    cfg: &'a RestoreConfig,
+    out: Mutex<Vec<Restored>>,
+}
+
+impl Runner for Restoring<'_> {
+    type Error = SessionError;
+
+    fn run(&self, step: &Step) -> Result<Ran, SessionError> {
+        let name = step.id.subject.as_deref().expect("a restore step names its component");
+        let r = restore_one(self.node, &mut self.journal.lock().unwrap(), name, self.cfg)?;
+        self.out.lock().unwrap().push(r);
+        Ok(Ran::Done)
     }
 }
 
@@ -151,10 +170,10 @@ fn restore_one(
         }
         return Ok(Restored { component: name.into(), done });
     };
-    let id = format!("restore:{name}");
+    let id = StepKind::Restore.on(name);
     entry.state = State::Restoring;
     journal::put(node, journal, entry.clone())?;
-    cfg.crash.point(&format!("{id}#journal"));
+    cfg.crash.within(&id, "journal");
 
     let victims = strays(node, Some(name))?;
     procs::kill(node, &victims)?;
@@ -165,7 +184,7 @@ fn restore_one(
         endpoint::remove(node, socket)?;
         done.push(format!("removed Delve's socket directory {}", socket.rsplit_once('/').map_or(socket, |p| p.0)));
     }
-    cfg.crash.point(&format!("{id}#killed"));
+    cfg.crash.within(&id, "killed");
 
     stop::put_back(node, &entry.how).map_err(|detail| SessionError::Restore {
         component: name.into(),
@@ -178,12 +197,11 @@ fn restore_one(
         journal::How::Systemd { unit, .. } => format!("left {unit} inactive, as it was before `kdbg debug`"),
         journal::How::DaemonSet { namespace, name, .. } => format!("put the DaemonSet {namespace}/{name}'s spec back"),
     });
-    cfg.crash.point(&format!("{id}#manifest"));
+    cfg.crash.within(&id, "manifest");
 
     let back = if entry.was_running { wait_back(node, &entry, cfg.back_timeout)? } else { true };
     journal.components.remove(name);
     journal::save(node, journal)?;
-    cfg.crash.point(&id);
     if !back {
         let logs = match &entry.how {
             journal::How::Systemd { unit, .. } => format!("journalctl -u {unit}"),

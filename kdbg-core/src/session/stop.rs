@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use super::capture::Captured;
-use super::crash::CrashAt;
 use super::journal::{self, Entry, How, Journal, State};
 use super::{procs, SessionError};
+use crate::crash::CrashAt;
 use crate::node::{Node, Privilege};
+use crate::plan::StepKind;
 
 /// Removes the manifest and makes the removal durable (`$1` file, `$2` its directory).
 const REMOVE: &str = r#"rm -f "$1" && { sync "$2" 2>/dev/null || sync; }"#;
@@ -22,28 +23,28 @@ pub fn stop(
     timeout: Duration,
     crash: &CrashAt,
 ) -> Result<(), SessionError> {
-    let id = format!("stop:{}", cap.component.name);
+    let id = StepKind::Stop.on(cap.component.name);
     entry.state = State::Stopping;
     journal::put(node, journal, entry.clone())?;
-    crash.point(&format!("{id}#journal"));
+    crash.within(&id, "journal");
     match &cap.how {
         How::StaticPod { manifest, mode, backup, .. } => {
             let bytes = cap.manifest_bytes.as_deref().expect("static pods are captured with their manifest");
             node.write_file(backup, bytes, *mode, Privilege::Root)?;
-            crash.point(&format!("{id}#backup"));
+            crash.within(&id, "backup");
             let dir = manifest.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
             run(node, REMOVE, &[manifest, dir], &format!("remove {manifest}"))?;
-            crash.point(&format!("{id}#moved"));
+            crash.within(&id, "moved");
         }
         How::DaemonSet { .. } => {
-            crash.point(&format!("{id}#backup"));
+            crash.within(&id, "backup");
             super::daemonset::stop(node, &cap.how, cap.component.name, cap.pid)?;
-            crash.point(&format!("{id}#moved"));
+            crash.within(&id, "moved");
         }
         How::Systemd { unit, .. } => {
-            crash.point(&format!("{id}#backup"));
+            crash.within(&id, "backup");
             run(node, "systemctl stop \"$1\"", &[unit], &format!("systemctl stop {unit}"))?;
-            crash.point(&format!("{id}#moved"));
+            crash.within(&id, "moved");
         }
     }
     // Free again: what the original was seen listening on, and what its flags name (a port held
@@ -67,7 +68,6 @@ pub fn stop(
     }
     entry.state = State::Stopped;
     journal::put(node, journal, entry.clone())?;
-    crash.point(&id);
     Ok(())
 }
 

@@ -17,18 +17,12 @@ use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher};
 
 use super::WatchError;
-use crate::cache::{self, State};
+use crate::cache;
 use crate::component::Component;
 
 /// The tree-relative directories to watch for `components` (`""` is the tree's root).
 pub fn wanted(tree_root: &Utf8Path, state_dir: &Utf8Path, components: &[&'static Component]) -> BTreeSet<String> {
-    let (state, _) = State::load(state_dir);
-    let mut dirs = BTreeSet::new();
-    for c in components {
-        let Some(s) = state.components.get(c.name) else { continue };
-        dirs.extend(s.closure.dirs.iter().cloned());
-        dirs.extend(s.closure.files.iter().map(|f| parent(f).to_string()));
-    }
+    let mut dirs = cache::closure_dirs(state_dir, components);
     dirs.extend(cache::build_files(tree_root).iter().map(|f| parent(f).to_string()));
     dirs.retain(|d| !d.starts_with("_output"));
     dirs

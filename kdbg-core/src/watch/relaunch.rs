@@ -154,16 +154,10 @@ pub fn relaunch(
     serve_timeout: Duration,
 ) -> Result<Relaunched, WatchError> {
     let name = &held.component;
-    let mut entry = {
-        let mut journal = journal.lock().unwrap();
-        let Some(mut entry) = journal.components.get(name).cloned() else {
-            return Err(WatchError::NotUnderDebug { component: name.clone(), node: node.describe() });
-        };
-        entry.state = State::Launching;
-        entry.dlv_pid = None;
-        journal::put(node, &mut journal, entry.clone())?;
-        entry
+    let Some(mut entry) = journal.lock().unwrap().components.get(name).cloned() else {
+        return Err(WatchError::NotUnderDebug { component: name.clone(), node: node.describe() });
     };
+    journal::launching(node, journal, &mut entry)?;
 
     let spec = &held.spec;
     let ports: Vec<String> = held.ports.iter().map(u16::to_string).collect();
@@ -205,9 +199,7 @@ pub fn relaunch(
         }
         _ => {}
     }
-    entry.state = State::Launched;
-    entry.dlv_pid = Some(pid);
-    journal::put(node, &mut journal.lock().unwrap(), entry)?;
+    journal::launched(node, journal, &mut entry, pid)?;
     let mut r = Relaunched { dlv_pid: pid, ..Relaunched::default() };
     let span = |a: Option<f64>, b: Option<f64>| a.zip(b).map_or(0.0, |(a, b)| (b - a).max(0.0));
     (r.stop_s, r.dlv_s, r.serve_s) =

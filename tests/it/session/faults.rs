@@ -1,7 +1,9 @@
 //! Fault injection: kdbg SIGKILLed at every step boundary of `debug` and `restore`
-//! (`KDBG_TEST_CRASH_AT`); the next `kdbg restore` returns the node byte-identical.
+//! (`KDBG_TEST_CRASH_AT`, at the points the plans' step ids name); the next `kdbg restore`
+//! returns the node byte-identical.
 
-use kdbg_core::session::crash::{self, debug_points, restore_points};
+use kdbg_core::crash;
+use kdbg_core::session::restore;
 
 use super::Lab;
 
@@ -9,24 +11,26 @@ use super::Lab;
 fn a_kill_at_any_step_boundary_is_undone_by_restore() {
     let lab = Lab::up("sessf");
     let before = lab.snapshot();
-    let mut tried = 0;
-    for point in debug_points("kube-apiserver") {
-        let out = lab.debug(&[]).env(crash::ENV, &point).output();
+    let debug_points = crash::points(&lab.debug_plan());
+    let restore_plan = restore::plan(&["kube-apiserver".to_string()]);
+    let restore_points = crash::points(restore_plan.steps.iter().map(|s| &s.id));
+    for point in &debug_points {
+        let out = lab.debug(&[]).env(crash::ENV, point).output();
         assert_eq!(out.code, -1, "{point}: kdbg was not killed there:\n{}", out.stderr);
         lab.restore();
         assert_eq!(lab.snapshot(), before, "after a kill at {point}");
         lab.assert_clean();
-        tried += 1;
     }
-    for point in restore_points("kube-apiserver") {
+    for point in &restore_points {
         lab.debug(&[]).success();
-        let out = lab.kdbg(&["restore"]).env(crash::ENV, &point).output();
+        let out = lab.kdbg(&["restore"]).env(crash::ENV, point).output();
         assert_eq!(out.code, -1, "{point}: kdbg restore was not killed there:\n{}", out.stderr);
         lab.restore();
         assert_eq!(lab.snapshot(), before, "after a kill at {point}");
         lab.assert_clean();
-        tried += 1;
     }
-    eprintln!("fault injection: {tried} kill points, each undone by `kdbg restore`");
-    assert_eq!(tried, 14);
+    eprintln!("fault injection: kdbg killed at {debug_points:?} and {restore_points:?}, each undone by `kdbg restore`");
+    // Every boundary of the session: capture, build, both copies, stop (3 inside), launch (2
+    // inside), tunnel; restore (3 inside).
+    assert_eq!((debug_points.len(), restore_points.len()), (12, 4));
 }

@@ -269,7 +269,7 @@ pub fn crash_apiserver(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> 
     let before = node_state(sh, c)?;
     k.stage(stages, "kdbg debug apiserver killed after the manifest moved; kdbg restore", || {
         let point = "stop:kube-apiserver#moved";
-        let ok = k.run_env(sh, &["debug", "apiserver", "--no-ide"], kdbg_core::session::crash::ENV, point)?;
+        let ok = k.run_env(sh, &["debug", "apiserver", "--no-ide"], kdbg_core::crash::ENV, point)?;
         ensure!(!ok, "kdbg was to be killed at {point} but exited normally");
         let manifests = c.sh(sh, "ls /etc/kubernetes/manifests")?;
         ensure!(!manifests.contains("kube-apiserver.yaml"), "the manifest did not move: {manifests}");
@@ -347,7 +347,7 @@ pub fn proxy(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
     })?;
     k.stage(stages, "kdbg debug proxy killed after the DaemonSet change; kdbg restore", || {
         let point = "stop:kube-proxy#moved";
-        let ok = k.run_env(sh, &["debug", "proxy", "--no-ide"], kdbg_core::session::crash::ENV, point)?;
+        let ok = k.run_env(sh, &["debug", "proxy", "--no-ide"], kdbg_core::crash::ENV, point)?;
         ensure!(!ok, "kdbg was to be killed at {point} but exited normally");
         ensure!(proxy_ds_spec(sh, c)? != spec, "the DaemonSet was not changed before the kill");
         k.run(sh, &["restore"])?;
