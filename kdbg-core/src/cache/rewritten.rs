@@ -8,8 +8,8 @@
 //! state, so `kdbg cache-key --explain` can name them later.
 //!
 //! The binary stays recorded under the key computed before make: kdbg cannot tell make's rewrite
-//! from an edit saved while make ran, so the next build makes once more with the rewritten files
-//! (and then, the rewrite being idempotent, hits).
+//! from an edit saved while make ran, so the next build rebuilds once more with the rewritten files
+//! (or replays, when no generator reads the file) and then, the rewrite being idempotent, hits.
 
 use camino::Utf8Path;
 
@@ -54,7 +54,7 @@ pub fn warning(files: &[String]) -> Option<String> {
     Some(format!(
         "{} input file(s) changed while make ran: {}. Make's own scripts rewrite tracked files in some trees \
          (e.g. gofmt adding `//go:build` lines to zz_generated.* files), unless you edited them meanwhile. A pristine \
-         checkout's `kdbg cache-key` differs from this tree's after a build, and the next build runs make once more; \
+         checkout's `kdbg cache-key` differs from this tree's after a build, and the next build rebuilds once more; \
          `kdbg cache-key --explain` lists them all",
         files.len(),
         some(files)

@@ -21,28 +21,36 @@ fn modern_a_body_only_edit_under_staging_replays_and_matches_make_byte_for_byte(
     body_only_edit_replays(|| Tree::fixture_with(Toolchain::newest()));
 }
 
+/// One tree (a debug build without `-trimpath` records the tree's absolute path): edit A replays;
+/// edit B goes through make; edit A again through make must give the replay's bytes.
 fn body_only_edit_replays(tree: fn() -> Tree) {
-    let (replayed, made) = (tree(), tree());
-    let file = replayed.healthz();
-    for t in [&replayed, &made] {
-        assert_eq!(build(t, &[])["via"], "make");
-        t.append(file, "\nfunc kdbgReplayEdit() int { return 42 }\n");
-    }
-    let r = build(&replayed, &[]);
+    let t = tree();
+    let file = t.healthz();
+    let original = std::fs::read_to_string(t.path(file)).unwrap();
+    let edit = |n: u32| t.write(file, &format!("{original}\nfunc kdbgReplayEdit() int {{ return {n} }}\n"));
+    assert_eq!(build(&t, &[])["via"], "make");
+    edit(42);
+    let r = build(&t, &[]);
     assert_eq!(r["via"], "replay", "{r}");
-    assert_eq!(replayed.make_runs().len(), 1, "a replay runs no make");
-    let m = build(&made, &["--via-make"]);
-    assert_eq!(m["via"], "make", "{m}");
-    assert_eq!(made.make_runs().len(), 2);
-    assert_eq!(r["components"][0]["sha256"], m["components"][0]["sha256"], "replay and make must give the same bytes");
-    let on_disk = crate::support::sha256_file(&replayed.path("_output/local/bin/linux/amd64/kube-apiserver"));
+    assert_eq!(t.make_runs().len(), 1, "a replay runs no make");
+    let on_disk = crate::support::sha256_file(&t.path("_output/local/bin/linux/amd64/kube-apiserver"));
     assert_eq!(r["components"][0]["sha256"], on_disk.as_str());
+    edit(43);
+    assert_eq!(build(&t, &["--via-make"])["via"], "make");
+    edit(42);
+    let m = build(&t, &["--via-make"]);
+    assert_eq!(m["via"], "make", "{m}");
+    assert_eq!(t.make_runs().len(), 3);
+    assert_eq!(r["components"][0]["sha256"], m["components"][0]["sha256"], "replay and make must give the same bytes");
     // Replays chain, and a no-op after one is a hit.
-    replayed.append(file, "\nfunc kdbgReplayEdit2() int { return 43 }\n");
-    assert_eq!(build(&replayed, &[])["via"], "replay");
-    let again = build(&replayed, &[]);
+    edit(44);
+    assert_eq!(build(&t, &[])["via"], "replay");
+    edit(45);
+    assert_eq!(build(&t, &[])["via"], "replay");
+    let again = build(&t, &[]);
     assert_eq!(again["via"], serde_json::Value::Null);
     assert!(again["components"][0]["hit"].as_bool().unwrap());
+    assert_eq!(t.make_runs().len(), 3);
 }
 
 /// What changes, the edit, and the build's extra arguments.
