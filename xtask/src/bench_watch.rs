@@ -202,7 +202,7 @@ impl Cycle {
             via: detail.split_whitespace().next()?.to_string(),
             make: after(detail.trim_start().split_once(' ')?.1, "")?,
             copy: after(cycle, "copy ")?,
-            bytes: after(cycle, "(")?,
+            bytes: after(&cycle[cycle.find("copy ")?..], "(")?,
             relaunch: after(cycle, "relaunch ")?,
             start: after(detail, "serving after ").unwrap_or(0.0).max(listening),
             total: after(cycle, "total ")?,
