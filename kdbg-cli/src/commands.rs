@@ -32,7 +32,11 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
                 println!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
             } else {
                 for b in &outcome.components {
-                    let how = if b.hit { "up to date" } else { "built" };
+                    let how = match (b.hit, outcome.via) {
+                        (true, _) => "up to date",
+                        (false, Some("replay")) => "replayed",
+                        (false, _) => "built",
+                    };
                     println!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
                 }
             }
@@ -73,6 +77,9 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
                 for k in &keys.components {
                     eprintln!("{}:", k.component.name);
                     for line in kdbg_core::plan::why(k) {
+                        eprintln!("  {line}");
+                    }
+                    for line in kdbg_core::cache::rewritten::explain(&keys.state, k) {
                         eprintln!("  {line}");
                     }
                 }

@@ -213,8 +213,12 @@ pub fn build_keyed(
             Err(e) => return Err(BuildError::MakeSpawn(e)),
         }
         make_line = Some(cmd.display());
+        let rewritten = cache::rewritten::detect(&tree.root, &mut keys.state, &stale);
+        if let Some(w) = cache::rewritten::warning(&rewritten) {
+            reporter.warn(w);
+        }
         let keyed = stale.iter().map(|k| (k.component.name.to_string(), k.key.clone())).collect();
-        capture::save(&state_dir, keyed).map_err(not_writable(tree, &state_dir.join(capture::CAPTURE_FILE)))?;
+        capture::save(&state_dir, keyed, &what).map_err(not_writable(tree, &state_dir.join(capture::CAPTURE_FILE)))?;
         via = Some("make");
     }
 
@@ -265,12 +269,16 @@ fn run_replay(
     ));
     let started = Instant::now();
     for inv in &capture.invocations {
-        let cmd = Cmd::new(prepared.toolchain.go.as_str())
+        let mut cmd = Cmd::new(prepared.toolchain.go.as_str())
             .args(inv.args.iter().cloned())
             .envs(replay::env(&prepared.toolchain.env, &inv.env))
+            .env("PWD", inv.cwd.as_str())
             .cwd(Utf8Path::new(&inv.cwd));
-        let result =
-            cmd.stream(&mut |line| reporter.report(Event::Output { id: ids[0].clone(), line: line.to_string() }));
+        // What make's environment did not set, the replay must not set either.
+        for var in capture::GO_ENV.iter().filter(|v| !inv.env.contains_key(**v)) {
+            cmd = cmd.env_remove(*var);
+        }
+        let result = cmd.stream(&mut |line| reporter.report(Event::Output { id: ids[0].clone(), line: line.to_string() }));
         match result {
             Ok(()) => {}
             Err(HostError::Failed { tail, .. }) => {
@@ -285,7 +293,7 @@ fn run_replay(
                 let name = k.binary.file_name().unwrap_or_default();
                 let from = Utf8Path::new(gopath).join("bin").join(name);
                 if !gopath.is_empty() && from.is_file() {
-                    std::fs::copy(&from, &k.binary).map_err(not_writable(tree, &k.binary))?;
+                    replay::place(&from, &k.binary).map_err(not_writable(tree, &k.binary))?;
                 }
             }
         }

@@ -11,7 +11,8 @@
 //!   under `_output/local/go` for trees whose `hack/lib/golang.sh` sets `GO111MODULE=off`, modules
 //!   otherwise). Build constraints are honoured by `go list`, so a `_windows.go` file or another
 //!   command's private package is simply not an input;
-//! - the files that drive the build itself: `go.mod`, `go.sum`, `vendor/modules.txt`, the
+//! - the files that drive the build itself: `go.mod`, `go.sum`, `go.work`, `go.work.sum`,
+//!   `vendor/modules.txt`, the
 //!   `Makefile`s and `hack/lib/*.sh`, `hack/make-rules/build.sh`;
 //! - the toolchain identity (`go env GOVERSION GOOS GOARCH GOFLAGS` of the Go that really builds,
 //!   chosen by [`crate::toolchain`] from the tree's `.go-version`) and `CGO_ENABLED` as
@@ -54,12 +55,14 @@
 //!
 //! After a successful build each binary's path, sha256, size and mtime is recorded with the key
 //! it was built from ([`state::OutputRecord`]); a missing or altered binary is a miss. State lives
-//! in `_output/kdbg/`, so `make clean` clears it together with the outputs.
+//! in `_output/kdbg/`, so `make clean` clears it together with the outputs. Inputs that changed
+//! while make ran (make rewriting tracked files) are reported and remembered ([`rewritten`]).
 
 pub mod golist;
 pub mod index;
 pub mod key;
 pub mod listing;
+pub mod rewritten;
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -148,8 +151,10 @@ pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
     let mut warnings: Vec<String> = warning.into_iter().collect();
     let build_files = build_files(&tree.root);
     let build_refresh = state.index.refresh(&tree.root, &build_files);
-    let module_files_changed =
-        build_refresh.changed.iter().any(|f| matches!(f.as_str(), "go.mod" | "go.sum" | "vendor/modules.txt"));
+    let module_files_changed = build_refresh
+        .changed
+        .iter()
+        .any(|f| matches!(f.as_str(), "go.mod" | "go.sum" | "go.work" | "vendor/modules.txt"));
     let mut files_hashed = build_refresh.rehashed;
 
     // Which stored closures can be trusted without asking `go list` again?
@@ -291,7 +296,7 @@ pub fn closure_dirs(state_dir: &Utf8Path, components: &[&'static Component]) -> 
 /// The files that drive the build itself, as far as they exist in this tree.
 pub fn build_files(root: &Utf8Path) -> BTreeSet<String> {
     let mut files: BTreeSet<String> =
-        ["go.mod", "go.sum", "vendor/modules.txt", "Makefile", "hack/make-rules/build.sh"]
+        ["go.mod", "go.sum", "go.work", "go.work.sum", "vendor/modules.txt", "Makefile", "hack/make-rules/build.sh"]
             .into_iter()
             .map(String::from)
             .collect();

@@ -100,8 +100,10 @@ pub struct CycleReport {
     pub relaunched: Vec<String>,
     /// Keys, `make` and recording the outputs.
     pub build_s: f64,
-    /// `make` alone (0 when every key was a hit).
+    /// `make` alone, or the replay of its `go` builds (0 when every key was a hit).
     pub make_s: f64,
+    /// Which build path ran: `make`, `replay` (see [`crate::build::replay`]), or `None` (all hits).
+    pub via: Option<&'static str>,
     pub copy_s: f64,
     /// Bytes sent for the binaries.
     pub copy_bytes: u64,
@@ -326,6 +328,7 @@ impl Loop<'_> {
             relaunched: relaunch.iter().map(|h| h.component.clone()).collect(),
             build_s,
             make_s,
+            via: built.via,
             copy_s,
             copy_bytes: copied.iter().map(|d| d.wire_bytes).sum(),
             relaunch_s: (done - t2).as_secs_f64(),

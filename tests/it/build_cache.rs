@@ -4,6 +4,7 @@ mod capture;
 mod errors;
 mod links;
 mod replay;
+mod rewritten;
 
 use crate::support::{sha256_file, Tree};
 

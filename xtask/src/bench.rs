@@ -9,7 +9,34 @@ use anyhow::{ensure, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Shell};
 
-pub fn run(sh: &Shell) -> Result<()> {
+/// Which parts to run: `cargo xtask bench [--only tree,deploy,replay,watch] [--real-only]`.
+struct Parts {
+    only: Option<Vec<String>>,
+    real_only: bool,
+}
+
+impl Parts {
+    fn parse(args: &[String]) -> Result<Parts> {
+        let mut parts = Parts { only: None, real_only: false };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--only" => parts.only = it.next().map(|v| v.split(',').map(String::from).collect()),
+                "--real-only" => parts.real_only = true,
+                other => anyhow::bail!(
+                    "unknown bench argument `{other}`: use --only tree,deploy,replay,watch and --real-only"
+                ),
+            }
+        }
+        Ok(parts)
+    }
+    fn has(&self, part: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| o.iter().any(|p| p == part))
+    }
+}
+
+pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
+    let parts = Parts::parse(args)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("bench: building kdbg (release)");
     cmd!(sh, "{cargo} build --quiet --release -p kdbg-cli -p kdbg-tests --bins").run()?;
@@ -17,23 +44,40 @@ pub fn run(sh: &Shell) -> Result<()> {
     let testnode = crate::target_dir().join("release/kdbg-testnode");
     let scratch_dir = tempfile::Builder::new().prefix("kdbg-bench-").tempdir()?;
     let scratch = Utf8PathBuf::try_from(scratch_dir.path().to_owned())?;
-    let fixture = Utf8PathBuf::try_from(kdbg_tests::fixture::copy_to(scratch.as_std_path())?)?;
     println!("machine: {}", machine());
-    println!();
-    println!("== fixture tree ({fixture})");
-    tree_bench(sh, &kdbg, &fixture, 5)?;
-    crate::bench_deploy::run(sh, &kdbg, &testnode, &fixture, &[])?;
-    crate::bench_watch::run(sh, &kdbg, &fixture, "fixture")?;
-    if let Ok(src) = std::env::var("KDBG_BENCH_SRC") {
+    let real = std::env::var("KDBG_BENCH_SRC").ok();
+    ensure!(!parts.real_only || real.is_some(), "--real-only needs KDBG_BENCH_SRC set to a kubernetes tree");
+    if !parts.real_only {
+        let fixture = Utf8PathBuf::try_from(kdbg_tests::fixture::copy_to(scratch.as_std_path())?)?;
+        println!();
+        println!("== fixture tree ({fixture})");
+        tree(sh, &parts, &kdbg, &testnode, &fixture, 5)?;
+    }
+    if let Some(src) = real {
         println!();
         println!("== KDBG_BENCH_SRC={src}");
-        let src = Utf8Path::new(&src);
-        tree_bench(sh, &kdbg, src, 2)?;
-        crate::bench_deploy::run(sh, &kdbg, &testnode, src, &kube_version_args(src))?;
-        crate::bench_watch::run(sh, &kdbg, src, "KDBG_BENCH_SRC")?;
+        tree(sh, &parts, &kdbg, &testnode, Utf8Path::new(&src), 2)?;
     } else {
         println!();
         println!("(set KDBG_BENCH_SRC to a kubernetes checkout to measure a real tree too)");
+    }
+    Ok(())
+}
+
+/// Every selected part on one tree; `runs` is how many times each timing is taken.
+fn tree(sh: &Shell, parts: &Parts, kdbg: &Utf8Path, testnode: &Utf8Path, src: &Utf8Path, runs: usize) -> Result<()> {
+    if parts.has("tree") {
+        tree_bench(sh, kdbg, src, runs)?;
+    }
+    if parts.has("deploy") {
+        crate::bench_deploy::run(sh, kdbg, testnode, src, &kube_version_args(src))?;
+    }
+    let replayed = match parts.has("replay") {
+        true => Some(crate::bench_replay::run(sh, kdbg, src, runs)?),
+        false => None,
+    };
+    if parts.has("watch") {
+        crate::bench_watch::run(sh, kdbg, src, if runs > 2 { "fixture" } else { "KDBG_BENCH_SRC" }, replayed.as_ref())?;
     }
     Ok(())
 }
@@ -109,7 +153,7 @@ pub fn kube_version(tree: &Utf8Path) -> Option<String> {
     Some(format!("v{}", v.split('-').next().unwrap_or(v)))
 }
 
-fn kube_version_args(tree: &Utf8Path) -> Vec<String> {
+pub fn kube_version_args(tree: &Utf8Path) -> Vec<String> {
     kube_version(tree).map(|v| vec!["--kube-version".to_string(), v]).unwrap_or_default()
 }
 

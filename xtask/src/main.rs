@@ -3,6 +3,7 @@
 mod apt;
 mod bench;
 mod bench_deploy;
+mod bench_replay;
 mod bench_watch;
 mod demo;
 mod e2e;
@@ -23,7 +24,8 @@ Tasks:
   test               install what the tests need (apt packages), then run every test
   e2e k8s            debug a real kube-apiserver, scheduler and controller-manager on a test node
   toolchains         install the matrix's Go and Delve into /var/cache/kdbg-toolchains
-  bench              measure kdbg against make and go list; prints ratios
+  bench [--only tree,deploy,replay,watch] [--real-only]
+                     measure kdbg against make and go list; prints ratios
   debug <args...>    run kdbg from this repo, e.g. `cargo xtask debug apiserver`
   kdbg <args...>     run any kdbg subcommand from this repo
 ";
@@ -50,7 +52,7 @@ fn run() -> Result<ExitCode> {
         "test" => setup::test(sh, &rest).map(|()| ExitCode::SUCCESS),
         "e2e" => e2e::run(sh, &rest).map(|()| ExitCode::SUCCESS),
         "toolchains" => toolchains::ensure_all(sh).map(|_| ExitCode::SUCCESS),
-        "bench" => bench::run(sh).map(|()| ExitCode::SUCCESS),
+        "bench" => bench::run(sh, &rest).map(|()| ExitCode::SUCCESS),
         "debug" => Ok(kdbg(sh, std::iter::once("debug".to_string()).chain(rest))),
         "kdbg" => Ok(kdbg(sh, rest)),
         "" | "help" | "--help" | "-h" => {

@@ -49,6 +49,17 @@ impl GoInvocation {
     pub fn builds(&self) -> bool {
         matches!(self.args.first().map(String::as_str), Some("build" | "install"))
     }
+
+    /// A build of one of the `whats` (`cmd/kube-apiserver`, as `./cmd/...` or an import path);
+    /// make's builds of its generators and tools are not replayed.
+    pub fn builds_one_of(&self, whats: &[&str]) -> bool {
+        self.builds()
+            && self
+                .args
+                .iter()
+                .skip(1)
+                .any(|a| whats.iter().any(|w| a == w || a.ends_with(&format!("/{w}")) || a == &format!("./{w}")))
+    }
 }
 
 /// What one make run did with Go, for the components it built.
@@ -130,10 +141,10 @@ pub fn parse_log(text: &str) -> Vec<GoInvocation> {
     out
 }
 
-/// Reads the shim's log after a successful make and keeps the building calls as `capture.json`.
-pub fn save(state_dir: &Utf8Path, keys: BTreeMap<String, String>) -> std::io::Result<Capture> {
+/// Reads the shim's log after a successful make and keeps the calls that build `whats` as `capture.json`.
+pub fn save(state_dir: &Utf8Path, keys: BTreeMap<String, String>, whats: &[&str]) -> std::io::Result<Capture> {
     let text = std::fs::read_to_string(shim_dir(state_dir).join("go.log"))?;
-    let invocations = parse_log(&text).into_iter().filter(GoInvocation::builds).collect();
+    let invocations = parse_log(&text).into_iter().filter(|i| i.builds_one_of(whats)).collect();
     let capture = Capture { keys, invocations };
     let bytes = serde_json::to_vec_pretty(&capture).map_err(std::io::Error::other)?;
     crate::cache::state::write_atomic(&state_dir.join(CAPTURE_FILE), &bytes)?;
@@ -178,5 +189,18 @@ mod tests {
         let got = parse_log(log);
         assert_eq!(got.len(), 2);
         assert_eq!(got.iter().filter(|i| i.builds()).count(), 1);
+    }
+
+    #[test]
+    fn only_the_components_builds_are_replayed_not_makes_generators() {
+        let inv =
+            |args: &[&str]| GoInvocation { args: args.iter().map(|a| a.to_string()).collect(), ..Default::default() };
+        let whats = ["cmd/kube-apiserver"];
+        assert!(inv(&["install", "-gcflags=x", "k8s.io/kubernetes/cmd/kube-apiserver"]).builds_one_of(&whats));
+        assert!(inv(&["build", "-o", "/o/kube-apiserver", "./cmd/kube-apiserver"]).builds_one_of(&whats));
+        assert!(
+            !inv(&["install", "k8s.io/kubernetes/vendor/k8s.io/code-generator/cmd/deepcopy-gen"]).builds_one_of(&whats)
+        );
+        assert!(!inv(&["list", "k8s.io/kubernetes/cmd/kube-apiserver"]).builds_one_of(&whats));
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use camino::Utf8Path;
 
-use super::capture::{Capture, CAPTURE_FILE};
+use super::capture::{Capture, CAPTURE_FILE, GO_ENV};
 use crate::cache::ComponentKey;
 use crate::cache::State;
 
@@ -59,9 +59,25 @@ pub fn plan(root: &Utf8Path, state_dir: &Utf8Path, stale: &[&ComponentKey], stat
     Some(capture)
 }
 
-/// The toolchain's environment overlaid with the captured Go variables.
+/// The toolchain's environment with its Go variables replaced by exactly the captured ones.
 pub fn env(base: &[(String, String)], captured: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = base.iter().filter(|(k, _)| !captured.contains_key(k)).cloned().collect();
+    let mut env: Vec<(String, String)> =
+        base.iter().filter(|(k, _)| !captured.contains_key(k) && !GO_ENV.contains(&k.as_str())).cloned().collect();
     env.extend(captured.iter().map(|(k, v)| (k.clone(), v.clone())));
     env
+}
+
+/// Copies `go install`'s binary to where make places it (kubernetes' `place_bins`: `rsync -pc`
+/// from `$GOPATH/bin`): permissions kept, written beside and renamed, so a running copy of the
+/// old binary is never overwritten in place.
+pub fn place(from: &Utf8Path, to: &Utf8Path) -> std::io::Result<()> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = to.with_extension(format!("kdbg-tmp.{}", std::process::id()));
+    let copied = std::fs::copy(from, &tmp).and_then(|_| std::fs::rename(&tmp, to));
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    copied
 }

@@ -29,6 +29,9 @@ pub struct ComponentState {
     /// The inputs of the last successful build, for `--explain`.
     pub built_inputs: Option<KeyInputs>,
     pub output: Option<OutputRecord>,
+    /// Inputs that changed while the last make that changed any ran (see [`super::rewritten`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rewritten_by_make: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
