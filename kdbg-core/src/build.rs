@@ -278,7 +278,8 @@ fn run_replay(
         for var in capture::GO_ENV.iter().filter(|v| !inv.env.contains_key(**v)) {
             cmd = cmd.env_remove(*var);
         }
-        let result = cmd.stream(&mut |line| reporter.report(Event::Output { id: ids[0].clone(), line: line.to_string() }));
+        let result =
+            cmd.stream(&mut |line| reporter.report(Event::Output { id: ids[0].clone(), line: line.to_string() }));
         match result {
             Ok(()) => {}
             Err(HostError::Failed { tail, .. }) => {

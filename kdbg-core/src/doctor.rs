@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::deploy::dlv::{self, Needs};
 use crate::host::{install_hint, Cmd};
-use crate::node::{Node, NodeError, Privilege, KDBG_DIR};
+use crate::layout::KDBG_DIR;
+use crate::node::{Node, NodeError, Privilege};
 use crate::session::{journal, traces};
 use crate::toolchain::{self, GoSearch};
 

@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod flags;
 pub mod host;
 pub mod ide;
+pub mod layout;
 pub mod lock;
 pub mod node;
 pub mod plan;

@@ -195,11 +195,6 @@ pub trait Node: Send + Sync {
 /// How long kdbg waits for a node to answer before saying it cannot reach it.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where kdbg keeps its files on a node.
-pub const KDBG_DIR: &str = "/var/lib/kdbg";
-/// Where deployed binaries (and dlv) live on a node.
-pub const BIN_DIR: &str = "/var/lib/kdbg/bin";
-
 impl NodeError {
     /// "failed to {what} on {node}: {detail}".
     pub fn other(node: impl Into<String>, what: impl Into<String>, detail: impl std::fmt::Display) -> NodeError {

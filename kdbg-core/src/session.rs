@@ -48,24 +48,4 @@ pub mod systemd;
 pub mod traces;
 pub mod tunnels;
 
-pub use crate::node::{BIN_DIR, KDBG_DIR};
 pub use error::SessionError;
-
-/// The journal of what kdbg changed on the node.
-pub const JOURNAL: &str = "/var/lib/kdbg/journal.json";
-/// Where static pod manifests wait while their component is under debug.
-pub const BACKUP_DIR: &str = "/var/lib/kdbg/backup";
-/// Delve's sockets, `<component>/dlv.sock` (each directory 0700, owned by the login user).
-pub const RUN_DIR: &str = "/var/lib/kdbg/run";
-/// Delve's and the debug build's output, `<name>.log`.
-pub const LOG_DIR: &str = "/var/log/kdbg";
-
-/// The debug build of `name` on the node.
-pub fn binary_path(name: &str) -> String {
-    format!("{BIN_DIR}/{name}")
-}
-
-/// Delve on the node.
-pub fn dlv_path() -> String {
-    format!("{BIN_DIR}/dlv")
-}

@@ -33,12 +33,13 @@ use serde::Serialize;
 use crate::build::{self, BuildConfig};
 use crate::component::Component;
 use crate::deploy;
+use crate::layout::binary_path;
 use crate::node::{Node, NodeError};
 use crate::plan::StepKind;
 use crate::report::{Event, Reporter, StepStatus};
 use crate::session::debug::Timeouts;
 use crate::session::node_lock::NodeLock;
-use crate::session::{binary_path, journal, SessionError};
+use crate::session::{journal, SessionError};
 use crate::tree::SourceTree;
 use relaunch::Held;
 

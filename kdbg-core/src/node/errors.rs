@@ -74,7 +74,7 @@ pub fn command_failure(node: &str, out: &NodeOutput, privilege: Privilege) -> Op
             .find_map(|l| l.strip_prefix("kdbg: receiving "))
             .and_then(|l| l.strip_suffix(" failed"))
             .and_then(|p| p.rsplit_once('/').map(|(dir, _)| dir.to_string()))
-            .unwrap_or_else(|| super::KDBG_DIR.to_string());
+            .unwrap_or_else(|| crate::layout::KDBG_DIR.to_string());
         return Some(NodeError::DiskFull { node: node.into(), path, detail: last_meaningful_line(&stderr) });
     }
     None

@@ -64,7 +64,8 @@ impl Runner for LocalRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::{Node, BIN_DIR};
+    use crate::layout::BIN_DIR;
+    use crate::node::Node;
 
     #[test]
     fn root_commands_use_sudo_only_when_not_root() {

@@ -4,8 +4,9 @@
 use sha2::{Digest, Sha256};
 
 use super::journal::How;
-use super::{daemonset, manifest, procs, systemd, SessionError, BACKUP_DIR, BIN_DIR};
+use super::{daemonset, manifest, procs, systemd, SessionError};
 use crate::component::{Component, Launch, MANIFESTS_DIR};
+use crate::layout::{BACKUP_DIR, BIN_DIR};
 use crate::node::{Node, NodeError, Privilege};
 
 /// A component's invocation as found on the node.

@@ -9,7 +9,7 @@
 //!
 //! The debug build sees the pod's files at the same paths: before the pod goes, every volume that
 //! is not a same-path hostPath (ConfigMaps, the service account's projected token, ...) is copied
-//! node-side from `/proc/PID/root` into a 0700 directory under [`PODS_DIR`], and Delve starts in
+//! node-side from `/proc/PID/root` into a 0700 directory under [`crate::layout::PODS_DIR`], and Delve starts in
 //! a private mount namespace where each is bind-mounted at its `mountPath`. Nothing of it passes
 //! through the workstation, the journal or a log.
 
@@ -19,10 +19,8 @@ use super::journal::{How, PodMount};
 use super::stop::run;
 use super::SessionError;
 use crate::component::Component;
+use crate::layout::PODS_DIR;
 use crate::node::{Node, Privilege};
-
-/// Where a DaemonSet pod's files wait for the debug build, `<component>/<n>`.
-pub const PODS_DIR: &str = "/var/lib/kdbg/pods";
 
 /// Defines `kubectl` as the node's kubectl with its admin kubeconfig (exit 3 when there is none).
 const KUBECTL: &str = r#"kc=""

@@ -16,9 +16,10 @@
 //! `/var/lib/kdbg`; `0.0.0.0:PORT` with `--expose`.
 
 use super::debug::DebugConfig;
-use super::{preflight, stop, SessionError, RUN_DIR};
+use super::{preflight, stop, SessionError};
 use crate::component::Component;
 use crate::deploy::Dlv;
+use crate::layout::{socket_path, KDBG_DIR, RUN_DIR};
 use crate::node::{Endpoint, Node, Privilege};
 
 /// Delve's `--listen` value, and why it is TCP when it is.
@@ -26,11 +27,6 @@ use crate::node::{Endpoint, Node, Privilege};
 pub struct Listen {
     pub listen: String,
     pub tcp_because: Option<String>,
-}
-
-/// The socket of `component`'s Delve on the node.
-pub fn socket_path(component: &str) -> String {
-    format!("{RUN_DIR}/{component}/dlv.sock")
 }
 
 /// The first directory on the way to the socket that the login user cannot enter, if any.
@@ -46,7 +42,7 @@ pub fn choose(node: &dyn Node, dlv: &Dlv, cfg: &DebugConfig, c: &Component, port
     } else if let Some(gap) = dlv.unix_socket_gap() {
         Some(gap)
     } else {
-        let dirs = ["/var", "/var/lib", super::KDBG_DIR, RUN_DIR];
+        let dirs = ["/var", "/var/lib", KDBG_DIR, RUN_DIR];
         let mut argv = vec!["sh", "-c", ENTER, "kdbg"];
         argv.extend(dirs);
         let out = node.exec(&argv, Privilege::User, &[])?;

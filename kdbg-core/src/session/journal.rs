@@ -11,7 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{SessionError, JOURNAL};
+use super::SessionError;
+use crate::layout::JOURNAL;
 use crate::node::{Endpoint, Node, Privilege};
 
 /// Version of the journal's JSON.

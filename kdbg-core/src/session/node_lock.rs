@@ -23,11 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use super::journal::{self, Who};
 use super::SessionError;
-use crate::node::{Node, NodeError, Privilege, KDBG_DIR};
+use crate::layout::{KDBG_DIR, LOCK};
+use crate::node::{Node, NodeError, Privilege};
 use crate::report::Reporter;
 
-/// The lock file on the node.
-pub const LOCK: &str = "/var/lib/kdbg/lock";
 /// How long the node keeps the lock of an owner it no longer hears from.
 pub const LEASE: Duration = Duration::from_secs(60);
 const HEARTBEAT: Duration = Duration::from_secs(10);

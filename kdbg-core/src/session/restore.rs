@@ -9,9 +9,10 @@ use camino::Utf8PathBuf;
 
 use super::journal::{self, Entry, Journal, State, Who};
 use super::traces::{self, Trace};
-use super::{binary_path, dlv_path, endpoint, procs, stop, tunnels, SessionError, BIN_DIR};
+use super::{endpoint, procs, stop, tunnels, SessionError};
 use crate::component::Component;
 use crate::crash::CrashAt;
+use crate::layout::{binary_path, dlv_path, BIN_DIR};
 use crate::node::Node;
 use crate::plan::exec::{Exec, Policy, Ran, Runner};
 use crate::plan::{Plan, Step, StepKind};

@@ -14,8 +14,9 @@
 use std::time::{Duration, Instant};
 
 use super::journal::{How, Journal};
-use super::{procs, stop, BACKUP_DIR, BIN_DIR, RUN_DIR};
+use super::{procs, stop};
 use crate::component::{Component, Launch, COMPONENTS, MANIFESTS_DIR};
+use crate::layout::{BACKUP_DIR, BIN_DIR, RUN_DIR};
 use crate::node::{Node, NodeError, Privilege};
 
 /// For each file in the backup directory: `name mode sha256-of-backup sha256-of-manifest|-`.

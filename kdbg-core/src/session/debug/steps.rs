@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::{DebugConfig, DebugError, DebugOutcome, Session};
 use crate::component::Component;
 use crate::deploy::Deploying;
+use crate::layout::{binary_path, dlv_path, log_path};
 use crate::node::Node;
 use crate::plan::exec::{Ran, Runner, StepEvent};
 use crate::plan::{Step, StepId, StepKind};
@@ -19,7 +20,7 @@ use crate::session::journal::{self, Entry, Journal, State, Who};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::restore::{self, RestoreConfig};
 use crate::session::tunnels::{self, TunnelRecord};
-use crate::session::{binary_path, dlv_path, preflight, stop, SessionError, LOG_DIR};
+use crate::session::{preflight, stop, SessionError};
 use crate::tree::SourceTree;
 
 pub(super) struct Debugging<'a> {
@@ -149,7 +150,7 @@ impl<'a> Debugging<'a> {
             tcp_because: listen.tcp_because,
             port,
             dlv_pid: None,
-            log: format!("{LOG_DIR}/{}.log", c.name),
+            log: log_path(c.name),
         };
         let mut journal = self.journal.lock().unwrap();
         stop::stop(self.node, &cap, &mut journal, &mut entry, self.cfg.timeouts.stop, &self.cfg.crash)?;
