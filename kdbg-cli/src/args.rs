@@ -1,7 +1,8 @@
 //! Command-line arguments (clap) and their one-time conversion into kdbg-core's plain config.
 
-use camino::Utf8PathBuf;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
+
+use crate::config::Selection;
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -90,51 +91,4 @@ pub enum Command {
     Watch(crate::watch::WatchArgs),
     /// Record a guided tour of how a component under debug handles one action (timeline, HTML report).
     Trace(crate::trace::TraceArgs),
-}
-
-/// Which components of which tree, built how.
-#[derive(Debug, Args)]
-pub struct Selection {
-    /// Components: kube-apiserver (apiserver), kube-controller-manager (controller-manager, cm),
-    /// kube-scheduler (scheduler), kubelet, kube-proxy (proxy).
-    #[arg(required = true, value_name = "COMPONENT")]
-    pub components: Vec<String>,
-    #[command(flatten)]
-    pub src: SrcArgs,
-    /// Keep compiler optimisations (only keep DWARF); default is -N -l, every variable visible.
-    #[arg(long)]
-    pub optimized: bool,
-}
-
-impl Selection {
-    pub fn profile(&self) -> kdbg_core::flags::Profile {
-        if self.optimized {
-            kdbg_core::flags::Profile::Optimized
-        } else {
-            kdbg_core::flags::Profile::Debug
-        }
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct SrcArgs {
-    /// The kubernetes source tree [default: $KDBG_SRC, the current directory, $GOPATH/src/k8s.io/kubernetes].
-    #[arg(long, value_name = "DIR")]
-    pub src: Option<Utf8PathBuf>,
-    /// The tree's version when it has no git history and no KUBE_GIT_VERSION_FILE (e.g. v1.20.2).
-    #[arg(long, value_name = "vX.Y.Z")]
-    pub kube_version: Option<String>,
-    /// The Go to build with: a go binary, its bin directory or a GOROOT [default: the tree's
-    /// .go-version matched against the go on PATH, $GOROOT, ~/sdk/go*, the module cache's toolchains].
-    #[arg(long, env = "KDBG_GO", value_name = "PATH")]
-    pub go: Option<Utf8PathBuf>,
-    /// Always build through make, never by replaying make's captured `go` calls.
-    #[arg(long)]
-    pub via_make: bool,
-}
-
-impl SrcArgs {
-    pub fn build_config(&self, profile: kdbg_core::flags::Profile) -> kdbg_core::build::BuildConfig {
-        kdbg_core::build::BuildConfig { profile, go: self.go.clone(), via_make: self.via_make }
-    }
 }

@@ -1,17 +1,12 @@
 //! One function per subcommand: turn arguments into kdbg-core calls and print the results.
 
-use anyhow::Context;
-use camino::Utf8PathBuf;
-use kdbg_core::build::{self, BuildConfig};
-use kdbg_core::component::{Component, Launch, COMPONENTS};
-use kdbg_core::tree::{SourceTree, TreeSearch};
+use kdbg_core::build;
+use kdbg_core::component::{Launch, COMPONENTS};
 use serde_json::json;
 
-use crate::args::{Arguments, Command, Selection, SrcArgs};
+use crate::args::{Arguments, Command};
+use crate::config::{Resolved, JSON_SCHEMA};
 use crate::render::Terminal;
-
-/// Version of every `--json` document kdbg prints.
-pub const JSON_SCHEMA: u32 = 1;
 
 pub fn run(a: Arguments) -> anyhow::Result<()> {
     let term = Terminal::new(a.verbose);
@@ -26,7 +21,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         Command::Watch(args) => crate::watch::run(args, a.verbose),
         Command::Trace(args) => crate::trace::run(args, a.verbose),
         Command::Build { sel, json } => {
-            let (tree, comps, config) = select(&sel)?;
+            let Resolved { tree, comps, build: config } = sel.resolve()?;
             let outcome = build::build(&tree, &comps, &config, &term)?;
             if json {
                 println!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
@@ -43,7 +38,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plan { sel, json, debug, no_ide, local } => {
-            let (tree, comps, config) = select(&sel)?;
+            let Resolved { tree, comps, build: config } = sel.resolve()?;
             let mut plan = build::plan(&tree, &comps, &config)?;
             if debug {
                 plan = kdbg_core::session::debug::full_plan(plan, &comps, !local, !no_ide);
@@ -56,7 +51,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CacheKey { sel, explain, json } => {
-            let (tree, comps, config) = select(&sel)?;
+            let Resolved { tree, comps, build: config } = sel.resolve()?;
             let prepared = build::prepare(&tree, &config)?;
             let mut keys = build::keys(&tree, &comps, &prepared)?;
             for w in &keys.warnings {
@@ -104,28 +99,4 @@ fn components() -> anyhow::Result<()> {
         println!("{:<26} {:<28} {:<30} {}", c.name, c.aliases.join(", "), runs, c.default_port);
     }
     Ok(())
-}
-
-/// Resolves components first (a typo should not wait for tree inspection), then the tree.
-fn select(sel: &Selection) -> anyhow::Result<(SourceTree, Vec<&'static Component>, BuildConfig)> {
-    let comps = Component::resolve(&sel.components)?;
-    let tree = find_tree(&sel.src)?;
-    let profile = sel.profile();
-    Ok((tree, comps, sel.src.build_config(profile)))
-}
-
-pub fn find_tree(src: &SrcArgs) -> anyhow::Result<SourceTree> {
-    let env_path = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
-    let cwd = std::env::current_dir().ok().and_then(|d| Utf8PathBuf::from_path_buf(d).ok());
-    let gopath = env_path("GOPATH").or_else(|| env_path("HOME").map(|h| h.join("go")));
-    let search = TreeSearch {
-        explicit: src.src.clone(),
-        env_src: env_path("KDBG_SRC"),
-        cwd,
-        gopath,
-        kube_version: src.kube_version.clone(),
-        version_file: env_path("KUBE_GIT_VERSION_FILE"),
-    };
-    let tree = SourceTree::find(&search).context("failed to find the kubernetes source tree")?;
-    Ok(tree)
 }

@@ -2,46 +2,14 @@
 //! shares) and how their results are printed.
 
 use anyhow::Context;
-use camino::Utf8PathBuf;
 use clap::Args;
-use kdbg_core::component::Component;
 use kdbg_core::deploy::{self, DeployConfig, DeployOutcome};
 use kdbg_core::doctor::{self, DoctorConfig, Status};
-use kdbg_core::node::target::{ConnectOptions, Target};
-use kdbg_core::node::Node;
+use kdbg_core::node::target::Target;
 use serde_json::json;
 
-use crate::args::Selection;
-use crate::commands::{find_tree, JSON_SCHEMA};
+use crate::config::{find_tree, LockArgs, Resolved, Selection, SrcArgs, TargetArgs, JSON_SCHEMA};
 use crate::render::Terminal;
-
-/// Which node, and how to log in to it.
-#[derive(Debug, Args)]
-pub struct TargetArgs {
-    /// The node: minikube | minikube://PROFILE | kind://CLUSTER[/NODE] | ssh://USER@HOST[:PORT] | local.
-    #[arg(long, env = "KDBG_TARGET", default_value = "minikube", value_name = "TARGET")]
-    pub target: Target,
-    /// Private key for ssh:// (and minikube) targets [default: ssh's own choice, ~/.ssh/config].
-    #[arg(long, value_name = "FILE")]
-    pub identity: Option<Utf8PathBuf>,
-    /// An option for ssh, passed as `-o OPT` before kdbg's own (repeatable).
-    #[arg(long = "ssh-option", value_name = "OPT")]
-    pub ssh_options: Vec<String>,
-    /// The dlv to install on the node [default: the closest release that can read the binaries
-    /// of dlv on PATH, $GOPATH/bin/dlv, ~/go/bin/dlv].
-    #[arg(long, env = "KDBG_DLV", value_name = "PATH")]
-    pub dlv: Option<Utf8PathBuf>,
-}
-
-impl TargetArgs {
-    pub fn connect_options(&self) -> ConnectOptions {
-        ConnectOptions { identity: self.identity.clone(), ssh_options: self.ssh_options.clone() }
-    }
-
-    pub fn connect(&self) -> anyhow::Result<Box<dyn Node>> {
-        Ok(self.target.connect(&self.connect_options())?)
-    }
-}
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -60,7 +28,7 @@ pub struct DeployArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub lock: crate::session::LockArgs,
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
@@ -74,17 +42,15 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
-    pub src: crate::args::SrcArgs,
+    pub src: SrcArgs,
     /// Print the checks as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
-    let comps = Component::resolve(&args.sel.components)?;
-    let tree = find_tree(&args.sel.src)?;
-    let profile = args.sel.profile();
-    let config = DeployConfig { build: args.sel.src.build_config(profile), dlv: args.target.dlv.clone() };
+    let Resolved { tree, comps, build } = args.sel.resolve()?;
+    let config = DeployConfig { build, dlv: args.target.dlv.clone() };
     let node = args.target.connect()?;
     let term = Terminal::new(verbose);
     let _lock = args.lock.acquire(&*node, "deploy", &comps, &term)?;

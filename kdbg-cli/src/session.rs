@@ -3,24 +3,19 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use camino::Utf8PathBuf;
 use clap::Args;
 use kdbg_core::component::Component;
 use kdbg_core::crash::{self, CrashAt};
 use kdbg_core::deploy::DeployConfig;
 use kdbg_core::ide::vscode;
 use kdbg_core::node::target::Target;
-use kdbg_core::node::Node;
 use kdbg_core::session::debug::{self, DebugConfig, DebugOutcome, Timeouts};
 use kdbg_core::session::journal::{now, since};
-use kdbg_core::session::node_lock::NodeLock;
 use kdbg_core::session::restore::{self, RestoreConfig};
 use kdbg_core::session::status;
 use serde_json::json;
 
-use crate::args::Selection;
-use crate::commands::{find_tree, JSON_SCHEMA};
-use crate::deploy::TargetArgs;
+use crate::config::{state_dir, target_args, LockArgs, Resolved, Selection, TargetArgs, JSON_SCHEMA};
 use crate::render::Terminal;
 
 const DEFAULT_STOP_TIMEOUT: u64 = 90;
@@ -68,29 +63,6 @@ pub struct DebugArgs {
     pub lock: LockArgs,
 }
 
-/// How to meet another kdbg that is changing the same node.
-#[derive(Debug, Args)]
-pub struct LockArgs {
-    /// Fail at once, naming it, when another kdbg is changing the node [default: wait for it].
-    #[arg(long)]
-    pub no_wait: bool,
-}
-
-impl LockArgs {
-    /// Takes the node's lock for `verb components...` (`kdbg status` never does).
-    pub fn acquire(
-        &self,
-        node: &dyn Node,
-        verb: &str,
-        comps: &[&Component],
-        term: &Terminal,
-    ) -> anyhow::Result<NodeLock> {
-        let names: Vec<&str> = comps.iter().map(|c| c.name).collect();
-        let command = [verb].into_iter().chain(names).collect::<Vec<_>>().join(" ");
-        Ok(NodeLock::acquire(node, &command, !self.no_wait, term)?)
-    }
-}
-
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  kdbg status\n  kdbg status --target kind://dev --json")]
 pub struct StatusArgs {
@@ -126,29 +98,9 @@ pub struct RestoreArgs {
     pub lock: LockArgs,
 }
 
-/// The workstation's state directory: `$KDBG_STATE_DIR`, `$XDG_STATE_HOME/kdbg`, `~/.local/state/kdbg`.
-pub(crate) fn state_dir() -> Option<Utf8PathBuf> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
-    var("KDBG_STATE_DIR")
-        .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("kdbg")))
-        .or_else(|| var("HOME").map(|h| h.join(".local/state/kdbg")))
-}
-
 /// Test-only fault injection, see `kdbg_core::crash`.
 fn crash_at() -> CrashAt {
     CrashAt(std::env::var(crash::ENV).ok().filter(|v| !v.is_empty()))
-}
-
-/// `--target T [--identity F] [--ssh-option O]...`, to repeat in messages and VSCode tasks.
-pub(crate) fn target_args(t: &TargetArgs) -> Vec<String> {
-    let mut out = vec!["--target".to_string(), t.target.to_string()];
-    if let Some(id) = &t.identity {
-        out.extend(["--identity".into(), id.to_string()]);
-    }
-    for o in &t.ssh_options {
-        out.extend(["--ssh-option".into(), o.clone()]);
-    }
-    out
 }
 
 /// Every flag of this `kdbg debug` that shapes the session (components and `--port` aside: each
@@ -181,11 +133,9 @@ fn task_args(a: &DebugArgs) -> vscode::TaskArgs {
 }
 
 pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
-    let comps = Component::resolve(&args.sel.components)?;
-    let tree = find_tree(&args.sel.src)?;
-    let profile = args.sel.profile();
+    let Resolved { tree, comps, build } = args.sel.resolve()?;
     let config = DebugConfig {
-        deploy: DeployConfig { build: args.sel.src.build_config(profile), dlv: args.target.dlv.clone() },
+        deploy: DeployConfig { build, dlv: args.target.dlv.clone() },
         port: args.port,
         leader_elect_false: args.leader_elect == Some(false),
         wait_for_debugger: args.wait_for_debugger,

@@ -10,11 +10,8 @@ use kdbg_core::ide::{dwarf, mapping};
 use kdbg_core::trace::{self, tour, PathMap, TimedHit, Timeline, TraceConfig};
 use serde_json::json;
 
-use crate::args::SrcArgs;
-use crate::commands::{find_tree, JSON_SCHEMA};
-use crate::deploy::TargetArgs;
+use crate::config::{find_tree, goarch, state_dir, SrcArgs, TargetArgs, JSON_SCHEMA};
 use crate::render::Terminal;
-use crate::session::state_dir;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -179,7 +176,7 @@ fn paths(src: &SrcArgs, comp: &Component, term: &Terminal) -> PathMap {
         );
         return PathMap { goroot, ..PathMap::default() };
     };
-    let binary = tree.binary("linux", crate::vscode::goarch(), comp.name);
+    let binary = tree.binary("linux", goarch(), comp.name);
     match dwarf::recorded_sources(&binary) {
         Ok(recorded) => PathMap { rules: mapping::mapping(&recorded, &tree.root).rules, root: tree.root, goroot },
         Err(e) => {

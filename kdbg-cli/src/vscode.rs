@@ -6,8 +6,7 @@ use clap::Args;
 use kdbg_core::component::Component;
 use kdbg_core::ide::{self, vscode};
 
-use crate::args::SrcArgs;
-use crate::commands::find_tree;
+use crate::config::{find_tree, goarch, SrcArgs};
 
 #[derive(Debug, Args)]
 #[command(
@@ -84,13 +83,4 @@ pub fn run(args: VscodeArgs, verbose: bool) -> anyhow::Result<()> {
         println!("other editors and dlv connect: kdbg vscode -v");
     }
     Ok(())
-}
-
-/// The GOARCH of this host, which `make` builds for.
-pub(crate) fn goarch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }

@@ -7,17 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use kdbg_core::component::Component;
 use kdbg_core::ide::vscode::{READY_MARKER, START_MARKER};
 use kdbg_core::session::debug::Timeouts;
 use kdbg_core::session::restore::{self, RestoreConfig};
 use kdbg_core::watch::{self, CycleReport, Stopped, WatchConfig, WatchEvent};
 
-use crate::args::Selection;
-use crate::commands::find_tree;
-use crate::deploy::TargetArgs;
+use crate::config::{state_dir, target_args, Resolved, Selection, TargetArgs};
 use crate::render::Terminal;
-use crate::session::{state_dir, target_args};
 
 /// Test-only: stop after this many cycles, as if Ctrl-C had been pressed.
 pub const TEST_CYCLES_ENV: &str = "KDBG_TEST_WATCH_CYCLES";
@@ -51,12 +47,10 @@ pub struct WatchArgs {
 }
 
 pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
-    let comps = Component::resolve(&args.sel.components)?;
-    let tree = find_tree(&args.sel.src)?;
-    let profile = args.sel.profile();
+    let Resolved { tree, comps, build } = args.sel.resolve()?;
     let max_cycles = std::env::var(TEST_CYCLES_ENV).ok().and_then(|v| v.parse().ok());
     let cfg = WatchConfig {
-        build: args.sel.src.build_config(profile),
+        build,
         debounce: Duration::from_millis(args.debounce),
         timeouts: Timeouts::default(),
         max_cycles,

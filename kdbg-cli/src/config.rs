@@ -1,0 +1,177 @@
+//! What every subcommand shares: the flags naming the tree, components and target (flattened
+//! into each subcommand's arguments), and their one-time conversion into kdbg-core's config.
+//! Subcommand modules import from here, never from each other.
+
+use anyhow::Context;
+use camino::Utf8PathBuf;
+use clap::Args;
+use kdbg_core::build::BuildConfig;
+use kdbg_core::component::Component;
+use kdbg_core::node::target::{ConnectOptions, Target};
+use kdbg_core::node::Node;
+use kdbg_core::session::node_lock::NodeLock;
+use kdbg_core::tree::{SourceTree, TreeSearch};
+
+use crate::render::Terminal;
+
+/// Which components of which tree, built how.
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Components: kube-apiserver (apiserver), kube-controller-manager (controller-manager, cm),
+    /// kube-scheduler (scheduler), kubelet, kube-proxy (proxy).
+    #[arg(required = true, value_name = "COMPONENT")]
+    pub components: Vec<String>,
+    #[command(flatten)]
+    pub src: SrcArgs,
+    /// Keep compiler optimisations (only keep DWARF); default is -N -l, every variable visible.
+    #[arg(long)]
+    pub optimized: bool,
+}
+
+impl Selection {
+    pub fn profile(&self) -> kdbg_core::flags::Profile {
+        if self.optimized {
+            kdbg_core::flags::Profile::Optimized
+        } else {
+            kdbg_core::flags::Profile::Debug
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SrcArgs {
+    /// The kubernetes source tree [default: $KDBG_SRC, the current directory, $GOPATH/src/k8s.io/kubernetes].
+    #[arg(long, value_name = "DIR")]
+    pub src: Option<Utf8PathBuf>,
+    /// The tree's version when it has no git history and no KUBE_GIT_VERSION_FILE (e.g. v1.20.2).
+    #[arg(long, value_name = "vX.Y.Z")]
+    pub kube_version: Option<String>,
+    /// The Go to build with: a go binary, its bin directory or a GOROOT [default: the tree's
+    /// .go-version matched against the go on PATH, $GOROOT, ~/sdk/go*, the module cache's toolchains].
+    #[arg(long, env = "KDBG_GO", value_name = "PATH")]
+    pub go: Option<Utf8PathBuf>,
+    /// Always build through make, never by replaying make's captured `go` calls.
+    #[arg(long)]
+    pub via_make: bool,
+}
+
+impl SrcArgs {
+    pub fn build_config(&self, profile: kdbg_core::flags::Profile) -> kdbg_core::build::BuildConfig {
+        kdbg_core::build::BuildConfig { profile, go: self.go.clone(), via_make: self.via_make }
+    }
+}
+
+/// Which node, and how to log in to it.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The node: minikube | minikube://PROFILE | kind://CLUSTER[/NODE] | ssh://USER@HOST[:PORT] | local.
+    #[arg(long, env = "KDBG_TARGET", default_value = "minikube", value_name = "TARGET")]
+    pub target: Target,
+    /// Private key for ssh:// (and minikube) targets [default: ssh's own choice, ~/.ssh/config].
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<Utf8PathBuf>,
+    /// An option for ssh, passed as `-o OPT` before kdbg's own (repeatable).
+    #[arg(long = "ssh-option", value_name = "OPT")]
+    pub ssh_options: Vec<String>,
+    /// The dlv to install on the node [default: the closest release that can read the binaries
+    /// of dlv on PATH, $GOPATH/bin/dlv, ~/go/bin/dlv].
+    #[arg(long, env = "KDBG_DLV", value_name = "PATH")]
+    pub dlv: Option<Utf8PathBuf>,
+}
+
+impl TargetArgs {
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions { identity: self.identity.clone(), ssh_options: self.ssh_options.clone() }
+    }
+
+    pub fn connect(&self) -> anyhow::Result<Box<dyn Node>> {
+        Ok(self.target.connect(&self.connect_options())?)
+    }
+}
+
+/// How to meet another kdbg that is changing the same node.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Fail at once, naming it, when another kdbg is changing the node [default: wait for it].
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+impl LockArgs {
+    /// Takes the node's lock for `verb components...` (`kdbg status` never does).
+    pub fn acquire(
+        &self,
+        node: &dyn Node,
+        verb: &str,
+        comps: &[&Component],
+        term: &Terminal,
+    ) -> anyhow::Result<NodeLock> {
+        let names: Vec<&str> = comps.iter().map(|c| c.name).collect();
+        let command = [verb].into_iter().chain(names).collect::<Vec<_>>().join(" ");
+        Ok(NodeLock::acquire(node, &command, !self.no_wait, term)?)
+    }
+}
+
+/// The workstation's state directory: `$KDBG_STATE_DIR`, `$XDG_STATE_HOME/kdbg`, `~/.local/state/kdbg`.
+pub fn state_dir() -> Option<Utf8PathBuf> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
+    var("KDBG_STATE_DIR")
+        .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("kdbg")))
+        .or_else(|| var("HOME").map(|h| h.join(".local/state/kdbg")))
+}
+
+/// `--target T [--identity F] [--ssh-option O]...`, to repeat in messages and VSCode tasks.
+pub fn target_args(t: &TargetArgs) -> Vec<String> {
+    let mut out = vec!["--target".to_string(), t.target.to_string()];
+    if let Some(id) = &t.identity {
+        out.extend(["--identity".into(), id.to_string()]);
+    }
+    for o in &t.ssh_options {
+        out.extend(["--ssh-option".into(), o.clone()]);
+    }
+    out
+}
+
+/// Version of every `--json` document kdbg prints.
+pub const JSON_SCHEMA: u32 = 1;
+
+/// The components, tree and build config of a [`Selection`], resolved once per command.
+pub struct Resolved {
+    pub tree: SourceTree,
+    pub comps: Vec<&'static Component>,
+    pub build: BuildConfig,
+}
+
+impl Selection {
+    /// Resolves components first (a typo should not wait for tree inspection), then the tree.
+    pub fn resolve(&self) -> anyhow::Result<Resolved> {
+        let comps = Component::resolve(&self.components)?;
+        let tree = find_tree(&self.src)?;
+        Ok(Resolved { tree, comps, build: self.src.build_config(self.profile()) })
+    }
+}
+
+pub fn find_tree(src: &SrcArgs) -> anyhow::Result<SourceTree> {
+    let env_path = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
+    let cwd = std::env::current_dir().ok().and_then(|d| Utf8PathBuf::from_path_buf(d).ok());
+    let gopath = env_path("GOPATH").or_else(|| env_path("HOME").map(|h| h.join("go")));
+    let search = TreeSearch {
+        explicit: src.src.clone(),
+        env_src: env_path("KDBG_SRC"),
+        cwd,
+        gopath,
+        kube_version: src.kube_version.clone(),
+        version_file: env_path("KUBE_GIT_VERSION_FILE"),
+    };
+    let tree = SourceTree::find(&search).context("failed to find the kubernetes source tree")?;
+    Ok(tree)
+}
+
+/// The GOARCH of this host, which `make` builds for.
+pub fn goarch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
