@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::journal::{self, Entry};
 use super::{procs, tunnels, SessionError};
-use crate::dlv::DlvClient;
+use crate::dlv::{DlvClient, DlvError, State};
 use crate::node::{Endpoint, Node};
 
 /// One component under debug.
@@ -46,6 +46,14 @@ pub fn status(node: &dyn Node, state_dir: Option<&Utf8Path>) -> Result<Vec<Compo
     Ok(out)
 }
 
+/// Delve's state, asked through a forward on localhost:`port`; `timeout` bounds the connect and
+/// the call.
+pub(crate) fn state_via(port: u16, timeout: Duration) -> Result<State, DlvError> {
+    let mut dlv = DlvClient::connect(&format!("127.0.0.1:{port}"), timeout)?;
+    dlv.call_timeout = timeout;
+    dlv.state_nonblocking()
+}
+
 /// Asks Delve through the workstation's tunnel, or through a short-lived one.
 fn program_state(node: &dyn Node, endpoint: &Endpoint, tunnel: Option<u16>) -> String {
     let (local, _temporary) = match tunnel {
@@ -55,11 +63,7 @@ fn program_state(node: &dyn Node, endpoint: &Endpoint, tunnel: Option<u16>) -> S
             Err(e) => return format!("unknown (no tunnel: {e})"),
         },
     };
-    let state = DlvClient::connect(&format!("127.0.0.1:{local}"), Duration::from_secs(5)).and_then(|mut c| {
-        c.call_timeout = Duration::from_secs(5);
-        c.state_nonblocking()
-    });
-    match state {
+    match state_via(local, Duration::from_secs(5)) {
         Err(e) => format!("unknown ({e})"),
         Ok(s) if s.exited => format!("exited (status {})", s.exit_status),
         Ok(s) if s.running => "running".into(),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{DebugConfig, DebugError, DebugOutcome, Session};
 use crate::component::Component;
@@ -20,7 +20,7 @@ use crate::session::journal::{self, Entry, Journal, State, Who};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::restore::{self, RestoreConfig};
 use crate::session::tunnels::{self, TunnelRecord};
-use crate::session::{preflight, stop, SessionError};
+use crate::session::{preflight, status, stop, SessionError};
 use crate::tree::SourceTree;
 
 pub(super) struct Debugging<'a> {
@@ -214,7 +214,9 @@ impl<'a> Debugging<'a> {
             .map_err(|e| SessionError::Tunnel { component: c.name.into(), detail: e.to_string() })?;
         session.local_port = Some(tunnel.local_port());
         if let Some(socket) = endpoint::socket_of(&remote) {
-            answers(tunnel.local_port()).map_err(|e| SessionError::Tunnel {
+            // An ssh forward to a socket listens locally even when the node's sshd refuses
+            // every connection through it: Delve must answer through it.
+            status::state_via(tunnel.local_port(), Duration::from_secs(10)).map_err(|e| SessionError::Tunnel {
                 component: c.name.into(),
                 detail: format!(
                     "Delve on {socket} does not answer through localhost:{port} ({e})\n  fix: the node's sshd \
@@ -267,14 +269,6 @@ impl<'a> Debugging<'a> {
         *self.attach.lock().unwrap() = Some(attach);
         ran
     }
-}
-
-/// Delve answers a state request through the forward on localhost:`port` (an ssh forward to a
-/// socket listens locally even when the node's sshd refuses every connection through it).
-fn answers(port: u16) -> Result<(), crate::dlv::DlvError> {
-    let mut dlv = crate::dlv::DlvClient::connect(&format!("127.0.0.1:{port}"), std::time::Duration::from_secs(10))?;
-    dlv.call_timeout = std::time::Duration::from_secs(10);
-    dlv.state_nonblocking().map(drop)
 }
 
 impl Runner for Debugging<'_> {
