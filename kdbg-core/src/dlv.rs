@@ -178,6 +178,21 @@ impl DlvClient {
         Ok(())
     }
 
+    /// Resumes the target and returns once Delve reports it running (or stopped again, or exited,
+    /// or 5 s passed): a command that hands the program back and exits leaves it in a definite
+    /// state, so the next client does not find Delve still about to run it.
+    pub fn resume(&mut self) -> Result<(), DlvError> {
+        self.continue_async()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let s = self.state_nonblocking()?;
+            if s.running || s.exited || Instant::now() >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until the pending continue ends (a breakpoint, a halt, the target's exit).
     pub fn wait_stopped(&mut self, timeout: Duration) -> Result<State, DlvError> {
         if let Some(stopped) = self.stopped.take() {

@@ -23,7 +23,7 @@ fn breakpoint_names(lab: &Lab) -> Vec<String> {
     }
     let names = dlv.list_breakpoints().unwrap().into_iter().map(|b| b.name).collect();
     if running {
-        dlv.continue_async().unwrap();
+        dlv.resume().unwrap();
     }
     names
 }

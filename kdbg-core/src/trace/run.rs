@@ -82,7 +82,7 @@ pub fn clear(
     let mut s = connect(node, component, state_dir)?;
     settle(&mut s.dlv)?;
     let cleared = clear_ours(&mut s.dlv)?;
-    s.dlv.continue_async()?;
+    s.dlv.resume()?;
     Ok(cleared)
 }
 
@@ -141,14 +141,14 @@ pub fn trace(
         Err(e) => {
             let _ = clear_ours(dlv);
             if was_running {
-                let _ = dlv.continue_async();
+                let _ = dlv.resume();
             }
             return Err(e);
         }
     };
     if by_id.is_empty() {
         if was_running {
-            dlv.continue_async()?;
+            dlv.resume()?;
         }
         return Err(TraceError::NothingResolved { component: c.name.into(), tour: config.tour.name.clone() });
     }
@@ -162,7 +162,7 @@ pub fn trace(
         settle(dlv)?;
         clear_ours(dlv)?;
         if was_running {
-            dlv.continue_async()?;
+            dlv.resume()?;
         }
         Ok(())
     })();
@@ -380,7 +380,7 @@ pub fn resolvable(
         Ok(counts)
     })();
     if was_running {
-        s.dlv.continue_async()?;
+        s.dlv.resume()?;
     }
     Ok(counted?)
 }
