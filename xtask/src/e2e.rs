@@ -25,6 +25,9 @@ pub const COMPONENTS: &[&str] =
 /// The kind cluster name; its node container is `<CLUSTER>-control-plane`.
 const CLUSTER: &str = "kdbg-e2e";
 
+/// One flow through one target.
+type Flow = fn(&Shell, &mut Stages, &flows::Kdbg) -> Result<()>;
+
 /// The flows `--only` can pick, in the order they run.
 const FLOWS: &[&str] = &["apiserver", "scheduler", "kubelet", "proxy", "crash", "all-nodes"];
 
@@ -129,7 +132,7 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages, only: &[&str]) -> Result<()> {
         let k = flows::Kdbg { bin: bins.join("kdbg"), tree: &tree, cluster: &cluster, target, via };
         // From here on, every exit path restores the node.
         let _restore = flows::RestoreGuard(&k);
-        let flows: [(&str, fn(&Shell, &mut Stages, &flows::Kdbg) -> Result<()>); 5] = [
+        let flows: [(&str, Flow); 5] = [
             ("apiserver", flows::apiserver),
             ("scheduler", flows::scheduler_and_cm),
             ("kubelet", flows::kubelet),
