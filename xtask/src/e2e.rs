@@ -1,11 +1,13 @@
 //! `cargo xtask e2e k8s`: the real-cluster tier. Debian's kubernetes 1.20.2 source, its release
 //! binaries, a kind-shaped kubeadm node (systemd, containerd, the real kubelet) built and booted
 //! locally, `kubeadm init`, then kdbg debugs the apiserver, scheduler, controller-manager and
-//! kubelet through `kind://` and `ssh://` and restores each; every stage is timed.
+//! kubelet through `kind://` and `ssh://` and restores each; then a worker joins and kdbg debugs
+//! both nodes' kubelets at once (`--all-nodes`); every stage is timed.
 
 mod flows;
 mod images;
 mod kindcli;
+mod multinode;
 mod node;
 mod rootfs;
 mod source;
@@ -23,11 +25,26 @@ pub const COMPONENTS: &[&str] =
 /// The kind cluster name; its node container is `<CLUSTER>-control-plane`.
 const CLUSTER: &str = "kdbg-e2e";
 
+/// One flow through one target.
+type Flow = fn(&Shell, &mut Stages, &flows::Kdbg) -> Result<()>;
+
+/// The flows `--only` can pick, in the order they run.
+const FLOWS: &[&str] = &["apiserver", "scheduler", "kubelet", "proxy", "crash", "all-nodes"];
+
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
-    match args.first().map(String::as_str) {
-        Some("k8s") => k8s(sh),
-        _ => bail!("usage: cargo xtask e2e k8s"),
-    }
+    let usage = || format!("usage: cargo xtask e2e k8s [--only FLOW,...]   (flows: {})", FLOWS.join(", "));
+    let only = match args {
+        [k8s] if k8s == "k8s" => FLOWS.to_vec(),
+        [k8s, flag, list] if k8s == "k8s" && flag == "--only" => {
+            let picked: Vec<&str> = list.split(',').collect();
+            if let Some(bad) = picked.iter().find(|f| !FLOWS.contains(f)) {
+                bail!("unknown flow `{bad}`; {}", usage());
+            }
+            FLOWS.iter().copied().filter(|f| picked.contains(f)).collect()
+        }
+        _ => bail!("{}", usage()),
+    };
+    k8s(sh, &only)
 }
 
 /// Prints how long each stage took, as it goes and as a table at the end.
@@ -54,14 +71,14 @@ impl Stages {
     }
 }
 
-fn k8s(sh: &Shell) -> Result<()> {
+fn k8s(sh: &Shell, only: &[&str]) -> Result<()> {
     let mut stages = Stages::default();
-    let result = k8s_stages(sh, &mut stages);
+    let result = k8s_stages(sh, &mut stages, only);
     stages.print();
     result
 }
 
-fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
+fn k8s_stages(sh: &Shell, stages: &mut Stages, only: &[&str]) -> Result<()> {
     let cache = Utf8PathBuf::from(std::env::var("KDBG_E2E_CACHE").unwrap_or_else(|_| "/var/cache/kdbg-e2e".into()));
     stages.run("install packages", || {
         crate::setup::ensure_packages(sh)?;
@@ -94,7 +111,7 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
     let kind =
         stages.run("the real kind CLI: kind create cluster --image", || kindcli::attempt(sh, &cache, node::IMAGE))?;
     println!("e2e: {kind}");
-    let cluster = stages.run("node container up (systemd, containerd, images imported)", || {
+    let mut cluster = stages.run("node container up (systemd, containerd, images imported)", || {
         let c = node::Cluster::start(sh, CLUSTER)?;
         c.wait_booted(sh)?;
         Ok(c)
@@ -115,14 +132,30 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages) -> Result<()> {
         let k = flows::Kdbg { bin: bins.join("kdbg"), tree: &tree, cluster: &cluster, target, via };
         // From here on, every exit path restores the node.
         let _restore = flows::RestoreGuard(&k);
-        flows::apiserver(sh, stages, &k)?;
-        flows::scheduler_and_cm(sh, stages, &k)?;
-        flows::kubelet(sh, stages, &k)?;
-        flows::proxy(sh, stages, &k)?;
-        if via == "kind://" {
-            flows::crash_apiserver(sh, stages, &k)?;
+        let flows: [(&str, Flow); 5] = [
+            ("apiserver", flows::apiserver),
+            ("scheduler", flows::scheduler_and_cm),
+            ("kubelet", flows::kubelet),
+            ("proxy", flows::proxy),
+            ("crash", flows::crash_apiserver),
+        ];
+        for (name, flow) in flows {
+            // The crash logic is the same through every transport: once is enough.
+            if only.contains(&name) && (name != "crash" || via == "kind://") {
+                flow(sh, stages, &k)?;
+            }
         }
     }
+    if !only.contains(&"all-nodes") {
+        println!("e2e: {kind}");
+        return Ok(());
+    }
+    stages.run("a worker joins (kubeadm join); both nodes Ready", || cluster.join_worker(sh, CLUSTER))?;
+    let all = vec!["--target".to_string(), format!("kind://{CLUSTER}"), "--all-nodes".to_string()];
+    let k =
+        flows::Kdbg { bin: bins.join("kdbg"), tree: &tree, cluster: &cluster, target: all, via: "kind:// --all-nodes" };
+    let _restore = flows::RestoreGuard(&k);
+    multinode::kubelet_all_nodes(sh, stages, &k, CLUSTER)?;
     println!("e2e: {kind}");
     Ok(())
 }

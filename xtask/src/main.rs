@@ -22,7 +22,9 @@ cargo xtask <task>
 Tasks:
   demo               the main job: a full kdbg session on the built-in fixture tree
   test               install what the tests need (apt packages), then run every test
-  e2e k8s            debug a real kube-apiserver, scheduler and controller-manager on a test node
+  e2e k8s [--only FLOW,...]
+                     the real-cluster tier: kubeadm nodes, kdbg through kind:// and ssh://
+                     (flows: apiserver, scheduler, kubelet, proxy, crash, all-nodes)
   toolchains         install the matrix's Go and Delve into /var/cache/kdbg-toolchains
   bench [--only tree,deploy,replay,watch] [--real-only]
                      measure kdbg against make and go list; prints ratios

@@ -15,10 +15,10 @@ use super::{wait_until, Stages};
 /// The apiserver's `/healthz` handler (GOPATH-mode trees vendor staging under k8s.io/kubernetes/vendor).
 const HEALTHZ_FN: &str = "k8s.io/kubernetes/vendor/k8s.io/apiserver/pkg/server/healthz.handleRootHealth.func1";
 /// The kubelet's sync loop: one iteration at least every second.
-const SYNC_LOOP_FN: &str = "k8s.io/kubernetes/pkg/kubelet.(*Kubelet).syncLoopIteration";
+pub(super) const SYNC_LOOP_FN: &str = "k8s.io/kubernetes/pkg/kubelet.(*Kubelet).syncLoopIteration";
 /// kube-proxy's iptables sync: runs when a Service or EndpointSlice changes.
 const PROXY_SYNC_FN: &str = "k8s.io/kubernetes/pkg/proxy/iptables.(*Proxier).syncProxyRules";
-const SLOW: Duration = Duration::from_secs(240);
+pub(super) const SLOW: Duration = Duration::from_secs(240);
 
 /// kdbg pointed at the cluster through one transport.
 pub struct Kdbg<'a> {
@@ -55,7 +55,7 @@ impl Kdbg<'_> {
         Ok(cmd!(sh, "{bin} {argv...}").read()?)
     }
     /// Runs kdbg; returns what it printed (stdout and stderr), failing if it failed.
-    fn output(&self, sh: &Shell, args: &[&str]) -> Result<String> {
+    pub(super) fn output(&self, sh: &Shell, args: &[&str]) -> Result<String> {
         let bin = &self.bin;
         let argv = self.args(args);
         let out = cmd!(sh, "{bin} {argv...}").ignore_status().output()?;
@@ -65,12 +65,12 @@ impl Kdbg<'_> {
         Ok(text)
     }
     /// Runs kdbg with an environment variable; returns whether it succeeded.
-    fn run_env(&self, sh: &Shell, args: &[&str], key: &str, value: &str) -> Result<bool> {
+    pub(super) fn run_env(&self, sh: &Shell, args: &[&str], key: &str, value: &str) -> Result<bool> {
         let bin = &self.bin;
         let args = self.args(args);
         Ok(cmd!(sh, "{bin} {args...}").env(key, value).ignore_status().output()?.status.success())
     }
-    fn stage<T>(&self, stages: &mut Stages, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    pub(super) fn stage<T>(&self, stages: &mut Stages, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         stages.run(&format!("[{}] {name}", self.via), f)
     }
 }
@@ -90,7 +90,7 @@ impl Drop for RestoreGuard<'_> {
 
 /// What must be identical before a debug session and after its restore.
 #[derive(Debug, PartialEq, Eq)]
-struct NodeState {
+pub(super) struct NodeState {
     /// sha256 of every file in the manifests dir and of the kubelet's unit files.
     files: String,
     /// `systemctl is-active`/`is-enabled` of the kubelet.
@@ -100,11 +100,17 @@ struct NodeState {
 }
 
 fn node_state(sh: &Shell, c: &Cluster) -> Result<NodeState> {
-    let files = c.sh(
+    node_state_in(sh, c, &c.container)
+}
+
+/// [`NodeState`] of one node container (a worker has no static pods: its manifests dir is empty).
+pub(super) fn node_state_in(sh: &Shell, c: &Cluster, node: &str) -> Result<NodeState> {
+    let files = c.sh_in(
         sh,
-        "cd / && sha256sum etc/kubernetes/manifests/* lib/systemd/system/kubelet.service etc/systemd/system/kubelet.service.d/*",
+        node,
+        "cd / && for f in etc/kubernetes/manifests/* lib/systemd/system/kubelet.service etc/systemd/system/kubelet.service.d/*; do [ -e \"$f\" ] && sha256sum \"$f\"; done; true",
     )?;
-    let unit = c.sh(sh, "systemctl is-active kubelet; systemctl is-enabled kubelet; true")?;
+    let unit = c.sh_in(sh, node, "systemctl is-active kubelet; systemctl is-enabled kubelet; true")?;
     let images = c.kubectl(
         sh,
         "get pods -n kube-system -l tier=control-plane -o jsonpath='{range .items[*]}{.metadata.name}={.spec.containers[0].image} {end}'",
@@ -115,14 +121,20 @@ fn node_state(sh: &Shell, c: &Cluster) -> Result<NodeState> {
 /// After a restore: the state is as before, the system pods run, and nothing of kdbg is left
 /// on the node but its binaries.
 fn check_restored(sh: &Shell, c: &Cluster, before: &NodeState) -> Result<()> {
+    check_restored_in(sh, c, &c.container, before)
+}
+
+/// [`check_restored`] for one node container of the cluster.
+pub(super) fn check_restored_in(sh: &Shell, c: &Cluster, node: &str, before: &NodeState) -> Result<()> {
     wait_until("kube-system's pods to run again", SLOW, || c.system_pods_running(sh))?;
-    let after = node_state(sh, c)?;
-    ensure!(after == *before, "the node differs after restore:\nbefore: {before:#?}\nafter:  {after:#?}");
-    let ps = c.sh(sh, "ps -eo args")?;
+    let after = node_state_in(sh, c, node)?;
+    ensure!(after == *before, "{node} differs after restore:\nbefore: {before:#?}\nafter:  {after:#?}");
+    let ps = c.sh_in(sh, node, "ps -eo args")?;
     ensure!(!ps.lines().any(|l| l.contains("/var/lib/kdbg/")), "kdbg's processes still run on the node:\n{ps}");
     // The node lock's file stays, as every flock file must (its owner record goes with the owner).
-    let left = c.sh(
+    let left = c.sh_in(
         sh,
+        node,
         "find /var/lib/kdbg /var/log/kdbg -mindepth 1 -not -path '/var/lib/kdbg/bin*' -not -path /var/lib/kdbg/lock 2>/dev/null; true",
     )?;
     ensure!(left.trim().is_empty(), "kdbg left files on the node: {left}");
@@ -134,7 +146,11 @@ fn node_healthz(sh: &Shell, c: &Cluster, port: u16) -> bool {
 }
 
 /// Connects to Delve through the local forward on `port` (each component's default), breaks at `function`, triggers it, continues.
-fn breakpoint(port: u16, function: &str, trigger: impl FnOnce() -> Result<()> + Send + 'static) -> Result<String> {
+pub(super) fn breakpoint(
+    port: u16,
+    function: &str,
+    trigger: impl FnOnce() -> Result<()> + Send + 'static,
+) -> Result<String> {
     let addr = format!("127.0.0.1:{port}");
     let mut dlv =
         DlvClient::connect(&addr, Duration::from_secs(10)).with_context(|| format!("connecting to dlv at {addr}"))?;
@@ -218,7 +234,12 @@ pub fn scheduler_and_cm(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()>
 
 /// The kubelet's process argv, read from `/proc` of the unit's main process.
 fn kubelet_argv(sh: &Shell, c: &Cluster) -> Result<String> {
-    c.sh(sh, "pid=$(systemctl show -p MainPID --value kubelet); tr '\\0' ' ' < /proc/$pid/cmdline")
+    kubelet_argv_in(sh, c, &c.container)
+}
+
+/// The `/proc` cmdline of the kubelet unit's MainPID on one node container.
+pub(super) fn kubelet_argv_in(sh: &Shell, c: &Cluster, node: &str) -> Result<String> {
+    c.sh_in(sh, node, "pid=$(systemctl show -p MainPID --value kubelet); tr '\\0' ' ' < /proc/$pid/cmdline")
 }
 
 pub fn kubelet(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {

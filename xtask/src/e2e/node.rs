@@ -73,59 +73,97 @@ pub struct Cluster {
     pub container: String,
     pub network: String,
     pub ip: String,
+    /// Worker node containers, joined by [`Cluster::join_worker`].
+    pub workers: Vec<String>,
 }
 
 impl Cluster {
-    /// Starts the node container the way kind runs its nodes, minus `--privileged` (see
-    /// ARCHITECTURE.md): systemd as PID 1, `/var` on a volume for containerd's overlayfs, a
-    /// private cgroup namespace whose controllers the entrypoint makes writable.
+    /// Starts the control-plane node container (see [`run_node`]) on a network of its own.
     pub fn start(sh: &Shell, name: &str) -> Result<Cluster> {
         let container = format!("{name}-control-plane");
         let network = format!("{name}-net");
-        let _ = cmd!(sh, "docker rm -f -v {container}").quiet().ignore_stderr().ignore_stdout().run();
         let _ = cmd!(sh, "docker network rm {network}").quiet().ignore_stderr().ignore_stdout().run();
         cmd!(sh, "docker network create {network}").quiet().ignore_stdout().run()?;
-        let cluster_label = format!("io.x-k8s.kind.cluster={name}");
-        let rule = "a *:* rwm";
-        let started = cmd!(
-            sh,
-            "docker run -d --name {container} --hostname {container} --network {network}
-             --label {cluster_label} --label io.x-k8s.kind.role=control-plane
-             --cgroupns=private --cap-add ALL --cap-drop SYS_RESOURCE
-             --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined
-             --device-cgroup-rule {rule}
-             --tmpfs /tmp --tmpfs /run --volume /var
-             {IMAGE}"
-        )
-        .quiet()
-        .ignore_stdout()
-        .run();
+        let started = run_node(sh, name, &container, &network, "control-plane");
         let format = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}";
         let ip = cmd!(sh, "docker inspect -f {format} {container}").read().unwrap_or_default();
-        let cluster = Cluster { container, network, ip };
+        let cluster = Cluster { container, network, ip, workers: Vec::new() };
         started?;
         Ok(cluster)
     }
 
-    /// `sh -c SCRIPT` inside the node, as root.
-    pub fn sh(&self, sh: &Shell, script: &str) -> Result<String> {
-        let c = &self.container;
-        Ok(cmd!(sh, "docker exec {c} sh -c {script}").quiet().read()?)
+    /// Starts `<name>-worker` the same way, joins it with `kubeadm join` (the join command and
+    /// its token are made on the control plane and reach the worker on stdin: never printed, never
+    /// in a workstation argv) and waits until every node is Ready and the worker runs its kube-proxy pod.
+    pub fn join_worker(&mut self, sh: &Shell, name: &str) -> Result<String> {
+        let worker = format!("{name}-worker");
+        let started = run_node(sh, name, &worker, &self.network, "worker");
+        self.workers.push(worker.clone());
+        started?;
+        self.wait_booted_in(sh, &worker)?;
+        let join = self.sh(sh, "kubeadm token create --print-join-command")?;
+        let script = format!(
+            "{} --cri-socket=/run/containerd/containerd.sock --skip-phases=preflight --v=1 >/var/log/kdbg-e2e-join.log 2>&1 || {{ tail -30 /var/log/kdbg-e2e-join.log | grep -vi token; exit 1; }}",
+            join.trim()
+        );
+        let out = cmd!(sh, "docker exec -i {worker} sh").stdin(script).ignore_status().output()?;
+        ensure!(
+            out.status.success(),
+            "kubeadm join on {worker} failed:\n{}{}\n--- kubelet journal:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.sh_in(sh, &worker, "journalctl -u kubelet --no-pager | tail -30").unwrap_or_default()
+        );
+        wait_until("both nodes to be Ready", Duration::from_secs(180), || {
+            self.kubectl(sh, "get nodes --no-headers").is_ok_and(|o| {
+                o.lines().count() == 1 + self.workers.len()
+                    && o.lines().all(|l| l.split_whitespace().nth(1) == Some("Ready"))
+            })
+        })?;
+        let field = format!("spec.nodeName={worker}");
+        wait_until(&format!("kube-proxy Running on {worker}"), Duration::from_secs(180), || {
+            self.kubectl(
+                sh,
+                &format!("get pods -n kube-system -l k8s-app=kube-proxy --field-selector {field} --no-headers"),
+            )
+            .is_ok_and(|o| o.split_whitespace().nth(2) == Some("Running"))
+        })?;
+        println!("e2e: {}", self.kubectl(sh, "get nodes -o wide")?);
+        Ok(worker)
     }
 
-    /// Waits for systemd, containerd and the image import.
+    /// Every node container: the control plane first, then the workers.
+    pub fn nodes(&self) -> Vec<String> {
+        std::iter::once(self.container.clone()).chain(self.workers.iter().cloned()).collect()
+    }
+
+    /// `sh -c SCRIPT` inside the node, as root.
+    pub fn sh(&self, sh: &Shell, script: &str) -> Result<String> {
+        self.sh_in(sh, &self.container, script)
+    }
+
+    /// `sh -c SCRIPT` inside one node container of the cluster, as root.
+    pub fn sh_in(&self, sh: &Shell, container: &str, script: &str) -> Result<String> {
+        Ok(cmd!(sh, "docker exec {container} sh -c {script}").quiet().read()?)
+    }
+
+    /// Waits for systemd, containerd and the image import in the control-plane node.
     pub fn wait_booted(&self, sh: &Shell) -> Result<()> {
+        self.wait_booted_in(sh, &self.container)
+    }
+
+    fn wait_booted_in(&self, sh: &Shell, node: &str) -> Result<()> {
         wait_until("systemd in the node to finish booting", Duration::from_secs(120), || {
-            self.sh(sh, "systemctl is-system-running").is_ok_and(|s| s == "running" || s == "degraded")
-                || self.sh(sh, "systemctl is-active kdbg-images.service").is_ok_and(|s| s == "active")
+            self.sh_in(sh, node, "systemctl is-system-running").is_ok_and(|s| s == "running" || s == "degraded")
+                || self.sh_in(sh, node, "systemctl is-active kdbg-images.service").is_ok_and(|s| s == "active")
         })?;
         wait_until("the image import into containerd", Duration::from_secs(180), || {
-            self.sh(sh, "systemctl is-active kdbg-images.service").is_ok_and(|s| s == "active")
+            self.sh_in(sh, node, "systemctl is-active kdbg-images.service").is_ok_and(|s| s == "active")
         })
-        .with_context(|| self.sh(sh, "journalctl -u kdbg-images --no-pager | tail -20").unwrap_or_default())?;
-        let failed = self.sh(sh, "systemctl --failed --no-legend --plain")?;
+        .with_context(|| self.sh_in(sh, node, "journalctl -u kdbg-images --no-pager | tail -20").unwrap_or_default())?;
+        let failed = self.sh_in(sh, node, "systemctl --failed --no-legend --plain")?;
         if !failed.is_empty() {
-            eprintln!("e2e: failed units in the node (not fatal):\n{failed}");
+            eprintln!("e2e: failed units in {node} (not fatal):\n{failed}");
         }
         Ok(())
     }
@@ -205,17 +243,21 @@ impl Drop for Cluster {
         let Ok(sh) = Shell::new() else { return };
         if std::env::var_os("KDBG_E2E_KEEP").is_some() {
             eprintln!(
-                "e2e: KDBG_E2E_KEEP is set: the node {} stays; remove it with `docker rm -f -v {}; docker network rm {}; docker rmi {IMAGE}`",
-                self.container, self.container, self.network
+                "e2e: KDBG_E2E_KEEP is set: the nodes stay; remove them with `docker rm -f -v {}; docker network rm {}; docker rmi {IMAGE}`",
+                self.nodes().join(" "),
+                self.network
             );
             return;
         }
         eprintln!(
-            "e2e: removing the node container {}, its volume, network {} and image",
-            self.container, self.network
+            "e2e: removing the node containers {}, their volumes, network {} and image",
+            self.nodes().join(" "),
+            self.network
         );
-        let (c, n) = (&self.container, &self.network);
-        let _ = cmd!(sh, "docker rm -f -v {c}").quiet().ignore_stdout().run();
+        let n = &self.network;
+        for c in self.nodes() {
+            let _ = cmd!(sh, "docker rm -f -v {c}").quiet().ignore_stdout().run();
+        }
         let _ = cmd!(sh, "docker network rm {n}").quiet().ignore_stdout().run();
         let _ = cmd!(sh, "docker rmi {IMAGE}").quiet().ignore_stdout().ignore_stderr().run();
     }
@@ -234,4 +276,28 @@ pub fn build_image(
     let dir = Utf8PathBuf::try_from(stage.path().to_owned())?;
     overlay(cluster, release, imgs, &dir.join("overlay"))?;
     import(sh, rootfs, &dir.join("overlay"), &dir)
+}
+
+/// Runs one node container of cluster `cluster` the way kind runs its nodes, minus `--privileged`
+/// (see ARCHITECTURE.md): systemd as PID 1, `/var` on a volume for containerd's overlayfs, a
+/// private cgroup namespace whose controllers the entrypoint makes writable, kind's labels.
+fn run_node(sh: &Shell, cluster: &str, container: &str, network: &str, role: &str) -> Result<()> {
+    let _ = cmd!(sh, "docker rm -f -v {container}").quiet().ignore_stderr().ignore_stdout().run();
+    let cluster_label = format!("io.x-k8s.kind.cluster={cluster}");
+    let role_label = format!("io.x-k8s.kind.role={role}");
+    let rule = "a *:* rwm";
+    cmd!(
+        sh,
+        "docker run -d --name {container} --hostname {container} --network {network}
+         --label {cluster_label} --label {role_label}
+         --cgroupns=private --cap-add ALL --cap-drop SYS_RESOURCE
+         --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined
+         --device-cgroup-rule {rule}
+         --tmpfs /tmp --tmpfs /run --volume /var
+         {IMAGE}"
+    )
+    .quiet()
+    .ignore_stdout()
+    .run()?;
+    Ok(())
 }
