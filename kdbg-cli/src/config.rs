@@ -65,8 +65,13 @@ impl SrcArgs {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// The node: minikube | minikube://PROFILE | kind://CLUSTER[/NODE] | ssh://USER@HOST[:PORT] | local.
-    #[arg(long, env = "KDBG_TARGET", default_value = "minikube", value_name = "TARGET")]
-    pub target: Target,
+    /// deploy, debug, status and restore take it several times, one node each.
+    #[arg(long = "target", env = "KDBG_TARGET", default_value = "minikube", value_name = "TARGET")]
+    pub targets: Vec<Target>,
+    /// Every node of a kind://CLUSTER target (each node container of the cluster), for deploy,
+    /// debug, status and restore; ssh:// targets are the nodes given with --target.
+    #[arg(long)]
+    pub all_nodes: bool,
     /// Private key for ssh:// (and minikube) targets [default: ssh's own choice, ~/.ssh/config].
     #[arg(long, value_name = "FILE")]
     pub identity: Option<Utf8PathBuf>,
@@ -84,10 +89,41 @@ impl TargetArgs {
         ConnectOptions { identity: self.identity.clone(), ssh_options: self.ssh_options.clone() }
     }
 
+    /// The first (for commands of one node, the only) `--target`.
+    pub fn target(&self) -> &Target {
+        &self.targets[0]
+    }
+
+    /// The one node of a command that works on one node at a time.
     pub fn connect(&self) -> anyhow::Result<Box<dyn Node>> {
-        Ok(self.target.connect(&self.connect_options())?)
+        if self.targets.len() > 1 || self.all_nodes {
+            anyhow::bail!(
+                "this command works on one node at a time; name it with one --target (e.g. kind://CLUSTER/NODE)"
+            );
+        }
+        Ok(self.target().connect(&self.connect_options())?)
+    }
+
+    /// The nodes of `--target`s (with `--all-nodes`, a kind cluster's every node): `(name in step
+    /// ids, target, node)`. A node named twice is an error.
+    pub fn nodes(&self) -> anyhow::Result<Vec<NamedNode>> {
+        let mut out: Vec<NamedNode> = Vec::new();
+        for t in &self.targets {
+            for t in t.expand(self.all_nodes)? {
+                let name = t.node_name();
+                if out.iter().any(|(n, ..)| *n == name) {
+                    anyhow::bail!("the node {name} is named twice (--target {t})");
+                }
+                let node = t.connect(&self.connect_options())?;
+                out.push((name, t, node));
+            }
+        }
+        Ok(out)
     }
 }
+
+/// A node of a command on several: its name in step ids, its target, the node.
+pub type NamedNode = (String, Target, Box<dyn Node>);
 
 /// How to meet another kdbg that is changing the same node.
 #[derive(Debug, Args)]
@@ -122,7 +158,10 @@ pub fn state_dir() -> Option<Utf8PathBuf> {
 
 /// `--target T [--identity F] [--ssh-option O]...`, to repeat in messages and VSCode tasks.
 pub fn target_args(t: &TargetArgs) -> Vec<String> {
-    let mut out = vec!["--target".to_string(), t.target.to_string()];
+    let mut out: Vec<String> = t.targets.iter().flat_map(|x| ["--target".to_string(), x.to_string()]).collect();
+    if t.all_nodes {
+        out.push("--all-nodes".into());
+    }
     if let Some(id) = &t.identity {
         out.extend(["--identity".into(), id.to_string()]);
     }

@@ -6,6 +6,7 @@ use clap::Args;
 use kdbg_core::deploy::{self, DeployConfig, DeployOutcome};
 use kdbg_core::doctor::{self, DoctorConfig, Status};
 use kdbg_core::node::target::Target;
+use kdbg_core::node::Node;
 use serde_json::json;
 
 use crate::config::{find_tree, LockArgs, Resolved, Selection, SrcArgs, TargetArgs, JSON_SCHEMA};
@@ -51,17 +52,35 @@ pub struct DoctorArgs {
 pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
     let Resolved { tree, comps, build } = args.sel.resolve()?;
     let config = DeployConfig { build, dlv: args.target.dlv.clone() };
-    let node = args.target.connect()?;
+    let nodes = args.target.nodes()?;
     let term = Terminal::new(verbose);
-    let _lock = args.lock.acquire(&*node, "deploy", &comps, &term)?;
-    let outcome = deploy::deploy(&tree, &comps, &*node, &config, &term)
-        .with_context(|| format!("failed to deploy to {}", args.target.target))?;
+    let mut _locks = Vec::new();
+    for (_, _, node) in &nodes {
+        _locks.push(args.lock.acquire(&**node, "deploy", &comps, &term)?);
+    }
+    let refs: Vec<(String, &dyn Node)> = nodes.iter().map(|(n, _, node)| (n.clone(), &**node)).collect();
+    let names = nodes.iter().map(|(_, t, _)| t.to_string()).collect::<Vec<_>>().join(", ");
+    let outcomes = match refs.as_slice() {
+        [(_, node)] => deploy::deploy(&tree, &comps, *node, &config, &term).map(|o| vec![o]),
+        _ => deploy::deploy_nodes(&tree, &comps, &refs, &config, &term),
+    }
+    .with_context(|| format!("failed to deploy to {names}"))?;
     if args.json {
-        let mut doc = serde_json::to_value(&outcome)?;
-        doc["schema"] = json!(JSON_SCHEMA);
+        let mut docs = Vec::new();
+        for o in &outcomes {
+            docs.push(serde_json::to_value(o)?);
+        }
+        let doc = match docs.len() {
+            1 => {
+                let mut doc = docs.remove(0);
+                doc["schema"] = json!(JSON_SCHEMA);
+                doc
+            }
+            _ => json!({ "schema": JSON_SCHEMA, "nodes": docs }),
+        };
         println!("{doc}");
     } else {
-        print!("{}", render(&outcome));
+        outcomes.iter().for_each(|o| print!("{}", render(o)));
     }
     Ok(())
 }
@@ -110,14 +129,14 @@ pub fn doctor(args: DoctorArgs, _verbose: bool) -> anyhow::Result<()> {
     let t = &args.target;
     let config = DoctorConfig {
         dlv: t.dlv.clone(),
-        needs_ssh: matches!(t.target, Target::Ssh { .. } | Target::Minikube { .. }),
+        needs_ssh: matches!(t.target(), Target::Ssh { .. } | Target::Minikube { .. }),
         // Outside a tree the Go on PATH is checked; inside one, the Go its .go-version asks for.
         tree_root: find_tree(&args.src).ok().map(|t| t.root),
         go: args.src.go.clone(),
     };
     let mut checks = doctor::workstation(&config);
-    let node = t.target.connect(&t.connect_options());
-    checks.extend(doctor::node(&t.target.to_string(), node.as_ref().map(|n| &**n)));
+    let node = t.target().connect(&t.connect_options());
+    checks.extend(doctor::node(&t.target().to_string(), node.as_ref().map(|n| &**n)));
     if args.json {
         println!("{}", json!({ "schema": JSON_SCHEMA, "ok": doctor::all_ok(&checks), "checks": checks }));
     } else {

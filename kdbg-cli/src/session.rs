@@ -9,6 +9,7 @@ use kdbg_core::crash::{self, CrashAt};
 use kdbg_core::deploy::DeployConfig;
 use kdbg_core::ide::vscode;
 use kdbg_core::node::target::Target;
+use kdbg_core::node::Node;
 use kdbg_core::session::debug::{self, DebugConfig, DebugOutcome, Timeouts};
 use kdbg_core::session::journal::{now, since};
 use kdbg_core::session::restore::{self, RestoreConfig};
@@ -26,6 +27,8 @@ const DEFAULT_STOP_TIMEOUT: u64 = 90;
   kdbg debug scheduler --leader-elect=false --port 40000
   kdbg debug apiserver --target ssh://docker@192.168.49.2 --identity ~/.minikube/machines/minikube/id_rsa
   kdbg debug kubelet --wait-for-debugger --no-ide
+  kdbg debug kubelet --target kind://dev --all-nodes     # every node; node i on localhost:PORT+100*i
+  kdbg debug apiserver --target ssh://docker@10.0.0.1 --target ssh://docker@10.0.0.2
 
 Delve listens on a unix socket on the node that only the login user can reach (Delve ≥ 1.22.1;
 older Delve: the node's 127.0.0.1), reached through an ssh tunnel from localhost:PORT; `kdbg
@@ -64,7 +67,9 @@ pub struct DebugArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  kdbg status\n  kdbg status --target kind://dev --json")]
+#[command(
+    after_help = "Examples:\n  kdbg status\n  kdbg status --target kind://dev --json\n  kdbg status --target kind://dev --all-nodes"
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: TargetArgs,
@@ -76,6 +81,7 @@ pub struct StatusArgs {
 #[command(after_help = "Examples:
   kdbg restore                      # everything kdbg holds on the default target
   kdbg restore apiserver --target ssh://docker@192.168.49.2
+  kdbg restore --target kind://dev --all-nodes      # each node, even when another fails
 
 Safe to run again, and from another workstation: it reads only the node (its journal, and what
 kdbg left there: manifests in /var/lib/kdbg/backup, debug processes), and says what it found.")]
@@ -140,29 +146,54 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         leader_elect_false: args.leader_elect == Some(false),
         wait_for_debugger: args.wait_for_debugger,
         expose: args.expose,
-        tunnel: !matches!(args.target.target, Target::Local),
+        tunnel: !matches!(args.target.target(), Target::Local),
+        local_shift: 0,
         timeouts: Timeouts { stop: Duration::from_secs(args.stop_timeout), ..Timeouts::default() },
         state_dir: state_dir(),
         ide: (!args.no_ide).then(|| task_args(&args)),
         crash: crash_at(),
     };
-    let node = args.target.connect()?;
+    let nodes = args.target.nodes()?;
     let term = Terminal::new(verbose);
     println!("{}", vscode::START_MARKER);
-    let _lock = args.lock.acquire(&*node, "debug", &comps, &term)?;
-    let outcome = debug::debug(&tree, &comps, &*node, &config, &term)
-        .with_context(|| format!("failed to start debugging on {}", args.target.target))?;
+    let mut _locks = Vec::new();
+    for (_, _, node) in &nodes {
+        _locks.push(args.lock.acquire(&**node, "debug", &comps, &term)?);
+    }
+    let refs: Vec<(String, &dyn Node)> = nodes.iter().map(|(n, _, node)| (n.clone(), &**node)).collect();
+    let names = nodes.iter().map(|(_, t, _)| t.to_string()).collect::<Vec<_>>().join(", ");
+    let outcomes = match refs.as_slice() {
+        [(_, node)] => debug::debug(&tree, &comps, *node, &config, &term).map(|o| vec![o]),
+        _ => debug::debug_nodes(&tree, &comps, &refs, &config, &term),
+    }
+    .with_context(|| format!("failed to start debugging on {names}"))?;
+    let docs: Vec<_> = outcomes
+        .iter()
+        .zip(&refs)
+        .map(|(o, (_, node))| {
+            let ide = o.attach.ide.as_ref().map(|r| json!(r));
+            json!({ "node": node.describe(), "sessions": o.sessions, "ide": ide, "steps": o.steps })
+        })
+        .collect();
     if args.json {
-        let ide = outcome.attach.ide.as_ref().map(|r| json!(r));
-        println!(
-            "{}",
-            json!({ "schema": JSON_SCHEMA, "node": node.describe(), "sessions": outcome.sessions, "ide": ide, "steps": outcome.steps })
-        );
+        println!("{}", one_or_nodes(docs));
     } else {
-        print!("{}", render_debug(&outcome, &node.describe(), &target_args(&args.target)));
+        for (o, (_, node)) in outcomes.iter().zip(&refs) {
+            print!("{}", render_debug(o, &node.describe(), &target_args(&args.target)));
+        }
     }
     println!("{}", vscode::READY_MARKER);
     Ok(())
+}
+
+/// One node's document with `schema` added, or `{"schema", "nodes": [...]}` for several.
+fn one_or_nodes(mut docs: Vec<serde_json::Value>) -> serde_json::Value {
+    if docs.len() == 1 {
+        let mut doc = docs.remove(0);
+        doc["schema"] = json!(JSON_SCHEMA);
+        return doc;
+    }
+    json!({ "schema": JSON_SCHEMA, "nodes": docs })
 }
 
 fn render_debug(o: &DebugOutcome, node: &str, target: &[String]) -> String {
@@ -190,19 +221,33 @@ fn render_debug(o: &DebugOutcome, node: &str, target: &[String]) -> String {
 }
 
 pub fn status(args: StatusArgs, _verbose: bool) -> anyhow::Result<()> {
-    let node = args.target.connect()?;
-    let states = status::status(&*node, state_dir().as_deref())
-        .with_context(|| format!("failed to read the debug sessions on {}", args.target.target))?;
+    let nodes = args.target.nodes()?;
+    let mut docs = Vec::new();
+    for (_, t, node) in &nodes {
+        let states = status::status(&**node, state_dir().as_deref())
+            .with_context(|| format!("failed to read the debug sessions on {t}"))?;
+        if args.json {
+            docs.push(json!({ "node": node.describe(), "components": states }));
+        } else {
+            print_status(&node.describe(), &states, nodes.len() > 1)?;
+        }
+    }
     if args.json {
-        println!("{}", json!({ "schema": JSON_SCHEMA, "node": node.describe(), "components": states }));
+        println!("{}", one_or_nodes(docs));
+    }
+    Ok(())
+}
+
+fn print_status(node: &str, states: &[status::ComponentStatus], heading: bool) -> anyhow::Result<()> {
+    if states.is_empty() {
+        println!("nothing is under debug on {node}");
         return Ok(());
     }
-    if states.is_empty() {
-        println!("nothing is under debug on {}", node.describe());
-        return Ok(());
+    if heading {
+        println!("== {node}");
     }
     println!("{:<24} {:<10} {:<18} {:<16} {:<10} PROGRAM", "COMPONENT", "STATE", "DELVE", "TUNNEL", "SINCE");
-    for st in &states {
+    for st in states {
         let e = &st.entry;
         let state = serde_json::to_value(e.state)?.as_str().unwrap_or_default().to_string();
         let tunnel = st.tunnel.map(|p| format!("localhost:{p}")).unwrap_or_else(|| "-".into());
@@ -227,9 +272,10 @@ fn listen_line(st: &status::ComponentStatus) -> String {
     }
 }
 
+/// Restores every node given, each regardless of another's failure; fails if any failed.
 pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
     let comps = Component::resolve(&args.components)?;
-    let node = args.target.connect()?;
+    let nodes = args.target.nodes()?;
     let config = RestoreConfig {
         components: comps,
         back_timeout: Duration::from_secs(args.timeout),
@@ -239,18 +285,38 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
         from_node_state: args.from_node_state,
     };
     let term = Terminal::new(verbose);
-    let _lock = args.lock.acquire(&*node, "restore", &config.components, &term)?;
-    let restored = restore::restore(&*node, &config, &term)
-        .with_context(|| format!("failed to restore {}", args.target.target))?;
-    if args.json {
-        let list: Vec<_> = restored.iter().map(|r| json!({ "component": r.component, "done": r.done })).collect();
-        println!("{}", json!({ "schema": JSON_SCHEMA, "node": node.describe(), "restored": list }));
-    } else if restored.iter().all(|r| r.done.is_empty()) {
-        println!("nothing to restore on {}", node.describe());
-    } else {
-        for r in restored.iter().filter(|r| !r.done.is_empty()) {
-            println!("{}: {}", r.component, r.done.join("; "));
+    let mut docs = Vec::new();
+    let mut failed = Vec::new();
+    for (_, t, node) in &nodes {
+        let restored = args
+            .lock
+            .acquire(&**node, "restore", &config.components, &term)
+            .and_then(|_lock| Ok(restore::restore(&**node, &config, &term)?))
+            .with_context(|| format!("failed to restore {t}"));
+        let restored = match restored {
+            Ok(r) => r,
+            Err(e) if nodes.len() > 1 => {
+                eprintln!("error: {e:#}");
+                failed.push(t.to_string());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if args.json {
+            let list: Vec<_> = restored.iter().map(|r| json!({ "component": r.component, "done": r.done })).collect();
+            docs.push(json!({ "node": node.describe(), "restored": list }));
+        } else if restored.iter().all(|r| r.done.is_empty()) {
+            println!("nothing to restore on {}", node.describe());
+        } else {
+            for r in restored.iter().filter(|r| !r.done.is_empty()) {
+                let on = if nodes.len() > 1 { format!(" on {}", node.describe()) } else { String::new() };
+                println!("{}{on}: {}", r.component, r.done.join("; "));
+            }
         }
     }
+    if args.json {
+        println!("{}", one_or_nodes(docs));
+    }
+    anyhow::ensure!(failed.is_empty(), "failed to restore {} (the other nodes are restored)", failed.join(", "));
     Ok(())
 }

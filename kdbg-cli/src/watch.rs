@@ -60,7 +60,7 @@ pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
     let stop = stop_on_signals();
     let events = |e: WatchEvent| print(&e, verbose);
     let outcome = watch::watch(&tree, &comps, &*node, &cfg, &term, &events, stop)
-        .with_context(|| format!("failed to watch on {}", args.target.target))?;
+        .with_context(|| format!("failed to watch on {}", args.target.target()))?;
     let names: Vec<&str> = comps.iter().map(|c| c.name).collect();
     let why = match outcome.stopped {
         Stopped::Asked => "stopped",
@@ -77,7 +77,7 @@ pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
         kdbg_core::session::node_lock::NodeLock::acquire(&*node, &format!("restore {}", names.join(" ")), true, &term)?;
     let config = RestoreConfig { components: comps, state_dir: state_dir(), ..RestoreConfig::default() };
     let restored = restore::restore(&*node, &config, &term)
-        .with_context(|| format!("failed to restore {}", args.target.target))?;
+        .with_context(|| format!("failed to restore {}", args.target.target()))?;
     for r in restored.iter().filter(|r| !r.done.is_empty()) {
         println!("{}: {}", r.component, r.done.join("; "));
     }

@@ -24,11 +24,12 @@ use crate::layout::BIN_DIR;
 use crate::node::copy::Method;
 use crate::node::{Node, NodeError, Privilege};
 use crate::plan::exec::{Exec, Failed};
+use crate::plan::fleet::Fleet;
 use crate::plan::StepKind;
 use crate::report::{Reporter, StepStatus};
 use crate::tree::SourceTree;
 pub use dlv::{Dlv, DlvError, Needs};
-pub use steps::{Deploying, Target};
+pub use steps::{BuildOnce, Deploying, Target};
 
 #[derive(Debug, Clone, Default)]
 pub struct DeployConfig {
@@ -113,11 +114,43 @@ pub fn deploy(
     let target = Target::check(tree, node, config)?;
     let keyed = build::keyed(tree, components, &target.prepared, reporter)?;
     let plan = steps::plan(crate::plan::Plan::for_build(&keyed.keys.components), components);
-    let run = Deploying::new(tree, node, &target, config, keyed, reporter);
+    let run = Deploying::new(tree, node, &target, config, BuildOnce::new(keyed), reporter);
     Exec::default()
         .run(&plan, &run, reporter)
         .map_err(|f| DeployError::first(f, |e| matches!(e, DeployError::Earlier { .. })))?;
     run.outcome(started, trips0, sent0)
+}
+
+/// [`deploy`] to several nodes in one run (`--all-nodes`, several `--target`s): one build, then
+/// each node's `sha256s` round trip and copies (`copy:<c>@<node>`), the copies of different nodes
+/// running concurrently. `nodes`: `(name in step ids, node)`.
+pub fn deploy_nodes(
+    tree: &SourceTree,
+    components: &[&'static Component],
+    nodes: &[(String, &dyn Node)],
+    config: &DeployConfig,
+    reporter: &dyn Reporter,
+) -> Result<Vec<DeployOutcome>, DeployError> {
+    let started = Instant::now();
+    let counters: Vec<(u64, u64)> = nodes.iter().map(|(_, n)| (n.round_trips(), n.bytes_sent())).collect();
+    let targets = nodes.iter().map(|(_, node)| Target::check(tree, *node, config)).collect::<Result<Vec<_>, _>>()?;
+    let keyed = build::keyed(tree, components, &targets[0].prepared, reporter)?;
+    let names: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
+    let plan = steps::plan(crate::plan::Plan::for_build(&keyed.keys.components), components).across(&names);
+    let build = BuildOnce::new(keyed);
+    let fleet = Fleet {
+        nodes: nodes
+            .iter()
+            .zip(&targets)
+            .map(|((name, node), target)| {
+                (name.clone(), Deploying::new(tree, *node, target, config, build.clone(), reporter))
+            })
+            .collect(),
+    };
+    let exec = Exec { parallel: 4.max(2 * nodes.len()), ..Exec::default() };
+    exec.run(&plan, &fleet, reporter)
+        .map_err(|f| DeployError::first(f, |e| matches!(e, DeployError::Earlier { .. })))?;
+    fleet.nodes.into_iter().zip(counters).map(|((_, run), (t, s))| run.outcome(started, t, s)).collect()
 }
 
 impl Deployed {

@@ -1,6 +1,7 @@
 //! The plan: a DAG of steps computed from a request and observed state, without running anything.
 
 pub mod exec;
+pub mod fleet;
 pub mod id;
 
 use serde::ser::{SerializeStruct, Serializer};
@@ -61,6 +62,35 @@ pub enum PlanError {
 }
 
 impl Plan {
+    /// This plan once per node of `nodes`: every step but the node-less ones (`build:*`,
+    /// `write-ide`) is repeated with `@node`, deps too; a node-less step stays once and waits for
+    /// its per-node deps on every node. With one node the plan is unchanged (no `@node`).
+    pub fn across(self, nodes: &[String]) -> Plan {
+        if nodes.len() <= 1 {
+            return self;
+        }
+        let shared = |id: &StepId| matches!(id.kind, StepKind::Build | StepKind::WriteIde);
+        let on = |id: &StepId, n: &str| if shared(id) { id.clone() } else { id.clone().at(n) };
+        let mut out = Plan { schema: self.schema, steps: Vec::new() };
+        for step in self.steps {
+            if shared(&step.id) {
+                let mut deps: Vec<StepId> = Vec::new();
+                for d in step.deps.iter().flat_map(|d| nodes.iter().map(move |n| on(d, n))) {
+                    if !deps.contains(&d) {
+                        deps.push(d);
+                    }
+                }
+                out.steps.push(Step { deps, ..step });
+            } else {
+                for n in nodes {
+                    let deps = step.deps.iter().map(|d| on(d, n)).collect();
+                    out.steps.push(Step { id: on(&step.id, n), deps, ..step.clone() });
+                }
+            }
+        }
+        out
+    }
+
     /// The build steps for computed keys.
     pub fn for_build(keys: &[ComponentKey]) -> Plan {
         let mut plan = Plan { schema: PLAN_SCHEMA, steps: Vec::new() };

@@ -3,6 +3,7 @@
 
 mod bad_inputs;
 mod faults;
+mod nodes;
 mod race;
 mod recovery;
 mod steps;
@@ -169,6 +170,12 @@ impl Lab {
 
     /// [`Lab::hit_breakpoint`] through localhost:`port`.
     pub fn hit_breakpoint_at(&self, port: u16) {
+        self.hit_breakpoint_on(self, port)
+    }
+
+    /// [`Lab::hit_breakpoint`] on `node`'s apiserver, debugged from this lab's tree, through
+    /// localhost:`port`.
+    pub fn hit_breakpoint_on(&self, node: &Lab, port: u16) {
         let binary = self.tree.path("_output/bin/kube-apiserver");
         let recorded =
             kdbg_core::ide::dwarf::recorded_sources(camino::Utf8Path::new(binary.to_str().unwrap())).unwrap();
@@ -179,7 +186,7 @@ impl Lab {
         let bp = dlv.create_breakpoint_file_line(&file, line).unwrap();
         dlv.continue_async().unwrap();
         let response = std::thread::scope(|s| {
-            let request = s.spawn(|| self.get("/healthz"));
+            let request = s.spawn(|| node.get("/healthz"));
             let stopped = dlv.wait_stopped(Duration::from_secs(60)).unwrap();
             let at = stopped.current_thread.unwrap();
             assert_eq!((at.file.as_str(), at.line), (file.as_str(), line));

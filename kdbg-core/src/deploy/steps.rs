@@ -4,7 +4,7 @@
 //! date when the node's sha256 matches: one `sha256s` round trip decides for every file.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -60,12 +60,25 @@ impl Target {
 type Wanted = (String, Utf8PathBuf, String);
 
 /// The binaries built and the Delve chosen for them: what the copies send.
+#[derive(Clone)]
 struct Chosen {
     build: BuildOutcome,
     dlv: Dlv,
     needs: Needs,
     /// `(name, local path, sha256)`: the binaries, then dlv.
     wanted: Vec<Wanted>,
+}
+
+/// The one build (and Delve choice) of a run, shared by the runners of every node.
+pub struct BuildOnce {
+    keyed: Mutex<Option<Keyed>>,
+    chosen: OnceLock<Option<Chosen>>,
+}
+
+impl BuildOnce {
+    pub fn new(keyed: Keyed) -> Arc<BuildOnce> {
+        Arc::new(BuildOnce { keyed: Mutex::new(Some(keyed)), chosen: OnceLock::new() })
+    }
 }
 
 /// Runs the build and copy steps of a plan for one node.
@@ -75,8 +88,7 @@ pub struct Deploying<'a> {
     target: &'a Target,
     dlv_flag: Option<&'a Utf8Path>,
     reporter: &'a dyn Reporter,
-    keyed: Mutex<Option<Keyed>>,
-    chosen: OnceLock<Option<Chosen>>,
+    build: Arc<BuildOnce>,
     on_node: OnceLock<Option<Vec<Option<String>>>>,
     /// The error of the shared build or round trip, for the first step that asks.
     error: Mutex<Option<DeployError>>,
@@ -90,7 +102,7 @@ impl<'a> Deploying<'a> {
         node: &'a dyn Node,
         target: &'a Target,
         config: &'a DeployConfig,
-        keyed: Keyed,
+        build: Arc<BuildOnce>,
         reporter: &'a dyn Reporter,
     ) -> Deploying<'a> {
         Deploying {
@@ -99,8 +111,7 @@ impl<'a> Deploying<'a> {
             target,
             dlv_flag: config.dlv.as_deref(),
             reporter,
-            keyed: Mutex::new(Some(keyed)),
-            chosen: OnceLock::new(),
+            build,
             on_node: OnceLock::new(),
             error: Mutex::new(None),
             files: Mutex::new(Vec::new()),
@@ -118,12 +129,12 @@ impl<'a> Deploying<'a> {
 
     /// Builds what is stale (once, whichever step asks first) and picks the Delve.
     fn chosen(&self, step: &StepId) -> Result<&Chosen, DeployError> {
-        let chosen = self.chosen.get_or_init(|| self.choose().map_err(|e| self.keep(e)).ok());
+        let chosen = self.build.chosen.get_or_init(|| self.choose().map_err(|e| self.keep(e)).ok());
         chosen.as_ref().ok_or_else(|| self.failed(step))
     }
 
     fn choose(&self) -> Result<Chosen, DeployError> {
-        let keyed = self.keyed.lock().unwrap().take().expect("the build runs once");
+        let keyed = self.build.keyed.lock().unwrap().take().expect("the build runs once");
         let quiet = NoSteps(self.reporter);
         let build = build::build_keyed(self.tree, keyed, &self.target.prepared, &quiet)?;
         let (flag, arch) = (self.dlv_flag, &self.target.arch);
@@ -186,7 +197,7 @@ impl<'a> Deploying<'a> {
         let decide_round_trips = self.decide_round_trips.load(Ordering::Relaxed);
         let (node, platform) = (self.node.describe(), self.target.platform.clone());
         let (round_trips, bytes_sent) = (self.node.round_trips() - trips0, self.node.bytes_sent() - sent0);
-        let chosen = self.chosen.into_inner().flatten().expect("chosen above");
+        let chosen = self.build.chosen.get().cloned().flatten().expect("chosen above");
         let mut files = self.files.into_inner().unwrap();
         files.sort_by_key(|f| chosen.wanted.iter().position(|(n, ..)| *n == f.name));
         Ok(DeployOutcome {
@@ -205,12 +216,12 @@ impl<'a> Deploying<'a> {
 
     /// The binaries built so far (after the build steps ran).
     pub fn built(&self) -> Option<&BuildOutcome> {
-        self.chosen.get().and_then(Option::as_ref).map(|c| &c.build)
+        self.build.chosen.get().and_then(Option::as_ref).map(|c| &c.build)
     }
 
     /// The Delve chosen for the binaries (after the build steps ran).
     pub fn dlv(&self) -> Option<&Dlv> {
-        self.chosen.get().and_then(Option::as_ref).map(|c| &c.dlv)
+        self.build.chosen.get().and_then(Option::as_ref).map(|c| &c.dlv)
     }
 }
 

@@ -42,6 +42,10 @@ pub struct IdeEntry {
     pub port: u16,
     /// Editor ↔ binary path rules, most specific first.
     pub substitute_from_to: Vec<PathRule>,
+    /// The node, when one session runs on several (`kdbg debug --all-nodes`): the entry is
+    /// `kdbg: attach <component> (<node>)`, with no debug or watch task of its own (the session's
+    /// tasks name all its nodes).
+    pub node: Option<String>,
 }
 
 /// The flags of the `kdbg debug` that writes the entries, so its tasks run exactly that session
@@ -93,7 +97,8 @@ pub fn entry(
 ) -> Result<(IdeEntry, RecordedPaths, Mapping), DwarfError> {
     let recorded = super::dwarf::recorded_sources(binary)?;
     let mapping = super::mapping::mapping(&recorded, tree_root);
-    let entry = IdeEntry { component: component.to_string(), port, substitute_from_to: mapping.rules.clone() };
+    let entry =
+        IdeEntry { component: component.to_string(), port, substitute_from_to: mapping.rules.clone(), node: None };
     Ok((entry, recorded, mapping))
 }
 
@@ -173,8 +178,12 @@ fn launch_config(e: &IdeEntry) -> CstInputValue {
             ])
         })
         .collect();
-    obj(vec![
-        ("name", launch_name(&e.component).into()),
+    let name = match &e.node {
+        Some(node) => format!("{} ({node})", launch_name(&e.component)),
+        None => launch_name(&e.component),
+    };
+    let mut fields = vec![
+        ("name", name.into()),
         ("type", "go".into()),
         ("request", "attach".into()),
         ("mode", "remote".into()),
@@ -184,14 +193,17 @@ fn launch_config(e: &IdeEntry) -> CstInputValue {
         ("host", "127.0.0.1".into()),
         ("port", u32::from(e.port).into()),
         ("substitutePath", CstInputValue::Array(rules)),
-        ("preLaunchTask", debug_task(&e.component).into()),
-    ])
+    ];
+    if e.node.is_none() {
+        fields.push(("preLaunchTask", debug_task(&e.component).into()));
+    }
+    obj(fields)
 }
 
 fn task_list(entries: &[IdeEntry], a: &TaskArgs) -> Vec<CstInputValue> {
     let mut tasks = Vec::new();
     let target = a.target.iter().map(String::as_str);
-    for e in entries {
+    for e in entries.iter().filter(|e| e.node.is_none()) {
         let c = e.component.as_str();
         let port = e.port.to_string();
         let mut args = vec!["debug", c, "--src", "${workspaceFolder}", "--no-ide", "--port", &port];

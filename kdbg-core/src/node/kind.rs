@@ -26,6 +26,30 @@ pub fn node(cluster: &str, node: Option<&str>) -> KindNode {
     ShellNode::new(DockerRunner { cluster: cluster.into(), container })
 }
 
+/// Every node container of `cluster` (kind's `io.x-k8s.kind.cluster` label): control-plane
+/// nodes first, then the others, each group by name.
+pub fn cluster_nodes(cluster: &str) -> Result<Vec<String>, NodeError> {
+    let filter = format!("label=io.x-k8s.kind.cluster={cluster}");
+    let format = r#"{{.Label "io.x-k8s.kind.role"}} {{.Names}}"#;
+    let listed = Cmd::new("docker").args(["ps", "--filter", filter.as_str(), "--format", format]).read();
+    let unreachable = |detail: String| NodeError::Unreachable {
+        node: format!("kind cluster {cluster}"),
+        detail,
+        fix: format!("check that the cluster runs: `kind get nodes --name {cluster}` and `docker ps`"),
+    };
+    let text = listed.map_err(|e| unreachable(e.to_string()))?;
+    let mut nodes: Vec<(bool, String)> = text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(role, name)| (role != "control-plane", name.to_string()))
+        .collect();
+    nodes.sort();
+    if nodes.is_empty() {
+        return Err(unreachable("no running container carries its label".into()));
+    }
+    Ok(nodes.into_iter().map(|(_, name)| name).collect())
+}
+
 impl Runner for DockerRunner {
     fn describe(&self) -> String {
         format!("kind node {}", self.container)

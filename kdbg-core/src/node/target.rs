@@ -117,6 +117,34 @@ impl fmt::Display for Target {
 }
 
 impl Target {
+    /// With `all_nodes`, a `kind://CLUSTER` target stands for every node container of the
+    /// cluster; every other target (ssh, a named kind node, local) is one node. minikube's
+    /// several-node profiles are not supported yet.
+    pub fn expand(&self, all_nodes: bool) -> Result<Vec<Target>, NodeError> {
+        match self {
+            Target::Kind { cluster, node: None } if all_nodes => Ok(kind::cluster_nodes(cluster)?
+                .into_iter()
+                .map(|n| Target::Kind { cluster: cluster.clone(), node: Some(n) })
+                .collect()),
+            Target::Minikube { profile } if all_nodes => Err(NodeError::Unreachable {
+                node: format!("minikube profile {profile}"),
+                detail: "--all-nodes does not list a minikube profile's nodes yet".into(),
+                fix: "name each node with --target ssh://docker@<node ip> (`minikube ip -n <node>`)".into(),
+            }),
+            t => Ok(vec![t.clone()]),
+        }
+    }
+
+    /// How steps name this node: the kind container, `user@host[:port]`, `local`, the profile.
+    pub fn node_name(&self) -> String {
+        match self {
+            Target::Kind { cluster, node } => node.clone().unwrap_or_else(|| format!("{cluster}-control-plane")),
+            Target::Minikube { profile } => profile.clone(),
+            t @ Target::Ssh { .. } => t.to_string().trim_start_matches("ssh://").to_string(),
+            Target::Local => "local".into(),
+        }
+    }
+
     /// A node for this target. ssh-based nodes connect on their first command; minikube asks
     /// minikube for the node's ip and key first.
     pub fn connect(&self, options: &ConnectOptions) -> Result<Box<dyn Node>, NodeError> {

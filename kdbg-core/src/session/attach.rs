@@ -29,7 +29,7 @@ pub fn attach(
         let port = s.local_port.unwrap_or(s.port);
         let rules = rules(tree, s, built, reporter);
         out.instructions.push_str(&other_editors(&s.component, port, &tree.root, &rules));
-        entries.push(IdeEntry { component: s.component.clone(), port, substitute_from_to: rules });
+        entries.push(IdeEntry { component: s.component.clone(), port, substitute_from_to: rules, node: None });
     }
     (out, entries)
 }

@@ -14,10 +14,11 @@ use super::SessionError;
 use crate::build;
 use crate::component::Component;
 use crate::crash::CrashAt;
-use crate::deploy::{self, DeployConfig, DeployError, DeployOutcome, Deploying, Target};
+use crate::deploy::{self, BuildOnce, DeployConfig, DeployError, DeployOutcome, Deploying, Target};
 use crate::ide::vscode::TaskArgs;
 use crate::node::Node;
-use crate::plan::exec::{Exec, Policy, StepEvent};
+use crate::plan::exec::{Exec, Policy, Ran, Runner, StepEvent};
+use crate::plan::fleet::Fleet;
 use crate::plan::{Plan, StepId, StepKind};
 use crate::report::Reporter;
 use crate::tree::SourceTree;
@@ -57,6 +58,9 @@ pub struct DebugConfig {
     pub expose: bool,
     /// Open a detached local forward to Delve (not needed for the local target).
     pub tunnel: bool,
+    /// Added to each component's port for the workstation's end of its forward: 0 for one node;
+    /// with several, node `i` forwards from `port + 100 * i` ([`debug_nodes`]).
+    pub local_shift: u16,
     pub timeouts: Timeouts,
     /// The workstation's state directory (tunnel records).
     pub state_dir: Option<Utf8PathBuf>,
@@ -183,13 +187,98 @@ pub fn debug(
     let target = Target::check(tree, node, &cfg.deploy)?;
     let keyed = build::keyed(tree, components, &target.prepared, reporter).map_err(DeployError::from)?;
     let plan = full_plan(Plan::for_build(&keyed.keys.components), components, cfg.tunnel, cfg.ide.is_some());
-    let deploying = Deploying::new(tree, node, &target, &cfg.deploy, keyed, reporter);
+    let deploying = Deploying::new(tree, node, &target, &cfg.deploy, BuildOnce::new(keyed), reporter);
     let run = Debugging::new(tree, node, cfg, components, journal, deploying, reporter);
     let exec = Exec { policy: Policy::Stop, crash: cfg.crash.clone(), ..Exec::default() };
     let steps = exec
         .run(&plan, &run, reporter)
         .map_err(|f| DeployError::first(f, |e| matches!(e, DebugError::Deploy(DeployError::Earlier { .. }))))?;
     run.outcome(steps, started, trips0, sent0)
+}
+
+/// `kdbg debug` on several nodes at once (`--all-nodes`, or several `--target`s): one build,
+/// then [`full_plan`] spread over the nodes ([`Plan::across`]: `copy:kubelet@n1`, ...), the steps of
+/// different nodes of a wave running concurrently; node `i` forwards from `port + 100 * i` on
+/// the workstation; one `write-ide` with an entry per node. A failure on any node rolls back
+/// what this run changed on every node; each node keeps its own journal, so a killed run leaves
+/// each node restorable on its own. `nodes`: `(name in step ids, node)`.
+pub fn debug_nodes(
+    tree: &SourceTree,
+    components: &[&'static Component],
+    nodes: &[(String, &dyn Node)],
+    cfg: &DebugConfig,
+    reporter: &dyn Reporter,
+) -> Result<Vec<DebugOutcome>, DebugError> {
+    let started = Instant::now();
+    let mut journals = Vec::new();
+    let mut targets = Vec::new();
+    for (_, node) in nodes {
+        let journal = journal::load(*node)?;
+        for c in components {
+            if let Some(e) = journal.components.get(c.name) {
+                let holder = e.holder();
+                return Err(SessionError::Held { component: c.name.into(), node: node.describe(), holder }.into());
+            }
+        }
+        journals.push(journal);
+        targets.push(Target::check(tree, *node, &cfg.deploy)?);
+    }
+    let counters: Vec<(u64, u64)> = nodes.iter().map(|(_, n)| (n.round_trips(), n.bytes_sent())).collect();
+    let keyed = build::keyed(tree, components, &targets[0].prepared, reporter).map_err(DeployError::from)?;
+    let names: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
+    let plan =
+        full_plan(Plan::for_build(&keyed.keys.components), components, cfg.tunnel, cfg.ide.is_some()).across(&names);
+    let build = BuildOnce::new(keyed);
+    let cfgs: Vec<DebugConfig> =
+        (0..nodes.len()).map(|i| DebugConfig { local_shift: 100 * i as u16, ..cfg.clone() }).collect();
+    let mut fleet = Fleet { nodes: Vec::new() };
+    for (i, ((name, node), journal)) in nodes.iter().zip(journals).enumerate() {
+        let deploying = Deploying::new(tree, *node, &targets[i], &cfg.deploy, build.clone(), reporter);
+        fleet
+            .nodes
+            .push((name.clone(), Debugging::new(tree, *node, &cfgs[i], components, journal, deploying, reporter)));
+    }
+    let run = Nodes(fleet);
+    let exec = Exec { policy: Policy::Stop, crash: cfg.crash.clone(), parallel: 4.max(2 * nodes.len()) };
+    let steps = exec
+        .run(&plan, &run, reporter)
+        .map_err(|f| DeployError::first(f, |e| matches!(e, DebugError::Deploy(DeployError::Earlier { .. }))))?;
+    let mut out = Vec::new();
+    for ((name, debugging), (trips0, sent0)) in run.0.nodes.into_iter().zip(counters) {
+        let mine = steps.iter().filter(|e| e.id.node.as_deref().is_none_or(|n| n == name)).cloned().collect();
+        out.push(debugging.outcome(mine, started, trips0, sent0)?);
+    }
+    Ok(out)
+}
+
+/// The runners of a several-node debug: each node's steps to its [`Debugging`], and one
+/// `write-ide` with every node's entries.
+struct Nodes<'a>(Fleet<Debugging<'a>>);
+
+impl Runner for Nodes<'_> {
+    type Error = DebugError;
+
+    fn up_to_date(&self, step: &crate::plan::Step) -> Result<Option<String>, DebugError> {
+        self.0.up_to_date(step)
+    }
+
+    fn run(&self, step: &crate::plan::Step) -> Result<Ran, DebugError> {
+        if step.id.kind != StepKind::WriteIde {
+            return self.0.run(step);
+        }
+        let mut all = Attach::default();
+        let mut entries = Vec::new();
+        for (name, d) in &self.0.nodes {
+            let (a, e) = d.attach(Some(name));
+            all.instructions.push_str(&a.instructions);
+            entries.extend(e);
+        }
+        Ok(self.0.nodes[0].1.write_ide(all, &entries))
+    }
+
+    fn rollback(&self, ran: &[&crate::plan::Step]) {
+        self.0.rollback(ran)
+    }
 }
 
 #[cfg(test)]

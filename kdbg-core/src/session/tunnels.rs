@@ -67,17 +67,34 @@ fn save(dir: &Utf8Path, records: &[TunnelRecord]) -> io::Result<()> {
     std::fs::rename(&tmp, dir.join(FILE))
 }
 
+/// Runs `f` holding an exclusive lock on the records (`tunnels.json.lock`): the nodes of one
+/// `kdbg debug --all-nodes`, or two kdbg processes, read-modify-write them at once.
+fn locked<T>(dir: &Utf8Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    std::fs::create_dir_all(dir)?;
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK))?;
+    lock.lock()?;
+    f()
+}
+
+const LOCK: &str = "tunnels.json.lock";
+
 /// Records a detached tunnel (replacing any record of the same node and component).
 pub fn add(dir: &Utf8Path, record: TunnelRecord) -> io::Result<()> {
-    let mut records = load(dir)?;
-    records.retain(|r| !(r.node == record.node && r.component == record.component));
-    records.push(record);
-    save(dir, &records)
+    locked(dir, || {
+        let mut records = load(dir)?;
+        records.retain(|r| !(r.node == record.node && r.component == record.component));
+        records.push(record);
+        save(dir, &records)
+    })
 }
 
 /// Stops the tunnels to `node` (for `components`, all when empty) and forgets them; returns those
 /// that were still running.
 pub fn stop(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Vec<TunnelRecord>> {
+    locked(dir, || stop_locked(dir, node, components))
+}
+
+fn stop_locked(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Vec<TunnelRecord>> {
     let records = load(dir)?;
     if records.is_empty() {
         return Ok(Vec::new());

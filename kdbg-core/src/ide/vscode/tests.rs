@@ -19,6 +19,7 @@ fn entry(component: &str, port: u16) -> IdeEntry {
             PathRule { tree: "vendor/k8s.io/klog/v2".into(), recorded: "k8s.io/klog/v2@v2.4.0".into() },
             PathRule { tree: String::new(), recorded: "k8s.io/kubernetes".into() },
         ],
+        node: None,
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::{DebugConfig, DebugError, DebugOutcome, Session};
 use crate::component::Component;
 use crate::deploy::Deploying;
+use crate::ide::vscode::IdeEntry;
 use crate::layout::{binary_path, dlv_path, log_path};
 use crate::node::Node;
 use crate::plan::exec::{Ran, Runner, StepEvent};
@@ -99,7 +100,7 @@ impl<'a> Debugging<'a> {
         preflight::warn_pausing(c, cfg, self.reporter);
         let i = self.components.iter().position(|x| x.name == c.name).unwrap_or(0);
         let port = cfg.port.map(|p| p + i as u16).unwrap_or(c.default_port);
-        preflight::port(self.node, cfg, c, port)?;
+        preflight::port(self.node, cfg, c, port + cfg.local_shift)?;
         self.caps.lock().unwrap().insert(c.name.into(), (cap, port));
         Ok(())
     }
@@ -207,7 +208,7 @@ impl<'a> Debugging<'a> {
         let (node, cfg) = (self.node, self.cfg);
         let mut sessions = self.sessions.lock().unwrap();
         let session = sessions.get_mut(c.name).expect("launched before");
-        let port = session.port;
+        let port = session.port + cfg.local_shift;
         let remote = self.entries.lock().unwrap().get(c.name).expect("launched before").endpoint();
         let tunnel = node
             .forward(port, &remote)
@@ -239,7 +240,7 @@ impl<'a> Debugging<'a> {
                 node: node.describe(),
                 component: c.name.into(),
                 local_port: port,
-                remote_port: port,
+                remote_port: session.port,
                 remote_socket: endpoint::socket_of(&remote).map(String::from),
                 pid,
                 started_at: journal::now(),
@@ -253,13 +254,23 @@ impl<'a> Debugging<'a> {
         Ok(())
     }
 
-    fn write_ide(&self) -> Ran {
+    /// How to attach to this node's sessions, and their VSCode entries (named after `node` when
+    /// the run has several).
+    pub(super) fn attach(&self, node: Option<&str>) -> (Attach, Vec<IdeEntry>) {
         let sessions = self.sessions.lock().unwrap();
         let sessions: Vec<Session> = self.components.iter().filter_map(|c| sessions.get(c.name).cloned()).collect();
         let built = self.deploy.built().map(|b| b.components.as_slice()).unwrap_or_default();
-        let (mut attach, entries) = attach::attach(self.tree, &sessions, built, self.reporter);
+        let (attach, mut entries) = attach::attach(self.tree, &sessions, built, self.reporter);
+        for e in &mut entries {
+            e.node = node.map(String::from);
+        }
+        (attach, entries)
+    }
+
+    /// The `write-ide` step for the entries of every node of the run (this one alone, or all).
+    pub(super) fn write_ide(&self, mut attach: Attach, entries: &[IdeEntry]) -> Ran {
         let args = self.cfg.ide.as_ref().expect("a write-ide step only with --ide");
-        let ran = match attach::write_ide(self.tree, &entries, args, self.reporter) {
+        let ran = match attach::write_ide(self.tree, entries, args, self.reporter) {
             Ok(report) => {
                 attach.ide = Some(report);
                 Ran::Done
@@ -285,7 +296,10 @@ impl Runner for Debugging<'_> {
         let id = &step.id;
         match id.kind {
             StepKind::Build | StepKind::Copy => return Ok(self.deploy.run(step)?),
-            StepKind::WriteIde => return Ok(self.write_ide()),
+            StepKind::WriteIde => {
+                let (attach, entries) = self.attach(None);
+                return Ok(self.write_ide(attach, &entries));
+            }
             StepKind::CaptureArgs => self.capture(self.component(id))?,
             StepKind::Stop => self.stop(self.component(id))?,
             StepKind::Launch => self.launch(id, self.component(id))?,

@@ -1,0 +1,50 @@
+//! Several nodes' runners as one: a plan made for one node and spread over several with
+//! [`Plan::across`] runs in one executor run. A step `…@node` goes to that node's runner, which
+//! sees it (and its deps) without the node; a node-less step (`build:*`) goes to the first node's
+//! runner, whose build every runner shares. A rollback asks each node's runner to undo its steps.
+
+use super::exec::{Ran, Runner};
+use super::Step;
+
+pub struct Fleet<R> {
+    /// `(node name as in step ids, its runner)`; the first runs the node-less steps.
+    pub nodes: Vec<(String, R)>,
+}
+
+impl<R: Runner> Fleet<R> {
+    /// The runner of `step`'s node and the step as that runner knows it.
+    pub fn route(&self, step: &Step) -> (&R, Step) {
+        let mut local = step.clone();
+        let node = local.id.node.take();
+        for d in &mut local.deps {
+            d.node = None;
+        }
+        let runner = match node {
+            Some(n) => &self.nodes.iter().find(|(x, _)| *x == n).expect("a step of a node of this fleet").1,
+            None => &self.nodes[0].1,
+        };
+        (runner, local)
+    }
+}
+
+impl<R: Runner> Runner for Fleet<R> {
+    type Error = R::Error;
+
+    fn up_to_date(&self, step: &Step) -> Result<Option<String>, R::Error> {
+        let (runner, local) = self.route(step);
+        runner.up_to_date(&local)
+    }
+
+    fn run(&self, step: &Step) -> Result<Ran, R::Error> {
+        let (runner, local) = self.route(step);
+        runner.run(&local)
+    }
+
+    fn rollback(&self, ran: &[&Step]) {
+        for (name, runner) in &self.nodes {
+            let mine: Vec<Step> =
+                ran.iter().filter(|s| s.id.node.as_deref() == Some(name)).map(|s| self.route(s).1).collect();
+            runner.rollback(&mine.iter().collect::<Vec<_>>());
+        }
+    }
+}
