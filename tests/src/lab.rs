@@ -68,6 +68,19 @@ pub fn target_args(node: &TestNode) -> Vec<String> {
     ]
 }
 
+/// [`target_args`] for several nodes in one kdbg run: each node's `--target`, the first one's
+/// `--identity`, the others' keys as `IdentityFile` options, and every node's host key.
+pub fn targets_args(nodes: &[&TestNode]) -> Vec<String> {
+    let mut out: Vec<String> = nodes.iter().flat_map(|n| ["--target".to_string(), n.ssh_target()]).collect();
+    out.extend(["--identity".to_string(), nodes[0].identity().display().to_string()]);
+    for n in &nodes[1..] {
+        out.extend(["--ssh-option".to_string(), format!("IdentityFile={}", n.identity().display())]);
+    }
+    let known: Vec<String> = nodes.iter().map(|n| n.known_hosts().display().to_string()).collect();
+    out.extend(["--ssh-option".to_string(), format!("UserKnownHostsFile={}", known.join(" "))]);
+    out
+}
+
 /// The arguments a manifest gives its container (`- --flag=value` lines).
 pub fn manifest_args(manifest: &str) -> Vec<String> {
     manifest.lines().filter_map(|l| l.trim().strip_prefix("- --")).map(|a| format!("--{a}")).collect()

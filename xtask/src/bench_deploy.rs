@@ -1,4 +1,7 @@
-//! `cargo xtask bench`, deploy part: bytes sent to a test node on a no-op deploy and after a one-file change.
+//! `cargo xtask bench`, deploy part: bytes sent to a test node on a no-op deploy and after a
+//! one-file change, and the wall time of a two-node deploy against twice a one-node one.
+
+use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use camino::Utf8Path;
@@ -57,5 +60,25 @@ pub fn run(sh: &Shell, kdbg: &Utf8Path, testnode: &Utf8Path, tree: &Utf8Path, ve
         a2["method"]
     );
     drop(node);
+    two_nodes(sh, kdbg, testnode, version)
+}
+
+/// A deploy to two fresh nodes in one run against twice the deploy to one fresh node: the copies
+/// of the two nodes run concurrently (the build is cached by then, so copies are the work).
+fn two_nodes(sh: &Shell, kdbg: &Utf8Path, testnode: &Utf8Path, version: &[String]) -> Result<()> {
+    let up = |name: &str| TestNode::up(TestNodeConfig::unique(name).bin(testnode));
+    let (one, a, b) = (up("bench1")?, up("bench2a")?, up("bench2b")?);
+    let timed = |target: Vec<String>| -> Result<f64> {
+        let t = Instant::now();
+        cmd!(sh, "{kdbg} deploy apiserver --json {target...} {version...}").quiet().ignore_stdout().run()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let single = timed(kdbg_tests::lab::target_args(&one))?;
+    let double = timed(kdbg_tests::lab::targets_args(&[&a, &b]))?;
+    println!(
+        "  deploy to two fresh nodes in one run: {double:.2} s vs twice one node {:.2} s = {:.2} (copies run concurrently)",
+        2.0 * single,
+        double / (2.0 * single)
+    );
     Ok(())
 }

@@ -4,28 +4,15 @@
 //! node restorable on its own.
 
 use kdbg_core::crash;
+use kdbg_tests::lab;
 use serde_json::Value;
 
 use super::Lab;
 use crate::support::Run;
 
-/// `kdbg ARGS` from `a`'s tree and state dir, with both nodes as targets (each node's key and
-/// host key given to ssh).
+/// `kdbg ARGS` from `a`'s tree and state dir, with both nodes as targets.
 fn both(a: &Lab, b: &Lab, args: &[&str]) -> Run {
-    let (na, nb) = (&a.node, &b.node);
-    let target = [
-        "--target".to_string(),
-        na.ssh_target(),
-        "--target".into(),
-        nb.ssh_target(),
-        "--identity".into(),
-        na.identity().display().to_string(),
-        "--ssh-option".into(),
-        format!("IdentityFile={}", nb.identity().display()),
-        "--ssh-option".into(),
-        format!("UserKnownHostsFile={} {}", na.known_hosts().display(), nb.known_hosts().display()),
-    ];
-    let all = args.iter().map(|a| a.to_string()).chain(target);
+    let all = args.iter().map(|a| a.to_string()).chain(lab::targets_args(&[&a.node, &b.node]));
     a.tree.kdbg(all).env("KDBG_STATE_DIR", a.state.path())
 }
 
