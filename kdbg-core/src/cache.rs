@@ -77,7 +77,7 @@ use crate::tree::SourceTree;
 
 pub use golist::Closure;
 pub use key::{ci_key, explain, KeyInputs, Toolchain};
-pub use state::{OutputRecord, State};
+pub use state::{CacheState, OutputRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -132,7 +132,7 @@ pub struct ComponentKey {
 pub struct Keys {
     pub components: Vec<ComponentKey>,
     pub warnings: Vec<String>,
-    pub state: State,
+    pub state: CacheState,
     pub go_list_runs: usize,
     pub files_hashed: usize,
 }
@@ -147,7 +147,7 @@ impl Keys {
 /// Computes the keys of the requested components, reusing the stat index where it can.
 pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
     let tree = req.tree;
-    let (mut state, warning) = State::load(&tree.state_dir());
+    let (mut state, warning) = CacheState::load(&tree.state_dir());
     let mut warnings: Vec<String> = warning.into_iter().collect();
     let build_files = build_files(&tree.root);
     let build_refresh = state.index.refresh(&tree.root, &build_files);
@@ -283,7 +283,7 @@ fn closure_env(tree: &SourceTree, go: &GoToolchain, c: &Component) -> String {
 /// The tree-relative directories of the components' stored import closures: every package
 /// directory and the directory of every closure file (what `kdbg watch` watches).
 pub fn closure_dirs(state_dir: &Utf8Path, components: &[&'static Component]) -> BTreeSet<String> {
-    let (state, _) = State::load(state_dir);
+    let (state, _) = CacheState::load(state_dir);
     let mut dirs = BTreeSet::new();
     for c in components {
         let Some(s) = state.components.get(c.name) else { continue };

@@ -28,7 +28,7 @@ use crate::plan::fleet::Fleet;
 use crate::plan::StepKind;
 use crate::report::{Reporter, StepStatus};
 use crate::tree::SourceTree;
-pub use dlv::{Dlv, DlvError, Needs};
+pub use dlv::{Dlv, DlvPickError, Needs};
 pub use steps::{BuildOnce, Deploying, Target};
 
 #[derive(Debug, Clone, Default)]
@@ -47,7 +47,7 @@ pub enum DeployError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error(transparent)]
-    Dlv(#[from] DlvError),
+    Dlv(#[from] DlvPickError),
     #[error("{node} is {node_platform}, but this Go builds {host_platform}; cross-building for another platform is not yet supported\n  fix: run kdbg on a {node_platform} machine, or pick a {host_platform} node")]
     CrossBuild { node: String, node_platform: String, host_platform: String },
     #[error("dlv does not run on {node}: {detail}\n  fix: {}", dlv::STATIC)]

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
-pub enum DlvError {
+pub enum DlvRpcError {
     #[error("failed to connect to delve at {addr}: {source}")]
     Connect { addr: String, source: std::io::Error },
     #[error("lost the connection to delve at {addr}: {source}")]
@@ -48,7 +48,7 @@ pub struct Location {
 
 /// Delve's `DebuggerState`, reduced to what kdbg uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct State {
+pub struct DebuggerState {
     pub running: bool,
     pub exited: bool,
     pub exit_status: i32,
@@ -84,15 +84,15 @@ pub struct DlvClient {
     /// The id of a `continue` whose answer has not been read.
     continuing: Option<u64>,
     /// That answer, when it arrived while waiting for another one.
-    stopped: Option<Result<State, DlvError>>,
+    stopped: Option<Result<DebuggerState, DlvRpcError>>,
     /// How long an ordinary call may take.
     pub call_timeout: Duration,
 }
 
 impl DlvClient {
     /// Connects to `addr` (`host:port`), giving up after `timeout`.
-    pub fn connect(addr: &str, timeout: Duration) -> Result<DlvClient, DlvError> {
-        let connect_err = |source| DlvError::Connect { addr: addr.to_string(), source };
+    pub fn connect(addr: &str, timeout: Duration) -> Result<DlvClient, DlvRpcError> {
+        let connect_err = |source| DlvRpcError::Connect { addr: addr.to_string(), source };
         let addrs = addr.to_socket_addrs().map_err(connect_err)?;
         let mut last = std::io::Error::new(ErrorKind::NotFound, "the address resolves to nothing");
         for sa in addrs {
@@ -119,55 +119,55 @@ impl DlvClient {
         &self.addr
     }
 
-    pub fn version(&mut self) -> Result<Version, DlvError> {
+    pub fn version(&mut self) -> Result<Version, DlvRpcError> {
         let v: RawVersion = self.call("GetVersion", json!({}))?;
         Ok(Version { delve: v.delve_version, api: v.api_version, backend: v.backend, target_go: v.target_go_version })
     }
 
     /// The state, also while the target runs (`running: true`, no thread).
-    pub fn state_nonblocking(&mut self) -> Result<State, DlvError> {
+    pub fn state_nonblocking(&mut self) -> Result<DebuggerState, DlvRpcError> {
         let out: StateOut = self.call("State", json!({ "NonBlocking": true }))?;
         Ok(out.state.into())
     }
 
     /// A breakpoint at `file:line`, `file` exactly as recorded in the binary.
-    pub fn create_breakpoint_file_line(&mut self, file: &str, line: u32) -> Result<Breakpoint, DlvError> {
+    pub fn create_breakpoint_file_line(&mut self, file: &str, line: u32) -> Result<Breakpoint, DlvRpcError> {
         self.create(json!({ "Breakpoint": { "file": file, "line": line } }))
     }
 
     /// A breakpoint at a function's entry, e.g. `k8s.io/kubernetes/pkg/healthz.(*Handler).ServeHTTP`.
-    pub fn create_breakpoint_function(&mut self, name: &str) -> Result<Breakpoint, DlvError> {
+    pub fn create_breakpoint_function(&mut self, name: &str) -> Result<Breakpoint, DlvRpcError> {
         self.create(json!({ "Breakpoint": { "functionName": name } }))
     }
 
     /// A breakpoint at a location expression as `dlv connect`'s `break` takes it (`healthz.go:29`,
     /// `/tree/pkg/healthz/healthz.go:29`); `rules` are `(recorded, local)` prefixes, as in
     /// Delve's `config substitute-path`.
-    pub fn create_breakpoint_at(&mut self, expr: &str, rules: &[(String, String)]) -> Result<Breakpoint, DlvError> {
+    pub fn create_breakpoint_at(&mut self, expr: &str, rules: &[(String, String)]) -> Result<Breakpoint, DlvRpcError> {
         self.create(json!({ "Breakpoint": {}, "LocExpr": expr, "SubstitutePathRules": rules }))
     }
 
-    fn create(&mut self, params: Value) -> Result<Breakpoint, DlvError> {
+    fn create(&mut self, params: Value) -> Result<Breakpoint, DlvRpcError> {
         let out: BreakpointOut = self.call("CreateBreakpoint", params)?;
         Ok(out.breakpoint.into())
     }
 
-    pub fn list_breakpoints(&mut self) -> Result<Vec<Breakpoint>, DlvError> {
+    pub fn list_breakpoints(&mut self) -> Result<Vec<Breakpoint>, DlvRpcError> {
         let out: BreakpointsOut = self.call("ListBreakpoints", json!({}))?;
         Ok(out.breakpoints.into_iter().map(Into::into).collect())
     }
 
-    pub fn clear_breakpoint(&mut self, id: i64) -> Result<Breakpoint, DlvError> {
+    pub fn clear_breakpoint(&mut self, id: i64) -> Result<Breakpoint, DlvRpcError> {
         let out: BreakpointOut = self.call("ClearBreakpoint", json!({ "Id": id }))?;
         Ok(out.breakpoint.into())
     }
 
     /// Resumes the target without waiting for it to stop; see [`DlvClient::wait_stopped`].
-    pub fn continue_async(&mut self) -> Result<(), DlvError> {
+    pub fn continue_async(&mut self) -> Result<(), DlvRpcError> {
         if self.continuing.is_some() || self.stopped.is_some() {
             // The previous continue's answer is still to be collected: collecting it first keeps
             // the caller from missing a stop.
-            return Err(DlvError::Protocol {
+            return Err(DlvRpcError::Protocol {
                 addr: self.addr.clone(),
                 method: "RPCServer.Command".into(),
                 detail: "a continue is already pending; call wait_stopped first".into(),
@@ -181,7 +181,7 @@ impl DlvClient {
     /// Resumes the target and returns once Delve reports it running (or stopped again, or exited,
     /// or 5 s passed): a command that hands the program back and exits leaves it in a definite
     /// state, so the next client does not find Delve still about to run it.
-    pub fn resume(&mut self) -> Result<(), DlvError> {
+    pub fn resume(&mut self) -> Result<(), DlvRpcError> {
         self.continue_async()?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -194,19 +194,19 @@ impl DlvClient {
     }
 
     /// Waits until the pending continue ends (a breakpoint, a halt, the target's exit).
-    pub fn wait_stopped(&mut self, timeout: Duration) -> Result<State, DlvError> {
+    pub fn wait_stopped(&mut self, timeout: Duration) -> Result<DebuggerState, DlvRpcError> {
         if let Some(stopped) = self.stopped.take() {
             return stopped;
         }
         let Some(id) = self.continuing else {
-            return Err(DlvError::NotContinuing { addr: self.addr.clone() });
+            return Err(DlvRpcError::NotContinuing { addr: self.addr.clone() });
         };
         let out: StateOut = self.wait(id, "RPCServer.Command", timeout)?;
         Ok(out.state.into())
     }
 
     /// Stops the target (a pending continue then ends, and its answer is consumed here).
-    pub fn halt(&mut self) -> Result<State, DlvError> {
+    pub fn halt(&mut self) -> Result<DebuggerState, DlvRpcError> {
         let out: StateOut = self.call("Command", json!({ "name": "halt" }))?;
         if self.continuing.is_some() {
             let timeout = self.call_timeout;
@@ -218,26 +218,26 @@ impl DlvClient {
 
     /// Ends the debug session: the target is killed or left running, and the server exits.
     /// A running target is halted first (Delve cannot detach from a running process).
-    pub fn detach(mut self, kill: bool) -> Result<(), DlvError> {
+    pub fn detach(mut self, kill: bool) -> Result<(), DlvRpcError> {
         if self.continuing.is_some() || self.state_nonblocking()?.running {
             self.halt()?;
         }
         match self.call::<Value>("Detach", json!({ "Kill": kill })) {
             // The server may exit before its answer is flushed.
-            Ok(_) | Err(DlvError::Closed { .. }) => Ok(()),
-            Err(DlvError::Io { source, .. }) if source.kind() == ErrorKind::ConnectionReset => Ok(()),
+            Ok(_) | Err(DlvRpcError::Closed { .. }) => Ok(()),
+            Err(DlvRpcError::Io { source, .. }) if source.kind() == ErrorKind::ConnectionReset => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     /// Calls `RPCServer.<method>` and waits for its answer.
-    pub fn call<T: DeserializeOwned>(&mut self, method: &str, params: Value) -> Result<T, DlvError> {
+    pub fn call<T: DeserializeOwned>(&mut self, method: &str, params: Value) -> Result<T, DlvRpcError> {
         let id = self.send(method, params)?;
         let timeout = self.call_timeout;
         self.wait(id, &format!("RPCServer.{method}"), timeout)
     }
 
-    fn send(&mut self, method: &str, params: Value) -> Result<u64, DlvError> {
+    fn send(&mut self, method: &str, params: Value) -> Result<u64, DlvRpcError> {
         let id = self.next_id;
         self.next_id += 1;
         let msg = json!({ "method": format!("RPCServer.{method}"), "params": [params], "id": id });
@@ -247,7 +247,7 @@ impl DlvClient {
         Ok(id)
     }
 
-    fn wait<T: DeserializeOwned>(&mut self, id: u64, method: &str, timeout: Duration) -> Result<T, DlvError> {
+    fn wait<T: DeserializeOwned>(&mut self, id: u64, method: &str, timeout: Duration) -> Result<T, DlvRpcError> {
         let deadline = Instant::now() + timeout;
         loop {
             let msg = self.read_message(deadline, method, timeout)?;
@@ -265,12 +265,12 @@ impl DlvClient {
         }
     }
 
-    fn decode<T: DeserializeOwned>(&self, msg: &Value, method: &str) -> Result<T, DlvError> {
+    fn decode<T: DeserializeOwned>(&self, msg: &Value, method: &str) -> Result<T, DlvRpcError> {
         match msg.get("error") {
             Some(Value::Null) | None => {}
             Some(e) => {
                 let message = e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string());
-                return Err(DlvError::Rpc { addr: self.addr.clone(), method: method.to_string(), message });
+                return Err(DlvRpcError::Rpc { addr: self.addr.clone(), method: method.to_string(), message });
             }
         }
         let result = msg.get("result").cloned().unwrap_or(Value::Null);
@@ -278,7 +278,7 @@ impl DlvClient {
     }
 
     /// The next whole JSON message, reading more as needed until `deadline`.
-    fn read_message(&mut self, deadline: Instant, method: &str, timeout: Duration) -> Result<Value, DlvError> {
+    fn read_message(&mut self, deadline: Instant, method: &str, timeout: Duration) -> Result<Value, DlvRpcError> {
         loop {
             let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
             match it.next() {
@@ -292,12 +292,12 @@ impl DlvClient {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(DlvError::Timeout { addr: self.addr.clone(), method: method.to_string(), timeout });
+                return Err(DlvRpcError::Timeout { addr: self.addr.clone(), method: method.to_string(), timeout });
             }
             self.stream.set_read_timeout(Some(left)).map_err(|source| self.io(source))?;
             let mut chunk = [0u8; 64 * 1024];
             match self.stream.read(&mut chunk) {
-                Ok(0) => return Err(DlvError::Closed { addr: self.addr.clone() }),
+                Ok(0) => return Err(DlvRpcError::Closed { addr: self.addr.clone() }),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
                 Err(e) => return Err(self.io(e)),
@@ -305,12 +305,12 @@ impl DlvClient {
         }
     }
 
-    fn io(&self, source: std::io::Error) -> DlvError {
-        DlvError::Io { addr: self.addr.clone(), source }
+    fn io(&self, source: std::io::Error) -> DlvRpcError {
+        DlvRpcError::Io { addr: self.addr.clone(), source }
     }
 
-    fn protocol(&self, method: &str, detail: String) -> DlvError {
-        DlvError::Protocol { addr: self.addr.clone(), method: method.to_string(), detail }
+    fn protocol(&self, method: &str, detail: String) -> DlvRpcError {
+        DlvRpcError::Protocol { addr: self.addr.clone(), method: method.to_string(), detail }
     }
 }
 
@@ -392,14 +392,14 @@ struct RawBreakpoint {
     addrs: Option<Vec<u64>>,
 }
 
-impl From<RawState> for State {
-    fn from(s: RawState) -> State {
+impl From<RawState> for DebuggerState {
+    fn from(s: RawState) -> DebuggerState {
         let current_thread = s.current_thread.filter(|t| !t.file.is_empty() || t.line != 0).map(|t| Location {
             file: t.file,
             line: t.line,
             function: t.function.map(|f| f.name).filter(|n| !n.is_empty()),
         });
-        State { running: s.running, exited: s.exited, exit_status: s.exit_status, pid: s.pid, current_thread }
+        DebuggerState { running: s.running, exited: s.exited, exit_status: s.exit_status, pid: s.pid, current_thread }
     }
 }
 

@@ -22,7 +22,7 @@ pub mod tour;
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use crate::dlv::DlvError;
+use crate::dlv::DlvRpcError;
 use crate::ide::mapping::PathRule;
 use crate::session::SessionError;
 
@@ -38,7 +38,7 @@ pub enum TraceError {
     #[error(transparent)]
     Node(#[from] crate::node::NodeError),
     #[error(transparent)]
-    Dlv(#[from] DlvError),
+    Dlv(#[from] DlvRpcError),
     #[error("{component} is not under debug on {node}\n  fix: `kdbg debug {alias} --target ...` first, then trace it (`kdbg status` shows what is under debug)")]
     NotUnderDebug { component: String, alias: String, node: String },
     #[error("no tour {tour} for {component}\n  fix: `kdbg trace --list` shows the tours and their components")]

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use camino::Utf8Path;
 
 use super::capture::{Capture, CAPTURE_FILE, GO_ENV};
+use crate::cache::CacheState;
 use crate::cache::ComponentKey;
-use crate::cache::State;
 
 /// The code-generation tags whose files (and packages) only make regenerates from.
 pub const GEN_TAGS: &[&str] = &[
@@ -28,7 +28,7 @@ fn tagged(path: &Utf8Path) -> bool {
 }
 
 /// The capture to replay for `stale`, or `None` when make must run.
-pub fn plan(root: &Utf8Path, state_dir: &Utf8Path, stale: &[&ComponentKey], state: &State) -> Option<Capture> {
+pub fn plan(root: &Utf8Path, state_dir: &Utf8Path, stale: &[&ComponentKey], state: &CacheState) -> Option<Capture> {
     let text = std::fs::read_to_string(state_dir.join(CAPTURE_FILE)).ok()?;
     let capture: Capture = serde_json::from_str(&text).ok()?;
     if capture.invocations.is_empty() || capture.keys.len() != stale.len() {

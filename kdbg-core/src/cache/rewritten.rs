@@ -13,7 +13,7 @@
 
 use camino::Utf8Path;
 
-use super::{ComponentKey, State};
+use super::{CacheState, ComponentKey};
 
 /// How many files a warning names before "and N more".
 const NAMED: usize = 3;
@@ -21,7 +21,7 @@ const NAMED: usize = 3;
 /// Hashes the inputs of `built` again and returns those that changed since their keys were
 /// computed, sorted and without duplicates. Remembers them per component in `state` (a make that
 /// changed nothing keeps the earlier list: it explains why a pristine checkout keys differently).
-pub fn detect(root: &Utf8Path, state: &mut State, built: &[&ComponentKey]) -> Vec<String> {
+pub fn detect(root: &Utf8Path, state: &mut CacheState, built: &[&ComponentKey]) -> Vec<String> {
     let mut all = std::collections::BTreeSet::new();
     for k in built {
         let files = k.inputs.files.keys().cloned().collect();
@@ -62,7 +62,7 @@ pub fn warning(files: &[String]) -> Option<String> {
 }
 
 /// The `--explain` lines for a component: each input make changed, still an input now.
-pub fn explain(state: &State, k: &ComponentKey) -> Vec<String> {
+pub fn explain(state: &CacheState, k: &ComponentKey) -> Vec<String> {
     let Some(entry) = state.components.get(k.component.name) else {
         return Vec::new();
     };

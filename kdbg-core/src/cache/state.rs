@@ -35,7 +35,7 @@ pub struct ComponentState {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct State {
+pub struct CacheState {
     pub schema: u32,
     pub index: Index,
     pub components: BTreeMap<String, ComponentState>,
@@ -43,25 +43,25 @@ pub struct State {
 
 pub const STATE_FILE: &str = "state.json";
 
-impl State {
+impl CacheState {
     /// Loads the state; anything unreadable becomes an empty state and a warning, never an error.
-    pub fn load(dir: &Utf8Path) -> (State, Option<String>) {
+    pub fn load(dir: &Utf8Path) -> (CacheState, Option<String>) {
         let path = dir.join(STATE_FILE);
         let text = match std::fs::read(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (State::default(), None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (CacheState::default(), None),
             Err(e) => {
                 let e = crate::host::io_text(&e);
-                return (State::default(), Some(format!("cannot read the build state {path} ({e}); rebuilding")));
+                return (CacheState::default(), Some(format!("cannot read the build state {path} ({e}); rebuilding")));
             }
         };
-        match serde_json::from_slice::<State>(&text) {
+        match serde_json::from_slice::<CacheState>(&text) {
             Ok(s) if s.schema == SCHEMA => (s, None),
             Ok(s) => {
                 let why = format!("schema {}, this kdbg writes {SCHEMA}", s.schema);
-                (State::default(), Some(format!("ignoring build state {path} ({why}); rebuilding")))
+                (CacheState::default(), Some(format!("ignoring build state {path} ({why}); rebuilding")))
             }
-            Err(e) => (State::default(), Some(format!("ignoring corrupt build state {path} ({e}); rebuilding"))),
+            Err(e) => (CacheState::default(), Some(format!("ignoring corrupt build state {path} ({e}); rebuilding"))),
         }
     }
 
@@ -104,7 +104,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(dir.path()).unwrap();
         std::fs::write(dir.join(STATE_FILE), "{ not json").unwrap();
-        let (state, warning) = State::load(dir);
+        let (state, warning) = CacheState::load(dir);
         assert!(state.components.is_empty());
         assert!(warning.unwrap().contains("ignoring corrupt build state"));
     }
@@ -118,7 +118,7 @@ mod tests {
             r#"{"schema": 99, "index": {"written_ns": 0, "files": {}, "dirs": {}}, "components": {}}"#,
         )
         .unwrap();
-        let (state, warning) = State::load(dir);
+        let (state, warning) = CacheState::load(dir);
         assert!(state.components.is_empty());
         assert!(warning.unwrap().contains("(schema 99, this kdbg writes 1); rebuilding"));
     }
@@ -128,7 +128,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(dir.path()).unwrap();
         std::fs::create_dir_all(dir.join(STATE_FILE).join("x")).unwrap();
-        assert!(State::default().save(dir).is_err());
+        assert!(CacheState::default().save(dir).is_err());
         let names: Vec<String> =
             std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert_eq!(names, [STATE_FILE]);
@@ -138,10 +138,10 @@ mod tests {
     fn save_then_load_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(dir.path()).unwrap();
-        let mut s = State::default();
+        let mut s = CacheState::default();
         s.components.insert("kube-apiserver".into(), ComponentState::default());
         s.save(dir).unwrap();
-        let (back, warning) = State::load(dir);
+        let (back, warning) = CacheState::load(dir);
         assert!(warning.is_none());
         assert!(back.components.contains_key("kube-apiserver") && back.index.written_ns > 0);
     }

@@ -29,7 +29,7 @@ const DELVE_GO_SPAN: u32 = 3;
 const DWARF5_GO_MINOR: u32 = 25;
 
 #[derive(Debug, thiserror::Error)]
-pub enum DlvError {
+pub enum DlvPickError {
     #[error("dlv was not found on PATH\n  fix: {INSTALL}")]
     Missing,
     #[error("{path} does not exist\n  fix: {INSTALL}")]
@@ -125,8 +125,8 @@ impl Needs {
 }
 
 /// Reads `binary`'s Go version (build info) and DWARF version (see the module doc).
-pub fn needs_of(binary: &Utf8Path) -> Result<Needs, DlvError> {
-    let err = |detail: String| DlvError::Binary { path: binary.to_owned(), detail };
+pub fn needs_of(binary: &Utf8Path) -> Result<Needs, DlvPickError> {
+    let err = |detail: String| DlvPickError::Binary { path: binary.to_owned(), detail };
     let bytes = std::fs::read(binary).map_err(|e| err(e.to_string()))?;
     let file = object::File::parse(&*bytes).map_err(|e| err(format!("not an executable: {e}")))?;
     let go_version = go_version_in(&file).ok_or_else(|| err("no Go build info (.go.buildinfo)".into()))?;
@@ -163,23 +163,23 @@ fn go_version_in(file: &object::File<'_>) -> Option<String> {
 }
 
 /// `--dlv PATH`, else `dlv` on PATH.
-pub fn find(explicit: Option<&Utf8Path>) -> Result<Utf8PathBuf, DlvError> {
+pub fn find(explicit: Option<&Utf8Path>) -> Result<Utf8PathBuf, DlvPickError> {
     match explicit {
         Some(p) if p.is_file() => {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(p).map(|m| m.permissions().mode()).unwrap_or(0);
             match mode & 0o111 {
-                0 => Err(DlvError::NotExecutable { path: p.to_path_buf() }),
+                0 => Err(DlvPickError::NotExecutable { path: p.to_path_buf() }),
                 _ => Ok(p.to_path_buf()),
             }
         }
-        Some(p) => Err(DlvError::NoFile { path: p.to_path_buf() }),
-        None => which::which("dlv").ok().and_then(|p| Utf8PathBuf::from_path_buf(p).ok()).ok_or(DlvError::Missing),
+        Some(p) => Err(DlvPickError::NoFile { path: p.to_path_buf() }),
+        None => which::which("dlv").ok().and_then(|p| Utf8PathBuf::from_path_buf(p).ok()).ok_or(DlvPickError::Missing),
     }
 }
 
 /// Every dlv worth trying, `--dlv` alone when given; duplicates (symlinks) once.
-pub fn candidates(explicit: Option<&Utf8Path>) -> Result<Vec<Utf8PathBuf>, DlvError> {
+pub fn candidates(explicit: Option<&Utf8Path>) -> Result<Vec<Utf8PathBuf>, DlvPickError> {
     if explicit.is_some() {
         return find(explicit).map(|p| vec![p]);
     }
@@ -198,13 +198,13 @@ pub fn candidates(explicit: Option<&Utf8Path>) -> Result<Vec<Utf8PathBuf>, DlvEr
             })
     });
     if all.is_empty() {
-        return Err(DlvError::Missing);
+        return Err(DlvPickError::Missing);
     }
     Ok(all)
 }
 
 /// The dlv for `binary` (see the module doc), plus warnings worth showing.
-pub fn choose(explicit: Option<&Utf8Path>, binary: &Utf8Path, node_arch: &str) -> Result<(Dlv, Needs), DlvError> {
+pub fn choose(explicit: Option<&Utf8Path>, binary: &Utf8Path, node_arch: &str) -> Result<(Dlv, Needs), DlvPickError> {
     let needs = needs_of(binary)?;
     let mut usable = Vec::new();
     let mut tried = Vec::new();
@@ -233,14 +233,14 @@ pub fn choose(explicit: Option<&Utf8Path>, binary: &Utf8Path, node_arch: &str) -
                 needs.dwarf,
                 needs.requirement()
             );
-            Err(DlvError::TooOld { binary: binary.to_owned(), message })
+            Err(DlvPickError::TooOld { binary: binary.to_owned(), message })
         }
     }
 }
 
 /// Runs `dlv version` and reads its ELF (architecture, linking, the Go it was built with).
-pub fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, DlvError> {
-    let broken = |detail: String| DlvError::Broken { path: path.to_path_buf(), detail };
+pub fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, DlvPickError> {
+    let broken = |detail: String| DlvPickError::Broken { path: path.to_path_buf(), detail };
     // The ELF first: a dlv for another machine cannot even run `version` here.
     let bytes = std::fs::read(path).map_err(|e| broken(crate::host::io_text(&e)))?;
     let file = object::File::parse(&*bytes).map_err(|e| broken(format!("not an executable: {e}")))?;
@@ -251,7 +251,7 @@ pub fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, DlvError
     };
     if arch != want {
         let machine = format!("{:?}", file.architecture());
-        return Err(DlvError::WrongArch {
+        return Err(DlvPickError::WrongArch {
             path: path.to_path_buf(),
             dlv_arch: arch,
             machine,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::{copy_one, dlv, DeployConfig, DeployError, DeployOutcome, Deployed, Dlv, DlvError, Needs};
+use super::{copy_one, dlv, DeployConfig, DeployError, DeployOutcome, Deployed, Dlv, DlvPickError, Needs};
 use crate::build::{self, BuildOutcome, Keyed, Prepared};
 use crate::component::Component;
 use crate::layout::BIN_DIR;
@@ -162,7 +162,7 @@ impl<'a> Deploying<'a> {
         let mut wanted: Vec<_> =
             build.components.iter().map(|b| (b.name.clone(), b.binary.clone(), b.sha256.clone())).collect();
         let dlv_sha = crate::node::copy::hash_file(&dlv.path)
-            .map_err(|e| DlvError::Broken { path: dlv.path.clone(), detail: e.to_string() })?
+            .map_err(|e| DlvPickError::Broken { path: dlv.path.clone(), detail: e.to_string() })?
             .0;
         wanted.push(("dlv".into(), dlv.path.clone(), dlv_sha));
         Ok(Chosen { build, dlv, needs, wanted })

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Breakpoint, BreakpointOut, DlvClient, DlvError};
+use super::{Breakpoint, BreakpointOut, DlvClient, DlvRpcError};
 
 /// What a breakpoint set for a tour looks like to Delve.
 #[derive(Debug, Clone, Default)]
@@ -47,13 +47,13 @@ pub struct Stop {
 
 impl DlvClient {
     /// The functions of the binary whose names match the Go regular expression `filter`.
-    pub fn list_functions(&mut self, filter: &str) -> Result<Vec<String>, DlvError> {
+    pub fn list_functions(&mut self, filter: &str) -> Result<Vec<String>, DlvRpcError> {
         let out: FunctionsOut = self.call("ListFunctions", json!({ "Filter": filter }))?;
         Ok(out.funcs)
     }
 
     /// A breakpoint at `bp.function`'s entry that evaluates `bp.variables` when hit.
-    pub fn create_trace_breakpoint(&mut self, bp: &TraceBreakpoint) -> Result<Breakpoint, DlvError> {
+    pub fn create_trace_breakpoint(&mut self, bp: &TraceBreakpoint) -> Result<Breakpoint, DlvRpcError> {
         let mut spec = json!({ "name": bp.name, "functionName": bp.function, "variables": bp.variables });
         if let Some(cond) = &bp.cond {
             spec["Cond"] = json!(cond);
@@ -63,12 +63,12 @@ impl DlvClient {
     }
 
     /// Like [`DlvClient::wait_stopped`], keeping each thread's breakpoint and captured values.
-    pub fn wait_hits(&mut self, timeout: Duration) -> Result<Stop, DlvError> {
+    pub fn wait_hits(&mut self, timeout: Duration) -> Result<Stop, DlvRpcError> {
         if self.stopped.is_some() {
             return Err(self.protocol("RPCServer.Command", "the stop was already consumed".into()));
         }
         let Some(id) = self.continuing else {
-            return Err(DlvError::NotContinuing { addr: self.addr.clone() });
+            return Err(DlvRpcError::NotContinuing { addr: self.addr.clone() });
         };
         let out: HitsOut = self.wait(id, "RPCServer.Command", timeout)?;
         let hits = out

@@ -28,7 +28,7 @@ pub struct Journal {
 /// Where a component is in its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum State {
+pub enum EntryState {
     /// About to stop the original (its manifest may be in the backup directory already).
     Stopping,
     /// The original is gone; Delve not started yet.
@@ -144,7 +144,7 @@ impl Who {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub component: String,
-    pub state: State,
+    pub state: EntryState,
     pub who: Who,
     /// Unix seconds.
     pub started_at: u64,
@@ -264,14 +264,14 @@ pub fn put(node: &dyn Node, journal: &mut Journal, mut entry: Entry) -> Result<(
 /// Journals `entry` as launching (no Delve pid), before Delve starts: `kdbg debug`'s launch and
 /// `kdbg watch`'s relaunch. The journal is shared by steps that run at once.
 pub fn launching(node: &dyn Node, journal: &Mutex<Journal>, entry: &mut Entry) -> Result<(), SessionError> {
-    entry.state = State::Launching;
+    entry.state = EntryState::Launching;
     entry.dlv_pid = None;
     put(node, &mut journal.lock().unwrap(), entry.clone())
 }
 
 /// Journals `entry` as launched: Delve `pid` listens.
 pub fn launched(node: &dyn Node, journal: &Mutex<Journal>, entry: &mut Entry, pid: u32) -> Result<(), SessionError> {
-    entry.state = State::Launched;
+    entry.state = EntryState::Launched;
     entry.dlv_pid = Some(pid);
     put(node, &mut journal.lock().unwrap(), entry.clone())
 }
@@ -292,7 +292,7 @@ mod tests {
     fn entries_round_trip_through_json() {
         let e = Entry {
             component: "kube-apiserver".into(),
-            state: State::Launched,
+            state: EntryState::Launched,
             who: Who { host: "ws".into(), pid: 1 },
             started_at: 1,
             updated_at: 2,

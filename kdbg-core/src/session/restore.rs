@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 
-use super::journal::{self, Entry, Journal, State, Who};
+use super::journal::{self, Entry, EntryState, Journal, Who};
 use super::traces::{self, Trace};
 use super::{endpoint, procs, stop, tunnels, SessionError};
 use crate::component::Component;
@@ -172,7 +172,7 @@ fn restore_one(
         return Ok(Restored { component: name.into(), done });
     };
     let id = StepKind::Restore.on(name);
-    entry.state = State::Restoring;
+    entry.state = EntryState::Restoring;
     journal::put(node, journal, entry.clone())?;
     cfg.crash.within(&id, "journal");
 

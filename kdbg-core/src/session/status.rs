@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::journal::{self, Entry};
 use super::{procs, tunnels, SessionError};
-use crate::dlv::{DlvClient, DlvError, State};
+use crate::dlv::{DebuggerState, DlvClient, DlvRpcError};
 use crate::node::{Endpoint, Node};
 
 /// One component under debug.
@@ -48,7 +48,7 @@ pub fn status(node: &dyn Node, state_dir: Option<&Utf8Path>) -> Result<Vec<Compo
 
 /// Delve's state, asked through a forward on localhost:`port`; `timeout` bounds the connect and
 /// the call.
-pub(crate) fn state_via(port: u16, timeout: Duration) -> Result<State, DlvError> {
+pub(crate) fn state_via(port: u16, timeout: Duration) -> Result<DebuggerState, DlvRpcError> {
     let mut dlv = DlvClient::connect(&format!("127.0.0.1:{port}"), timeout)?;
     dlv.call_timeout = timeout;
     dlv.state_nonblocking()

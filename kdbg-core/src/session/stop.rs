@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::capture::Captured;
-use super::journal::{self, Entry, How, Journal, State};
+use super::journal::{self, Entry, EntryState, How, Journal};
 use super::{procs, SessionError};
 use crate::crash::CrashAt;
 use crate::node::{Node, Privilege};
@@ -24,7 +24,7 @@ pub fn stop(
     crash: &CrashAt,
 ) -> Result<(), SessionError> {
     let id = StepKind::Stop.on(cap.component.name);
-    entry.state = State::Stopping;
+    entry.state = EntryState::Stopping;
     journal::put(node, journal, entry.clone())?;
     crash.within(&id, "journal");
     match &cap.how {
@@ -66,7 +66,7 @@ pub fn stop(
             put_back,
         });
     }
-    entry.state = State::Stopped;
+    entry.state = EntryState::Stopped;
     journal::put(node, journal, entry.clone())?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use super::{
     Capture, PathMap, Resolved, TimedHit, Timeline, TraceError, TriggerOutcome, Unresolved, BREAKPOINT_PREFIX,
 };
 use crate::component::Component;
-use crate::dlv::{DlvClient, DlvError, Stop, TraceBreakpoint};
+use crate::dlv::{DlvClient, DlvRpcError, Stop, TraceBreakpoint};
 use crate::host::Cmd;
 use crate::node::{Node, Privilege, Tunnel};
 use crate::report::Reporter;
@@ -87,17 +87,17 @@ pub fn clear(
 }
 
 /// Brings the target to a stop and consumes a `continue` answer that may still be on its way.
-fn settle(dlv: &mut DlvClient) -> Result<(), DlvError> {
+fn settle(dlv: &mut DlvClient) -> Result<(), DlvRpcError> {
     if dlv.state_nonblocking()?.running {
         dlv.halt()?;
     }
     match dlv.wait_stopped(Duration::from_secs(2)) {
-        Ok(_) | Err(DlvError::NotContinuing { .. }) => Ok(()),
+        Ok(_) | Err(DlvRpcError::NotContinuing { .. }) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-fn clear_ours(dlv: &mut DlvClient) -> Result<Vec<i64>, DlvError> {
+fn clear_ours(dlv: &mut DlvClient) -> Result<Vec<i64>, DlvRpcError> {
     let mut cleared = Vec::new();
     for bp in dlv.list_breakpoints()? {
         if bp.name.starts_with(BREAKPOINT_PREFIX) {
@@ -158,7 +158,7 @@ pub fn trace(
         return Ok(timeline);
     }
     // Put Delve back as it was: no kdbg breakpoint, the program running (it ran before).
-    let cleanup = (|| -> Result<(), DlvError> {
+    let cleanup = (|| -> Result<(), DlvRpcError> {
         settle(dlv)?;
         clear_ours(dlv)?;
         if was_running {
@@ -202,7 +202,7 @@ fn resolve(
                     by_id.insert(b.id, (i, function.clone()));
                     set.push(function.clone());
                 }
-                Err(DlvError::Rpc { message, .. }) => refused.push(format!("{function}: {message}")),
+                Err(DlvRpcError::Rpc { message, .. }) => refused.push(format!("{function}: {message}")),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -273,7 +273,7 @@ fn record(
         }
         let stop: Stop = match dlv.wait_hits(SLICE) {
             Ok(stop) => stop,
-            Err(DlvError::Timeout { .. }) => continue,
+            Err(DlvRpcError::Timeout { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
         if stop.exited {
@@ -364,7 +364,7 @@ pub fn resolvable(
     if was_running {
         s.dlv.halt()?;
     }
-    let counted = (|| -> Result<Vec<usize>, DlvError> {
+    let counted = (|| -> Result<Vec<usize>, DlvRpcError> {
         let mut counts = Vec::new();
         for t in tours {
             let mut n = 0;

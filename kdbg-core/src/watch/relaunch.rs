@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::WatchError;
 use crate::node::{Endpoint, Node, NodeError, Privilege};
-use crate::session::journal::{self, Entry, Journal, State};
+use crate::session::journal::{self, Entry, EntryState, Journal};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::SessionError;
 
@@ -111,7 +111,7 @@ pub struct Relaunched {
 pub fn capture(node: &dyn Node, entry: &Entry) -> Result<Held, WatchError> {
     let gone = |why: String| WatchError::NoDelve { component: entry.component.clone(), node: node.describe(), why };
     let pid = match (entry.state, entry.dlv_pid) {
-        (State::Launched, Some(pid)) => pid,
+        (EntryState::Launched, Some(pid)) => pid,
         (state, _) => return Err(gone(format!("the journal's state is {state:?}, not Launched"))),
     };
     let read = |what: &str| node.read_file(&format!("/proc/{pid}/{what}"), Privilege::Root).map_err(SessionError::from);

@@ -17,7 +17,7 @@ use crate::report::Reporter;
 use crate::session::attach::{self, Attach};
 use crate::session::capture::{self, Captured};
 use crate::session::endpoint::{self, Listen};
-use crate::session::journal::{self, Entry, Journal, State, Who};
+use crate::session::journal::{self, Entry, EntryState, Journal, Who};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::restore::{self, RestoreConfig};
 use crate::session::tunnels::{self, TunnelRecord};
@@ -135,7 +135,7 @@ impl<'a> Debugging<'a> {
         let now = journal::now();
         let mut entry = Entry {
             component: c.name.into(),
-            state: State::Stopping,
+            state: EntryState::Stopping,
             who: Who::me(),
             started_at: now,
             updated_at: now,
