@@ -205,12 +205,3 @@ pub fn find_tree(src: &SrcArgs) -> anyhow::Result<SourceTree> {
     let tree = SourceTree::find(&search).context("failed to find the kubernetes source tree")?;
     Ok(tree)
 }
-
-/// The GOARCH of this host, which `make` builds for.
-pub fn goarch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}

@@ -10,7 +10,7 @@ use kdbg_core::ide::{dwarf, mapping};
 use kdbg_core::trace::{self, tour, PathMap, TimedHit, Timeline, TraceConfig};
 use serde_json::json;
 
-use crate::config::{find_tree, goarch, state_dir, SrcArgs, TargetArgs, JSON_SCHEMA};
+use crate::config::{find_tree, state_dir, SrcArgs, TargetArgs, JSON_SCHEMA};
 use crate::render::Terminal;
 
 #[derive(Debug, Args)]
@@ -176,12 +176,12 @@ fn paths(src: &SrcArgs, comp: &Component, term: &Terminal) -> PathMap {
         );
         return PathMap { goroot, ..PathMap::default() };
     };
-    let binary = tree.binary("linux", goarch(), comp.name);
-    match dwarf::recorded_sources(&binary) {
+    let binary = kdbg_core::build::binary_path(&tree, &src.build_config(kdbg_core::flags::Profile::Debug), comp.name);
+    match binary.map_err(|e| e.to_string()).and_then(|b| dwarf::recorded_sources(&b).map_err(|e| format!("{b}: {e}"))) {
         Ok(recorded) => PathMap { rules: mapping::mapping(&recorded, &tree.root).rules, root: tree.root, goroot },
         Err(e) => {
             term.warn(format!(
-                "cannot read the source paths {binary} recorded ({e}): file names are shown as recorded"
+                "cannot read the source paths the binary recorded ({e}): file names are shown as recorded"
             ));
             PathMap { root: tree.root, rules: Vec::new(), goroot }
         }

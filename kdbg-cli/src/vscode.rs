@@ -6,7 +6,10 @@ use clap::Args;
 use kdbg_core::component::Component;
 use kdbg_core::ide::{self, vscode};
 
-use crate::config::{find_tree, goarch, SrcArgs};
+use kdbg_core::build;
+use kdbg_core::flags::Profile;
+
+use crate::config::{find_tree, SrcArgs};
 
 #[derive(Debug, Args)]
 #[command(
@@ -39,7 +42,7 @@ pub fn run(args: VscodeArgs, verbose: bool) -> anyhow::Result<()> {
     let mut entries = Vec::new();
     let mut others = Vec::new();
     for c in &comps {
-        let binary = tree.binary("linux", goarch(), c.name);
+        let binary = build::binary_path(&tree, &args.src.build_config(Profile::Debug), c.name)?;
         if !binary.is_file() {
             let alias = c.aliases.first().copied().unwrap_or(c.name);
             bail!("{} is not built in {} ({binary} is missing); run kdbg build {alias} first", c.name, tree.root);

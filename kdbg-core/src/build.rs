@@ -101,6 +101,13 @@ pub fn prepare(tree: &SourceTree, config: &BuildConfig) -> Result<Prepared, Cach
     })
 }
 
+/// Where `kdbg build` puts `name`'s binary: `_output/local/bin/<GOOS>/<GOARCH>/<name>` of the Go
+/// toolchain that builds this tree (its `go env`, not the workstation's architecture).
+pub fn binary_path(tree: &SourceTree, config: &BuildConfig, name: &str) -> Result<Utf8PathBuf, CacheError> {
+    let identity = prepare(tree, config)?.toolchain.identity;
+    Ok(tree.binary(&identity.goos, &identity.goarch, name))
+}
+
 pub fn keys(tree: &SourceTree, components: &[&'static Component], p: &Prepared) -> Result<Keys, CacheError> {
     cache::compute(KeyRequest { tree, components, make_vars: &p.make_vars, toolchain: &p.toolchain })
 }

@@ -3,8 +3,8 @@
 
 use super::debug::Session;
 use crate::build::Built;
+use crate::ide::other_editors;
 use crate::ide::vscode::{self, IdeEntry, IdeReport, TaskArgs};
-use crate::ide::{dwarf, mapping, other_editors, PathRule};
 use crate::report::Reporter;
 use crate::tree::SourceTree;
 
@@ -27,9 +27,9 @@ pub fn attach(
     let mut entries = Vec::new();
     for s in sessions {
         let port = s.local_port.unwrap_or(s.port);
-        let rules = rules(tree, s, built, reporter);
-        out.instructions.push_str(&other_editors(&s.component, port, &tree.root, &rules));
-        entries.push(IdeEntry { component: s.component.clone(), port, substitute_from_to: rules, node: None });
+        let entry = entry(tree, s, port, built, reporter);
+        out.instructions.push_str(&other_editors(&s.component, port, &tree.root, &entry.substitute_from_to));
+        entries.push(entry);
     }
     (out, entries)
 }
@@ -47,14 +47,16 @@ pub fn write_ide(
     })
 }
 
-/// The editor ↔ binary path rules for a session's binary (none, with a warning, if unreadable).
-fn rules(tree: &SourceTree, s: &Session, built: &[Built], reporter: &dyn Reporter) -> Vec<PathRule> {
-    let Some(built) = built.iter().find(|b| b.name == s.component) else { return Vec::new() };
-    match dwarf::recorded_sources(&built.binary) {
-        Ok(recorded) => mapping::mapping(&recorded, &tree.root).rules,
+/// A session's IDE entry ([`vscode::entry`]: path rules from its binary's DWARF); without rules,
+/// with a warning, when the binary cannot be read.
+fn entry(tree: &SourceTree, s: &Session, port: u16, built: &[Built], reporter: &dyn Reporter) -> IdeEntry {
+    let bare = || IdeEntry { component: s.component.clone(), port, substitute_from_to: Vec::new(), node: None };
+    let Some(built) = built.iter().find(|b| b.name == s.component) else { return bare() };
+    match vscode::entry(&s.component, port, &built.binary, &tree.root) {
+        Ok((entry, ..)) => entry,
         Err(e) => {
             reporter.warn(format!("cannot read the source paths recorded in {}: {e}", built.binary));
-            Vec::new()
+            bare()
         }
     }
 }
