@@ -42,6 +42,7 @@ pub mod node_lock;
 pub mod preflight;
 pub mod procs;
 pub mod restore;
+pub(crate) mod scripts;
 pub mod status;
 pub mod stop;
 pub mod systemd;

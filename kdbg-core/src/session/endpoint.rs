@@ -72,10 +72,9 @@ chown "$2" "$d""#;
 }
 
 /// Once Delve listens: the socket goes to the directory's owner, mode 0600 (Delve made it as root).
-pub const HAND_OVER: &str = r#"chown "$(stat -c %u:%g "${1%/*}")" "$1" && chmod 0600 "$1""#;
-
 pub fn hand_over(node: &dyn Node, socket: &str) -> Result<(), SessionError> {
-    stop::run(node, HAND_OVER, &[socket], &format!("hand {socket} to the login user")).map(drop)
+    let script = super::scripts::with(&[super::scripts::HAND_OVER], r#"hand_over "$1""#);
+    stop::run(node, &script, &[socket], &format!("hand {socket} to the login user")).map(drop)
 }
 
 /// Removes the socket's directory (and `/var/lib/kdbg/run` once empty); nothing there is fine.

@@ -3,18 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use super::{procs, SessionError};
+use super::{procs, scripts, SessionError};
 use crate::node::{Endpoint, Node, NodeError, Privilege};
 use crate::report::Reporter;
 
-/// Starts `$@` in a new session, stdin from /dev/null, output appended to `$1` (the log), cwd `$2`;
-/// prints the pid that becomes Delve (the inner `sh` execs it, whether or not `setsid` forked).
-/// The command line is not logged: it holds the environment's values.
-const START: &str = r#"set -u
+/// Starts `$@` in a new session (`scripts::START`), output appended to `$1` (the log), cwd `$2`;
+/// prints the pid that becomes Delve.
+const LAUNCH: &str = r#"set -u
 log=$1 wd=$2; shift 2
-mkdir -p "${log%/*}" && cd "$wd" || exit 1
-echo "--- kdbg: Delve starts $(date -u '+%Y-%m-%dT%H:%M:%SZ')" >> "$log" || exit 1
-setsid sh -c 'echo $$; exec "$@" </dev/null >>"$0" 2>&1' "$log" "$@" &"#;
+begin_log "$log" "$wd" starts || exit 1
+start "$log" "$@""#;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +77,14 @@ impl LaunchSpec {
 
 /// Starts Delve detached; returns its pid on the node.
 pub fn spawn(node: &dyn Node, spec: &LaunchSpec) -> Result<u32, SessionError> {
-    let mut argv =
-        vec!["sh".to_string(), "-c".into(), START.into(), "kdbg".into(), spec.log.clone(), spec.working_dir.clone()];
+    let mut argv = vec![
+        "sh".to_string(),
+        "-c".into(),
+        scripts::with(&[scripts::BEGIN_LOG, scripts::START], LAUNCH),
+        "kdbg".into(),
+        spec.log.clone(),
+        spec.working_dir.clone(),
+    ];
     argv.extend(spec.command());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = node.exec(&argv, Privilege::Root, &[])?;

@@ -3,19 +3,15 @@
 
 use std::net::IpAddr;
 
+use super::scripts;
 use crate::component::Component;
 use crate::node::{Endpoint, Node, NodeError, Privilege};
-
-/// Every process's executable: `ls -l` prints `... /proc/PID/exe -> PATH` for each, one process.
-const EXES: &str = "ls -l /proc/[0-9]*/exe 2>/dev/null; true";
 
 /// `#PID` then one argument per line, for each pid given.
 const CMDLINES: &str = r##"for p; do echo "#$p"; tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null; echo; done"##;
 
 /// Which of the pids given are alive (not zombies), then the TCP tables and the unix sockets.
-const POLL: &str = r#"for p; do
-  [ -d "/proc/$p" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null && echo "alive $p"
-done
+const POLL: &str = r#"for p; do alive "$p" && echo "alive $p"; done
 cat /proc/net/tcp /proc/net/tcp6 /proc/net/unix 2>/dev/null; true"#;
 
 /// The process holding a listening socket: `$1` port, `$2` socket inode.
@@ -23,7 +19,6 @@ const HOLDER: &str = r#"p=$(ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*pi
 [ -n "$p" ] || p=$(find /proc/[0-9]*/fd -lname "socket:\[$2\]" 2>/dev/null | head -n 1 | cut -d/ -f3)
 [ -n "$p" ] && echo "pid $p: $(tr '\0' ' ' < "/proc/$p/cmdline" | cut -c1-160)"; true"#;
 
-/// SIGKILLs the pids given and waits (10 s at most) until they are gone.
 /// The TCP listeners in PID's network namespace, the socket inodes PID holds, and the node's
 /// ephemeral port range (ports in it are not stable across restarts).
 const PID_PORTS: &str = r##"cat "/proc/$1/net/tcp" "/proc/$1/net/tcp6" 2>/dev/null
@@ -31,17 +26,8 @@ echo "#fds"
 ls -l "/proc/$1/fd" 2>/dev/null | sed -n 's/.*socket:\[\([0-9]*\)\].*/\1/p'
 echo "#range $(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)""##;
 
-const KILL: &str = r#"for p; do kill -9 "$p" 2>/dev/null; done
-i=0
-while :; do
-  left=""
-  for p; do
-    [ -d "/proc/$p" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null && left="$left $p"
-  done
-  [ -z "$left" ] && exit 0
-  [ $i -ge 100 ] && { echo "still running:$left" >&2; exit 1; }
-  sleep 0.1; i=$((i + 1))
-done"#;
+/// SIGKILLs the pids given and waits (10 s at most) until they are gone.
+const KILL: &str = r#"kill_wait "$@""#;
 
 /// A TCP socket in the LISTEN state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +77,7 @@ fn run(node: &dyn Node, script: &str, args: &[String]) -> Result<String, NodeErr
 
 /// Every process and its executable (` (deleted)` stripped).
 pub fn exes(node: &dyn Node) -> Result<Vec<(u32, String)>, NodeError> {
-    Ok(parse_exes(&run(node, EXES, &[])?))
+    Ok(parse_exes(&run(node, &scripts::with(&[scripts::EXES], "exes"), &[])?))
 }
 
 pub fn parse_exes(text: &str) -> Vec<(u32, String)> {
@@ -132,7 +118,8 @@ pub fn cmdlines(node: &dyn Node, pids: &[u32]) -> Result<Vec<(u32, Vec<String>)>
 }
 
 pub fn poll(node: &dyn Node, pids: &[u32]) -> Result<Poll, NodeError> {
-    Ok(parse_poll(&run(node, POLL, &pids.iter().map(u32::to_string).collect::<Vec<_>>())?))
+    let script = scripts::with(&[scripts::ALIVE], POLL);
+    Ok(parse_poll(&run(node, &script, &pids.iter().map(u32::to_string).collect::<Vec<_>>())?))
 }
 
 pub fn parse_poll(text: &str) -> Poll {
@@ -220,7 +207,8 @@ pub fn kill(node: &dyn Node, pids: &[u32]) -> Result<(), NodeError> {
     if pids.is_empty() {
         return Ok(());
     }
-    run(node, KILL, &pids.iter().map(u32::to_string).collect::<Vec<_>>()).map(drop)
+    let script = scripts::with(&[scripts::ALIVE, scripts::KILL_WAIT], KILL);
+    run(node, &script, &pids.iter().map(u32::to_string).collect::<Vec<_>>()).map(drop)
 }
 
 /// The TCP ports a component serves on, from its arguments (flag given, else the default the

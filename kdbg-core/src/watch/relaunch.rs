@@ -16,7 +16,7 @@ use super::WatchError;
 use crate::node::{Endpoint, Node, NodeError, Privilege};
 use crate::session::journal::{self, Entry, EntryState, Journal};
 use crate::session::launch::{self, LaunchSpec};
-use crate::session::SessionError;
+use crate::session::{scripts, SessionError};
 
 /// Stops the old Delve and debug build, starts Delve, waits (polling every 20 ms on the node) until
 /// it listens and, with `--continue`, until the program listens on its ports. Prints `begin T`,
@@ -26,41 +26,28 @@ use crate::session::SessionError;
 /// remembered pid that may have been reused. Arguments: log, working dir, binary, dlv, Delve's
 /// port or `unix:SOCKET`, the program's ports (`,`), run (1/0), dlv timeout, serve timeout (s),
 /// then the command. A socket left by the killed Delve is removed before the new one binds it,
-/// and handed to its directory's owner once it accepts (see `session::endpoint`).
+/// and handed to its directory's owner once it accepts (see `session::endpoint`). The functions
+/// it calls (`alive`, `kill_wait`, `exe_pids`, `hand_over`, `begin_log`, `start`) are `session::scripts`'.
 const RELAUNCH: &str = r#"set -u
 log=$1 wd=$2 bin=$3 dlv=$4 dport=$5 ports=$6 run=$7 tdlv=$8 tserve=$9; shift 9
 up() { cut -d' ' -f1 /proc/uptime; }
-alive() { [ -d "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 listening() {
   case $1 in
   unix:*) s=${1#unix:}; awk -v p="$s" '$4 == "00010000" && $8 == p { f = 1 } END { exit !f }' /proc/net/unix &&
-    chown "$(stat -c %u:%g "${s%/*}")" "$s" && chmod 0600 "$s" ;;
+    hand_over "$s" ;;
   *) grep -qE ":$(printf %04X "$1") [0-9A-F]+:0000 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null ;;
   esac
-}
-exe_pids() {
-  ls -l /proc/[0-9]*/exe 2>/dev/null | awk -v b="$1" '{ i = index($0, " -> "); x = substr($0, i + 4);
-    sub(/ \(deleted\)$/, "", x); if (x == b) { split(substr($0, 1, i - 1), a, "/proc/"); split(a[2], c, "/"); print c[1] } }'
 }
 echo "begin $(up)"
 victims=$(exe_pids "$bin")
 for p in $(exe_pids "$dlv"); do
   case " $(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null) " in *" exec $bin "*) victims="$victims $p" ;; esac
 done
-for p in $victims; do kill -9 "$p" 2>/dev/null; done
-i=0
-while :; do
-  left=""
-  for p in $victims; do alive "$p" && left="$left $p"; done
-  [ -z "$left" ] && break
-  [ $i -ge 500 ] && { echo "still running:$left" >&2; exit 1; }
-  sleep 0.02; i=$((i + 1))
-done
+kill_wait $victims || exit 1
 echo "stopped $(up)"
 case $dport in unix:*) rm -f "${dport#unix:}" ;; esac
-mkdir -p "${log%/*}" && cd "$wd" || exit 1
-echo "--- kdbg: Delve restarts for kdbg watch $(date -u '+%Y-%m-%dT%H:%M:%SZ')" >> "$log" || exit 1
-pid=$(setsid sh -c 'echo $$; exec "$@" </dev/null >>"$0" 2>&1' "$log" "$@" &)
+begin_log "$log" "$wd" "restarts for kdbg watch" || exit 1
+pid=$(start "$log" "$@")
 echo "pid $pid"
 end=$(($(date +%s) + tdlv))
 until listening "$dport"; do
@@ -171,7 +158,17 @@ pub fn relaunch(
     argv.extend([dlv_timeout.as_secs().max(1).to_string(), serve_timeout.as_secs().max(1).to_string()]);
     argv.extend(spec.command());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = node.exec(&argv, Privilege::Root, RELAUNCH.as_bytes()).map_err(SessionError::from)?;
+    let f = [
+        scripts::ALIVE,
+        scripts::KILL_WAIT,
+        scripts::EXES,
+        scripts::EXE_PIDS,
+        scripts::HAND_OVER,
+        scripts::BEGIN_LOG,
+        scripts::START,
+    ];
+    let script = scripts::with(&f, RELAUNCH);
+    let out = node.exec(&argv, Privilege::Root, script.as_bytes()).map_err(SessionError::from)?;
     if !out.success() {
         let cmd = format!("relaunch {}", spec.dlv);
         let e = NodeError::Command { node: node.describe(), cmd, status: out.status, stderr: out.stderr_str() };
