@@ -17,8 +17,8 @@ use crate::report::{Event, Reporter, StepStatus};
 use crate::toolchain::{self, GoSearch, GoToolchain};
 use crate::tree::SourceTree;
 
-pub mod capture;
-pub mod replay;
+pub(crate) mod capture;
+pub(crate) mod replay;
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildConfig {
@@ -124,7 +124,7 @@ pub fn build(
 }
 
 /// [`build`] with the Go and make variables already decided.
-pub fn build_prepared(
+pub(crate) fn build_prepared(
     tree: &SourceTree,
     components: &[&'static Component],
     prepared: &Prepared,
@@ -136,13 +136,13 @@ pub fn build_prepared(
 
 /// The keys of a build about to run, computed under the tree's lock, which stays held until
 /// [`build_keyed`] is done with them (a plan's build steps are decided by these keys).
-pub struct Keyed {
+pub(crate) struct Keyed {
     pub keys: Keys,
     _lock: TreeLock,
 }
 
 /// Takes the tree's lock and computes the keys, reporting the toolchain's and keys' warnings.
-pub fn keyed(
+pub(crate) fn keyed(
     tree: &SourceTree,
     components: &[&'static Component],
     prepared: &Prepared,
@@ -162,7 +162,7 @@ pub fn keyed(
 
 /// Builds what `keyed` says is stale (one make, or one replay), records the outputs, and
 /// releases the tree's lock.
-pub fn build_keyed(
+pub(crate) fn build_keyed(
     tree: &SourceTree,
     keyed: Keyed,
     prepared: &Prepared,

@@ -58,12 +58,12 @@
 //! in `_output/kdbg/`, so `make clean` clears it together with the outputs. Inputs that changed
 //! while make ran (make rewriting tracked files) are reported and remembered ([`rewritten`]).
 
-pub mod golist;
-pub mod index;
-pub mod key;
-pub mod listing;
+pub(crate) mod golist;
+pub(crate) mod index;
+pub(crate) mod key;
+pub(crate) mod listing;
 pub mod rewritten;
-pub mod state;
+pub(crate) mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -75,9 +75,8 @@ use crate::host::HostError;
 use crate::toolchain::{GoToolchain, ToolchainError};
 use crate::tree::SourceTree;
 
-pub use golist::Closure;
-pub use key::{ci_key, explain, KeyInputs, Toolchain};
-pub use state::{CacheState, OutputRecord};
+pub(crate) use key::{ci_key, explain, KeyInputs, Toolchain};
+pub(crate) use state::{CacheState, OutputRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -103,7 +102,7 @@ pub enum CacheError {
 
 /// What to compute keys for.
 #[derive(Debug, Clone, Copy)]
-pub struct KeyRequest<'a> {
+pub(crate) struct KeyRequest<'a> {
     pub tree: &'a SourceTree,
     pub components: &'a [&'static Component],
     pub make_vars: &'a BTreeMap<String, String>,
@@ -145,7 +144,7 @@ impl Keys {
 }
 
 /// Computes the keys of the requested components, reusing the stat index where it can.
-pub fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
+pub(crate) fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
     let tree = req.tree;
     let (mut state, warning) = CacheState::load(&tree.state_dir());
     let mut warnings: Vec<String> = warning.into_iter().collect();
@@ -282,7 +281,7 @@ fn closure_env(tree: &SourceTree, go: &GoToolchain, c: &Component) -> String {
 
 /// The tree-relative directories of the components' stored import closures: every package
 /// directory and the directory of every closure file (what `kdbg watch` watches).
-pub fn closure_dirs(state_dir: &Utf8Path, components: &[&'static Component]) -> BTreeSet<String> {
+pub(crate) fn closure_dirs(state_dir: &Utf8Path, components: &[&'static Component]) -> BTreeSet<String> {
     let (state, _) = CacheState::load(state_dir);
     let mut dirs = BTreeSet::new();
     for c in components {
@@ -294,7 +293,7 @@ pub fn closure_dirs(state_dir: &Utf8Path, components: &[&'static Component]) -> 
 }
 
 /// The files that drive the build itself, as far as they exist in this tree.
-pub fn build_files(root: &Utf8Path) -> BTreeSet<String> {
+pub(crate) fn build_files(root: &Utf8Path) -> BTreeSet<String> {
     let mut files: BTreeSet<String> =
         ["go.mod", "go.sum", "go.work", "go.work.sum", "vendor/modules.txt", "Makefile", "hack/make-rules/build.sh"]
             .into_iter()

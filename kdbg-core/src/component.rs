@@ -33,7 +33,7 @@ pub struct Component {
     pub leader_elect: bool,
 }
 
-pub const MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
+pub(crate) const MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
 
 pub static COMPONENTS: &[Component] = &[
     Component {
@@ -128,7 +128,7 @@ impl Component {
     }
 
     /// `CGO_ENABLED` as kubernetes' build sets it for this binary.
-    pub fn cgo_enabled(&self) -> &'static str {
+    pub(crate) fn cgo_enabled(&self) -> &'static str {
         if self.static_binary {
             "0"
         } else {

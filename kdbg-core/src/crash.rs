@@ -20,12 +20,12 @@ pub struct CrashAt(pub Option<String>);
 
 impl CrashAt {
     /// Called when step `id` finished: SIGKILLs this process if that is the point asked for.
-    pub fn after(&self, id: &StepId) {
+    pub(crate) fn after(&self, id: &StepId) {
         self.die_at(&id.to_string());
     }
 
     /// Called at `boundary` inside step `id` (one of its kind's [`StepKind::boundaries`]).
-    pub fn within(&self, id: &StepId, boundary: &str) {
+    pub(crate) fn within(&self, id: &StepId, boundary: &str) {
         debug_assert!(id.kind.boundaries().contains(&boundary), "{boundary} is not a boundary of {id}");
         self.die_at(&format!("{id}#{boundary}"));
     }

@@ -10,7 +10,7 @@
 //! bytes, the next copy is a zstd delta against them (see `node::copy`); `make clean` drops them.
 
 pub mod dlv;
-pub mod steps;
+pub(crate) mod steps;
 
 use std::time::Instant;
 
@@ -28,8 +28,8 @@ use crate::plan::fleet::Fleet;
 use crate::plan::StepKind;
 use crate::report::{Reporter, StepStatus};
 use crate::tree::SourceTree;
-pub use dlv::{Dlv, DlvPickError, Needs};
-pub use steps::{BuildOnce, Deploying, Target};
+pub(crate) use dlv::{Dlv, DlvPickError, Needs};
+pub(crate) use steps::{BuildOnce, Deploying, Target};
 
 #[derive(Debug, Clone, Default)]
 pub struct DeployConfig {
@@ -58,7 +58,7 @@ pub enum DeployError {
 
 impl DeployError {
     /// The error to show of a run's failures: the first that is not a consequence of another.
-    pub fn first<E>(failed: Failed<E>, earlier: impl Fn(&E) -> bool) -> E {
+    pub(crate) fn first<E>(failed: Failed<E>, earlier: impl Fn(&E) -> bool) -> E {
         let mut errors: Vec<E> = failed.errors.into_iter().map(|(_, e)| e).collect();
         let i = errors.iter().position(|e| !earlier(e)).unwrap_or(0);
         errors.swap_remove(i)
@@ -172,7 +172,7 @@ impl Deployed {
 /// Copies each `(name, local path, sha256)` to `BIN_DIR/<name>` on the node unless `on_node` (the
 /// node's sha256 of that path, in the same order) says it is there already, reporting a
 /// `copy:<name>` step for each (`kdbg watch`, which runs no plan).
-pub fn copy_files(
+pub(crate) fn copy_files(
     tree: &SourceTree,
     node: &dyn Node,
     wanted: &[(String, Utf8PathBuf, String)],

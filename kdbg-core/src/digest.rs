@@ -19,7 +19,7 @@ fn memo() -> &'static Mutex<HashMap<Utf8PathBuf, (Stat, String)>> {
 }
 
 /// sha256 (hex) and size of a local file.
-pub fn sha256_file(path: &Utf8Path) -> io::Result<(String, u64)> {
+pub(crate) fn sha256_file(path: &Utf8Path) -> io::Result<(String, u64)> {
     let before = Stat::of(path)?;
     if let Some((stat, sha)) = memo().lock().unwrap().get(path) {
         if *stat == before {

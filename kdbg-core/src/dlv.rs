@@ -66,8 +66,9 @@ pub struct Breakpoint {
     pub addrs: Vec<u64>,
 }
 
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Version {
+pub(crate) struct Version {
     pub delve: String,
     pub api: u32,
     pub backend: String,
@@ -115,11 +116,8 @@ impl DlvClient {
         Err(connect_err(last))
     }
 
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-
-    pub fn version(&mut self) -> Result<Version, DlvRpcError> {
+    #[cfg(test)]
+    pub(crate) fn version(&mut self) -> Result<Version, DlvRpcError> {
         let v: RawVersion = self.call("GetVersion", json!({}))?;
         Ok(Version { delve: v.delve_version, api: v.api_version, backend: v.backend, target_go: v.target_go_version })
     }
@@ -143,7 +141,12 @@ impl DlvClient {
     /// A breakpoint at a location expression as `dlv connect`'s `break` takes it (`healthz.go:29`,
     /// `/tree/pkg/healthz/healthz.go:29`); `rules` are `(recorded, local)` prefixes, as in
     /// Delve's `config substitute-path`.
-    pub fn create_breakpoint_at(&mut self, expr: &str, rules: &[(String, String)]) -> Result<Breakpoint, DlvRpcError> {
+    #[cfg(test)]
+    pub(crate) fn create_breakpoint_at(
+        &mut self,
+        expr: &str,
+        rules: &[(String, String)],
+    ) -> Result<Breakpoint, DlvRpcError> {
         self.create(json!({ "Breakpoint": {}, "LocExpr": expr, "SubstitutePathRules": rules }))
     }
 
@@ -231,7 +234,7 @@ impl DlvClient {
     }
 
     /// Calls `RPCServer.<method>` and waits for its answer.
-    pub fn call<T: DeserializeOwned>(&mut self, method: &str, params: Value) -> Result<T, DlvRpcError> {
+    pub(crate) fn call<T: DeserializeOwned>(&mut self, method: &str, params: Value) -> Result<T, DlvRpcError> {
         let id = self.send(method, params)?;
         let timeout = self.call_timeout;
         self.wait(id, &format!("RPCServer.{method}"), timeout)
@@ -318,6 +321,7 @@ impl DlvClient {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+#[cfg(test)]
 struct RawVersion {
     #[serde(default)]
     delve_version: String,
@@ -417,7 +421,7 @@ impl From<RawBreakpoint> for Breakpoint {
 }
 
 mod trace;
-pub use trace::{Hit, Stop, TraceBreakpoint};
+pub(crate) use trace::{Stop, TraceBreakpoint};
 
 #[cfg(test)]
 mod tests;

@@ -45,7 +45,7 @@ pub struct DoctorConfig {
 }
 
 /// Free space kdbg wants where it puts binaries: a debug kube-apiserver (~160 MB) and its temp copy.
-pub const MIN_FREE_MB: u64 = 400;
+pub(crate) const MIN_FREE_MB: u64 = 400;
 
 impl Check {
     fn new(name: &str, status: Status, detail: impl Into<String>, fix: Option<String>) -> Check {

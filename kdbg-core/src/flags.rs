@@ -20,7 +20,7 @@ pub enum DebugPolicy {
 impl DebugPolicy {
     /// The tree's `hack/lib/golang.sh` decides when present (a tree between releases may already
     /// honour `DBG`); the version number only when that file is missing.
-    pub fn detect(golang_sh: Option<&str>, version: &KubeVersion) -> DebugPolicy {
+    pub(crate) fn detect(golang_sh: Option<&str>, version: &KubeVersion) -> DebugPolicy {
         match golang_sh {
             Some(text) if text.contains("${DBG") || text.contains("$DBG") => DebugPolicy::Dbg,
             Some(_) => DebugPolicy::GoFlags,
@@ -63,7 +63,7 @@ pub const SOURCE_DATE_EPOCH: &str = "0";
 
 /// The `KUBE_GIT_VERSION_FILE` kdbg writes: the version only, no commit and no dirty flag, for
 /// the same reason.
-pub fn version_file(version: &KubeVersion) -> String {
+pub(crate) fn version_file(version: &KubeVersion) -> String {
     format!(
         "KUBE_GIT_VERSION='{v}'\nKUBE_GIT_COMMIT=''\nKUBE_GIT_TREE_STATE='clean'\nKUBE_GIT_MAJOR='{major}'\nKUBE_GIT_MINOR='{minor}'\n",
         v = version.text,

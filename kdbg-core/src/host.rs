@@ -27,7 +27,7 @@ pub enum HostError {
 
 /// An I/O error as a message fragment: lowercase, without the `(os error N)` suffix
 /// (`too many levels of symbolic links`).
-pub fn io_text(e: &std::io::Error) -> String {
+pub(crate) fn io_text(e: &std::io::Error) -> String {
     let text = e.to_string();
     let text = match text.rfind(" (os error ") {
         Some(i) if text.ends_with(')') => text[..i].to_string(),
@@ -52,7 +52,7 @@ impl Cmd {
     pub fn new(program: impl Into<String>) -> Cmd {
         Cmd { program: program.into(), ..Cmd::default() }
     }
-    pub fn arg(mut self, arg: impl Into<String>) -> Cmd {
+    pub(crate) fn arg(mut self, arg: impl Into<String>) -> Cmd {
         self.args.push(arg.into());
         self
     }
@@ -64,25 +64,25 @@ impl Cmd {
         self.args.extend(args.into_iter().map(Into::into));
         self
     }
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Cmd {
+    pub(crate) fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Cmd {
         self.env.push((key.into(), value.into()));
         self
     }
-    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Cmd {
+    pub(crate) fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Cmd {
         self.env.extend(vars);
         self
     }
-    pub fn env_remove(mut self, key: impl Into<String>) -> Cmd {
+    pub(crate) fn env_remove(mut self, key: impl Into<String>) -> Cmd {
         self.env_remove.push(key.into());
         self
     }
-    pub fn cwd(mut self, dir: impl AsRef<Utf8Path>) -> Cmd {
+    pub(crate) fn cwd(mut self, dir: impl AsRef<Utf8Path>) -> Cmd {
         self.cwd = Some(dir.as_ref().to_owned());
         self
     }
 
     /// The command line as a user would type it (for messages, never for a shell).
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         let mut parts = vec![self.program.clone()];
         parts.extend(self.args.iter().map(|a| {
             if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
@@ -122,13 +122,13 @@ impl Cmd {
     }
 
     /// Runs to completion, whatever the exit status.
-    pub fn output(&self) -> Result<std::process::Output, HostError> {
+    pub(crate) fn output(&self) -> Result<std::process::Output, HostError> {
         self.command()?.output().map_err(|source| HostError::Io { cmd: self.display(), source })
     }
 
     /// Runs to completion with `input` on stdin (written from a thread, so a chatty child cannot
     /// deadlock us), whatever the exit status.
-    pub fn output_with_input(&self, input: &[u8]) -> Result<std::process::Output, HostError> {
+    pub(crate) fn output_with_input(&self, input: &[u8]) -> Result<std::process::Output, HostError> {
         let io = |source| HostError::Io { cmd: self.display(), source };
         let mut child = self.spawn_piped()?;
         let mut stdin = child.stdin.take().expect("piped");
@@ -143,21 +143,26 @@ impl Cmd {
     }
 
     /// Starts the process with stdin, stdout and stderr piped, for callers that stream.
-    pub fn spawn_piped(&self) -> Result<std::process::Child, HostError> {
+    pub(crate) fn spawn_piped(&self) -> Result<std::process::Child, HostError> {
         let mut c = self.command()?;
         c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         c.spawn().map_err(|source| HostError::Io { cmd: self.display(), source })
     }
 
     /// Starts the process with these stdio handles (e.g. a log file), without waiting for it.
-    pub fn spawn_with(&self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Result<std::process::Child, HostError> {
+    pub(crate) fn spawn_with(
+        &self,
+        stdin: Stdio,
+        stdout: Stdio,
+        stderr: Stdio,
+    ) -> Result<std::process::Child, HostError> {
         let mut c = self.command()?;
         c.stdin(stdin).stdout(stdout).stderr(stderr);
         c.spawn().map_err(|source| HostError::Io { cmd: self.display(), source })
     }
 
     /// Runs with stdout and stderr merged line by line into `on_line`; returns the last lines on failure.
-    pub fn stream(&self, on_line: &mut dyn FnMut(&str)) -> Result<(), HostError> {
+    pub(crate) fn stream(&self, on_line: &mut dyn FnMut(&str)) -> Result<(), HostError> {
         let io = |source| HostError::Io { cmd: self.display(), source };
         let (reader, writer) = std::io::pipe().map_err(io)?;
         let mut c = self.command()?;
@@ -197,7 +202,7 @@ pub fn read_lossy(mut r: impl Read) -> std::io::Result<String> {
 }
 
 /// What to do when a program kdbg needs is missing.
-pub fn install_hint(program: &str) -> String {
+pub(crate) fn install_hint(program: &str) -> String {
     match program {
         "go" => {
             let debian = Utf8Path::new("/usr/lib/go-1.19/bin/go");

@@ -16,5 +16,3 @@ pub mod vscode;
 pub(crate) mod fixture;
 
 pub use editors::other_editors;
-pub use jsonc::MergeError;
-pub use mapping::{Mapping, PathRule};

@@ -4,18 +4,17 @@ use std::fs::File;
 use std::io::Write;
 
 use crate::report::Reporter;
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8Path;
 
 /// Held for the lifetime of the value; released on drop (and by the kernel if kdbg dies).
 #[derive(Debug)]
-pub struct TreeLock {
+pub(crate) struct TreeLock {
     _file: File,
-    pub path: Utf8PathBuf,
 }
 
 impl TreeLock {
     /// Takes the lock, telling the user and then waiting when another kdbg holds it.
-    pub fn acquire(state_dir: &Utf8Path, reporter: &dyn Reporter) -> std::io::Result<TreeLock> {
+    pub(crate) fn acquire(state_dir: &Utf8Path, reporter: &dyn Reporter) -> std::io::Result<TreeLock> {
         std::fs::create_dir_all(state_dir)?;
         let path = state_dir.join("lock");
         let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
@@ -32,6 +31,6 @@ impl TreeLock {
         }
         file.set_len(0)?;
         write!(file, "{}", std::process::id())?;
-        Ok(TreeLock { _file: file, path })
+        Ok(TreeLock { _file: file })
     }
 }

@@ -13,10 +13,10 @@
 
 pub mod copy;
 mod errors;
-pub mod kind;
-pub mod local;
-pub mod minikube;
-pub mod shell;
+pub(crate) mod kind;
+pub(crate) mod local;
+pub(crate) mod minikube;
+pub(crate) mod shell;
 pub mod ssh;
 pub mod target;
 mod tunnel;
@@ -42,13 +42,13 @@ pub struct NodeOutput {
 }
 
 impl NodeOutput {
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.status == 0
     }
     pub fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
-    pub fn stderr_str(&self) -> String {
+    pub(crate) fn stderr_str(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
 }
@@ -92,7 +92,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// From Delve's `--listen` value: `unix:/path`, else `HOST:PORT` (reached on the node's loopback).
-    pub fn from_listen(listen: &str) -> Option<Endpoint> {
+    pub(crate) fn from_listen(listen: &str) -> Option<Endpoint> {
         if let Some(path) = listen.strip_prefix("unix:") {
             return Some(Endpoint::Socket(path.to_string()));
         }
@@ -100,7 +100,7 @@ impl Endpoint {
     }
 
     /// The far end of `ssh -L 127.0.0.1:PORT:<this>`: `127.0.0.1:2345` or the socket's path.
-    pub fn ssh_target(&self) -> String {
+    pub(crate) fn ssh_target(&self) -> String {
         match self {
             Endpoint::Loopback(port) => format!("127.0.0.1:{port}"),
             Endpoint::Socket(path) => path.clone(),
@@ -108,7 +108,7 @@ impl Endpoint {
     }
 
     /// socat's address for it: `TCP:127.0.0.1:2345` or `UNIX-CONNECT:/path`.
-    pub fn socat(&self) -> String {
+    pub(crate) fn socat(&self) -> String {
         match self {
             Endpoint::Loopback(port) => format!("TCP:127.0.0.1:{port}"),
             Endpoint::Socket(path) => format!("UNIX-CONNECT:{path}"),
@@ -193,35 +193,17 @@ pub trait Node: Send + Sync {
 }
 
 /// How long kdbg waits for a node to answer before saying it cannot reach it.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NodeError {
     /// "failed to {what} on {node}: {detail}".
-    pub fn other(node: impl Into<String>, what: impl Into<String>, detail: impl std::fmt::Display) -> NodeError {
+    pub(crate) fn other(node: impl Into<String>, what: impl Into<String>, detail: impl std::fmt::Display) -> NodeError {
         NodeError::Other { node: node.into(), what: what.into(), detail: detail.to_string() }
-    }
-
-    /// The node the error is about.
-    pub fn node(&self) -> &str {
-        match self {
-            NodeError::Unreachable { node, .. }
-            | NodeError::Auth { node, .. }
-            | NodeError::HostKey { node, .. }
-            | NodeError::SudoDenied { node }
-            | NodeError::DiskFull { node, .. }
-            | NodeError::Command { node, .. }
-            | NodeError::Other { node, .. } => node,
-        }
-    }
-
-    /// True when kdbg could not get onto the node at all (as opposed to a failed command).
-    pub fn is_connection(&self) -> bool {
-        matches!(self, NodeError::Unreachable { .. } | NodeError::Auth { .. } | NodeError::HostKey { .. })
     }
 }
 
 /// Quotes `arg` for a POSIX shell (the remote login shell, `sh -c`): a word that stays one word.
-pub fn sh_quote(arg: &str) -> String {
+pub(crate) fn sh_quote(arg: &str) -> String {
     let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {
         arg.to_string()
@@ -231,7 +213,7 @@ pub fn sh_quote(arg: &str) -> String {
 }
 
 /// An argv as one shell command line (what ssh and `minikube ssh` send).
-pub fn sh_join(argv: &[&str]) -> String {
+pub(crate) fn sh_join(argv: &[&str]) -> String {
     argv.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
 }
 

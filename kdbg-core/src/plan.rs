@@ -1,8 +1,8 @@
 //! The plan: a DAG of steps computed from a request and observed state, without running anything.
 
-pub mod exec;
-pub mod fleet;
-pub mod id;
+pub(crate) mod exec;
+pub(crate) mod fleet;
+pub(crate) mod id;
 
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
@@ -45,7 +45,7 @@ impl Serialize for Step {
 }
 
 /// Version of `kdbg plan --json` output.
-pub const PLAN_SCHEMA: u32 = 1;
+pub(crate) const PLAN_SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Plan {
@@ -65,7 +65,7 @@ impl Plan {
     /// This plan once per node of `nodes`: every step but the node-less ones (`build:*`,
     /// `write-ide`) is repeated with `@node`, deps too; a node-less step stays once and waits for
     /// its per-node deps on every node. With one node the plan is unchanged (no `@node`).
-    pub fn across(self, nodes: &[String]) -> Plan {
+    pub(crate) fn across(self, nodes: &[String]) -> Plan {
         if nodes.len() <= 1 {
             return self;
         }
@@ -92,7 +92,7 @@ impl Plan {
     }
 
     /// The build steps for computed keys.
-    pub fn for_build(keys: &[ComponentKey]) -> Plan {
+    pub(crate) fn for_build(keys: &[ComponentKey]) -> Plan {
         let mut plan = Plan { schema: PLAN_SCHEMA, steps: Vec::new() };
         for k in keys {
             plan.add(StepKind::Build.on(k.component.name), &[], Some(k.key.clone()), k.hit, why(k));
@@ -100,7 +100,7 @@ impl Plan {
         plan
     }
 
-    pub fn add(
+    pub(crate) fn add(
         &mut self,
         id: StepId,
         deps: &[StepId],
@@ -112,7 +112,7 @@ impl Plan {
         id
     }
 
-    pub fn step(&self, id: &StepId) -> Option<&Step> {
+    pub(crate) fn step(&self, id: &StepId) -> Option<&Step> {
         self.steps.iter().find(|s| &s.id == id)
     }
 
@@ -124,7 +124,7 @@ impl Plan {
     }
 
     /// Steps in an order that respects dependencies, grouped in waves that may run concurrently.
-    pub fn waves(&self) -> Result<Vec<Vec<&Step>>, PlanError> {
+    pub(crate) fn waves(&self) -> Result<Vec<Vec<&Step>>, PlanError> {
         for s in &self.steps {
             if let Some(dep) = s.deps.iter().find(|d| self.step(d).is_none()) {
                 return Err(PlanError::UnknownDep { step: s.id.clone(), dep: dep.clone() });

@@ -30,23 +30,23 @@
 
 mod error;
 
-pub mod attach;
-pub mod capture;
-pub mod daemonset;
+pub(crate) mod attach;
+pub(crate) mod capture;
+pub(crate) mod daemonset;
 pub mod debug;
-pub mod endpoint;
+pub(crate) mod endpoint;
 pub mod journal;
-pub mod launch;
-pub mod manifest;
+pub(crate) mod launch;
+pub(crate) mod manifest;
 pub mod node_lock;
-pub mod preflight;
-pub mod procs;
+pub(crate) mod preflight;
+pub(crate) mod procs;
 pub mod restore;
 pub(crate) mod scripts;
 pub mod status;
-pub mod stop;
-pub mod systemd;
-pub mod traces;
-pub mod tunnels;
+pub(crate) mod stop;
+pub(crate) mod systemd;
+pub(crate) mod traces;
+pub(crate) mod tunnels;
 
 pub use error::SessionError;

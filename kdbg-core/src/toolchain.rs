@@ -27,7 +27,7 @@ pub enum GoSource {
 
 /// Where to look, read once from the environment (data in, so tests can give their own).
 #[derive(Debug, Clone, Default)]
-pub struct GoSearch {
+pub(crate) struct GoSearch {
     /// `--go PATH`: a `go` binary, its `bin` directory or a GOROOT.
     pub explicit: Option<Utf8PathBuf>,
     /// The caller's `PATH`.
@@ -38,7 +38,7 @@ pub struct GoSearch {
 }
 
 impl GoSearch {
-    pub fn from_env(explicit: Option<Utf8PathBuf>) -> GoSearch {
+    pub(crate) fn from_env(explicit: Option<Utf8PathBuf>) -> GoSearch {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let home = var("HOME").map(Utf8PathBuf::from);
         let gopath = var("GOPATH").map(|p| Utf8PathBuf::from(p.split(':').next().unwrap_or_default()));
@@ -87,20 +87,20 @@ pub struct GoToolchain {
 
 impl GoToolchain {
     /// `go` with the build's environment.
-    pub fn cmd(&self) -> Cmd {
+    pub(crate) fn cmd(&self) -> Cmd {
         self.env.iter().fold(Cmd::new(self.go.as_str()), |c, (k, v)| c.env(k, v))
     }
 }
 
 /// The tree's `.go-version` (`1.27.3`), if any.
-pub fn wanted_version(root: &Utf8Path) -> Option<String> {
+pub(crate) fn wanted_version(root: &Utf8Path) -> Option<String> {
     let text = std::fs::read_to_string(root.join(".go-version")).ok()?;
     let v = text.trim().trim_start_matches("go").to_string();
     (!v.is_empty()).then_some(v)
 }
 
 /// Chooses the Go for `root` (see the module doc).
-pub fn select(root: &Utf8Path, search: &GoSearch) -> Result<GoToolchain, ToolchainError> {
+pub(crate) fn select(root: &Utf8Path, search: &GoSearch) -> Result<GoToolchain, ToolchainError> {
     let wanted = wanted_version(root);
     let on_path =
         search.path.split(':').filter(|d| !d.is_empty()).map(|d| Utf8Path::new(d).join("go")).find(|p| p.is_file());
@@ -222,7 +222,7 @@ fn go_binary(given: &Utf8Path) -> Option<Utf8PathBuf> {
 }
 
 /// A Go release's version from its GOROOT's `VERSION` file (no process needed), else `go env`.
-pub fn version_of(go: &Utf8Path) -> Option<String> {
+pub(crate) fn version_of(go: &Utf8Path) -> Option<String> {
     let real = go.canonicalize_utf8().ok()?;
     let goroot = real.parent()?.parent()?;
     if let Ok(text) = std::fs::read_to_string(goroot.join("VERSION")) {

@@ -29,7 +29,7 @@ use crate::session::SessionError;
 pub use run::{clear, resolvable, trace, TraceConfig};
 
 /// Breakpoints kdbg sets for tours are named with this prefix (Delve takes letters and digits).
-pub const BREAKPOINT_PREFIX: &str = "kdbgtrace";
+pub(crate) const BREAKPOINT_PREFIX: &str = "kdbgtrace";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
@@ -102,7 +102,7 @@ impl TimedHit {
     }
 
     /// The Go package of the hit's function (`k8s.io/apiserver/pkg/endpoints/filters`).
-    pub fn package(&self) -> &str {
+    pub(crate) fn package(&self) -> &str {
         package_of(&self.function)
     }
 }
@@ -151,7 +151,7 @@ pub struct PathMap {
 
 impl PathMap {
     /// The local file `recorded` stands for, if a rule (or GOROOT) covers it and it exists.
-    pub fn to_tree(&self, recorded: &str) -> Option<Utf8PathBuf> {
+    pub(crate) fn to_tree(&self, recorded: &str) -> Option<Utf8PathBuf> {
         self.by_rules(recorded).or_else(|| {
             let std = self.goroot.as_ref()?.join("src").join(recorded);
             (!recorded.starts_with('/') && std.is_file()).then_some(std)

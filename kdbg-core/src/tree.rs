@@ -47,14 +47,14 @@ pub struct KubeVersion {
 }
 
 impl KubeVersion {
-    pub fn parse(text: &str) -> Option<KubeVersion> {
+    pub(crate) fn parse(text: &str) -> Option<KubeVersion> {
         let core = text.trim().strip_prefix('v')?;
         let core = core.split(['-', '+']).next()?;
         let mut nums = core.split('.').map(|n| n.parse::<u32>().ok());
         let (major, minor, patch) = (nums.next()??, nums.next()??, nums.next()??);
         Some(KubeVersion { major, minor, patch, text: text.trim().to_string() })
     }
-    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+    pub(crate) fn at_least(&self, major: u32, minor: u32) -> bool {
         (self.major, self.minor) >= (major, minor)
     }
 }
@@ -98,9 +98,9 @@ pub struct SourceTree {
 }
 
 /// The directory kdbg keeps its state in; `make clean` removes it with the outputs.
-pub const STATE_DIR: &str = "_output/kdbg";
+pub(crate) const STATE_DIR: &str = "_output/kdbg";
 /// Where `hack/lib/golang.sh` in GOPATH-mode trees links the tree into a GOPATH.
-pub const GOPATH_LINK: &str = "_output/local/go/src/k8s.io/kubernetes";
+pub(crate) const GOPATH_LINK: &str = "_output/local/go/src/k8s.io/kubernetes";
 
 impl SourceTree {
     /// Finds and inspects the tree. Runs `git` only when the root is a git work tree's top.
@@ -129,13 +129,13 @@ impl SourceTree {
     }
 
     /// The binary `make` leaves for `name` (kubernetes links `_output/bin` to this directory).
-    pub fn binary(&self, goos: &str, goarch: &str, name: &str) -> Utf8PathBuf {
+    pub(crate) fn binary(&self, goos: &str, goarch: &str, name: &str) -> Utf8PathBuf {
         self.root.join(format!("_output/local/bin/{goos}/{goarch}/{name}"))
     }
 }
 
 /// Is `dir` the root of a kubernetes tree?
-pub fn is_kubernetes_tree(dir: &Utf8Path) -> bool {
+pub(crate) fn is_kubernetes_tree(dir: &Utf8Path) -> bool {
     if !dir.join("Makefile").is_file() {
         return false;
     }
@@ -207,7 +207,7 @@ fn read_version(root: &Utf8Path, search: &TreeSearch, git: bool) -> Result<(Kube
 }
 
 /// The `KUBE_GIT_VERSION` of a `KUBE_GIT_VERSION_FILE` (shell `KEY='value'` lines).
-pub fn parse_version_file(text: &str) -> Option<String> {
+pub(crate) fn parse_version_file(text: &str) -> Option<String> {
     text.lines().find_map(|l| {
         let v = l.trim().strip_prefix("KUBE_GIT_VERSION=")?;
         Some(v.trim_matches(|c| c == '\'' || c == '"').to_string())

@@ -21,8 +21,8 @@
 //! to a whole copy, so a stale belief costs time, never a wrong binary. kdbg-core reports
 //! [`WatchEvent`]s; the CLI prints them.
 
-pub mod dirs;
-pub mod relaunch;
+pub(crate) mod dirs;
+pub(crate) mod relaunch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};

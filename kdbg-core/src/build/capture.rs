@@ -16,7 +16,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The variables Go reads that the shim records (when set).
-pub const GO_ENV: &[&str] = &[
+pub(crate) const GO_ENV: &[&str] = &[
     "GOPATH",
     "GOFLAGS",
     "GO111MODULE",
@@ -34,11 +34,11 @@ pub const GO_ENV: &[&str] = &[
     "CGO_LDFLAGS",
 ];
 
-pub const CAPTURE_FILE: &str = "capture.json";
+pub(crate) const CAPTURE_FILE: &str = "capture.json";
 
 /// One `go` call as the shim saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GoInvocation {
+pub(crate) struct GoInvocation {
     pub args: Vec<String>,
     pub cwd: String,
     pub env: BTreeMap<String, String>,
@@ -46,13 +46,13 @@ pub struct GoInvocation {
 
 impl GoInvocation {
     /// `go build` or `go install`: a call that produces binaries.
-    pub fn builds(&self) -> bool {
+    pub(crate) fn builds(&self) -> bool {
         matches!(self.args.first().map(String::as_str), Some("build" | "install"))
     }
 
     /// A build of one of the `whats` (`cmd/kube-apiserver`, as `./cmd/...` or an import path);
     /// make's builds of its generators and tools are not replayed.
-    pub fn builds_one_of(&self, whats: &[&str]) -> bool {
+    pub(crate) fn builds_one_of(&self, whats: &[&str]) -> bool {
         self.builds()
             && self
                 .args
@@ -64,19 +64,19 @@ impl GoInvocation {
 
 /// What one make run did with Go, for the components it built.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capture {
+pub(crate) struct Capture {
     /// Component name → the key it was built under.
     pub keys: BTreeMap<String, String>,
     pub invocations: Vec<GoInvocation>,
 }
 
 /// The shim's directory under the state dir.
-pub fn shim_dir(state_dir: &Utf8Path) -> Utf8PathBuf {
+pub(crate) fn shim_dir(state_dir: &Utf8Path) -> Utf8PathBuf {
     state_dir.join("shim")
 }
 
 /// Writes the shim that logs and then runs `real_go`; empties its log. Returns the shim's directory.
-pub fn write_shim(state_dir: &Utf8Path, real_go: &Utf8Path) -> std::io::Result<Utf8PathBuf> {
+pub(crate) fn write_shim(state_dir: &Utf8Path, real_go: &Utf8Path) -> std::io::Result<Utf8PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let dir = shim_dir(state_dir);
     std::fs::create_dir_all(&dir)?;
@@ -104,7 +104,7 @@ fn shim_script(log: &Utf8Path, real_go: &Utf8Path) -> String {
 }
 
 /// Parses the shim's log into invocations (a record cut short by a crash is dropped).
-pub fn parse_log(text: &str) -> Vec<GoInvocation> {
+pub(crate) fn parse_log(text: &str) -> Vec<GoInvocation> {
     enum Last {
         None,
         Cwd,
@@ -142,7 +142,7 @@ pub fn parse_log(text: &str) -> Vec<GoInvocation> {
 }
 
 /// Reads the shim's log after a successful make and keeps the calls that build `whats` as `capture.json`.
-pub fn save(state_dir: &Utf8Path, keys: BTreeMap<String, String>, whats: &[&str]) -> std::io::Result<Capture> {
+pub(crate) fn save(state_dir: &Utf8Path, keys: BTreeMap<String, String>, whats: &[&str]) -> std::io::Result<Capture> {
     let text = std::fs::read_to_string(shim_dir(state_dir).join("go.log"))?;
     let invocations = parse_log(&text).into_iter().filter(|i| i.builds_one_of(whats)).collect();
     let capture = Capture { keys, invocations };

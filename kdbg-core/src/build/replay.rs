@@ -15,7 +15,7 @@ use crate::cache::CacheState;
 use crate::cache::ComponentKey;
 
 /// The code-generation tags whose files (and packages) only make regenerates from.
-pub const GEN_TAGS: &[&str] = &[
+pub(crate) const GEN_TAGS: &[&str] = &[
     "+k8s:deepcopy-gen",
     "+k8s:openapi-gen",
     "+k8s:conversion-gen",
@@ -28,7 +28,12 @@ fn tagged(path: &Utf8Path) -> bool {
 }
 
 /// The capture to replay for `stale`, or `None` when make must run.
-pub fn plan(root: &Utf8Path, state_dir: &Utf8Path, stale: &[&ComponentKey], state: &CacheState) -> Option<Capture> {
+pub(crate) fn plan(
+    root: &Utf8Path,
+    state_dir: &Utf8Path,
+    stale: &[&ComponentKey],
+    state: &CacheState,
+) -> Option<Capture> {
     let text = std::fs::read_to_string(state_dir.join(CAPTURE_FILE)).ok()?;
     let capture: Capture = serde_json::from_str(&text).ok()?;
     if capture.invocations.is_empty() || capture.keys.len() != stale.len() {
@@ -60,7 +65,7 @@ pub fn plan(root: &Utf8Path, state_dir: &Utf8Path, stale: &[&ComponentKey], stat
 }
 
 /// The toolchain's environment with its Go variables replaced by exactly the captured ones.
-pub fn env(base: &[(String, String)], captured: &BTreeMap<String, String>) -> Vec<(String, String)> {
+pub(crate) fn env(base: &[(String, String)], captured: &BTreeMap<String, String>) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> =
         base.iter().filter(|(k, _)| !captured.contains_key(k) && !GO_ENV.contains(&k.as_str())).cloned().collect();
     env.extend(captured.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -70,7 +75,7 @@ pub fn env(base: &[(String, String)], captured: &BTreeMap<String, String>) -> Ve
 /// Copies `go install`'s binary to where make places it (kubernetes' `place_bins`: `rsync -pc`
 /// from `$GOPATH/bin`): permissions kept, written beside and renamed, so a running copy of the
 /// old binary is never overwritten in place.
-pub fn place(from: &Utf8Path, to: &Utf8Path) -> std::io::Result<()> {
+pub(crate) fn place(from: &Utf8Path, to: &Utf8Path) -> std::io::Result<()> {
     if let Some(dir) = to.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -59,7 +59,7 @@ const FIELDS: &str =
 /// The `go` invocation environment `make` uses for this tree (GOPATH mode or modules): the chosen
 /// Go with the build's own environment (PATH, GOROOT, GOTOOLCHAIN; GOWORK, GOFLAGS and tags pass
 /// through from the caller exactly as they reach `make`), plus what `hack/lib/golang.sh` sets.
-pub fn go_cmd(tree: &SourceTree, go: &GoToolchain, cgo_enabled: &str) -> Result<(Cmd, Utf8PathBuf), CacheError> {
+pub(crate) fn go_cmd(tree: &SourceTree, go: &GoToolchain, cgo_enabled: &str) -> Result<(Cmd, Utf8PathBuf), CacheError> {
     let mut cmd = go.cmd().env("CGO_ENABLED", cgo_enabled).env("GOPROXY", "off");
     let cwd = match tree.go_mode {
         GoMode::Gopath => {
@@ -101,7 +101,7 @@ fn ensure_gopath_link(root: &Utf8Path, link: &Utf8Path) -> Result<(), CacheError
 /// Runs `go list -deps` once for `components` (all with the same `CGO_ENABLED`) and returns each
 /// one's closure, keyed by component name. Files outside the tree (GOROOT, the module cache) are
 /// left out: the toolchain identity and `go.sum` stand for them.
-pub fn closures(
+pub(crate) fn closures(
     tree: &SourceTree,
     go: &GoToolchain,
     cgo_enabled: &str,

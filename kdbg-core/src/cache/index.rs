@@ -20,7 +20,7 @@ pub struct Stat {
 }
 
 impl Stat {
-    pub fn of(path: &Utf8Path) -> std::io::Result<Stat> {
+    pub(crate) fn of(path: &Utf8Path) -> std::io::Result<Stat> {
         let m = std::fs::metadata(path)?;
         Ok(Stat {
             size: if m.is_dir() { 0 } else { m.size() },
@@ -63,7 +63,7 @@ pub struct DirEntry {
 
 /// What a refresh found.
 #[derive(Debug, Default)]
-pub struct Refresh {
+pub(crate) struct Refresh {
     /// Files that were read and hashed again (new, changed or racy).
     pub rehashed: usize,
     /// Files whose content differs from the previous entry (or that had none).
@@ -76,7 +76,7 @@ pub struct Refresh {
 
 impl Index {
     /// Brings the entries of `files` up to date, hashing only what the stat index cannot vouch for.
-    pub fn refresh(&mut self, root: &Utf8Path, files: &BTreeSet<String>) -> Refresh {
+    pub(crate) fn refresh(&mut self, root: &Utf8Path, files: &BTreeSet<String>) -> Refresh {
         let mut todo = Vec::new();
         let mut refresh = Refresh::default();
         for rel in files {
@@ -118,7 +118,7 @@ impl Index {
     /// True when no directory gained or lost a file Go could see. A directory whose stat changed
     /// (an editor's swap file, a generated file git ignores) is listed again and compared by name;
     /// a name or a link kdbg cannot follow is an error (see [`listing`]).
-    pub fn dirs_unchanged(
+    pub(crate) fn dirs_unchanged(
         &mut self,
         root: &Utf8Path,
         dirs: &BTreeSet<String>,
@@ -145,7 +145,7 @@ impl Index {
         Ok(true)
     }
 
-    pub fn record_dirs(
+    pub(crate) fn record_dirs(
         &mut self,
         root: &Utf8Path,
         dirs: &BTreeSet<String>,
@@ -160,7 +160,7 @@ impl Index {
         Ok(())
     }
 
-    pub fn sha256(&self, rel: &str) -> Option<&str> {
+    pub(crate) fn sha256(&self, rel: &str) -> Option<&str> {
         self.files.get(rel).map(|e| e.sha256.as_str())
     }
 }
@@ -195,7 +195,7 @@ fn hash_file(root: &Utf8Path, rel: &str, stat: Stat) -> Result<FileEntry, String
 /// Digest of the lines of a Go file that can change the import closure or the file's build
 /// constraints: everything before the first top-level declaration other than `import`, plus every
 /// `//go:embed` line.
-pub fn go_header_digest(src: &[u8]) -> String {
+pub(crate) fn go_header_digest(src: &[u8]) -> String {
     let text = String::from_utf8_lossy(src);
     let mut h = Sha256::new();
     let mut in_header = true;

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::tree::GoMode;
 
 /// Bump when the meaning of a key changes; old state then simply misses.
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 /// `go env` facts that change the bytes `go build` writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +41,7 @@ pub struct KeyInputs {
 
 impl KeyInputs {
     /// sha256 over the JSON serialization, streamed into the hasher.
-    pub fn digest(&self) -> String {
+    pub(crate) fn digest(&self) -> String {
         let mut h = HashWriter(Sha256::new());
         serde_json::to_writer(&mut h, self).expect("key inputs serialize");
         hex::encode(h.0.finalize())
@@ -61,7 +61,7 @@ impl std::io::Write for HashWriter {
 }
 
 /// A CI cache key for a set of components: `kdbg-v1-linux-amd64-go1.19.8-<16 hex>`.
-pub fn ci_key(toolchain: &Toolchain, component_keys: &[&str]) -> String {
+pub(crate) fn ci_key(toolchain: &Toolchain, component_keys: &[&str]) -> String {
     let mut keys = component_keys.to_vec();
     keys.sort();
     let mut h = Sha256::new();
@@ -74,7 +74,7 @@ pub fn ci_key(toolchain: &Toolchain, component_keys: &[&str]) -> String {
 }
 
 /// Human-readable reasons why `new` differs from `old`, most telling first.
-pub fn explain(old: &KeyInputs, new: &KeyInputs) -> Vec<String> {
+pub(crate) fn explain(old: &KeyInputs, new: &KeyInputs) -> Vec<String> {
     let mut why = Vec::new();
     let mut field = |name: &str, a: String, b: String| {
         if a != b {

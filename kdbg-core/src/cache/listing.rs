@@ -44,12 +44,12 @@ const SOURCE_SUFFIXES: &[&[u8]] = &[
 ];
 
 /// Whether Go could build a file with this name (it skips names starting with `.` or `_`).
-pub fn is_source(name: &[u8]) -> bool {
+pub(crate) fn is_source(name: &[u8]) -> bool {
     !name.starts_with(b".") && !name.starts_with(b"_") && SOURCE_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
 /// `dir/name` for messages, with bytes that are not UTF-8 shown as `\xNN`.
-pub fn display(dir: &str, name: &[u8]) -> String {
+pub(crate) fn display(dir: &str, name: &[u8]) -> String {
     let name = match std::str::from_utf8(name) {
         Ok(s) => s.to_string(),
         Err(_) => name.escape_ascii().to_string(),
@@ -63,7 +63,11 @@ pub fn display(dir: &str, name: &[u8]) -> String {
 
 /// Digest of `dir`'s entries that `go build` could use (git-ignored names are not inputs);
 /// `Ok(None)` when the directory cannot be read (treated as changed).
-pub fn listing(root: &Utf8Path, dir: &str, ignored: &dyn Fn(&str) -> bool) -> Result<Option<String>, CacheError> {
+pub(crate) fn listing(
+    root: &Utf8Path,
+    dir: &str,
+    ignored: &dyn Fn(&str) -> bool,
+) -> Result<Option<String>, CacheError> {
     let Ok(entries) = std::fs::read_dir(root.join(dir)) else { return Ok(None) };
     let mut names: Vec<Vec<u8>> = Vec::new();
     for e in entries.flatten() {

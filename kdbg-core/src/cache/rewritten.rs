@@ -21,7 +21,7 @@ const NAMED: usize = 3;
 /// Hashes the inputs of `built` again and returns those that changed since their keys were
 /// computed, sorted and without duplicates. Remembers them per component in `state` (a make that
 /// changed nothing keeps the earlier list: it explains why a pristine checkout keys differently).
-pub fn detect(root: &Utf8Path, state: &mut CacheState, built: &[&ComponentKey]) -> Vec<String> {
+pub(crate) fn detect(root: &Utf8Path, state: &mut CacheState, built: &[&ComponentKey]) -> Vec<String> {
     let mut all = std::collections::BTreeSet::new();
     for k in built {
         let files = k.inputs.files.keys().cloned().collect();
@@ -47,7 +47,7 @@ pub fn detect(root: &Utf8Path, state: &mut CacheState, built: &[&ComponentKey]) 
 }
 
 /// The warning for [`detect`]'s files, or `None` when make changed no input.
-pub fn warning(files: &[String]) -> Option<String> {
+pub(crate) fn warning(files: &[String]) -> Option<String> {
     if files.is_empty() {
         return None;
     }

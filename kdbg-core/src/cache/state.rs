@@ -41,11 +41,11 @@ pub struct CacheState {
     pub components: BTreeMap<String, ComponentState>,
 }
 
-pub const STATE_FILE: &str = "state.json";
+pub(crate) const STATE_FILE: &str = "state.json";
 
 impl CacheState {
     /// Loads the state; anything unreadable becomes an empty state and a warning, never an error.
-    pub fn load(dir: &Utf8Path) -> (CacheState, Option<String>) {
+    pub(crate) fn load(dir: &Utf8Path) -> (CacheState, Option<String>) {
         let path = dir.join(STATE_FILE);
         let text = match std::fs::read(&path) {
             Ok(t) => t,
@@ -76,13 +76,13 @@ impl CacheState {
     }
 }
 
-pub fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
 /// Replaces `path` with `bytes` so that readers see the old or the new file, never a partial one.
 /// A failed write leaves no temp file behind.
-pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let written = std::fs::File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;

@@ -16,10 +16,10 @@ use serde::Serialize;
 use crate::host::Cmd;
 
 /// What to do when a dynamically linked dlv does not start on the node.
-pub const STATIC: &str = "a dlv that runs on any Linux node: `CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@latest`, then --dlv ~/go/bin/dlv";
+pub(crate) const STATIC: &str = "a dlv that runs on any Linux node: `CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@latest`, then --dlv ~/go/bin/dlv";
 
 /// The install advice every "no usable dlv" error ends with.
-pub const INSTALL: &str = "install Delve with the Go that builds the binaries: `go install github.com/go-delve/delve/cmd/dlv@latest` (Debian: `apt-get install delve`), or pass --dlv PATH";
+pub(crate) const INSTALL: &str = "install Delve with the Go that builds the binaries: `go install github.com/go-delve/delve/cmd/dlv@latest` (Debian: `apt-get install delve`), or pass --dlv PATH";
 
 /// How many Go releases before its own a Delve release still debugs: Delve 1.24.0 refuses Go 1.20
 /// binaries ("minimum supported version 1.21", its `pkg/goversion/compat.go`).
@@ -64,7 +64,7 @@ pub struct Dlv {
 impl Dlv {
     /// `--listen=unix:PATH` works from Delve 1.22.1; `None` when it does, else why not (for
     /// `kdbg status`: "Delve 1.20.2 has no unix sockets").
-    pub fn unix_socket_gap(&self) -> Option<String> {
+    pub(crate) fn unix_socket_gap(&self) -> Option<String> {
         let v: Vec<u32> =
             self.version.trim().trim_start_matches('v').split('.').map_while(|p| p.parse().ok()).collect();
         let ok = v.len() >= 2 && (v[0], v[1], v.get(2).copied().unwrap_or(0)) >= UNIX_SOCKET_DELVE;
@@ -87,13 +87,13 @@ pub struct Needs {
 
 impl Needs {
     /// From a Go version alone (before anything is built): the DWARF that Go writes by default.
-    pub fn of_go(go_version: &str) -> Needs {
+    pub(crate) fn of_go(go_version: &str) -> Needs {
         let dwarf = if go_minor(go_version).is_some_and(|m| m >= DWARF5_GO_MINOR) { 5 } else { 4 };
         Needs { go_version: go_version.to_string(), dwarf }
     }
 
     /// "Delve 1.27–1.30 built with Go ≥ 1.25".
-    pub fn requirement(&self) -> String {
+    pub(crate) fn requirement(&self) -> String {
         let minor = go_minor(&self.go_version).unwrap_or(0);
         match self.dwarf >= 5 {
             true => format!("Delve 1.{minor}–1.{} built with Go ≥ 1.{DWARF5_GO_MINOR}", minor + DELVE_GO_SPAN),
@@ -102,7 +102,7 @@ impl Needs {
     }
 
     /// Why `dlv` cannot read such a binary, or `None` if it can.
-    pub fn unmet_by(&self, dlv: &Dlv) -> Option<String> {
+    pub(crate) fn unmet_by(&self, dlv: &Dlv) -> Option<String> {
         let need = go_minor(&self.go_version)?;
         let have = delve_minor(&dlv.version)?;
         if have < need {
@@ -163,7 +163,7 @@ fn go_version_in(file: &object::File<'_>) -> Option<String> {
 }
 
 /// `--dlv PATH`, else `dlv` on PATH.
-pub fn find(explicit: Option<&Utf8Path>) -> Result<Utf8PathBuf, DlvPickError> {
+pub(crate) fn find(explicit: Option<&Utf8Path>) -> Result<Utf8PathBuf, DlvPickError> {
     match explicit {
         Some(p) if p.is_file() => {
             use std::os::unix::fs::PermissionsExt;
@@ -179,7 +179,7 @@ pub fn find(explicit: Option<&Utf8Path>) -> Result<Utf8PathBuf, DlvPickError> {
 }
 
 /// Every dlv worth trying, `--dlv` alone when given; duplicates (symlinks) once.
-pub fn candidates(explicit: Option<&Utf8Path>) -> Result<Vec<Utf8PathBuf>, DlvPickError> {
+pub(crate) fn candidates(explicit: Option<&Utf8Path>) -> Result<Vec<Utf8PathBuf>, DlvPickError> {
     if explicit.is_some() {
         return find(explicit).map(|p| vec![p]);
     }
@@ -204,7 +204,11 @@ pub fn candidates(explicit: Option<&Utf8Path>) -> Result<Vec<Utf8PathBuf>, DlvPi
 }
 
 /// The dlv for `binary` (see the module doc), plus warnings worth showing.
-pub fn choose(explicit: Option<&Utf8Path>, binary: &Utf8Path, node_arch: &str) -> Result<(Dlv, Needs), DlvPickError> {
+pub(crate) fn choose(
+    explicit: Option<&Utf8Path>,
+    binary: &Utf8Path,
+    node_arch: &str,
+) -> Result<(Dlv, Needs), DlvPickError> {
     let needs = needs_of(binary)?;
     let mut usable = Vec::new();
     let mut tried = Vec::new();
@@ -239,7 +243,7 @@ pub fn choose(explicit: Option<&Utf8Path>, binary: &Utf8Path, node_arch: &str) -
 }
 
 /// Runs `dlv version` and reads its ELF (architecture, linking, the Go it was built with).
-pub fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, DlvPickError> {
+pub(crate) fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, DlvPickError> {
     let broken = |detail: String| DlvPickError::Broken { path: path.to_path_buf(), detail };
     // The ELF first: a dlv for another machine cannot even run `version` here.
     let bytes = std::fs::read(path).map_err(|e| broken(crate::host::io_text(&e)))?;
@@ -271,7 +275,7 @@ pub fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, DlvPickE
 }
 
 /// `go1.25.1` → 25 (for Go 1.x).
-pub fn go_minor(version: &str) -> Option<u32> {
+pub(crate) fn go_minor(version: &str) -> Option<u32> {
     let rest = version.trim().strip_prefix("go1.")?;
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }

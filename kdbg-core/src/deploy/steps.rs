@@ -20,7 +20,7 @@ use crate::report::{Event, Reporter};
 use crate::tree::SourceTree;
 
 /// Adds the copies to a build plan: each binary after its build, dlv after all of them.
-pub fn plan(mut plan: Plan, components: &[&'static Component]) -> Plan {
+pub(crate) fn plan(mut plan: Plan, components: &[&'static Component]) -> Plan {
     let why = || vec!["sent only if the node's sha256 differs (one round trip decides for all files)".to_string()];
     let builds: Vec<StepId> = components.iter().map(|c| StepKind::Build.on(c.name)).collect();
     for (c, build) in components.iter().zip(&builds) {
@@ -33,7 +33,7 @@ pub fn plan(mut plan: Plan, components: &[&'static Component]) -> Plan {
 }
 
 /// What the node must be and have before anything is built.
-pub struct Target {
+pub(crate) struct Target {
     pub prepared: Prepared,
     pub platform: String,
     pub arch: String,
@@ -42,7 +42,7 @@ pub struct Target {
 impl Target {
     /// The node's platform is the toolchain's, and a Delve exists at all (worth knowing before a
     /// long build).
-    pub fn check(tree: &SourceTree, node: &dyn Node, config: &DeployConfig) -> Result<Target, DeployError> {
+    pub(crate) fn check(tree: &SourceTree, node: &dyn Node, config: &DeployConfig) -> Result<Target, DeployError> {
         let (os, arch) = node.platform()?;
         let prepared = build::prepare(tree, &config.build)?;
         let toolchain = &prepared.toolchain.identity;
@@ -70,19 +70,19 @@ struct Chosen {
 }
 
 /// The one build (and Delve choice) of a run, shared by the runners of every node.
-pub struct BuildOnce {
+pub(crate) struct BuildOnce {
     keyed: Mutex<Option<Keyed>>,
     chosen: OnceLock<Option<Chosen>>,
 }
 
 impl BuildOnce {
-    pub fn new(keyed: Keyed) -> Arc<BuildOnce> {
+    pub(crate) fn new(keyed: Keyed) -> Arc<BuildOnce> {
         Arc::new(BuildOnce { keyed: Mutex::new(Some(keyed)), chosen: OnceLock::new() })
     }
 }
 
 /// Runs the build and copy steps of a plan for one node.
-pub struct Deploying<'a> {
+pub(crate) struct Deploying<'a> {
     tree: &'a SourceTree,
     node: &'a dyn Node,
     target: &'a Target,
@@ -97,7 +97,7 @@ pub struct Deploying<'a> {
 }
 
 impl<'a> Deploying<'a> {
-    pub fn new(
+    pub(crate) fn new(
         tree: &'a SourceTree,
         node: &'a dyn Node,
         target: &'a Target,
@@ -191,7 +191,7 @@ impl<'a> Deploying<'a> {
     }
 
     /// What was deployed; builds and copies that never ran (every step up to date) run here.
-    pub fn outcome(self, started: Instant, trips0: u64, sent0: u64) -> Result<DeployOutcome, DeployError> {
+    pub(crate) fn outcome(self, started: Instant, trips0: u64, sent0: u64) -> Result<DeployOutcome, DeployError> {
         let id = StepKind::Copy.on("dlv");
         self.chosen(&id)?;
         let decide_round_trips = self.decide_round_trips.load(Ordering::Relaxed);
@@ -215,12 +215,12 @@ impl<'a> Deploying<'a> {
     }
 
     /// The binaries built so far (after the build steps ran).
-    pub fn built(&self) -> Option<&BuildOutcome> {
+    pub(crate) fn built(&self) -> Option<&BuildOutcome> {
         self.build.chosen.get().and_then(Option::as_ref).map(|c| &c.build)
     }
 
     /// The Delve chosen for the binaries (after the build steps ran).
-    pub fn dlv(&self) -> Option<&Dlv> {
+    pub(crate) fn dlv(&self) -> Option<&Dlv> {
         self.build.chosen.get().and_then(Option::as_ref).map(|c| &c.dlv)
     }
 }
@@ -256,7 +256,7 @@ impl Runner for Deploying<'_> {
 }
 
 /// Passes every event but steps' (the executor reports those) on.
-pub struct NoSteps<'a>(pub &'a dyn Reporter);
+pub(crate) struct NoSteps<'a>(pub &'a dyn Reporter);
 
 impl Reporter for NoSteps<'_> {
     fn report(&self, event: Event) {

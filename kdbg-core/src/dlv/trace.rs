@@ -15,7 +15,7 @@ use super::{Breakpoint, BreakpointOut, DlvClient, DlvRpcError};
 
 /// What a breakpoint set for a tour looks like to Delve.
 #[derive(Debug, Clone, Default)]
-pub struct TraceBreakpoint {
+pub(crate) struct TraceBreakpoint {
     /// Delve's breakpoint name (letters and digits; not a number).
     pub name: String,
     /// A function, exactly as `list_functions` named it.
@@ -28,7 +28,7 @@ pub struct TraceBreakpoint {
 
 /// A thread stopped at a breakpoint, with what it captured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Hit {
+pub(crate) struct Hit {
     pub breakpoint: i64,
     pub goroutine: i64,
     pub file: String,
@@ -40,20 +40,20 @@ pub struct Hit {
 
 /// The end of a `continue`: which threads stopped at breakpoints, and whether the target exited.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stop {
+pub(crate) struct Stop {
     pub hits: Vec<Hit>,
     pub exited: bool,
 }
 
 impl DlvClient {
     /// The functions of the binary whose names match the Go regular expression `filter`.
-    pub fn list_functions(&mut self, filter: &str) -> Result<Vec<String>, DlvRpcError> {
+    pub(crate) fn list_functions(&mut self, filter: &str) -> Result<Vec<String>, DlvRpcError> {
         let out: FunctionsOut = self.call("ListFunctions", json!({ "Filter": filter }))?;
         Ok(out.funcs)
     }
 
     /// A breakpoint at `bp.function`'s entry that evaluates `bp.variables` when hit.
-    pub fn create_trace_breakpoint(&mut self, bp: &TraceBreakpoint) -> Result<Breakpoint, DlvRpcError> {
+    pub(crate) fn create_trace_breakpoint(&mut self, bp: &TraceBreakpoint) -> Result<Breakpoint, DlvRpcError> {
         let mut spec = json!({ "name": bp.name, "functionName": bp.function, "variables": bp.variables });
         if let Some(cond) = &bp.cond {
             spec["Cond"] = json!(cond);
@@ -63,7 +63,7 @@ impl DlvClient {
     }
 
     /// Like [`DlvClient::wait_stopped`], keeping each thread's breakpoint and captured values.
-    pub fn wait_hits(&mut self, timeout: Duration) -> Result<Stop, DlvRpcError> {
+    pub(crate) fn wait_hits(&mut self, timeout: Duration) -> Result<Stop, DlvRpcError> {
         if self.stopped.is_some() {
             return Err(self.protocol("RPCServer.Command", "the stop was already consumed".into()));
         }

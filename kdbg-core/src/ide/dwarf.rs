@@ -16,7 +16,7 @@ use object::{Object, ObjectSection};
 use serde::Serialize;
 
 /// The module every kubernetes component belongs to.
-pub const MAIN_MODULE: &str = "k8s.io/kubernetes";
+pub(crate) const MAIN_MODULE: &str = "k8s.io/kubernetes";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DwarfError {
@@ -79,7 +79,7 @@ pub fn recorded_sources(binary: &Utf8Path) -> Result<RecordedPaths, DwarfError> 
 
 /// One compile unit: its name, producer and the file names of its line table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unit {
+pub(crate) struct Unit {
     pub name: String,
     pub producer: String,
     pub files: Vec<String>,
@@ -144,7 +144,7 @@ fn read_units(binary: &Utf8Path, data: &[u8]) -> Result<Vec<Unit>, DwarfError> {
 }
 
 /// Derives packages, the root prefix and the optimisation flags from compile units.
-pub fn from_units(binary: &Utf8Path, units: Vec<Unit>) -> Result<RecordedPaths, DwarfError> {
+pub(crate) fn from_units(binary: &Utf8Path, units: Vec<Unit>) -> Result<RecordedPaths, DwarfError> {
     let mut packages = Vec::new();
     let mut prefixes: Vec<(String, usize)> = Vec::new();
     let mut main_flags: Option<bool> = None;

@@ -70,7 +70,11 @@ struct Pair {
 
 /// The rules for `packages`, starting from the root rule (`"" ↔ root_prefix`); `resolve` gives
 /// a vendored directory's real tree-relative path (staging repos are symlinked into vendor/).
-pub fn derive(root_prefix: &str, packages: &[RecordedPackage], resolve: impl Fn(&str) -> Option<String>) -> Mapping {
+pub(crate) fn derive(
+    root_prefix: &str,
+    packages: &[RecordedPackage],
+    resolve: impl Fn(&str) -> Option<String>,
+) -> Mapping {
     let mut ordered: Vec<&RecordedPackage> = packages.iter().collect();
     ordered.sort_by_key(|p| (p.tree_dir.starts_with("vendor/"), p.tree_dir.clone()));
     let mut pairs = Vec::new();

@@ -27,7 +27,7 @@ use super::jsonc::{self, obj, strs, MergeError};
 use super::mapping::{Mapping, PathRule};
 
 /// The prefix of every launch configuration name and task label kdbg owns.
-pub const PREFIX: &str = "kdbg:";
+pub(crate) const PREFIX: &str = "kdbg:";
 /// What `kdbg debug`/`kdbg watch` print when a cycle starts; background tasks key on it.
 pub const START_MARKER: &str = "kdbg: start";
 /// What `kdbg debug`/`kdbg watch` print once dlv is reachable on 127.0.0.1; the debug task ends
@@ -148,18 +148,18 @@ pub fn launch_name(component: &str) -> String {
     format!("{PREFIX} attach {component}")
 }
 
-pub fn debug_task(component: &str) -> String {
+pub(crate) fn debug_task(component: &str) -> String {
     format!("{PREFIX} debug {component}")
 }
 
-pub fn watch_task(component: &str) -> String {
+pub(crate) fn watch_task(component: &str) -> String {
     format!("{PREFIX} watch {component}")
 }
 
-pub const RESTORE_TASK: &str = "kdbg: restore";
+pub(crate) const RESTORE_TASK: &str = "kdbg: restore";
 
 /// `${workspaceFolder}` or `${workspaceFolder}/<dir>`.
-pub fn workspace_path(tree: &str) -> String {
+pub(crate) fn workspace_path(tree: &str) -> String {
     if tree.is_empty() {
         "${workspaceFolder}".to_string()
     } else {

@@ -59,7 +59,7 @@ pub const DELAY_ENV: &str = "KDBG_TEST_COPY_DELAY_MS";
 
 /// What a node is, and can decode; learnt in one round trip ([`PROBE_SCRIPT`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// Go's GOOS for the node (`linux`).
     pub os: String,
     /// Go's GOARCH for the node (`amd64`, `arm64`).
@@ -68,10 +68,10 @@ pub struct Probe {
     pub zstd: Option<(u32, u32, u32)>,
 }
 
-pub const PROBE_SCRIPT: &str = "uname -s; uname -m; (zstd -V 2>/dev/null || echo none) | head -n 1";
+pub(crate) const PROBE_SCRIPT: &str = "uname -s; uname -m; (zstd -V 2>/dev/null || echo none) | head -n 1";
 
 impl Probe {
-    pub fn parse(stdout: &str) -> Option<Probe> {
+    pub(crate) fn parse(stdout: &str) -> Option<Probe> {
         let mut lines = stdout.lines().map(str::trim);
         let os = lines.next()?.to_ascii_lowercase();
         let arch = go_arch(lines.next()?);
@@ -80,7 +80,7 @@ impl Probe {
     }
 
     /// The encoding for a copy to this node.
-    pub fn method(&self, compress: bool, have_base: bool) -> Method {
+    pub(crate) fn method(&self, compress: bool, have_base: bool) -> Method {
         match self.zstd {
             _ if !compress => Method::Plain,
             None => Method::Plain,
@@ -92,7 +92,7 @@ impl Probe {
 }
 
 /// `uname -m` in Go's words.
-pub fn go_arch(machine: &str) -> String {
+pub(crate) fn go_arch(machine: &str) -> String {
     match machine {
         "x86_64" | "amd64" => "amd64",
         "aarch64" | "arm64" | "armv8l" => "arm64",
@@ -114,7 +114,7 @@ fn parse_zstd_version(line: &str) -> Option<(u32, u32, u32)> {
 }
 
 /// The node-side receiver: `sh -c SCRIPT kdbg-copy DEST SHA256 MODE`, the encoded file on stdin.
-pub fn receive_argv(method: Method, remote: &str, sha256: &str, mode: u32) -> Vec<String> {
+pub(crate) fn receive_argv(method: Method, remote: &str, sha256: &str, mode: u32) -> Vec<String> {
     let decode = match method {
         Method::Plain => "cat",
         Method::Zstd => "zstd -d -q -c --long=31",
@@ -149,12 +149,12 @@ sync "$dir" 2>/dev/null || true
 }
 
 /// sha256 and size of a local file (remembered while the file is unchanged, see [`crate::digest`]).
-pub fn hash_file(path: &Utf8Path) -> io::Result<(String, u64)> {
+pub(crate) fn hash_file(path: &Utf8Path) -> io::Result<(String, u64)> {
     crate::digest::sha256_file(path)
 }
 
 /// Writes `local`, encoded as `method`, to `out`; returns the bytes written (the wire bytes).
-pub fn send(local: &Utf8Path, base: Option<&Utf8Path>, method: Method, out: &mut dyn Write) -> io::Result<u64> {
+pub(crate) fn send(local: &Utf8Path, base: Option<&Utf8Path>, method: Method, out: &mut dyn Write) -> io::Result<u64> {
     let delay = std::env::var(DELAY_ENV).ok().and_then(|v| v.parse().ok()).map(std::time::Duration::from_millis);
     let mut input = std::fs::File::open(local)?;
     let size = input.metadata()?.len();

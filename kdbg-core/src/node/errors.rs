@@ -14,7 +14,7 @@ pub struct Fixes {
 }
 
 /// What a failed ssh login (exit 255) printed, as an error; `None` if it is not a login failure.
-pub fn ssh_failure(node: &str, stderr: &str, fixes: &Fixes) -> Option<NodeError> {
+pub(crate) fn ssh_failure(node: &str, stderr: &str, fixes: &Fixes) -> Option<NodeError> {
     let detail = last_meaningful_line(stderr);
     let has = |needle: &str| stderr.contains(needle);
     if has("REMOTE HOST IDENTIFICATION HAS CHANGED") {
@@ -52,7 +52,7 @@ pub fn ssh_failure(node: &str, stderr: &str, fixes: &Fixes) -> Option<NodeError>
 }
 
 /// Failures of any node command that are never the command's own answer: sudo refusing, a full disk.
-pub fn command_failure(node: &str, out: &NodeOutput, privilege: Privilege) -> Option<NodeError> {
+pub(crate) fn command_failure(node: &str, out: &NodeOutput, privilege: Privilege) -> Option<NodeError> {
     if out.success() {
         return None;
     }

@@ -13,22 +13,22 @@ use super::tunnel::{ProcessTunnel, ProxyTunnel};
 use super::{errors::Fixes, Endpoint, NodeError, NodeOutput, Privilege, Tunnel};
 use crate::host::Cmd;
 
-pub struct DockerRunner {
+pub(crate) struct DockerRunner {
     pub cluster: String,
     pub container: String,
 }
 
-pub type KindNode = ShellNode<DockerRunner>;
+pub(crate) type KindNode = ShellNode<DockerRunner>;
 
 /// The node container of `cluster`: `NODE`, or `<cluster>-control-plane`.
-pub fn node(cluster: &str, node: Option<&str>) -> KindNode {
+pub(crate) fn node(cluster: &str, node: Option<&str>) -> KindNode {
     let container = node.map_or_else(|| format!("{cluster}-control-plane"), str::to_string);
     ShellNode::new(DockerRunner { cluster: cluster.into(), container })
 }
 
 /// Every node container of `cluster` (kind's `io.x-k8s.kind.cluster` label): control-plane
 /// nodes first, then the others, each group by name.
-pub fn cluster_nodes(cluster: &str) -> Result<Vec<String>, NodeError> {
+pub(crate) fn cluster_nodes(cluster: &str) -> Result<Vec<String>, NodeError> {
     let filter = format!("label=io.x-k8s.kind.cluster={cluster}");
     let format = r#"{{.Label "io.x-k8s.kind.role"}} {{.Names}}"#;
     let listed = Cmd::new("docker").args(["ps", "--filter", filter.as_str(), "--format", format]).read();
@@ -121,7 +121,7 @@ impl DockerRunner {
 
     /// The workstation's `socat` that listens on 127.0.0.1:`port` and, per connection, runs
     /// `docker exec -i NODE socat - TCP:127.0.0.1:P` (or `UNIX-CONNECT:PATH`) in the node.
-    pub fn socat_command(&self, port: u16, to: &Endpoint) -> Cmd {
+    pub(crate) fn socat_command(&self, port: u16, to: &Endpoint) -> Cmd {
         Cmd::new("socat").arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork")).arg(format!(
             "EXEC:'docker exec -i {} socat - {}'",
             self.container,
@@ -131,7 +131,7 @@ impl DockerRunner {
 
     /// The proxy thread's backend (no socat on the workstation): `socat` in the node, its stdio
     /// piped through `docker exec -i`.
-    pub fn proxy_backend(&self, to: &Endpoint) -> Cmd {
+    pub(crate) fn proxy_backend(&self, to: &Endpoint) -> Cmd {
         self.command(&["socat", "-", &to.socat()], Privilege::Root)
     }
 }

@@ -8,13 +8,13 @@ use super::{Endpoint, NodeError, Privilege, Tunnel};
 use crate::host::Cmd;
 
 /// Runs node commands as local processes; `sudo -n` for root commands unless kdbg is root.
-pub struct LocalRunner {
+pub(crate) struct LocalRunner {
     root: bool,
 }
 
-pub type LocalNode = ShellNode<LocalRunner>;
+pub(crate) type LocalNode = ShellNode<LocalRunner>;
 
-pub fn node() -> LocalNode {
+pub(crate) fn node() -> LocalNode {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     ShellNode::new(LocalRunner { root })

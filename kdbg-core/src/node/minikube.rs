@@ -20,12 +20,12 @@ use super::{sh_join, Endpoint, Node, NodeError, Privilege, Tunnel};
 use crate::host::{Cmd, HostError};
 
 /// The two questions kdbg asks minikube about a profile.
-pub fn discovery(profile: &str) -> [Cmd; 2] {
+pub(crate) fn discovery(profile: &str) -> [Cmd; 2] {
     [Cmd::new("minikube").args(["ip", "-p", profile]), Cmd::new("minikube").args(["ssh-key", "-p", profile])]
 }
 
 /// The ssh login for a profile whose node is at `ip` with key `key`.
-pub fn ssh_config(ip: &str, key: Utf8PathBuf, identity: Option<&Utf8Path>, options: &[String]) -> SshConfig {
+pub(crate) fn ssh_config(ip: &str, key: Utf8PathBuf, identity: Option<&Utf8Path>, options: &[String]) -> SshConfig {
     let mut options = options.to_vec();
     options.extend(["StrictHostKeyChecking=no".into(), "UserKnownHostsFile=/dev/null".into()]);
     SshConfig {
@@ -46,7 +46,7 @@ fn fixes(profile: &str) -> Fixes {
 }
 
 /// Connects to a profile's node.
-pub fn node(profile: &str, identity: Option<&Utf8Path>, options: &[String]) -> Result<Box<dyn Node>, NodeError> {
+pub(crate) fn node(profile: &str, identity: Option<&Utf8Path>, options: &[String]) -> Result<Box<dyn Node>, NodeError> {
     let name = format!("minikube profile {profile}");
     let [ip_cmd, key_cmd] = discovery(profile);
     let ask = |cmd: &Cmd| {
@@ -76,7 +76,7 @@ pub fn node(profile: &str, identity: Option<&Utf8Path>, options: &[String]) -> R
 
 /// The fallback: every command through `minikube ssh` (system ssh client, so stdin is forwarded),
 /// files through `minikube cp` (uncompressed, then checked and renamed on the node).
-pub struct MinikubeSsh {
+pub(crate) struct MinikubeSsh {
     pub profile: String,
 }
 

@@ -67,7 +67,7 @@ got=$(sha256sum < "$tmp") || exit 1
 chmod "$mode" "$tmp" && sync && mv -f "$tmp" "$dst""#;
 
 impl<R: Runner> ShellNode<R> {
-    pub fn new(runner: R) -> ShellNode<R> {
+    pub(crate) fn new(runner: R) -> ShellNode<R> {
         ShellNode { runner, sent: AtomicU64::new(0), trips: AtomicU64::new(0), probe: Mutex::new(None) }
     }
 
@@ -113,7 +113,7 @@ impl<R: Runner> ShellNode<R> {
     }
 
     /// What the node is and can decode (one round trip, then remembered).
-    pub fn probe(&self) -> Result<Probe, NodeError> {
+    pub(crate) fn probe(&self) -> Result<Probe, NodeError> {
         if let Some(p) = self.probe.lock().unwrap().clone() {
             return Ok(p);
         }

@@ -32,7 +32,7 @@ pub struct SshConfig {
 
 impl SshConfig {
     /// `user@host`, or `host`.
-    pub fn destination(&self) -> String {
+    pub(crate) fn destination(&self) -> String {
         match &self.user {
             Some(u) => format!("{u}@{}", self.host),
             None => self.host.clone(),
@@ -40,7 +40,7 @@ impl SshConfig {
     }
 
     /// The arguments every ssh invocation for this node shares (without the control socket).
-    pub fn common_args(&self) -> Vec<String> {
+    pub(crate) fn common_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         for o in &self.options {
             args.extend(["-o".to_string(), o.clone()]);
@@ -91,7 +91,7 @@ pub struct SshRunner {
     master: Mutex<()>,
 }
 
-pub type SshNode = ShellNode<SshRunner>;
+pub(crate) type SshNode = ShellNode<SshRunner>;
 
 /// An ssh node; nothing connects until the first command.
 pub fn node(config: SshConfig) -> Result<SshNode, NodeError> {
@@ -125,7 +125,7 @@ impl SshRunner {
     }
 
     /// The command that starts the master: backgrounds itself once logged in.
-    pub fn master_command(&self) -> Cmd {
+    pub(crate) fn master_command(&self) -> Cmd {
         self.ssh()
             .args(["-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f"])
             .arg(self.config.destination())
@@ -208,7 +208,7 @@ impl Runner for SshRunner {
 impl SshRunner {
     /// `ssh -N -L 127.0.0.1:PORT:TARGET`: TARGET is the node's `127.0.0.1:P`, or a unix socket's
     /// path (OpenSSH's streamlocal forward: sshd connects to it as the login user).
-    pub fn forward_command(&self, port: u16, to: &Endpoint) -> Cmd {
+    pub(crate) fn forward_command(&self, port: u16, to: &Endpoint) -> Cmd {
         Cmd::new("ssh")
             .args(self.config.common_args())
             .args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-o", "ExitOnForwardFailure=yes", "-N", "-L"])

@@ -18,7 +18,7 @@ pub enum Target {
     Local,
 }
 
-pub const FORMS: &str = "minikube | minikube://PROFILE | kind://CLUSTER[/NODE] | ssh://USER@HOST[:PORT] | local";
+pub(crate) const FORMS: &str = "minikube | minikube://PROFILE | kind://CLUSTER[/NODE] | ssh://USER@HOST[:PORT] | local";
 
 #[derive(Debug, thiserror::Error)]
 #[error("bad target `{input}`: {problem}; use one of: {FORMS}")]

@@ -11,19 +11,19 @@ use std::time::{Duration, Instant};
 use super::{Tunnel, CONNECT_TIMEOUT};
 
 /// A free port on 127.0.0.1 (the OS picks it; there is a short race until the forward binds it).
-pub fn free_port() -> io::Result<u16> {
+pub(crate) fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
 /// A forward served by a child process (`ssh -N -L ...`).
-pub struct ProcessTunnel {
+pub(crate) struct ProcessTunnel {
     child: Option<Child>,
     port: u16,
 }
 
 impl ProcessTunnel {
     /// Waits until `port` accepts connections, or fails with what the process said.
-    pub fn start(mut child: Child, port: u16, log: &std::path::Path) -> Result<ProcessTunnel, String> {
+    pub(crate) fn start(mut child: Child, port: u16, log: &std::path::Path) -> Result<ProcessTunnel, String> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         loop {
@@ -63,16 +63,16 @@ impl Drop for ProcessTunnel {
 }
 
 /// A backend connection: what to read from and write to for one accepted client.
-pub type Backend = (Box<dyn Read + Send>, Box<dyn Write + Send>);
+pub(crate) type Backend = (Box<dyn Read + Send>, Box<dyn Write + Send>);
 
 /// A forward served by a thread of this process; it ends with kdbg (detach cannot keep it).
-pub struct ProxyTunnel {
+pub(crate) struct ProxyTunnel {
     port: u16,
     stop: Arc<AtomicBool>,
 }
 
 impl ProxyTunnel {
-    pub fn start(
+    pub(crate) fn start(
         local_port: u16,
         connect: impl Fn() -> io::Result<Backend> + Send + 'static,
     ) -> io::Result<ProxyTunnel> {
@@ -123,7 +123,7 @@ impl Drop for ProxyTunnel {
 }
 
 /// No forward needed: the port is already where the IDE looks.
-pub struct Direct(pub u16);
+pub(crate) struct Direct(pub u16);
 
 impl Tunnel for Direct {
     fn local_port(&self) -> u16 {

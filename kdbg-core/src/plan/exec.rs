@@ -22,7 +22,7 @@ use crate::report::{Event, Reporter, StepStatus};
 
 /// How a step that ran ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Ran {
+pub(crate) enum Ran {
     Done,
     /// Reported as failed, but nothing depends on it succeeding (the IDE entries).
     Warned(String),
@@ -30,7 +30,7 @@ pub enum Ran {
 
 /// What to do with the rest of the plan when a step fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
+pub(crate) enum Policy {
     /// Finish the wave, start nothing more, roll back.
     Stop,
     /// Only the failed step's dependents are left out (a restore puts back what it can).
@@ -38,7 +38,7 @@ pub enum Policy {
 }
 
 /// What the steps of one kind of plan do.
-pub trait Runner: Sync {
+pub(crate) trait Runner: Sync {
     type Error: Send + std::fmt::Display;
 
     /// `Some(reason)` when the step has nothing to do; asked right before it would start.
@@ -55,7 +55,7 @@ pub trait Runner: Sync {
 
 /// How to run a plan.
 #[derive(Debug, Clone)]
-pub struct Exec {
+pub(crate) struct Exec {
     /// Steps of one wave running at once (1: one after the other).
     pub parallel: usize,
     pub policy: Policy,
@@ -78,16 +78,15 @@ pub struct StepEvent {
 
 /// The errors of the steps that failed, first failure first; the events seen either way.
 #[derive(Debug)]
-pub struct Failed<E> {
+pub(crate) struct Failed<E> {
     pub errors: Vec<(StepId, E)>,
-    pub events: Vec<StepEvent>,
 }
 
 impl Exec {
     /// Runs `plan`. `Ok`: every step ran or was up to date; the events in report order.
     ///
     /// A plan whose dependencies are unknown or cyclic is a bug in kdbg: it panics.
-    pub fn run<R: Runner>(
+    pub(crate) fn run<R: Runner>(
         &self,
         plan: &Plan,
         runner: &R,
@@ -164,7 +163,7 @@ impl Exec {
         let events = log.events.into_inner().unwrap();
         match errors.is_empty() {
             true => Ok(events),
-            false => Err(Failed { errors, events }),
+            false => Err(Failed { errors }),
         }
     }
 }
@@ -191,6 +190,22 @@ mod tests {
     struct Quiet;
     impl Reporter for Quiet {
         fn report(&self, _: Event) {}
+    }
+
+    /// The ids of the steps reported.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<StepId>>);
+    impl Reporter for Seen {
+        fn report(&self, e: Event) {
+            if let Event::Step { id, .. } = e {
+                self.0.lock().unwrap().push(id);
+            }
+        }
+    }
+    impl Seen {
+        fn any(&self, kind: StepKind) -> bool {
+            self.0.lock().unwrap().iter().any(|id| id.kind == kind)
+        }
     }
 
     /// Steps that wait for each other prove they run at once; `fail` fails; rollbacks are kept.
@@ -259,9 +274,10 @@ mod tests {
     #[test]
     fn a_failure_stops_its_dependents_and_rolls_back_what_ran() {
         let t = test(Some(StepKind::Copy.on("dlv")));
-        let failed = Exec::default().run(&plan(), &t, &Quiet).err().unwrap();
+        let seen = Seen::default();
+        let failed = Exec::default().run(&plan(), &t, &seen).err().unwrap();
         assert_eq!(failed.errors, [(StepKind::Copy.on("dlv"), "copy:dlv broke".to_string())]);
-        assert!(!failed.events.iter().any(|e| e.id.kind == StepKind::Stop), "{:?}", failed.events);
+        assert!(!seen.any(StepKind::Stop));
         let rolled: Vec<String> = t.rolled_back.lock().unwrap().iter().map(|s| s.to_string()).collect();
         assert_eq!(rolled, ["copy:a", "copy:dlv"]);
 
@@ -270,9 +286,10 @@ mod tests {
         p.add(StepKind::Tunnel.on("b"), &[], None, false, vec![]);
         let t = test(Some(StepKind::Copy.on("dlv")));
         let exec = Exec { policy: Policy::KeepGoing, ..Exec::default() };
-        let failed = exec.run(&p, &t, &Quiet).err().unwrap();
-        assert!(failed.events.iter().any(|e| e.id.kind == StepKind::Tunnel), "{:?}", failed.events);
-        assert!(!failed.events.iter().any(|e| e.id.kind == StepKind::Stop));
+        let seen = Seen::default();
+        exec.run(&p, &t, &seen).err().unwrap();
+        assert!(seen.any(StepKind::Tunnel));
+        assert!(!seen.any(StepKind::Stop));
         assert!(t.rolled_back.lock().unwrap().is_empty());
     }
 }

@@ -6,14 +6,14 @@
 use super::exec::{Ran, Runner};
 use super::Step;
 
-pub struct Fleet<R> {
+pub(crate) struct Fleet<R> {
     /// `(node name as in step ids, its runner)`; the first runs the node-less steps.
     pub nodes: Vec<(String, R)>,
 }
 
 impl<R: Runner> Fleet<R> {
     /// The runner of `step`'s node and the step as that runner knows it.
-    pub fn route(&self, step: &Step) -> (&R, Step) {
+    pub(crate) fn route(&self, step: &Step) -> (&R, Step) {
         let mut local = step.clone();
         let node = local.id.node.take();
         for d in &mut local.deps {

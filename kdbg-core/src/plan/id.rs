@@ -35,7 +35,7 @@ const KINDS: [StepKind; 8] = [
 ];
 
 impl StepKind {
-    pub fn verb(self) -> &'static str {
+    pub(crate) fn verb(self) -> &'static str {
         match self {
             StepKind::Build => "build",
             StepKind::Copy => "copy",
@@ -50,7 +50,7 @@ impl StepKind {
 
     /// Boundaries inside a step where a kill leaves a distinct node state (crash-injection
     /// points `<id>#<boundary>`), in the order the step passes them.
-    pub fn boundaries(self) -> &'static [&'static str] {
+    pub(crate) fn boundaries(self) -> &'static [&'static str] {
         match self {
             StepKind::Stop => &["journal", "backup", "moved"],
             StepKind::Launch => &["journal", "spawned"],
@@ -60,12 +60,12 @@ impl StepKind {
     }
 
     /// This kind of step for `subject` (a component, or a file such as `dlv`).
-    pub fn on(self, subject: &str) -> StepId {
+    pub(crate) fn on(self, subject: &str) -> StepId {
         StepId { kind: self, subject: Some(subject.to_string()), node: None }
     }
 
     /// This kind of step with no subject (`write-ide`).
-    pub fn alone(self) -> StepId {
+    pub(crate) fn alone(self) -> StepId {
         StepId { kind: self, subject: None, node: None }
     }
 }
@@ -80,7 +80,7 @@ pub struct StepId {
 
 impl StepId {
     /// The same step on `node`.
-    pub fn at(mut self, node: &str) -> StepId {
+    pub(crate) fn at(mut self, node: &str) -> StepId {
         self.node = Some(node.to_string());
         self
     }

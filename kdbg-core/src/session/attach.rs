@@ -17,7 +17,7 @@ pub struct Attach {
 }
 
 /// The instructions for every editor, and the VSCode entries to write (`write-ide`).
-pub fn attach(
+pub(crate) fn attach(
     tree: &SourceTree,
     sessions: &[Session],
     built: &[Built],
@@ -35,7 +35,7 @@ pub fn attach(
 }
 
 /// The `write-ide` step: a failure is a warning (Delve runs either way).
-pub fn write_ide(
+pub(crate) fn write_ide(
     tree: &SourceTree,
     entries: &[IdeEntry],
     args: &TaskArgs,

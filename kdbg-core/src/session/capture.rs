@@ -11,7 +11,7 @@ use crate::node::{Node, NodeError, Privilege};
 
 /// A component's invocation as found on the node.
 #[derive(Debug, Clone)]
-pub struct Captured {
+pub(crate) struct Captured {
     pub component: &'static Component,
     /// The original argv (argv[0] as the original had it).
     pub argv: Vec<String>,
@@ -34,7 +34,11 @@ pub struct Captured {
 
 /// Reads how `c` runs on the node, changing nothing. Without a running original this is an error
 /// unless `allow_not_running` (then the manifest's or unit's arguments are used).
-pub fn capture(node: &dyn Node, c: &'static Component, allow_not_running: bool) -> Result<Captured, SessionError> {
+pub(crate) fn capture(
+    node: &dyn Node,
+    c: &'static Component,
+    allow_not_running: bool,
+) -> Result<Captured, SessionError> {
     match c.launch {
         Launch::StaticPod { manifest } => static_pod(node, c, manifest, allow_not_running),
         Launch::Systemd { unit } => systemd_unit(node, c, unit, allow_not_running),
@@ -222,7 +226,7 @@ fn from_process(
 }
 
 /// `/proc/PID/environ`: NUL-separated `KEY=VALUE`.
-pub fn parse_environ(bytes: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn parse_environ(bytes: &[u8]) -> Vec<(String, String)> {
     bytes
         .split(|b| *b == 0)
         .filter_map(|kv| {
@@ -255,7 +259,7 @@ fn file_mode(node: &dyn Node, path: &str) -> Result<u32, SessionError> {
 
 /// The argv the debug build runs with: argv[0] is the debug binary, `--leader-elect=false` is set
 /// when asked (replacing any `--leader-elect` given), everything else exactly as captured.
-pub fn debug_argv(argv: &[String], binary: &str, leader_elect_false: bool) -> Vec<String> {
+pub(crate) fn debug_argv(argv: &[String], binary: &str, leader_elect_false: bool) -> Vec<String> {
     let mut out = vec![binary.to_string()];
     for a in argv.iter().skip(1) {
         if leader_elect_false && (a == "--leader-elect" || a.starts_with("--leader-elect=")) {

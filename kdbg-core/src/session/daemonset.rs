@@ -56,14 +56,14 @@ while [ $# -ge 2 ]; do
 done"#;
 
 /// What `capture` learns about a DaemonSet pod on this node.
-pub struct DsPod {
+pub(crate) struct DsPod {
     pub how: How,
     /// The pod as JSON, for its command, env and image.
     pub pod_json: Vec<u8>,
 }
 
 /// Finds the DaemonSet's pod on this node; changes nothing.
-pub fn look(node: &dyn Node, c: &Component, namespace: &str, name: &str) -> Result<DsPod, SessionError> {
+pub(crate) fn look(node: &dyn Node, c: &Component, namespace: &str, name: &str) -> Result<DsPod, SessionError> {
     let unsupported = |why: String| SessionError::Unsupported { component: c.name.into(), node: node.describe(), why };
     let out = node.exec(&["sh", "-c", &format!("{KUBECTL}{LOOK}"), "kdbg", namespace, name], Privilege::Root, &[])?;
     if !out.success() {
@@ -143,7 +143,7 @@ fn mounts(pod: &Value, component: &str) -> Vec<PodMount> {
 }
 
 /// Which mount targets' directories do not exist on the node yet (kdbg creates and removes them).
-pub fn missing_mount_points(node: &dyn Node, mounts: &[PodMount]) -> Result<Vec<String>, SessionError> {
+pub(crate) fn missing_mount_points(node: &dyn Node, mounts: &[PodMount]) -> Result<Vec<String>, SessionError> {
     let targets: Vec<&str> = mounts.iter().map(|m| m.target.as_str()).collect();
     if targets.is_empty() {
         return Ok(Vec::new());
@@ -159,7 +159,7 @@ pub fn missing_mount_points(node: &dyn Node, mounts: &[PodMount]) -> Result<Vec<
 }
 
 /// Copies the pod's files (before the pod goes), then takes the pod off this node.
-pub fn stop(node: &dyn Node, how: &How, component: &str, pid: Option<u32>) -> Result<(), SessionError> {
+pub(crate) fn stop(node: &dyn Node, how: &How, component: &str, pid: Option<u32>) -> Result<(), SessionError> {
     let How::DaemonSet { namespace, name, node: node_name, pod, affinity, mounts, files, .. } = how else {
         return Ok(());
     };
@@ -197,7 +197,7 @@ pub fn stop(node: &dyn Node, how: &How, component: &str, pid: Option<u32>) -> Re
 }
 
 /// Adds `metadata.name NotIn [node]` to every required node-selector term (one term if none).
-pub fn exclude_node(affinity: &mut Value, node: &str) {
+pub(crate) fn exclude_node(affinity: &mut Value, node: &str) {
     let expr = serde_json::json!({ "key": "metadata.name", "operator": "NotIn", "values": [node] });
     if !affinity.is_object() {
         *affinity = serde_json::json!({});
@@ -219,7 +219,7 @@ pub fn exclude_node(affinity: &mut Value, node: &str) {
 
 /// Puts the DaemonSet's `updateStrategy` and the template's `affinity` back as they were
 /// (idempotent), then removes the copied files and the mount points kdbg created.
-pub fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
+pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
     let How::DaemonSet { namespace, name, update_strategy, affinity, files, created, .. } = how else {
         return Ok(());
     };

@@ -121,7 +121,7 @@ pub struct Session {
 /// The steps of `kdbg debug` added to a deploy plan ([`deploy::steps::plan`]): the builds wait
 /// for every capture (bad input fails before a long build), each stop for its capture and its
 /// copies, then launch, tunnel and, after all of them, the IDE entries.
-pub fn plan(mut plan: Plan, components: &[&'static Component], tunnel: bool, ide: bool) -> Plan {
+pub(crate) fn plan(mut plan: Plan, components: &[&'static Component], tunnel: bool, ide: bool) -> Plan {
     let captures: Vec<StepId> =
         components.iter().map(|c| plan.add(StepKind::CaptureArgs.on(c.name), &[], None, false, vec![])).collect();
     for s in plan.steps.iter_mut().filter(|s| s.id.kind == StepKind::Build) {

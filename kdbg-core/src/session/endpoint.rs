@@ -24,7 +24,7 @@ use crate::node::{Endpoint, Node, Privilege};
 
 /// Delve's `--listen` value, and why it is TCP when it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listen {
+pub(crate) struct Listen {
     pub listen: String,
     pub tcp_because: Option<String>,
 }
@@ -34,7 +34,13 @@ const ENTER: &str = r#"for d; do [ ! -e "$d" ] || [ -x "$d" ] || { echo "$d"; ex
 
 /// Decides where `c`'s Delve listens (see the module doc). Changes nothing on the node; for TCP
 /// the node's port must be free.
-pub fn choose(node: &dyn Node, dlv: &Dlv, cfg: &DebugConfig, c: &Component, port: u16) -> Result<Listen, SessionError> {
+pub(crate) fn choose(
+    node: &dyn Node,
+    dlv: &Dlv,
+    cfg: &DebugConfig,
+    c: &Component,
+    port: u16,
+) -> Result<Listen, SessionError> {
     let because = if cfg.expose {
         Some("--expose".to_string())
     } else if !cfg.tunnel {
@@ -59,7 +65,7 @@ pub fn choose(node: &dyn Node, dlv: &Dlv, cfg: &DebugConfig, c: &Component, port
 
 /// Makes the socket's directory afresh: mode 0700, owned by the login user (whose ids are asked
 /// as that user), inside `/var/lib/kdbg/run` (0755).
-pub fn prepare(node: &dyn Node, socket: &str) -> Result<(), SessionError> {
+pub(crate) fn prepare(node: &dyn Node, socket: &str) -> Result<(), SessionError> {
     let ids = node.exec(&["sh", "-c", "echo $(id -u):$(id -g)"], Privilege::User, &[])?;
     let owner = ids.stdout_str().trim().to_string();
     let script = r#"set -eu
@@ -72,19 +78,19 @@ chown "$2" "$d""#;
 }
 
 /// Once Delve listens: the socket goes to the directory's owner, mode 0600 (Delve made it as root).
-pub fn hand_over(node: &dyn Node, socket: &str) -> Result<(), SessionError> {
+pub(crate) fn hand_over(node: &dyn Node, socket: &str) -> Result<(), SessionError> {
     let script = super::scripts::with(&[super::scripts::HAND_OVER], r#"hand_over "$1""#);
     stop::run(node, &script, &[socket], &format!("hand {socket} to the login user")).map(drop)
 }
 
 /// Removes the socket's directory (and `/var/lib/kdbg/run` once empty); nothing there is fine.
-pub fn remove(node: &dyn Node, socket: &str) -> Result<(), SessionError> {
+pub(crate) fn remove(node: &dyn Node, socket: &str) -> Result<(), SessionError> {
     let script = r#"d=${1%/*}; rm -rf "$d" && { rmdir "${d%/*}" 2>/dev/null; true; }"#;
     stop::run(node, script, &[socket], &format!("remove {}", socket.rsplit_once('/').map_or(socket, |p| p.0))).map(drop)
 }
 
 /// The socket of an endpoint, if it is one.
-pub fn socket_of(endpoint: &Endpoint) -> Option<&str> {
+pub(crate) fn socket_of(endpoint: &Endpoint) -> Option<&str> {
     match endpoint {
         Endpoint::Socket(path) => Some(path),
         Endpoint::Loopback(_) => None,

@@ -16,10 +16,10 @@ use crate::layout::JOURNAL;
 use crate::node::{Endpoint, Node, Privilege};
 
 /// Version of the journal's JSON.
-pub const JOURNAL_SCHEMA: u32 = 1;
+pub(crate) const JOURNAL_SCHEMA: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Journal {
+pub(crate) struct Journal {
     pub schema: u32,
     /// By component name.
     pub components: BTreeMap<String, Entry>,
@@ -101,7 +101,7 @@ fn yes() -> bool {
 
 impl How {
     /// The bind mounts Delve's namespace needs (DaemonSet pods), `(source, target)`.
-    pub fn bind_mounts(&self) -> Vec<(String, String)> {
+    pub(crate) fn bind_mounts(&self) -> Vec<(String, String)> {
         match self {
             How::DaemonSet { mounts, .. } => mounts.iter().map(|m| (m.source.clone(), m.target.clone())).collect(),
             _ => Vec::new(),
@@ -109,7 +109,7 @@ impl How {
     }
 
     /// What putting the original back means, for messages: `its manifest … is back in place`.
-    pub fn back_phrase(&self) -> String {
+    pub(crate) fn back_phrase(&self) -> String {
         match self {
             How::StaticPod { manifest, .. } => format!("its manifest {manifest} is back in place"),
             How::Systemd { unit, active: true, .. } => format!("{unit} was started again"),
@@ -178,12 +178,12 @@ pub struct Entry {
 
 impl Entry {
     /// What a forward to this Delve reaches on the node.
-    pub fn endpoint(&self) -> Endpoint {
+    pub(crate) fn endpoint(&self) -> Endpoint {
         Endpoint::from_listen(&self.listen).unwrap_or(Endpoint::Loopback(self.port))
     }
 
     /// `kdbg on HOST (pid N) since T, Delve on 127.0.0.1:2345`, for messages.
-    pub fn holder(&self) -> String {
+    pub(crate) fn holder(&self) -> String {
         format!(
             "kdbg on {} (pid {}) {}, Delve on {}, state {:?}",
             self.who.host,
@@ -211,7 +211,7 @@ pub fn since(then: u64, now: u64) -> String {
 }
 
 /// Reads the node's journal; an absent journal is an empty one.
-pub fn load(node: &dyn Node) -> Result<Journal, SessionError> {
+pub(crate) fn load(node: &dyn Node) -> Result<Journal, SessionError> {
     let Some(bytes) = node.read_file(JOURNAL, Privilege::Root)? else {
         return Ok(Journal { schema: JOURNAL_SCHEMA, components: BTreeMap::new() });
     };
@@ -225,7 +225,7 @@ pub fn load(node: &dyn Node) -> Result<Journal, SessionError> {
 
 /// Renames an unreadable journal to `journal.json.unreadable.<unix seconds>` beside it (never
 /// deletes it); returns the new path.
-pub fn keep_aside(node: &dyn Node) -> Result<String, SessionError> {
+pub(crate) fn keep_aside(node: &dyn Node) -> Result<String, SessionError> {
     let aside = format!("{JOURNAL}.unreadable.{}", now());
     let out = node.exec(&["mv", "-n", JOURNAL, &aside], Privilege::Root, &[])?;
     if !out.success() {
@@ -236,7 +236,7 @@ pub fn keep_aside(node: &dyn Node) -> Result<String, SessionError> {
 }
 
 /// Writes the journal durably; an empty journal removes the file.
-pub fn save(node: &dyn Node, journal: &Journal) -> Result<(), SessionError> {
+pub(crate) fn save(node: &dyn Node, journal: &Journal) -> Result<(), SessionError> {
     if journal.components.is_empty() {
         let out = node.exec(&["rm", "-f", JOURNAL], Privilege::Root, &[])?;
         if !out.success() {
@@ -255,7 +255,7 @@ pub fn save(node: &dyn Node, journal: &Journal) -> Result<(), SessionError> {
 }
 
 /// Sets one component's entry (and its update time), then saves.
-pub fn put(node: &dyn Node, journal: &mut Journal, mut entry: Entry) -> Result<(), SessionError> {
+pub(crate) fn put(node: &dyn Node, journal: &mut Journal, mut entry: Entry) -> Result<(), SessionError> {
     entry.updated_at = now();
     journal.components.insert(entry.component.clone(), entry);
     save(node, journal)
@@ -263,14 +263,19 @@ pub fn put(node: &dyn Node, journal: &mut Journal, mut entry: Entry) -> Result<(
 
 /// Journals `entry` as launching (no Delve pid), before Delve starts: `kdbg debug`'s launch and
 /// `kdbg watch`'s relaunch. The journal is shared by steps that run at once.
-pub fn launching(node: &dyn Node, journal: &Mutex<Journal>, entry: &mut Entry) -> Result<(), SessionError> {
+pub(crate) fn launching(node: &dyn Node, journal: &Mutex<Journal>, entry: &mut Entry) -> Result<(), SessionError> {
     entry.state = EntryState::Launching;
     entry.dlv_pid = None;
     put(node, &mut journal.lock().unwrap(), entry.clone())
 }
 
 /// Journals `entry` as launched: Delve `pid` listens.
-pub fn launched(node: &dyn Node, journal: &Mutex<Journal>, entry: &mut Entry, pid: u32) -> Result<(), SessionError> {
+pub(crate) fn launched(
+    node: &dyn Node,
+    journal: &Mutex<Journal>,
+    entry: &mut Entry,
+    pid: u32,
+) -> Result<(), SessionError> {
     entry.state = EntryState::Launched;
     entry.dlv_pid = Some(pid);
     put(node, &mut journal.lock().unwrap(), entry.clone())

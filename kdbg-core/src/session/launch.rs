@@ -16,7 +16,7 @@ start "$log" "$@""#;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaunchSpec {
+pub(crate) struct LaunchSpec {
     pub dlv: String,
     /// The debug build's argv (argv[0] is the binary).
     pub args: Vec<String>,
@@ -39,7 +39,7 @@ const MOUNTS: &str = r#"while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 
 impl LaunchSpec {
     /// The node command: `env -i ENV... dlv exec BINARY --headless ... -- ARGS...`, behind
     /// `unshare --mount` when there are bind mounts (the same pid becomes Delve either way).
-    pub fn command(&self) -> Vec<String> {
+    pub(crate) fn command(&self) -> Vec<String> {
         let mut cmd = Vec::new();
         if !self.mounts.is_empty() {
             cmd.extend(
@@ -76,7 +76,7 @@ impl LaunchSpec {
 }
 
 /// Starts Delve detached; returns its pid on the node.
-pub fn spawn(node: &dyn Node, spec: &LaunchSpec) -> Result<u32, SessionError> {
+pub(crate) fn spawn(node: &dyn Node, spec: &LaunchSpec) -> Result<u32, SessionError> {
     let mut argv = vec![
         "sh".to_string(),
         "-c".into(),
@@ -101,7 +101,7 @@ pub fn spawn(node: &dyn Node, spec: &LaunchSpec) -> Result<u32, SessionError> {
 
 /// Waits until Delve listens on its `--listen` (a TCP port, or a socket that then goes to the login
 /// user, see `session::endpoint`); an error with the log's tail if it exits or times out.
-pub fn wait_listening(
+pub(crate) fn wait_listening(
     node: &dyn Node,
     component: &str,
     spec: &LaunchSpec,
@@ -137,7 +137,7 @@ pub fn wait_listening(
 
 /// Waits (bounded) until the debug build listens on its ports; only warns if it does not, since
 /// a program held by a breakpoint or still starting is not a failure of kdbg's.
-pub fn wait_serving(
+pub(crate) fn wait_serving(
     node: &dyn Node,
     component: &str,
     spec: &LaunchSpec,
@@ -181,7 +181,7 @@ pub fn wait_serving(
 }
 
 /// The last lines of a log on the node, indented (for error messages).
-pub fn log_tail(node: &dyn Node, log: &str) -> String {
+pub(crate) fn log_tail(node: &dyn Node, log: &str) -> String {
     let out = node.exec(&["tail", "-n", "15", log], Privilege::Root, &[]);
     let text = out.map(|o| o.stdout_str()).unwrap_or_default();
     text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")

@@ -38,7 +38,7 @@ struct EnvVar {
 
 /// What a static pod runs, read from its manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodCommand {
+pub(crate) struct PodCommand {
     /// `command` followed by `args`, with `$(VAR)` references expanded as the kubelet does.
     pub argv: Vec<String>,
     /// `env` entries with a literal `value` (`valueFrom` needs the API server; left out).
@@ -50,7 +50,7 @@ pub struct PodCommand {
 
 impl PodCommand {
     /// The image's tag when it looks like a Kubernetes version (`v1.20.2`).
-    pub fn image_version(&self) -> Option<&str> {
+    pub(crate) fn image_version(&self) -> Option<&str> {
         let image = self.image.as_deref()?;
         let image = image.split('@').next()?;
         let tag = image.rsplit_once(':')?.1;
@@ -62,7 +62,7 @@ impl PodCommand {
 }
 
 /// Parses a manifest and picks the container named `component` (else the first one).
-pub fn parse(bytes: &[u8], component: &str) -> Result<PodCommand, String> {
+pub(crate) fn parse(bytes: &[u8], component: &str) -> Result<PodCommand, String> {
     let pod: Pod = serde_yaml_ng::from_slice(bytes).map_err(|e| e.to_string())?;
     if let Some(kind) = pod.kind.as_deref().filter(|k| *k != "Pod") {
         return Err(format!("kind is {kind:?}, not \"Pod\""));
@@ -86,7 +86,7 @@ pub fn parse(bytes: &[u8], component: &str) -> Result<PodCommand, String> {
 
 /// Kubernetes' `$(VAR)` expansion in `command`/`args`: a defined variable is replaced, `$$` is a
 /// literal `$`, anything else is kept as written.
-pub fn expand(arg: &str, env: &[(String, String)]) -> String {
+pub(crate) fn expand(arg: &str, env: &[(String, String)]) -> String {
     let mut out = String::new();
     let mut rest = arg;
     while let Some(at) = rest.find('$') {
@@ -115,7 +115,7 @@ mod tests {
     use super::*;
 
     /// As kubeadm v1.20 writes it (minikube's paths).
-    pub const KUBEADM_APISERVER: &str = r#"apiVersion: v1
+    pub(crate) const KUBEADM_APISERVER: &str = r#"apiVersion: v1
 kind: Pod
 metadata:
   annotations:

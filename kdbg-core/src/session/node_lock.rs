@@ -28,7 +28,7 @@ use crate::node::{Node, NodeError, Privilege};
 use crate::report::Reporter;
 
 /// How long the node keeps the lock of an owner it no longer hears from.
-pub const LEASE: Duration = Duration::from_secs(60);
+pub(crate) const LEASE: Duration = Duration::from_secs(60);
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// `$1` owner record, `$2` `wait`|`no-wait`, `$3` lease in seconds.
@@ -49,7 +49,7 @@ rm -f "$d/lock.owner""#;
 
 /// Who holds the lock, as written beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Owner {
+pub(crate) struct Owner {
     #[serde(flatten)]
     pub who: Who,
     /// What it runs, e.g. `debug kube-apiserver`.
@@ -60,7 +60,7 @@ pub struct Owner {
 
 impl Owner {
     /// `kdbg on HOST (pid N) running `kdbg debug kube-apiserver` since 3s`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "kdbg on {} (pid {}) running `kdbg {}` {}",
             self.who.host,
@@ -147,11 +147,6 @@ impl NodeLock {
             // Dropping stdin here is the release.
         });
         Ok(NodeLock { held: Some((child, stop, beat)) })
-    }
-
-    /// Whether the node is really locked (false on a node without `flock`).
-    pub fn locked(&self) -> bool {
-        self.held.is_some()
     }
 }
 

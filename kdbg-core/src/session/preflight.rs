@@ -13,7 +13,7 @@ use crate::tree::{KubeVersion, SourceTree};
 
 /// Delve's TCP port must be free on the node (checked once it is known that Delve listens on TCP:
 /// see `session::endpoint`).
-pub fn node_port(node: &dyn Node, c: &Component, port: u16) -> Result<(), SessionError> {
+pub(crate) fn node_port(node: &dyn Node, c: &Component, port: u16) -> Result<(), SessionError> {
     let poll = procs::poll(node, &[])?;
     if let Some(l) = poll.listening(port) {
         let holder = procs::holder(node, l);
@@ -24,7 +24,7 @@ pub fn node_port(node: &dyn Node, c: &Component, port: u16) -> Result<(), Sessio
 }
 
 /// The tunnel's port must be free on this workstation.
-pub fn port(node: &dyn Node, cfg: &DebugConfig, c: &Component, port: u16) -> Result<(), SessionError> {
+pub(crate) fn port(node: &dyn Node, cfg: &DebugConfig, c: &Component, port: u16) -> Result<(), SessionError> {
     if cfg.tunnel {
         if let Some(dir) = &cfg.state_dir {
             // A tunnel left from a session restored from elsewhere holds the port for nothing.
@@ -39,7 +39,7 @@ pub fn port(node: &dyn Node, cfg: &DebugConfig, c: &Component, port: u16) -> Res
 
 /// Warns when the tree's version differs from what runs on the node (image tag, or the systemd
 /// binary's `--version`).
-pub fn warn_version(node: &dyn Node, tree: &SourceTree, cap: &Captured, reporter: &dyn Reporter) {
+pub(crate) fn warn_version(node: &dyn Node, tree: &SourceTree, cap: &Captured, reporter: &dyn Reporter) {
     let running = cap.version.clone().or_else(|| {
         if !matches!(cap.component.launch, Launch::Systemd { .. }) {
             return None;
@@ -58,7 +58,7 @@ pub fn warn_version(node: &dyn Node, tree: &SourceTree, cap: &Captured, reporter
     }
 }
 
-pub fn warn_pausing(c: &Component, cfg: &DebugConfig, reporter: &dyn Reporter) {
+pub(crate) fn warn_pausing(c: &Component, cfg: &DebugConfig, reporter: &dyn Reporter) {
     if c.leader_elect && !cfg.leader_elect_false {
         reporter.warn(format!(
             "{0} takes part in leader election: paused at a breakpoint longer than its lease (15s by default) it \

@@ -31,7 +31,7 @@ const KILL: &str = r#"kill_wait "$@""#;
 
 /// A TCP socket in the LISTEN state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
+pub(crate) struct Listener {
     pub addr: IpAddr,
     pub port: u16,
     pub inode: u64,
@@ -39,7 +39,7 @@ pub struct Listener {
 
 /// One poll of the node: live pids among those asked about, and every listening socket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Poll {
+pub(crate) struct Poll {
     pub alive: Vec<u32>,
     pub listeners: Vec<Listener>,
     /// Paths of the unix sockets that accept connections.
@@ -47,12 +47,12 @@ pub struct Poll {
 }
 
 impl Poll {
-    pub fn listening(&self, port: u16) -> Option<&Listener> {
+    pub(crate) fn listening(&self, port: u16) -> Option<&Listener> {
         self.listeners.iter().find(|l| l.port == port)
     }
 
     /// Something accepts connections at `endpoint` (any address, for a TCP port).
-    pub fn serves(&self, endpoint: &Endpoint) -> bool {
+    pub(crate) fn serves(&self, endpoint: &Endpoint) -> bool {
         match endpoint {
             Endpoint::Loopback(port) => self.listening(*port).is_some(),
             Endpoint::Socket(path) => self.sockets.iter().any(|s| s == path),
@@ -76,11 +76,11 @@ fn run(node: &dyn Node, script: &str, args: &[String]) -> Result<String, NodeErr
 }
 
 /// Every process and its executable (` (deleted)` stripped).
-pub fn exes(node: &dyn Node) -> Result<Vec<(u32, String)>, NodeError> {
+pub(crate) fn exes(node: &dyn Node) -> Result<Vec<(u32, String)>, NodeError> {
     Ok(parse_exes(&run(node, &scripts::with(&[scripts::EXES], "exes"), &[])?))
 }
 
-pub fn parse_exes(text: &str) -> Vec<(u32, String)> {
+pub(crate) fn parse_exes(text: &str) -> Vec<(u32, String)> {
     text.lines()
         .filter_map(|l| {
             let (head, exe) = l.split_once(" -> ")?;
@@ -91,7 +91,7 @@ pub fn parse_exes(text: &str) -> Vec<(u32, String)> {
 }
 
 /// The processes whose executable is called `name`, outside `except_dir` (kdbg's own builds).
-pub fn running(node: &dyn Node, name: &str, except_dir: &str) -> Result<Vec<u32>, NodeError> {
+pub(crate) fn running(node: &dyn Node, name: &str, except_dir: &str) -> Result<Vec<u32>, NodeError> {
     Ok(exes(node)?
         .into_iter()
         .filter(|(_, exe)| exe.rsplit('/').next() == Some(name) && !exe.starts_with(except_dir))
@@ -100,7 +100,7 @@ pub fn running(node: &dyn Node, name: &str, except_dir: &str) -> Result<Vec<u32>
 }
 
 /// Command lines of the pids given (a vanished pid is left out).
-pub fn cmdlines(node: &dyn Node, pids: &[u32]) -> Result<Vec<(u32, Vec<String>)>, NodeError> {
+pub(crate) fn cmdlines(node: &dyn Node, pids: &[u32]) -> Result<Vec<(u32, Vec<String>)>, NodeError> {
     if pids.is_empty() {
         return Ok(Vec::new());
     }
@@ -117,12 +117,12 @@ pub fn cmdlines(node: &dyn Node, pids: &[u32]) -> Result<Vec<(u32, Vec<String>)>
     Ok(out)
 }
 
-pub fn poll(node: &dyn Node, pids: &[u32]) -> Result<Poll, NodeError> {
+pub(crate) fn poll(node: &dyn Node, pids: &[u32]) -> Result<Poll, NodeError> {
     let script = scripts::with(&[scripts::ALIVE], POLL);
     Ok(parse_poll(&run(node, &script, &pids.iter().map(u32::to_string).collect::<Vec<_>>())?))
 }
 
-pub fn parse_poll(text: &str) -> Poll {
+pub(crate) fn parse_poll(text: &str) -> Poll {
     let mut poll = Poll::default();
     for line in text.lines() {
         if let Some(pid) = line.strip_prefix("alive ").and_then(|p| p.trim().parse().ok()) {
@@ -166,7 +166,7 @@ fn parse_unix_line(line: &str) -> Option<String> {
 }
 
 /// Who holds a listening socket, in words (`pid 123: /usr/bin/foo --x`), if the node can tell.
-pub fn holder(node: &dyn Node, l: &Listener) -> Option<String> {
+pub(crate) fn holder(node: &dyn Node, l: &Listener) -> Option<String> {
     let text = run(node, HOLDER, &[l.port.to_string(), l.inode.to_string()]).ok()?;
     Some(text.trim().to_string()).filter(|t| !t.is_empty())
 }
@@ -174,11 +174,11 @@ pub fn holder(node: &dyn Node, l: &Listener) -> Option<String> {
 /// SIGKILLs `pids` and waits until they are gone.
 /// The ports `pid` listens on (outside the ephemeral range), as seen before stopping it: what the
 /// original really serves, whatever its flags or config file say.
-pub fn listening_ports(node: &dyn Node, pid: u32) -> Result<Vec<u16>, NodeError> {
+pub(crate) fn listening_ports(node: &dyn Node, pid: u32) -> Result<Vec<u16>, NodeError> {
     Ok(parse_pid_ports(&run(node, PID_PORTS, &[pid.to_string()])?))
 }
 
-pub fn parse_pid_ports(text: &str) -> Vec<u16> {
+pub(crate) fn parse_pid_ports(text: &str) -> Vec<u16> {
     let (tables, rest) = text.split_once("#fds").unwrap_or((text, ""));
     let mut inodes = std::collections::BTreeSet::new();
     let mut range = (32768, 60999);
@@ -203,7 +203,7 @@ pub fn parse_pid_ports(text: &str) -> Vec<u16> {
     ports
 }
 
-pub fn kill(node: &dyn Node, pids: &[u32]) -> Result<(), NodeError> {
+pub(crate) fn kill(node: &dyn Node, pids: &[u32]) -> Result<(), NodeError> {
     if pids.is_empty() {
         return Ok(());
     }
@@ -213,7 +213,7 @@ pub fn kill(node: &dyn Node, pids: &[u32]) -> Result<(), NodeError> {
 
 /// The TCP ports a component serves on, from its arguments (flag given, else the default the
 /// component uses); `0` means disabled and is left out.
-pub fn ports_from_args(c: &Component, argv: &[String]) -> Vec<u16> {
+pub(crate) fn ports_from_args(c: &Component, argv: &[String]) -> Vec<u16> {
     let flags: &[(&str, u16)] = match c.name {
         "kube-apiserver" => &[("secure-port", 6443), ("insecure-port", 0)],
         "kube-controller-manager" => &[("secure-port", 10257), ("port", 0)],
@@ -232,7 +232,7 @@ pub fn ports_from_args(c: &Component, argv: &[String]) -> Vec<u16> {
 }
 
 /// The value of `--flag=V` or `--flag V` (the last one wins, as with Go's flag packages).
-pub fn flag_value<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
+pub(crate) fn flag_value<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
     let long = format!("--{flag}");
     let mut found = None;
     for (i, a) in argv.iter().enumerate().skip(1) {

@@ -4,12 +4,12 @@
 //! shell is written twice.
 
 /// `alive PID`: the process exists and is not a zombie.
-pub const ALIVE: &str =
+pub(crate) const ALIVE: &str =
     r#"alive() { [ -d "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }"#;
 
 /// `kill_wait PID...` (needs [`ALIVE`]): SIGKILLs the pids and waits (10 s at most) until they
 /// are gone; fails naming those still running.
-pub const KILL_WAIT: &str = r#"kill_wait() {
+pub(crate) const KILL_WAIT: &str = r#"kill_wait() {
   for p; do kill -9 "$p" 2>/dev/null; done
   i=0
   while :; do
@@ -22,31 +22,31 @@ pub const KILL_WAIT: &str = r#"kill_wait() {
 }"#;
 
 /// `exes`: every process's executable, `... /proc/PID/exe -> PATH` per process.
-pub const EXES: &str = r#"exes() { ls -l /proc/[0-9]*/exe 2>/dev/null; true; }"#;
+pub(crate) const EXES: &str = r#"exes() { ls -l /proc/[0-9]*/exe 2>/dev/null; true; }"#;
 
 /// `exe_pids BINARY` (needs [`EXES`]): the pids of the processes that run BINARY (also once it was replaced).
-pub const EXE_PIDS: &str = r#"exe_pids() {
+pub(crate) const EXE_PIDS: &str = r#"exe_pids() {
   exes | awk -v b="$1" '{ i = index($0, " -> "); x = substr($0, i + 4);
     sub(/ \(deleted\)$/, "", x); if (x == b) { split(substr($0, 1, i - 1), a, "/proc/"); split(a[2], c, "/"); print c[1] } }'
 }"#;
 
 /// `hand_over SOCKET`: Delve's socket to its directory's owner (the login user), mode 0600
 /// (see `session::endpoint`).
-pub const HAND_OVER: &str = r#"hand_over() { chown "$(stat -c %u:%g "${1%/*}")" "$1" && chmod 0600 "$1"; }"#;
+pub(crate) const HAND_OVER: &str = r#"hand_over() { chown "$(stat -c %u:%g "${1%/*}")" "$1" && chmod 0600 "$1"; }"#;
 
 /// `begin_log LOG WD WHY`: the log's directory, the working directory, a dated line in the log.
-pub const BEGIN_LOG: &str = r#"begin_log() {
+pub(crate) const BEGIN_LOG: &str = r#"begin_log() {
   mkdir -p "${1%/*}" && cd "$2" && echo "--- kdbg: Delve $3 $(date -u '+%Y-%m-%dT%H:%M:%SZ')" >> "$1"
 }"#;
 
 /// `start LOG CMD...`: CMD in a new session, stdin from /dev/null, output appended to LOG; prints
 /// the pid that becomes CMD (the inner `sh` execs it, whether or not `setsid` forked). The
 /// command line is never logged: it holds the environment's values.
-pub const START: &str =
+pub(crate) const START: &str =
     r#"start() { log=$1; shift; setsid sh -c 'echo $$; exec "$@" </dev/null >>"$0" 2>&1' "$log" "$@" & }"#;
 
 /// The functions `fragments` ([`EXE_PIDS`] needs [`EXES`]), then `body`.
-pub fn with(fragments: &[&str], body: &str) -> String {
+pub(crate) fn with(fragments: &[&str], body: &str) -> String {
     let mut s = fragments.join("\n");
     s.push('\n');
     s + body

@@ -15,7 +15,7 @@ use crate::plan::StepKind;
 const REMOVE: &str = r#"rm -f "$1" && { sync "$2" 2>/dev/null || sync; }"#;
 
 /// Stops the original. The entry (state `Stopping`) is journaled before anything changes.
-pub fn stop(
+pub(crate) fn stop(
     node: &dyn Node,
     cap: &Captured,
     journal: &mut Journal,
@@ -72,7 +72,7 @@ pub fn stop(
 }
 
 /// Polls until `pid` is gone and nothing listens on `ports`; `Err(what is still there)` on timeout.
-pub fn wait_stopped(
+pub(crate) fn wait_stopped(
     node: &dyn Node,
     pid: Option<u32>,
     ports: &[u16],
@@ -103,7 +103,7 @@ pub fn wait_stopped(
 
 /// Puts the original back in place: the manifest's exact bytes (verified against the journaled
 /// sha256), or `systemctl start`. Idempotent; the backup is removed only once the manifest is back.
-pub fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
+pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
     match how {
         How::StaticPod { manifest, sha256, mode, backup } => {
             let sums = node.sha256s(&[manifest, backup]).map_err(|e| e.to_string())?;

@@ -6,7 +6,7 @@
 
 /// The parts of a unit's `[Service]` section that make its command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Unit {
+pub(crate) struct Unit {
     /// The last `ExecStart=` (an empty one, as drop-ins write first, resets it).
     pub exec_start: Option<String>,
     /// `Environment=` assignments, in order.
@@ -16,7 +16,7 @@ pub struct Unit {
 }
 
 /// Parses `systemctl cat` output (or one unit file).
-pub fn parse_unit(text: &str) -> Unit {
+pub(crate) fn parse_unit(text: &str) -> Unit {
     let mut unit = Unit::default();
     let mut section = String::new();
     for line in logical_lines(text) {
@@ -53,7 +53,7 @@ pub fn parse_unit(text: &str) -> Unit {
 }
 
 /// Parses an `EnvironmentFile`: `KEY=VALUE` lines, quotes, comments, continuations.
-pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_env_file(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for line in logical_lines(text) {
         let line = line.trim();
@@ -67,10 +67,10 @@ pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
 }
 
 /// `KEY=VALUE` pairs, in order.
-pub type Env = Vec<(String, String)>;
+pub(crate) type Env = Vec<(String, String)>;
 
 /// The unit's argv and environment, given the contents of its environment files (`None`: missing).
-pub fn command(unit: &Unit, files: &[(String, Option<String>)]) -> Result<(Vec<String>, Env), String> {
+pub(crate) fn command(unit: &Unit, files: &[(String, Option<String>)]) -> Result<(Vec<String>, Env), String> {
     let exec = unit.exec_start.as_deref().ok_or("the unit has no ExecStart")?;
     let mut env = unit.environment.clone();
     for (path, required) in &unit.environment_files {

@@ -33,7 +33,7 @@ const SOCKET_DIRS: &str = r#"for d in "$1"/*; do [ -d "$d" ] && echo "${d##*/}";
 
 /// Something kdbg left on the node that no journal entry accounts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trace {
+pub(crate) enum Trace {
     /// kdbg's copy of a static pod manifest.
     Backup { component: String, backup: String, manifest: String, mode: u32, sha256: String, fate: Fate },
     /// Delve or kdbg's debug build, running.
@@ -44,7 +44,7 @@ pub enum Trace {
 
 /// What to do with a backup, given what the manifests directory holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
+pub(crate) enum Fate {
     /// The manifest is missing: put the backup back.
     PutBack,
     /// The manifest holds the same bytes: the backup is a leftover copy.
@@ -54,7 +54,7 @@ pub enum Fate {
 }
 
 impl Trace {
-    pub fn component(&self) -> &str {
+    pub(crate) fn component(&self) -> &str {
         match self {
             Trace::Backup { component, .. } | Trace::Process { component, .. } | Trace::SocketDir { component, .. } => {
                 component
@@ -63,7 +63,7 @@ impl Trace {
     }
 
     /// What was found, in words.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Trace::Backup { backup, manifest, fate: Fate::PutBack, .. } => {
                 format!("kdbg's backup {backup} while {manifest} is missing")
@@ -81,7 +81,7 @@ impl Trace {
 }
 
 /// The traces on `node` that `journal` does not account for, for `only` (all when empty).
-pub fn find(node: &dyn Node, journal: &Journal, only: &[&str]) -> Result<Vec<Trace>, NodeError> {
+pub(crate) fn find(node: &dyn Node, journal: &Journal, only: &[&str]) -> Result<Vec<Trace>, NodeError> {
     let wanted = |name: &str| (only.is_empty() || only.contains(&name)) && !journal.components.contains_key(name);
     let mut out = Vec::new();
     let listed = node.exec(&["sh", "-c", BACKUPS, "kdbg-backups", BACKUP_DIR, MANIFESTS_DIR], Privilege::Root, &[])?;
@@ -125,7 +125,11 @@ pub fn find(node: &dyn Node, journal: &Journal, only: &[&str]) -> Result<Vec<Tra
 
 /// Puts one component's traces right; returns what was done, and what is left to a person (with
 /// the exact command).
-pub fn recover(node: &dyn Node, traces: &[&Trace], back: Duration) -> Result<(Vec<String>, Vec<String>), NodeError> {
+pub(crate) fn recover(
+    node: &dyn Node,
+    traces: &[&Trace],
+    back: Duration,
+) -> Result<(Vec<String>, Vec<String>), NodeError> {
     let (mut done, mut left) = (Vec::new(), Vec::new());
     let pids: Vec<u32> =
         traces.iter().filter_map(|t| if let Trace::Process { pid, .. } = t { Some(*pid) } else { None }).collect();

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::node::Endpoint;
 
-pub const FILE: &str = "tunnels.json";
+pub(crate) const FILE: &str = "tunnels.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TunnelRecord {
+pub(crate) struct TunnelRecord {
     /// The node, as `Node::describe` names it.
     pub node: String,
     pub component: String,
@@ -28,7 +28,7 @@ pub struct TunnelRecord {
 
 impl TunnelRecord {
     /// What the forward reaches on the node.
-    pub fn endpoint(&self) -> Endpoint {
+    pub(crate) fn endpoint(&self) -> Endpoint {
         match &self.remote_socket {
             Some(path) => Endpoint::Socket(path.clone()),
             None => Endpoint::Loopback(self.remote_port),
@@ -36,7 +36,7 @@ impl TunnelRecord {
     }
 
     /// The process still runs and still looks like this forward (not a reused pid).
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else { return false };
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
         let to = self.endpoint();
@@ -52,7 +52,7 @@ impl TunnelRecord {
     }
 }
 
-pub fn load(dir: &Utf8Path) -> io::Result<Vec<TunnelRecord>> {
+pub(crate) fn load(dir: &Utf8Path) -> io::Result<Vec<TunnelRecord>> {
     match std::fs::read(dir.join(FILE)) {
         Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_default()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
@@ -79,7 +79,7 @@ fn locked<T>(dir: &Utf8Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T>
 const LOCK: &str = "tunnels.json.lock";
 
 /// Records a detached tunnel (replacing any record of the same node and component).
-pub fn add(dir: &Utf8Path, record: TunnelRecord) -> io::Result<()> {
+pub(crate) fn add(dir: &Utf8Path, record: TunnelRecord) -> io::Result<()> {
     locked(dir, || {
         let mut records = load(dir)?;
         records.retain(|r| !(r.node == record.node && r.component == record.component));
@@ -90,7 +90,7 @@ pub fn add(dir: &Utf8Path, record: TunnelRecord) -> io::Result<()> {
 
 /// Stops the tunnels to `node` (for `components`, all when empty) and forgets them; returns those
 /// that were still running.
-pub fn stop(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Vec<TunnelRecord>> {
+pub(crate) fn stop(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Vec<TunnelRecord>> {
     locked(dir, || stop_locked(dir, node, components))
 }
 

@@ -149,7 +149,7 @@ fn stop(s: &mut String, t: &Timeline, h: &TimedHit) {
 }
 
 /// Lines `line-2 ..= line+3` of `file`, if it can be read.
-pub fn source_lines(file: &Utf8Path, line: u32) -> Option<Vec<(u32, String)>> {
+pub(crate) fn source_lines(file: &Utf8Path, line: u32) -> Option<Vec<(u32, String)>> {
     let text = std::fs::read_to_string(file).ok()?;
     let first = line.saturating_sub(2).max(1);
     let out: Vec<(u32, String)> = text

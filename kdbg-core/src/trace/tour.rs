@@ -59,7 +59,7 @@ pub fn find(component: &str, name: &str) -> Option<Tour> {
 }
 
 /// A Go regular expression that finds `pattern`'s candidates in Delve's function list.
-pub fn filter(pattern: &str) -> String {
+pub(crate) fn filter(pattern: &str) -> String {
     let mut re = String::new();
     for c in pattern.chars() {
         if "\\.+*?()|[]{}^$".contains(c) {
@@ -72,7 +72,7 @@ pub fn filter(pattern: &str) -> String {
 }
 
 /// Whether the symbol `name` is the function `pattern` stands for (see the module doc).
-pub fn matches(pattern: &str, name: &str) -> bool {
+pub(crate) fn matches(pattern: &str, name: &str) -> bool {
     name == pattern || name.strip_suffix(pattern).is_some_and(|head| head.ends_with('/'))
 }
 

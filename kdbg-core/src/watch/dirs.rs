@@ -21,7 +21,11 @@ use crate::cache;
 use crate::component::Component;
 
 /// The tree-relative directories to watch for `components` (`""` is the tree's root).
-pub fn wanted(tree_root: &Utf8Path, state_dir: &Utf8Path, components: &[&'static Component]) -> BTreeSet<String> {
+pub(crate) fn wanted(
+    tree_root: &Utf8Path,
+    state_dir: &Utf8Path,
+    components: &[&'static Component],
+) -> BTreeSet<String> {
     let mut dirs = cache::closure_dirs(state_dir, components);
     dirs.extend(cache::build_files(tree_root).iter().map(|f| parent(f).to_string()));
     dirs.retain(|d| !d.starts_with("_output"));
@@ -33,14 +37,14 @@ fn parent(rel: &str) -> &str {
 }
 
 /// The inotify watches on a set of directories, kept in step with [`wanted`].
-pub struct Dirs {
+pub(crate) struct Dirs {
     root: Utf8PathBuf,
     watcher: notify::RecommendedWatcher,
     watched: BTreeSet<String>,
 }
 
 impl Dirs {
-    pub fn new(
+    pub(crate) fn new(
         root: &Utf8Path,
         tx: std::sync::mpsc::Sender<notify::Result<notify::Event>>,
     ) -> Result<Dirs, WatchError> {
@@ -50,7 +54,7 @@ impl Dirs {
 
     /// Watches what is wanted and no longer watches the rest; returns directories that could not
     /// be watched (removed since), and fails only when the system runs out of watches.
-    pub fn refresh(&mut self, wanted: &BTreeSet<String>) -> Result<Vec<String>, WatchError> {
+    pub(crate) fn refresh(&mut self, wanted: &BTreeSet<String>) -> Result<Vec<String>, WatchError> {
         let gone: Vec<String> = self.watched.difference(wanted).cloned().collect();
         for d in gone {
             let _ = self.watcher.unwatch(self.root.join(&d).as_std_path());
@@ -70,12 +74,8 @@ impl Dirs {
         Ok(missing)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.watched.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.watched.is_empty()
     }
 }
 
@@ -91,7 +91,7 @@ fn watch_error(path: &Utf8Path, e: notify::Error) -> WatchError {
 
 /// A debounced burst of changes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// Tree-relative paths that changed, sorted.
     pub files: Vec<String>,
     /// When the first of them was noticed.
@@ -100,7 +100,7 @@ pub struct Batch {
 
 /// Waits for a change, then until `quiet` passes without another; `None` once `stop` is set
 /// or the watcher is gone.
-pub fn next_batch(
+pub(crate) fn next_batch(
     rx: &Receiver<notify::Result<notify::Event>>,
     root: &Utf8Path,
     quiet: Duration,
@@ -136,7 +136,7 @@ pub fn next_batch(
 
 /// Events that may change a file's content or a directory's listing. Reads are not changes: `go`
 /// and `make` open every source file during a cycle.
-pub fn changes(kind: &EventKind) -> bool {
+pub(crate) fn changes(kind: &EventKind) -> bool {
     match kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,

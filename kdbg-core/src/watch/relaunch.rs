@@ -70,7 +70,7 @@ done"#;
 
 /// One component under debug, as `kdbg watch` relaunches it.
 #[derive(Debug, Clone)]
-pub struct Held {
+pub(crate) struct Held {
     pub component: String,
     pub spec: LaunchSpec,
     /// Where Delve listens on the node.
@@ -81,7 +81,7 @@ pub struct Held {
 
 /// What one relaunch took, from the node's clock.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Relaunched {
+pub(crate) struct Relaunched {
     pub dlv_pid: u32,
     /// Stopping the old Delve and program.
     pub stop_s: f64,
@@ -95,7 +95,7 @@ pub struct Relaunched {
 
 /// Reads how Delve runs `entry`'s component now: the journal's arguments, listen address and
 /// log, and the running Delve's environment, working directory and `--continue`.
-pub fn capture(node: &dyn Node, entry: &Entry) -> Result<Held, WatchError> {
+pub(crate) fn capture(node: &dyn Node, entry: &Entry) -> Result<Held, WatchError> {
     let gone = |why: String| WatchError::NoDelve { component: entry.component.clone(), node: node.describe(), why };
     let pid = match (entry.state, entry.dlv_pid) {
         (EntryState::Launched, Some(pid)) => pid,
@@ -133,7 +133,7 @@ pub fn capture(node: &dyn Node, entry: &Entry) -> Result<Held, WatchError> {
 /// Relaunches Delve on the binary now on the node, journaling before and after. Relaunches of
 /// several components may run at once: they share `journal` (loaded by the caller), so no
 /// write loses another's entry.
-pub fn relaunch(
+pub(crate) fn relaunch(
     node: &dyn Node,
     journal: &Mutex<Journal>,
     held: &Held,
