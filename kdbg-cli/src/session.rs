@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use kdbg_core::component::Component;
-use kdbg_core::crash::{self, CrashAt};
+use kdbg_core::crash::CrashAt;
 use kdbg_core::deploy::DeployConfig;
 use kdbg_core::ide::vscode;
 use kdbg_core::node::target::Target;
@@ -104,11 +104,6 @@ pub struct RestoreArgs {
     pub lock: LockArgs,
 }
 
-/// Test-only fault injection, see `kdbg_core::crash`.
-fn crash_at() -> CrashAt {
-    CrashAt(std::env::var(crash::ENV).ok().filter(|v| !v.is_empty()))
-}
-
 /// Every flag of this `kdbg debug` that shapes the session (components and `--port` aside: each
 /// task names its own), so the VSCode tasks it writes run exactly this session again.
 fn task_args(a: &DebugArgs) -> vscode::TaskArgs {
@@ -151,7 +146,7 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         timeouts: Timeouts { stop: Duration::from_secs(args.stop_timeout), ..Timeouts::default() },
         state_dir: state_dir(),
         ide: (!args.no_ide).then(|| task_args(&args)),
-        crash: crash_at(),
+        crash: CrashAt::from_env(),
     };
     let nodes = args.target.nodes()?;
     let term = Terminal::new(verbose);
@@ -280,7 +275,7 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
         components: comps,
         back_timeout: Duration::from_secs(args.timeout),
         state_dir: state_dir(),
-        crash: crash_at(),
+        crash: CrashAt::from_env(),
         owner: None,
         from_node_state: args.from_node_state,
     };

@@ -54,6 +54,7 @@ pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
         debounce: Duration::from_millis(args.debounce),
         timeouts: Timeouts::default(),
         max_cycles,
+        crash: kdbg_core::crash::CrashAt::from_env(),
     };
     let node = args.target.connect()?;
     let term = Terminal::new(verbose);

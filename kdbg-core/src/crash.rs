@@ -19,6 +19,11 @@ pub const ENV: &str = "KDBG_TEST_CRASH_AT";
 pub struct CrashAt(pub Option<String>);
 
 impl CrashAt {
+    /// The point `KDBG_TEST_CRASH_AT` names, if any.
+    pub fn from_env() -> CrashAt {
+        CrashAt(std::env::var(ENV).ok().filter(|v| !v.is_empty()))
+    }
+
     /// Called when step `id` finished: SIGKILLs this process if that is the point asked for.
     pub(crate) fn after(&self, id: &StepId) {
         self.die_at(&id.to_string());

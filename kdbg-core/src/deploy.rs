@@ -25,8 +25,7 @@ use crate::node::copy::Method;
 use crate::node::{Node, NodeError, Privilege};
 use crate::plan::exec::{Exec, Failed};
 use crate::plan::fleet::Fleet;
-use crate::plan::StepKind;
-use crate::report::{Reporter, StepStatus};
+use crate::report::Reporter;
 use crate::tree::SourceTree;
 pub(crate) use dlv::{Dlv, DlvPickError, Needs};
 pub(crate) use steps::{BuildOnce, Deploying, Target};
@@ -169,38 +168,9 @@ impl Deployed {
     }
 }
 
-/// Copies each `(name, local path, sha256)` to `BIN_DIR/<name>` on the node unless `on_node` (the
-/// node's sha256 of that path, in the same order) says it is there already, reporting a
-/// `copy:<name>` step for each (`kdbg watch`, which runs no plan).
-pub(crate) fn copy_files(
-    tree: &SourceTree,
-    node: &dyn Node,
-    wanted: &[(String, Utf8PathBuf, String)],
-    on_node: &[Option<String>],
-    reporter: &dyn Reporter,
-) -> Result<Vec<Deployed>, DeployError> {
-    let mut files = Vec::new();
-    for (file, have) in wanted.iter().zip(on_node) {
-        let (name, local, sha) = file;
-        let id = StepKind::Copy.on(name);
-        if have.as_deref() == Some(sha.as_str()) {
-            let reason = format!("{} already has sha256:{}", node.describe(), &sha[..12.min(sha.len())]);
-            reporter.step(&id, StepStatus::Skipped { reason });
-            files.push(Deployed::kept(name, sha, std::fs::metadata(local).map(|m| m.len()).unwrap_or(0)));
-            continue;
-        }
-        reporter.step(&id, StepStatus::Started);
-        let d = copy_one(tree, node, file, have.as_deref(), reporter)
-            .inspect_err(|e| reporter.step(&id, StepStatus::Failed { error: e.to_string() }))?;
-        reporter.step(&id, StepStatus::Done { seconds: d.seconds });
-        files.push(d);
-    }
-    Ok(files)
-}
-
 /// Copies one `(name, local path, sha256)` to `BIN_DIR/<name>`: a delta against the last copy
 /// when the node still holds it (`have`). `dlv` is checked to run after a copy.
-fn copy_one(
+pub(crate) fn copy_one(
     tree: &SourceTree,
     node: &dyn Node,
     (file, local, sha): &(String, Utf8PathBuf, String),

@@ -3,8 +3,10 @@
 //! ```text
 //! inotify on the closure's dirs ─▶ debounce ─▶ build::build (keys; ONE make for the stale ones)
 //!        ▲                                        │ binary sha256 = what the node holds? ─▶ no change
-//!        └── refresh the dirs ◀── relaunch Delve ◀┴─ copy (delta) only the binaries that differ
+//!        └── refresh the dirs ◀── launch:<c> ◀────┴─ copy:<c> (delta) for the binaries that differ
 //! ```
+//!
+//! The copies and relaunches are a plan run by the executor ([`cycle`]), as `kdbg debug`'s are.
 //!
 //! It needs a running session: the journal on the node says how each component runs under Delve,
 //! and [`relaunch::capture`] reads the rest once from the running Delve. A cycle relaunches
@@ -21,6 +23,7 @@
 //! to a whole copy, so a stale belief costs time, never a wrong binary. kdbg-core reports
 //! [`WatchEvent`]s; the CLI prints them.
 
+mod cycle;
 pub(crate) mod dirs;
 pub(crate) mod relaunch;
 
@@ -32,7 +35,6 @@ use serde::Serialize;
 
 use crate::build::{self, BuildConfig};
 use crate::component::Component;
-use crate::deploy;
 use crate::layout::binary_path;
 use crate::node::{Node, NodeError};
 use crate::plan::StepKind;
@@ -52,6 +54,8 @@ pub struct WatchConfig {
     pub timeouts: Timeouts,
     /// Stop after this many cycles (tests).
     pub max_cycles: Option<u32>,
+    /// Test-only fault injection at a cycle's steps (`copy:<c>`, `launch:<c>`).
+    pub crash: crate::crash::CrashAt,
 }
 
 impl Default for WatchConfig {
@@ -61,6 +65,7 @@ impl Default for WatchConfig {
             debounce: Duration::from_millis(300),
             timeouts: Timeouts::default(),
             max_cycles: None,
+            crash: crate::crash::CrashAt::default(),
         }
     }
 }
@@ -280,49 +285,54 @@ impl Loop<'_> {
             Err(e) => return fail("copy", e.to_string()),
         };
         let t1 = Instant::now();
-        let wanted: Vec<_> = changed.iter().map(|b| (b.name.clone(), b.binary.clone(), b.sha256.clone())).collect();
-        let have: Vec<Option<String>> = changed.iter().map(|b| self.on_node.get(&b.name).cloned().flatten()).collect();
-        let copied = match deploy::copy_files(self.tree, self.node, &wanted, &have, &tap) {
-            Ok(c) => c,
-            Err(e) => return fail("copy", e.to_string()),
-        };
-        for (name, _, sha) in &wanted {
-            self.on_node.insert(name.clone(), Some(sha.clone()));
-        }
-        let copy_s = t1.elapsed().as_secs_f64();
-
-        let t2 = Instant::now();
         self.unlaunched.extend(relaunch.iter().map(|h| h.component.clone()));
-        let (dlv_t, serve_t) = (self.cfg.timeouts.dlv, self.cfg.timeouts.serve);
         let journal = match journal::load(self.node) {
             Ok(j) => std::sync::Mutex::new(j),
             Err(e) => return fail("relaunch", e.to_string()),
         };
-        let results: Vec<Result<relaunch::Relaunched, WatchError>> = std::thread::scope(|s| {
-            let (node, journal) = (self.node, &journal);
-            let relaunch_one = move |h| relaunch::relaunch(node, journal, h, dlv_t, serve_t);
-            let handles: Vec<_> = relaunch.iter().map(|h| s.spawn(move || relaunch_one(h))).collect();
-            handles.into_iter().map(|h| h.join().expect("relaunch does not panic")).collect()
-        });
+        let run = cycle::Cycling {
+            tree: self.tree,
+            node: self.node,
+            wanted: changed.iter().map(|b| (b.name.clone(), b.binary.clone(), b.sha256.clone())).collect(),
+            have: changed.iter().map(|b| self.on_node.get(&b.name).cloned().flatten()).collect(),
+            held: relaunch.clone(),
+            journal,
+            timeouts: self.cfg.timeouts,
+            reporter: &tap,
+            copied: Default::default(),
+            relaunched: Default::default(),
+        };
+        let copies: Vec<&str> = changed.iter().map(|b| b.name.as_str()).collect();
+        let errors = run.run_plan(&cycle::plan(&copies, &names), self.cfg.crash.clone());
+        let copied = run.copied.into_inner().unwrap();
+        for (d, _) in &copied {
+            self.on_node.insert(d.name.clone(), Some(d.sha256.clone()));
+        }
+        let copy_s = copied.iter().map(|(_, at)| (*at - t1).as_secs_f64()).fold(0.0, f64::max);
         let (mut dlv_s, mut node_s): (f64, f64) = (0.0, 0.0);
-        let mut errors = Vec::new();
-        for (h, r) in relaunch.iter().zip(results) {
-            match r {
-                Ok(r) => {
-                    self.unlaunched.remove(&h.component);
-                    dlv_s = dlv_s.max(r.stop_s + r.dlv_s);
-                    node_s = node_s.max(r.stop_s + r.dlv_s + r.serve_s);
-                    if let Some(message) = r.warning {
-                        (self.events)(WatchEvent::Warning { message });
-                    }
-                }
-                Err(e @ WatchError::NotUnderDebug { .. }) => return Err(e),
-                Err(e) => errors.push(e.to_string()),
+        for (name, r) in run.relaunched.into_inner().unwrap() {
+            self.unlaunched.remove(&name);
+            dlv_s = dlv_s.max(r.stop_s + r.dlv_s);
+            node_s = node_s.max(r.stop_s + r.dlv_s + r.serve_s);
+            if let Some(message) = r.warning {
+                (self.events)(WatchEvent::Warning { message });
             }
         }
-        if !errors.is_empty() {
-            return fail("relaunch", errors.join("\n"));
+        let mut failed = (Vec::new(), Vec::new());
+        for e in errors {
+            match e {
+                cycle::CycleError::Relaunch(e @ WatchError::NotUnderDebug { .. }) => return Err(e),
+                cycle::CycleError::Copy(e) => failed.0.push(e),
+                cycle::CycleError::Relaunch(e) => failed.1.push(e.to_string()),
+            }
         }
+        if !failed.0.is_empty() {
+            return fail("copy", failed.0.join("\n"));
+        }
+        if !failed.1.is_empty() {
+            return fail("relaunch", failed.1.join("\n"));
+        }
+        let t2 = t1 + Duration::from_secs_f64(copy_s);
         let done = Instant::now();
         (self.events)(WatchEvent::Done(CycleReport {
             cycle: n,
@@ -331,7 +341,7 @@ impl Loop<'_> {
             make_s,
             via: built.via,
             copy_s,
-            copy_bytes: copied.iter().map(|d| d.wire_bytes).sum(),
+            copy_bytes: copied.iter().map(|(d, _)| d.wire_bytes).sum(),
             relaunch_s: (done - t2).as_secs_f64(),
             dlv_s,
             node_s,

@@ -121,3 +121,26 @@ fn watch_rebuilds_relaunches_and_serves_an_edit_keeps_the_session_on_errors_and_
     assert!(out.stderr.contains("fix: start a session first (`kdbg debug kube-apiserver`"), "{}", out.stderr);
     drop(_restore);
 }
+
+/// A watch cycle is a plan whose steps are crash points: kdbg killed after the cycle's copy, or
+/// after its relaunch, leaves a node that `kdbg restore` puts back byte for byte.
+#[test]
+fn a_kill_after_a_watch_cycle_step_is_undone_by_restore() {
+    let lab = Lab::up("watchf");
+    let before = lab.snapshot();
+    let text = std::fs::read_to_string(lab.tree.path(HEALTHZ)).unwrap();
+    for (i, point) in ["copy:kube-apiserver", "launch:kube-apiserver"].iter().enumerate() {
+        lab.debug(&[]).success();
+        // The node now differs from the tree: watch's start-up cycle copies and relaunches.
+        lab.tree.write(HEALTHZ, &text.replace(NOSNIFF, &format!("{NOSNIFF}\n\tw.Header().Set(\"X-Kill\", \"{i}\")")));
+        let out = lab
+            .kdbg(&["watch", "apiserver"])
+            .env("KDBG_TEST_WATCH_CYCLES", "1")
+            .env(kdbg_core::crash::ENV, point)
+            .output();
+        assert_eq!(out.code, -1, "{point}: kdbg watch was not killed there:\n{}", out.stderr);
+        lab.restore();
+        assert_eq!(lab.snapshot(), before, "after a kill at {point}");
+        lab.assert_clean();
+    }
+}
