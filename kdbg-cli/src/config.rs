@@ -125,6 +125,23 @@ impl TargetArgs {
 /// A node of a command on several: its name in step ids, its target, the node.
 pub type NamedNode = (String, Target, Box<dyn Node>);
 
+/// `(name in step ids, node)` of each node, and their targets for messages (`a, b`).
+pub fn node_refs(nodes: &[NamedNode]) -> (Vec<(String, &dyn Node)>, String) {
+    let refs = nodes.iter().map(|(n, _, node)| (n.clone(), &**node)).collect();
+    let names = nodes.iter().map(|(_, t, _)| t.to_string()).collect::<Vec<_>>().join(", ");
+    (refs, names)
+}
+
+/// One node's `--json` document with `schema` added, or `{"schema", "nodes": [...]}` for several.
+pub fn one_or_nodes(mut docs: Vec<serde_json::Value>) -> serde_json::Value {
+    if docs.len() == 1 {
+        let mut doc = docs.remove(0);
+        doc["schema"] = serde_json::json!(JSON_SCHEMA);
+        return doc;
+    }
+    serde_json::json!({ "schema": JSON_SCHEMA, "nodes": docs })
+}
+
 /// How to meet another kdbg that is changing the same node.
 #[derive(Debug, Args)]
 pub struct LockArgs {
@@ -145,6 +162,17 @@ impl LockArgs {
         let names: Vec<&str> = comps.iter().map(|c| c.name).collect();
         let command = [verb].into_iter().chain(names).collect::<Vec<_>>().join(" ");
         Ok(NodeLock::acquire(node, &command, !self.no_wait, term)?)
+    }
+
+    /// [`LockArgs::acquire`] on every node, in order.
+    pub fn acquire_all(
+        &self,
+        nodes: &[NamedNode],
+        verb: &str,
+        comps: &[&Component],
+        term: &Terminal,
+    ) -> anyhow::Result<Vec<NodeLock>> {
+        nodes.iter().map(|(_, _, node)| self.acquire(&**node, verb, comps, term)).collect()
     }
 }
 

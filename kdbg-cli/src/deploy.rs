@@ -6,10 +6,11 @@ use clap::Args;
 use kdbg_core::deploy::{self, DeployConfig, DeployOutcome};
 use kdbg_core::doctor::{self, DoctorConfig, Status};
 use kdbg_core::node::target::Target;
-use kdbg_core::node::Node;
 use serde_json::json;
 
-use crate::config::{find_tree, LockArgs, Resolved, Selection, SrcArgs, TargetArgs, JSON_SCHEMA};
+use crate::config::{
+    find_tree, node_refs, one_or_nodes, LockArgs, Resolved, Selection, SrcArgs, TargetArgs, JSON_SCHEMA,
+};
 use crate::render::Terminal;
 
 #[derive(Debug, Args)]
@@ -54,31 +55,16 @@ pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
     let config = DeployConfig { build, dlv: args.target.dlv.clone() };
     let nodes = args.target.nodes()?;
     let term = Terminal::new(verbose);
-    let mut _locks = Vec::new();
-    for (_, _, node) in &nodes {
-        _locks.push(args.lock.acquire(&**node, "deploy", &comps, &term)?);
-    }
-    let refs: Vec<(String, &dyn Node)> = nodes.iter().map(|(n, _, node)| (n.clone(), &**node)).collect();
-    let names = nodes.iter().map(|(_, t, _)| t.to_string()).collect::<Vec<_>>().join(", ");
+    let _locks = args.lock.acquire_all(&nodes, "deploy", &comps, &term)?;
+    let (refs, names) = node_refs(&nodes);
     let outcomes = match refs.as_slice() {
         [(_, node)] => deploy::deploy(&tree, &comps, *node, &config, &term).map(|o| vec![o]),
         _ => deploy::deploy_nodes(&tree, &comps, &refs, &config, &term),
     }
     .with_context(|| format!("failed to deploy to {names}"))?;
     if args.json {
-        let mut docs = Vec::new();
-        for o in &outcomes {
-            docs.push(serde_json::to_value(o)?);
-        }
-        let doc = match docs.len() {
-            1 => {
-                let mut doc = docs.remove(0);
-                doc["schema"] = json!(JSON_SCHEMA);
-                doc
-            }
-            _ => json!({ "schema": JSON_SCHEMA, "nodes": docs }),
-        };
-        println!("{doc}");
+        let docs = outcomes.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>()?;
+        println!("{}", one_or_nodes(docs));
     } else {
         outcomes.iter().for_each(|o| print!("{}", render(o)));
     }

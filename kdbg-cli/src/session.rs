@@ -9,14 +9,13 @@ use kdbg_core::crash::CrashAt;
 use kdbg_core::deploy::DeployConfig;
 use kdbg_core::ide::vscode;
 use kdbg_core::node::target::Target;
-use kdbg_core::node::Node;
 use kdbg_core::session::debug::{self, DebugConfig, DebugOutcome, Timeouts};
 use kdbg_core::session::journal::{now, since};
 use kdbg_core::session::restore::{self, RestoreConfig};
 use kdbg_core::session::status;
 use serde_json::json;
 
-use crate::config::{state_dir, target_args, LockArgs, Resolved, Selection, TargetArgs, JSON_SCHEMA};
+use crate::config::{node_refs, one_or_nodes, state_dir, target_args, LockArgs, Resolved, Selection, TargetArgs};
 use crate::render::Terminal;
 
 const DEFAULT_STOP_TIMEOUT: u64 = 90;
@@ -151,12 +150,8 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
     let nodes = args.target.nodes()?;
     let term = Terminal::new(verbose);
     println!("{}", vscode::START_MARKER);
-    let mut _locks = Vec::new();
-    for (_, _, node) in &nodes {
-        _locks.push(args.lock.acquire(&**node, "debug", &comps, &term)?);
-    }
-    let refs: Vec<(String, &dyn Node)> = nodes.iter().map(|(n, _, node)| (n.clone(), &**node)).collect();
-    let names = nodes.iter().map(|(_, t, _)| t.to_string()).collect::<Vec<_>>().join(", ");
+    let _locks = args.lock.acquire_all(&nodes, "debug", &comps, &term)?;
+    let (refs, names) = node_refs(&nodes);
     let outcomes = match refs.as_slice() {
         [(_, node)] => debug::debug(&tree, &comps, *node, &config, &term).map(|o| vec![o]),
         _ => debug::debug_nodes(&tree, &comps, &refs, &config, &term),
@@ -179,16 +174,6 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
     }
     println!("{}", vscode::READY_MARKER);
     Ok(())
-}
-
-/// One node's document with `schema` added, or `{"schema", "nodes": [...]}` for several.
-fn one_or_nodes(mut docs: Vec<serde_json::Value>) -> serde_json::Value {
-    if docs.len() == 1 {
-        let mut doc = docs.remove(0);
-        doc["schema"] = json!(JSON_SCHEMA);
-        return doc;
-    }
-    json!({ "schema": JSON_SCHEMA, "nodes": docs })
 }
 
 fn render_debug(o: &DebugOutcome, node: &str, target: &[String]) -> String {

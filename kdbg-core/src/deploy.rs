@@ -108,21 +108,13 @@ pub fn deploy(
     config: &DeployConfig,
     reporter: &dyn Reporter,
 ) -> Result<DeployOutcome, DeployError> {
-    let started = Instant::now();
-    let (trips0, sent0) = (node.round_trips(), node.bytes_sent());
-    let target = Target::check(tree, node, config)?;
-    let keyed = build::keyed(tree, components, &target.prepared, reporter)?;
-    let plan = steps::plan(crate::plan::Plan::for_build(&keyed.keys.components), components);
-    let run = Deploying::new(tree, node, &target, config, BuildOnce::new(keyed), reporter);
-    Exec::default()
-        .run(&plan, &run, reporter)
-        .map_err(|f| DeployError::first(f, |e| matches!(e, DeployError::Earlier { .. })))?;
-    run.outcome(started, trips0, sent0)
+    let mut one = deploy_nodes(tree, components, &[(node.describe(), node)], config, reporter)?;
+    Ok(one.remove(0))
 }
 
 /// [`deploy`] to several nodes in one run (`--all-nodes`, several `--target`s): one build, then
-/// each node's `sha256s` round trip and copies (`copy:<c>@<node>`), the copies of different nodes
-/// running concurrently. `nodes`: `(name in step ids, node)`.
+/// each node's `sha256s` round trip and copies (`copy:<c>@<node>`; one node: `copy:<c>`), the
+/// copies of different nodes running concurrently. `nodes`: `(name in step ids, node)`.
 pub fn deploy_nodes(
     tree: &SourceTree,
     components: &[&'static Component],

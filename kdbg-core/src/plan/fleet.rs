@@ -41,9 +41,11 @@ impl<R: Runner> Runner for Fleet<R> {
     }
 
     fn rollback(&self, ran: &[&Step]) {
+        let first = self.nodes[0].0.as_str();
         for (name, runner) in &self.nodes {
+            // Node-less steps are the first runner's, as in `route`.
             let mine: Vec<Step> =
-                ran.iter().filter(|s| s.id.node.as_deref() == Some(name)).map(|s| self.route(s).1).collect();
+                ran.iter().filter(|s| s.id.node.as_deref().unwrap_or(first) == name).map(|s| self.route(s).1).collect();
             runner.rollback(&mine.iter().collect::<Vec<_>>());
         }
     }

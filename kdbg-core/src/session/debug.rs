@@ -168,35 +168,11 @@ pub fn debug(
     cfg: &DebugConfig,
     reporter: &dyn Reporter,
 ) -> Result<DebugOutcome, DebugError> {
-    if cfg.expose {
-        reporter.warn(
-            "--expose: Delve listens on every interface of the node. Its API is unauthenticated: anyone who can \
-             reach the port can run any code as root on the node. Use it only on a network you trust"
-                .into(),
-        );
-    }
-    let journal = journal::load(node)?;
-    for c in components {
-        if let Some(e) = journal.components.get(c.name) {
-            let holder = e.holder();
-            return Err(SessionError::Held { component: c.name.into(), node: node.describe(), holder }.into());
-        }
-    }
-    let started = Instant::now();
-    let (trips0, sent0) = (node.round_trips(), node.bytes_sent());
-    let target = Target::check(tree, node, &cfg.deploy)?;
-    let keyed = build::keyed(tree, components, &target.prepared, reporter).map_err(DeployError::from)?;
-    let plan = full_plan(Plan::for_build(&keyed.keys.components), components, cfg.tunnel, cfg.ide.is_some());
-    let deploying = Deploying::new(tree, node, &target, &cfg.deploy, BuildOnce::new(keyed), reporter);
-    let run = Debugging::new(tree, node, cfg, components, journal, deploying, reporter);
-    let exec = Exec { policy: Policy::Stop, crash: cfg.crash.clone(), ..Exec::default() };
-    let steps = exec
-        .run(&plan, &run, reporter)
-        .map_err(|f| DeployError::first(f, |e| matches!(e, DebugError::Deploy(DeployError::Earlier { .. }))))?;
-    run.outcome(steps, started, trips0, sent0)
+    let mut one = debug_nodes(tree, components, &[(node.describe(), node)], cfg, reporter)?;
+    Ok(one.remove(0))
 }
 
-/// `kdbg debug` on several nodes at once (`--all-nodes`, or several `--target`s): one build,
+/// `kdbg debug` on one node, or several at once (`--all-nodes`, several `--target`s): one build,
 /// then [`full_plan`] spread over the nodes ([`Plan::across`]: `copy:kubelet@n1`, ...), the steps of
 /// different nodes of a wave running concurrently; node `i` forwards from `port + 100 * i` on
 /// the workstation; one `write-ide` with an entry per node. A failure on any node rolls back
@@ -209,6 +185,13 @@ pub fn debug_nodes(
     cfg: &DebugConfig,
     reporter: &dyn Reporter,
 ) -> Result<Vec<DebugOutcome>, DebugError> {
+    if cfg.expose {
+        reporter.warn(
+            "--expose: Delve listens on every interface of the node. Its API is unauthenticated: anyone who can \
+             reach the port can run any code as root on the node. Use it only on a network you trust"
+                .into(),
+        );
+    }
     let started = Instant::now();
     let mut journals = Vec::new();
     let mut targets = Vec::new();
@@ -251,8 +234,8 @@ pub fn debug_nodes(
     Ok(out)
 }
 
-/// The runners of a several-node debug: each node's steps to its [`Debugging`], and one
-/// `write-ide` with every node's entries.
+/// The runners of a debug: each node's steps to its [`Debugging`], and one `write-ide` with every
+/// node's entries (named after their node when there are several).
 struct Nodes<'a>(Fleet<Debugging<'a>>);
 
 impl Runner for Nodes<'_> {
@@ -268,8 +251,9 @@ impl Runner for Nodes<'_> {
         }
         let mut all = Attach::default();
         let mut entries = Vec::new();
+        let several = self.0.nodes.len() > 1;
         for (name, d) in &self.0.nodes {
-            let (a, e) = d.attach(Some(name));
+            let (a, e) = d.attach(several.then_some(name.as_str()));
             all.instructions.push_str(&a.instructions);
             entries.extend(e);
         }
