@@ -35,9 +35,14 @@ impl TunnelRecord {
         }
     }
 
-    /// The process still runs and still looks like this forward (not a reused pid).
+    /// The recorded process still runs and still looks like this forward (not a reused pid).
     pub(crate) fn alive(&self) -> bool {
-        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else { return false };
+        self.pid != PENDING && self.is(self.pid)
+    }
+
+    /// Does process `pid` look like this forward?
+    fn is(&self, pid: u32) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
         let to = self.endpoint();
         // `ssh -N -L 127.0.0.1:LOCAL:127.0.0.1:REMOTE …` or `… -L 127.0.0.1:LOCAL:/path/dlv.sock …`
@@ -50,7 +55,23 @@ impl TunnelRecord {
         let socat = args.iter().any(|a| a.starts_with(&listen)) && args.iter().any(|a| a.ends_with(&target));
         ssh || socat
     }
+
+    /// The processes of this forward: the recorded one, or, when kdbg was stopped between
+    /// recording the forward and learning its pid ([`PENDING`]), any process that looks like it.
+    fn processes(&self) -> Vec<u32> {
+        if self.alive() {
+            return vec![self.pid];
+        }
+        let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+        let me = std::process::id();
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != me && self.is(pid))
+            .collect()
+    }
 }
+
+/// The pid of a forward recorded before it is started (see [`add`]).
+pub(crate) const PENDING: u32 = 0;
 
 pub(crate) fn load(dir: &Utf8Path) -> io::Result<Vec<TunnelRecord>> {
     match std::fs::read(dir.join(FILE)) {
@@ -78,12 +99,23 @@ fn locked<T>(dir: &Utf8Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T>
 
 const LOCK: &str = "tunnels.json.lock";
 
-/// Records a detached tunnel (replacing any record of the same node and component).
+/// Records a tunnel (replacing any record of the same node and component): first with the pid
+/// [`PENDING`], before the forward starts, so that a kdbg killed while starting it leaves a record
+/// that `kdbg restore` stops the forward by; then with the forward's pid.
 pub(crate) fn add(dir: &Utf8Path, record: TunnelRecord) -> io::Result<()> {
     locked(dir, || {
         let mut records = load(dir)?;
         records.retain(|r| !(r.node == record.node && r.component == record.component));
         records.push(record);
+        save(dir, &records)
+    })
+}
+
+/// Forgets the record of a forward that ends with kdbg (no detachable tunnel).
+pub(crate) fn forget(dir: &Utf8Path, node: &str, component: &str) -> io::Result<()> {
+    locked(dir, || {
+        let mut records = load(dir)?;
+        records.retain(|r| !(r.node == node && r.component == component));
         save(dir, &records)
     })
 }
@@ -104,20 +136,21 @@ fn stop_locked(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Ve
         .partition(|r| r.node == node && (components.is_empty() || components.contains(&r.component.as_str())));
     let mut stopped = Vec::new();
     for r in gone {
-        if r.alive() {
-            if let Ok(pid) = i32::try_from(r.pid) {
-                // SAFETY: signals one process that `alive` just identified as this forward.
+        let pids = r.processes();
+        for &pid in &pids {
+            if let Ok(pid) = i32::try_from(pid) {
+                // SAFETY: signals one process that `processes` just identified as this forward.
                 unsafe { libc::kill(pid, libc::SIGTERM) };
             }
-            stopped.push(r);
         }
-    }
-    for r in &stopped {
-        for _ in 0..50 {
-            if !r.alive() {
-                break;
+        for pid in pids {
+            for _ in 0..50 {
+                if !r.is(pid) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            stopped.push(TunnelRecord { pid, ..r.clone() });
         }
     }
     save(dir, &kept)?;
@@ -172,6 +205,25 @@ mod tests {
         add(dir, rec.clone()).unwrap();
         assert_eq!(stop(dir, "kind node dev-control-plane", &[]).unwrap(), [rec]);
         assert!(!child.wait().unwrap().success(), "the forward was not signalled");
+    }
+
+    #[test]
+    fn a_forward_recorded_before_its_pid_was_known_is_found_and_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8Path::from_path(dir.path()).unwrap();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30", "TCP-LISTEN:23453,bind=127.0.0.1,reuseaddr,fork"])
+            .arg("EXEC:'docker exec -i dev-worker socat - TCP:127.0.0.1:2346'")
+            .spawn()
+            .unwrap();
+        let rec = running(&child, "kind node dev-worker", (23453, 2346), None);
+        // kdbg was killed after starting the forward, before recording its pid.
+        let pending = TunnelRecord { pid: PENDING, ..rec.clone() };
+        assert!(!pending.alive());
+        add(dir, pending).unwrap();
+        assert_eq!(stop(dir, "kind node dev-worker", &["kube-apiserver"]).unwrap(), [rec]);
+        assert!(!child.wait().unwrap().success(), "the forward was not signalled");
+        assert!(load(dir).unwrap().is_empty());
     }
 
     #[test]

@@ -203,13 +203,36 @@ impl<'a> Debugging<'a> {
         Ok(())
     }
 
-    /// A detached local forward to Delve, recorded in the workstation's state directory.
+    /// A detached local forward to Delve, recorded in the workstation's state directory (before
+    /// it starts: see [`tunnels::add`]).
     fn tunnel(&self, c: &'static Component) -> Result<(), SessionError> {
         let (node, cfg) = (self.node, self.cfg);
         let mut sessions = self.sessions.lock().unwrap();
         let session = sessions.get_mut(c.name).expect("launched before");
         let port = session.port + cfg.local_shift;
         let remote = self.entries.lock().unwrap().get(c.name).expect("launched before").endpoint();
+        let record = |pid| TunnelRecord {
+            node: node.describe(),
+            component: c.name.into(),
+            local_port: port,
+            remote_port: session.port,
+            remote_socket: endpoint::socket_of(&remote).map(String::from),
+            pid,
+            started_at: journal::now(),
+        };
+        let write = |record: Option<TunnelRecord>| -> Result<(), SessionError> {
+            let Some(dir) = &cfg.state_dir else { return Ok(()) };
+            let written = match record {
+                Some(r) => tunnels::add(dir, r),
+                None => tunnels::forget(dir, &node.describe(), c.name),
+            };
+            written.map_err(|source| SessionError::Local {
+                what: "write".into(),
+                path: dir.join(tunnels::FILE).to_string(),
+                source,
+            })
+        };
+        write(Some(record(tunnels::PENDING)))?;
         let tunnel = node
             .forward(port, &remote)
             .map_err(|e| SessionError::Tunnel { component: c.name.into(), detail: e.to_string() })?;
@@ -226,8 +249,9 @@ impl<'a> Debugging<'a> {
                 ),
             })?;
         }
-        session.tunnel_pid = tunnel.detach();
-        if session.tunnel_pid.is_none() {
+        let pid = tunnel.detach();
+        session.tunnel_pid = pid;
+        if pid.is_none() {
             self.reporter.warn(format!(
                 "the forward to {}'s Delve on localhost:{port} ends when kdbg exits ({} has no detachable tunnel); \
                  attach while kdbg runs, or use `kdbg debug --expose` on a trusted network",
@@ -235,23 +259,7 @@ impl<'a> Debugging<'a> {
                 node.describe()
             ));
         }
-        if let (Some(dir), Some(pid)) = (&cfg.state_dir, session.tunnel_pid) {
-            let record = TunnelRecord {
-                node: node.describe(),
-                component: c.name.into(),
-                local_port: port,
-                remote_port: session.port,
-                remote_socket: endpoint::socket_of(&remote).map(String::from),
-                pid,
-                started_at: journal::now(),
-            };
-            tunnels::add(dir, record).map_err(|source| SessionError::Local {
-                what: "write".into(),
-                path: dir.join(tunnels::FILE).to_string(),
-                source,
-            })?;
-        }
-        Ok(())
+        write(pid.map(record))
     }
 
     /// How to attach to this node's sessions, and their VSCode entries (named after `node` when
