@@ -89,6 +89,8 @@ pub enum Command {
     Vscode(crate::vscode::VscodeArgs),
     /// Rebuild, recopy and relaunch components under debug whenever their sources change.
     Watch(crate::watch::WatchArgs),
+    /// List the git worktrees `--at` and `--match-node` made (size, last use), and prune old ones.
+    Worktrees(crate::worktrees::WorktreesArgs),
     /// Record a guided tour of how a component under debug handles one action (timeline, HTML report).
     Trace(crate::trace::TraceArgs),
 }

@@ -20,6 +20,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         Command::Vscode(args) => crate::vscode::run(args, a.verbose),
         Command::Watch(args) => crate::watch::run(args, a.verbose),
         Command::Trace(args) => crate::trace::run(args, a.verbose),
+        Command::Worktrees(args) => crate::worktrees::run(args, a.verbose),
         Command::Build { sel, json } => {
             let Resolved { tree, comps, build: config } = sel.resolve()?;
             let outcome = build::build(&tree, &comps, &config, &term)?;

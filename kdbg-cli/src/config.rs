@@ -9,8 +9,11 @@ use kdbg_core::build::BuildConfig;
 use kdbg_core::component::Component;
 use kdbg_core::node::target::{ConnectOptions, Target};
 use kdbg_core::node::Node;
+use kdbg_core::report::Reporter;
 use kdbg_core::session::node_lock::NodeLock;
+use kdbg_core::session::version;
 use kdbg_core::tree::{SourceTree, TreeSearch};
+use kdbg_core::worktree;
 
 use crate::render::Terminal;
 
@@ -53,6 +56,14 @@ pub struct SrcArgs {
     /// Always build through make, never by replaying make's captured `go` calls.
     #[arg(long)]
     pub via_make: bool,
+    /// Build another version of the tree: a tag, branch or commit of its git clone, checked out
+    /// once as a git worktree (see `kdbg worktrees`) with its own _output, cache and Go; your
+    /// checkout is never touched.
+    #[arg(long, value_name = "REF")]
+    pub at: Option<String>,
+    /// Where `--at` puts its worktrees [default: the clone's _output/kdbg/worktrees].
+    #[arg(long, env = "KDBG_WORKTREES", value_name = "DIR")]
+    pub worktrees: Option<Utf8PathBuf>,
 }
 
 impl SrcArgs {
@@ -210,26 +221,74 @@ pub struct Resolved {
 }
 
 impl Selection {
-    /// Resolves components first (a typo should not wait for tree inspection), then the tree.
+    /// Resolves components first (a typo should not wait for tree inspection), then the tree
+    /// (with `--at`, the worktree at that ref).
     pub fn resolve(&self) -> anyhow::Result<Resolved> {
         let comps = Component::resolve(&self.components)?;
         let tree = find_tree(&self.src)?;
         Ok(Resolved { tree, comps, build: self.src.build_config(self.profile()) })
     }
+
+    /// [`Selection::resolve`] for a command on `nodes`: with `--match-node`, the tree is a
+    /// worktree at the version the nodes run.
+    pub fn resolve_on(&self, nodes: &[NamedNode], m: &MatchArgs, term: &Terminal) -> anyhow::Result<Resolved> {
+        if !m.match_node {
+            return self.resolve();
+        }
+        let comps = Component::resolve(&self.components)?;
+        let refs: Vec<&dyn Node> = nodes.iter().map(|(_, _, n)| &**n).collect();
+        let found = version::matching(&refs, &comps)?;
+        if let Some(w) = &found.warning {
+            term.warn(w.clone());
+        }
+        term.info(format!("--match-node: {}; building {} from a git worktree", found.from, found.git_ref));
+        let tree = find_tree_at(&self.src, Some(&found.git_ref), term)?;
+        Ok(Resolved { tree, comps, build: self.src.build_config(self.profile()) })
+    }
 }
 
+/// `--match-node` of the commands that change nodes.
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// Build the version the node runs (its binary's --version, else its image tag, else the
+    /// kubelet's version) from a git worktree of your clone, as `--at v<version>` would.
+    #[arg(long, conflicts_with = "at")]
+    pub match_node: bool,
+}
+
+/// The tree of `--src` and friends; with `--at`, the worktree of its clone at that ref.
 pub fn find_tree(src: &SrcArgs) -> anyhow::Result<SourceTree> {
+    find_tree_at(src, src.at.as_deref(), &Terminal::new(false))
+}
+
+/// Where the tree of `--src` and friends is, without inspecting it.
+pub fn tree_root(src: &SrcArgs) -> anyhow::Result<Utf8PathBuf> {
+    search(src).root().context("failed to find the kubernetes source tree")
+}
+
+fn search(src: &SrcArgs) -> TreeSearch {
     let env_path = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
     let cwd = std::env::current_dir().ok().and_then(|d| Utf8PathBuf::from_path_buf(d).ok());
     let gopath = env_path("GOPATH").or_else(|| env_path("HOME").map(|h| h.join("go")));
-    let search = TreeSearch {
+    TreeSearch {
         explicit: src.src.clone(),
         env_src: env_path("KDBG_SRC"),
         cwd,
         gopath,
         kube_version: src.kube_version.clone(),
         version_file: env_path("KUBE_GIT_VERSION_FILE"),
-    };
+    }
+}
+
+fn find_tree_at(src: &SrcArgs, at: Option<&str>, term: &Terminal) -> anyhow::Result<SourceTree> {
+    let mut search = search(src);
+    if let Some(at) = at {
+        let clone = worktree::clone_of(&tree_root(src)?)?;
+        let w = worktree::ensure(&clone, at, src.worktrees.as_deref(), term)?;
+        // The worktree's own version (git describe), never the checkout's version file.
+        search = TreeSearch { explicit: Some(w.path), version_file: None, ..search };
+    }
     let tree = SourceTree::find(&search).context("failed to find the kubernetes source tree")?;
+    worktree::touch(&tree.root);
     Ok(tree)
 }

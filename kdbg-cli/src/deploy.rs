@@ -9,7 +9,7 @@ use kdbg_core::node::target::Target;
 use serde_json::json;
 
 use crate::config::{
-    find_tree, node_refs, one_or_nodes, LockArgs, Resolved, Selection, SrcArgs, TargetArgs, JSON_SCHEMA,
+    find_tree, node_refs, one_or_nodes, LockArgs, MatchArgs, Resolved, Selection, SrcArgs, TargetArgs, JSON_SCHEMA,
 };
 use crate::render::Terminal;
 
@@ -19,11 +19,14 @@ use crate::render::Terminal;
   kdbg deploy apiserver scheduler --target kind://dev
   kdbg deploy kubelet --target ssh://root@10.0.0.5:2222 --identity ~/.ssh/lab
   KDBG_TARGET=minikube://dev kdbg deploy cm --json
+  kdbg deploy apiserver --target kind://dev --match-node  # the version the node runs, from a worktree
 
 Binaries and dlv go to /var/lib/kdbg/bin on the node; only files whose sha256 differs are sent.")]
 pub struct DeployArgs {
     #[command(flatten)]
     pub sel: Selection,
+    #[command(flatten)]
+    pub matching: MatchArgs,
     #[command(flatten)]
     pub target: TargetArgs,
     /// Print the outcome (each file's sha256, copied, bytes, seconds) as one JSON object.
@@ -51,17 +54,14 @@ pub struct DoctorArgs {
 }
 
 pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
-    let Resolved { tree, comps, build } = args.sel.resolve()?;
-    let config = DeployConfig { build, dlv: args.target.dlv.clone() };
     let nodes = args.target.nodes()?;
     let term = Terminal::new(verbose);
+    let Resolved { tree, comps, build } = args.sel.resolve_on(&nodes, &args.matching, &term)?;
+    let config = DeployConfig { build, dlv: args.target.dlv.clone() };
     let _locks = args.lock.acquire_all(&nodes, "deploy", &comps, &term)?;
     let (refs, names) = node_refs(&nodes);
-    let outcomes = match refs.as_slice() {
-        [(_, node)] => deploy::deploy(&tree, &comps, *node, &config, &term).map(|o| vec![o]),
-        _ => deploy::deploy_nodes(&tree, &comps, &refs, &config, &term),
-    }
-    .with_context(|| format!("failed to deploy to {names}"))?;
+    let outcomes = deploy::deploy_nodes(&tree, &comps, &refs, &config, &term)
+        .with_context(|| format!("failed to deploy to {names}"))?;
     if args.json {
         let docs = outcomes.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>()?;
         println!("{}", one_or_nodes(docs));

@@ -9,6 +9,7 @@ mod session;
 mod trace;
 mod vscode;
 mod watch;
+mod worktrees;
 
 #[cfg(test)]
 mod tests;

@@ -10,12 +10,14 @@ use kdbg_core::deploy::DeployConfig;
 use kdbg_core::ide::vscode;
 use kdbg_core::node::target::Target;
 use kdbg_core::session::debug::{self, DebugConfig, DebugOutcome, Timeouts};
-use kdbg_core::session::journal::{now, since};
+use kdbg_core::session::journal::{self, now, since};
 use kdbg_core::session::restore::{self, RestoreConfig};
 use kdbg_core::session::status;
 use serde_json::json;
 
-use crate::config::{node_refs, one_or_nodes, state_dir, target_args, LockArgs, Resolved, Selection, TargetArgs};
+use crate::config::{
+    node_refs, one_or_nodes, state_dir, target_args, LockArgs, MatchArgs, Resolved, Selection, TargetArgs,
+};
 use crate::render::Terminal;
 
 const DEFAULT_STOP_TIMEOUT: u64 = 90;
@@ -28,6 +30,8 @@ const DEFAULT_STOP_TIMEOUT: u64 = 90;
   kdbg debug kubelet --wait-for-debugger --no-ide
   kdbg debug kubelet --target kind://dev --all-nodes     # every node; node i on localhost:PORT+100*i
   kdbg debug apiserver --target ssh://docker@10.0.0.1 --target ssh://docker@10.0.0.2
+  kdbg debug apiserver --target kind://dev --match-node  # build the version the node runs
+  kdbg debug scheduler --at v1.34.2                      # any tag or commit, from a git worktree
 
 Delve listens on a unix socket on the node that only the login user can reach (Delve ≥ 1.22.1;
 older Delve: the node's 127.0.0.1), reached through an ssh tunnel from localhost:PORT; `kdbg
@@ -35,6 +39,8 @@ restore` puts the cluster back (from any workstation: the journal is on the node
 pub struct DebugArgs {
     #[command(flatten)]
     pub sel: Selection,
+    #[command(flatten)]
+    pub matching: MatchArgs,
     #[command(flatten)]
     pub target: TargetArgs,
     /// Where the IDE attaches on this workstation (and Delve's port on the node when it listens on
@@ -133,7 +139,9 @@ fn task_args(a: &DebugArgs) -> vscode::TaskArgs {
 }
 
 pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
-    let Resolved { tree, comps, build } = args.sel.resolve()?;
+    let nodes = args.target.nodes()?;
+    let term = Terminal::new(verbose);
+    let Resolved { tree, comps, build } = args.sel.resolve_on(&nodes, &args.matching, &term)?;
     let config = DebugConfig {
         deploy: DeployConfig { build, dlv: args.target.dlv.clone() },
         port: args.port,
@@ -147,16 +155,11 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         ide: (!args.no_ide).then(|| task_args(&args)),
         crash: CrashAt::from_env(),
     };
-    let nodes = args.target.nodes()?;
-    let term = Terminal::new(verbose);
     println!("{}", vscode::START_MARKER);
     let _locks = args.lock.acquire_all(&nodes, "debug", &comps, &term)?;
     let (refs, names) = node_refs(&nodes);
-    let outcomes = match refs.as_slice() {
-        [(_, node)] => debug::debug(&tree, &comps, *node, &config, &term).map(|o| vec![o]),
-        _ => debug::debug_nodes(&tree, &comps, &refs, &config, &term),
-    }
-    .with_context(|| format!("failed to start debugging on {names}"))?;
+    let outcomes = debug::debug_nodes(&tree, &comps, &refs, &config, &term)
+        .with_context(|| format!("failed to start debugging on {names}"))?;
     let docs: Vec<_> = outcomes
         .iter()
         .zip(&refs)
@@ -237,8 +240,20 @@ fn print_status(node: &str, states: &[status::ComponentStatus], heading: bool) -
         println!("{:<24} {state:<10} {delve:<18} {tunnel:<16} {when:<10} {}", e.component, st.program);
         println!("{:<24} by {} (pid {}), arguments from {}", "", e.who.host, e.who.pid, e.captured_from);
         println!("{:<24} {}", "", listen_line(st));
+        if let Some(b) = &e.built_from {
+            println!("{:<24} {}", "", built_line(b));
+        }
     }
     Ok(())
+}
+
+/// `built from v1.20.1 (worktree at --at v1.20.1, commit 0123456789ab) in /src/k/_output/...`.
+fn built_line(b: &journal::BuiltFrom) -> String {
+    let commit = b.commit.as_deref().map(|c| format!("commit {}", &c[..12.min(c.len())]));
+    let at = b.at.as_deref().map(|r| format!("worktree at --at {r}"));
+    let what: Vec<String> = at.into_iter().chain(commit).collect();
+    let what = if what.is_empty() { String::new() } else { format!(" ({})", what.join(", ")) };
+    format!("built from {}{what} in {}", b.version, b.tree)
 }
 
 /// `Delve listens on unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock (socket: only the login user

@@ -99,20 +99,9 @@ pub struct DeployOutcome {
     pub seconds: f64,
 }
 
-/// Builds `components` for `node` and makes `/var/lib/kdbg/bin` on it hold them and dlv: the
-/// plan [`steps::plan`] run by the executor.
-pub fn deploy(
-    tree: &SourceTree,
-    components: &[&'static Component],
-    node: &dyn Node,
-    config: &DeployConfig,
-    reporter: &dyn Reporter,
-) -> Result<DeployOutcome, DeployError> {
-    let mut one = deploy_nodes(tree, components, &[(node.describe(), node)], config, reporter)?;
-    Ok(one.remove(0))
-}
-
-/// [`deploy`] to several nodes in one run (`--all-nodes`, several `--target`s): one build, then
+/// Builds `components` and makes `/var/lib/kdbg/bin` on each node hold them and dlv: the plan
+/// [`steps::plan`] run by the executor, on one node or several in one run (`--all-nodes`,
+/// several `--target`s): one build, then
 /// each node's `sha256s` round trip and copies (`copy:<c>@<node>`; one node: `copy:<c>`), the
 /// copies of different nodes running concurrently. `nodes`: `(name in step ids, node)`.
 pub fn deploy_nodes(

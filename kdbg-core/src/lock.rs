@@ -33,4 +33,12 @@ impl TreeLock {
         write!(file, "{}", std::process::id())?;
         Ok(TreeLock { _file: file })
     }
+
+    /// Does a kdbg hold the lock of the tree with this state directory (is it building there)?
+    pub(crate) fn held(state_dir: &Utf8Path) -> bool {
+        let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(state_dir.join("lock")) else {
+            return false;
+        };
+        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
 }

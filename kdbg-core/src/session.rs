@@ -48,5 +48,6 @@ pub(crate) mod stop;
 pub(crate) mod systemd;
 pub(crate) mod traces;
 pub(crate) mod tunnels;
+pub mod version;
 
 pub use error::SessionError;

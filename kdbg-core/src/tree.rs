@@ -95,12 +95,23 @@ pub struct SourceTree {
     /// optimised build can keep DWARF. From v1.24 `-s -w` is added unless `DBG=1`.
     pub goldflags_replace_strip: bool,
     pub git: bool,
+    /// The commit checked out (git trees).
+    pub commit: Option<String>,
+    /// The ref a kdbg worktree was made for (`--at v1.20.1`), when the tree is one.
+    pub at: Option<String>,
 }
 
 /// The directory kdbg keeps its state in; `make clean` removes it with the outputs.
 pub(crate) const STATE_DIR: &str = "_output/kdbg";
 /// Where `hack/lib/golang.sh` in GOPATH-mode trees links the tree into a GOPATH.
 pub(crate) const GOPATH_LINK: &str = "_output/local/go/src/k8s.io/kubernetes";
+
+impl TreeSearch {
+    /// Where the tree is, without inspecting it (see [`SourceTree::find`]).
+    pub fn root(&self) -> Result<Utf8PathBuf, TreeError> {
+        find_root(self)
+    }
+}
 
 impl SourceTree {
     /// Finds and inspects the tree. Runs `git` only when the root is a git work tree's top.
@@ -121,7 +132,22 @@ impl SourceTree {
         let debug_policy = DebugPolicy::detect(golang_sh.as_deref(), &version);
         let goldflags_replace_strip =
             golang_sh.as_deref().is_none_or(|t| t.contains("${GOLDFLAGS=") || t.contains("${GOLDFLAGS+"));
-        Ok(SourceTree { root, version, version_source, go_mode, debug_policy, goldflags_replace_strip, git })
+        let commit = git
+            .then(|| Cmd::new("git").args(["rev-parse", "HEAD"]).cwd(&root).read().ok())
+            .flatten()
+            .map(|c| c.trim().to_string());
+        let at = crate::worktree::record_of(&root).map(|r| r.git_ref);
+        Ok(SourceTree {
+            root,
+            version,
+            version_source,
+            go_mode,
+            debug_policy,
+            goldflags_replace_strip,
+            git,
+            commit,
+            at,
+        })
     }
 
     pub fn state_dir(&self) -> Utf8PathBuf {

@@ -11,4 +11,5 @@ mod socket;
 mod support;
 mod testnode;
 mod trace;
+mod versions;
 mod watch;

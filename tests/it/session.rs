@@ -48,6 +48,15 @@ pub struct Lab {
     pub state: tempfile::TempDir,
     /// Delve's port (free on this host: the tunnel's end has the same number).
     pub port: u16,
+    /// What the node runs instead of the release build of the fixture, if anything.
+    pub original: Option<Original>,
+}
+
+/// Another original for the node: its binary, the flags its manifest adds, its image tag.
+pub struct Original {
+    pub binary: PathBuf,
+    pub args: Vec<String>,
+    pub tag: String,
 }
 
 impl Lab {
@@ -57,13 +66,18 @@ impl Lab {
 
     /// A lab whose workstation tree is `tree` (the node's original is always the 1.20-era build).
     pub fn up_with(prefix: &str, tree: Tree) -> Lab {
+        Lab::up_running(prefix, tree, None)
+    }
+
+    /// A lab whose node runs `original` (default: the release build of the fixture).
+    pub fn up_running(prefix: &str, tree: Tree, original: Option<Original>) -> Lab {
         let node = TestNode::up(TestNodeConfig::unique(prefix).bin(env!("CARGO_BIN_EXE_kdbg-testnode"))).unwrap();
         let bin = node.host_path(RELEASE_BIN);
         std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
-        std::fs::copy(release_binary(), &bin).unwrap();
+        std::fs::copy(original.as_ref().map(|o| &o.binary).unwrap_or_else(|| release_binary()), &bin).unwrap();
         std::fs::write(node.host_path("/var/lib/minikube/certs/sa.key"), KEY).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let lab = Lab { node, tree, state: tempfile::tempdir().unwrap(), port };
+        let lab = Lab { node, tree, state: tempfile::tempdir().unwrap(), port, original };
         std::fs::write(lab.manifest_path(), lab.manifest()).unwrap();
         lab.wait_healthz();
         lab
@@ -75,7 +89,11 @@ impl Lab {
 
     /// As kubeadm v1.20 writes it (minikube's paths), serving plain HTTP on the node's address.
     pub fn manifest(&self) -> String {
-        lab::apiserver_manifest(self.node.ip(), &[("SECRET_TOKEN", SECRET)])
+        let m = lab::apiserver_manifest(self.node.ip(), &[("SECRET_TOKEN", SECRET)]);
+        let Some(o) = &self.original else { return m };
+        let flags: String = o.args.iter().map(|a| format!("    - {a}\n")).collect();
+        let m = m.replace("    - --allow-privileged=true\n", &format!("    - --allow-privileged=true\n{flags}"));
+        m.replace("kube-apiserver:v1.20.2\n", &format!("kube-apiserver:{}\n", o.tag))
     }
 
     /// `kdbg ARGS --target ssh://docker@IP --identity KEY --ssh-option UserKnownHostsFile=KH`.
@@ -176,11 +194,18 @@ impl Lab {
     /// [`Lab::hit_breakpoint`] on `node`'s apiserver, debugged from this lab's tree, through
     /// localhost:`port`.
     pub fn hit_breakpoint_on(&self, node: &Lab, port: u16) {
-        let binary = self.tree.path("_output/bin/kube-apiserver");
+        node.hit_breakpoint_built_in(&self.tree.root, port)
+    }
+
+    /// [`Lab::hit_breakpoint`] on this lab's apiserver, debugged from the tree at `root` (a
+    /// worktree, say), through localhost:`port`.
+    pub fn hit_breakpoint_built_in(&self, root: &std::path::Path, port: u16) {
+        let node = self;
+        let binary = root.join("_output/bin/kube-apiserver");
         let recorded =
             kdbg_core::ide::dwarf::recorded_sources(camino::Utf8Path::new(binary.to_str().unwrap())).unwrap();
         let file = recorded.recorded_file("pkg/healthz/healthz.go");
-        let line = lab::breakpoint_line(&self.tree.root).unwrap();
+        let line = lab::breakpoint_line(root).unwrap();
         let mut dlv = DlvClient::connect(&format!("127.0.0.1:{port}"), Duration::from_secs(10)).unwrap();
         dlv.halt().unwrap();
         let bp = dlv.create_breakpoint_file_line(&file, line).unwrap();

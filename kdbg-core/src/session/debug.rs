@@ -161,18 +161,8 @@ pub fn full_plan(build: Plan, components: &[&'static Component], tunnel: bool, i
 /// Runs a whole debug session start: [`full_plan`] through the executor. Nothing on the node
 /// changes before every component was captured and every port checked; a failure after the
 /// first change rolls this run back.
-pub fn debug(
-    tree: &SourceTree,
-    components: &[&'static Component],
-    node: &dyn Node,
-    cfg: &DebugConfig,
-    reporter: &dyn Reporter,
-) -> Result<DebugOutcome, DebugError> {
-    let mut one = debug_nodes(tree, components, &[(node.describe(), node)], cfg, reporter)?;
-    Ok(one.remove(0))
-}
-
-/// `kdbg debug` on one node, or several at once (`--all-nodes`, several `--target`s): one build,
+///
+/// On one node, or several at once (`--all-nodes`, several `--target`s): one build,
 /// then [`full_plan`] spread over the nodes ([`Plan::across`]: `copy:kubelet@n1`, ...), the steps of
 /// different nodes of a wave running concurrently; node `i` forwards from `port + 100 * i` on
 /// the workstation; one `write-ide` with an entry per node. A failure on any node rolls back
@@ -206,32 +196,54 @@ pub fn debug_nodes(
         journals.push(journal);
         targets.push(Target::check(tree, *node, &cfg.deploy)?);
     }
-    let counters: Vec<(u64, u64)> = nodes.iter().map(|(_, n)| (n.round_trips(), n.bytes_sent())).collect();
-    let keyed = build::keyed(tree, components, &targets[0].prepared, reporter).map_err(DeployError::from)?;
-    let names: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
-    let plan =
-        full_plan(Plan::for_build(&keyed.keys.components), components, cfg.tunnel, cfg.ide.is_some()).across(&names);
-    let build = BuildOnce::new(keyed);
-    let cfgs: Vec<DebugConfig> =
-        (0..nodes.len()).map(|i| DebugConfig { local_shift: 100 * i as u16, ..cfg.clone() }).collect();
-    let mut fleet = Fleet { nodes: Vec::new() };
-    for (i, ((name, node), journal)) in nodes.iter().zip(journals).enumerate() {
-        let deploying = Deploying::new(tree, *node, &targets[i], &cfg.deploy, build.clone(), reporter);
-        fleet
-            .nodes
-            .push((name.clone(), Debugging::new(tree, *node, &cfgs[i], components, journal, deploying, reporter)));
+    // Before the nodes change, so a kdbg killed mid-way still keeps the tree from being pruned.
+    let names: Vec<&str> = components.iter().map(|c| c.name).collect();
+    let uses = |record: bool| -> Result<(), SessionError> {
+        let Some(dir) = &cfg.state_dir else { return Ok(()) };
+        for (_, node) in nodes {
+            let done = match record {
+                true => crate::worktree::record(dir, &tree.root, &node.describe(), &names),
+                false => crate::worktree::forget(dir, &node.describe(), &names),
+            };
+            done.map_err(|source| SessionError::Local { what: "update".into(), path: dir.to_string(), source })?;
+        }
+        Ok(())
+    };
+    uses(true)?;
+    let run = || -> Result<Vec<DebugOutcome>, DebugError> {
+        let counters: Vec<(u64, u64)> = nodes.iter().map(|(_, n)| (n.round_trips(), n.bytes_sent())).collect();
+        let keyed = build::keyed(tree, components, &targets[0].prepared, reporter).map_err(DeployError::from)?;
+        let names: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
+        let plan = full_plan(Plan::for_build(&keyed.keys.components), components, cfg.tunnel, cfg.ide.is_some())
+            .across(&names);
+        let build = BuildOnce::new(keyed);
+        let cfgs: Vec<DebugConfig> =
+            (0..nodes.len()).map(|i| DebugConfig { local_shift: 100 * i as u16, ..cfg.clone() }).collect();
+        let mut fleet = Fleet { nodes: Vec::new() };
+        for (i, ((name, node), journal)) in nodes.iter().zip(journals).enumerate() {
+            let deploying = Deploying::new(tree, *node, &targets[i], &cfg.deploy, build.clone(), reporter);
+            fleet
+                .nodes
+                .push((name.clone(), Debugging::new(tree, *node, &cfgs[i], components, journal, deploying, reporter)));
+        }
+        let run = Nodes(fleet);
+        let exec = Exec { policy: Policy::Stop, crash: cfg.crash.clone(), parallel: 4.max(2 * nodes.len()) };
+        let steps = exec
+            .run(&plan, &run, reporter)
+            .map_err(|f| DeployError::first(f, |e| matches!(e, DebugError::Deploy(DeployError::Earlier { .. }))))?;
+        let mut out = Vec::new();
+        for ((name, debugging), (trips0, sent0)) in run.0.nodes.into_iter().zip(counters) {
+            let mine = steps.iter().filter(|e| e.id.node.as_deref().is_none_or(|n| n == name)).cloned().collect();
+            out.push(debugging.outcome(mine, started, trips0, sent0)?);
+        }
+        Ok(out)
+    };
+    let ran = run();
+    if ran.is_err() {
+        // Rolled back: no session uses the tree.
+        let _ = uses(false);
     }
-    let run = Nodes(fleet);
-    let exec = Exec { policy: Policy::Stop, crash: cfg.crash.clone(), parallel: 4.max(2 * nodes.len()) };
-    let steps = exec
-        .run(&plan, &run, reporter)
-        .map_err(|f| DeployError::first(f, |e| matches!(e, DebugError::Deploy(DeployError::Earlier { .. }))))?;
-    let mut out = Vec::new();
-    for ((name, debugging), (trips0, sent0)) in run.0.nodes.into_iter().zip(counters) {
-        let mine = steps.iter().filter(|e| e.id.node.as_deref().is_none_or(|n| n == name)).cloned().collect();
-        out.push(debugging.outcome(mine, started, trips0, sent0)?);
-    }
-    Ok(out)
+    ran
 }
 
 /// The runners of a debug: each node's steps to its [`Debugging`], and one `write-ide` with every

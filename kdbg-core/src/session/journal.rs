@@ -174,6 +174,32 @@ pub struct Entry {
     pub dlv_pid: Option<u32>,
     /// Delve's and the component's output.
     pub log: String,
+    /// The tree the debug build came from (absent in journals of kdbg before 0.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_from: Option<BuiltFrom>,
+}
+
+/// Where a debug build came from: the workstation's tree, its version and commit, and the
+/// `--at` ref when it is a kdbg worktree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltFrom {
+    pub tree: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+impl BuiltFrom {
+    pub(crate) fn of(tree: &crate::tree::SourceTree) -> BuiltFrom {
+        BuiltFrom {
+            tree: tree.root.to_string(),
+            version: tree.version.text.clone(),
+            commit: tree.commit.clone(),
+            at: tree.at.clone(),
+        }
+    }
 }
 
 impl Entry {
@@ -314,6 +340,12 @@ mod tests {
             port: 2345,
             dlv_pid: Some(9),
             log: "/var/log/kdbg/kube-apiserver.log".into(),
+            built_from: Some(BuiltFrom {
+                tree: "/src/kubernetes/_output/kdbg/worktrees/v1.20.1".into(),
+                version: "v1.20.1".into(),
+                commit: Some("0123456789abcdef".into()),
+                at: Some("v1.20.1".into()),
+            }),
         };
         let mut j = Journal { schema: JOURNAL_SCHEMA, ..Journal::default() };
         j.components.insert(e.component.clone(), e);

@@ -5,11 +5,11 @@ use std::net::{Ipv4Addr, TcpListener};
 
 use super::capture::Captured;
 use super::debug::DebugConfig;
-use super::{procs, tunnels, SessionError};
-use crate::component::{Component, Launch};
+use super::{procs, tunnels, version, SessionError};
+use crate::component::Component;
 use crate::node::Node;
 use crate::report::Reporter;
-use crate::tree::{KubeVersion, SourceTree};
+use crate::tree::SourceTree;
 
 /// Delve's TCP port must be free on the node (checked once it is known that Delve listens on TCP:
 /// see `session::endpoint`).
@@ -37,23 +37,19 @@ pub(crate) fn port(node: &dyn Node, cfg: &DebugConfig, c: &Component, port: u16)
     Ok(())
 }
 
-/// Warns when the tree's version differs from what runs on the node (image tag, or the systemd
-/// binary's `--version`).
+/// Warns when the tree's version differs from what runs on the node ([`version::of_captured`]),
+/// naming the way out: `--match-node` builds the node's version in a worktree.
 pub(crate) fn warn_version(node: &dyn Node, tree: &SourceTree, cap: &Captured, reporter: &dyn Reporter) {
-    let running = cap.version.clone().or_else(|| {
-        if !matches!(cap.component.launch, Launch::Systemd { .. }) {
-            return None;
-        }
-        let out = node.exec(&[&cap.argv[0], "--version"], crate::node::Privilege::Root, &[]).ok()?;
-        out.stdout_str().split_whitespace().find(|w| w.starts_with('v')).map(String::from)
-    });
-    let Some(running) = running.as_deref().and_then(KubeVersion::parse) else { return };
-    let t = &tree.version;
-    if (running.major, running.minor, running.patch) != (t.major, t.minor, t.patch) {
+    let Some(running) = version::of_captured(node, cap) else { return };
+    let (r, t) = (&running.version, &tree.version);
+    if (r.major, r.minor, r.patch) != (t.major, t.minor, t.patch) {
         reporter.warn(format!(
-            "{} on {} is {running}, your tree is {t}: breakpoints may not match the code that runs as you expect",
+            "{} on {} is {r} ({}), your tree is {t}: breakpoints may not match the code that runs, and flags \
+             the node passes may not exist in your build; pass --match-node to build {r} in a git worktree \
+             (or --at REF for another version)",
             cap.component.name,
-            node.describe()
+            node.describe(),
+            running.from,
         ));
     }
 }

@@ -93,6 +93,14 @@ pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) ->
         for t in stopped {
             reporter.info(format!("stopped the tunnel localhost:{} (pid {}) for {}", t.local_port, t.pid, t.component));
         }
+        if first_error.is_none() {
+            // The sessions are over: their trees may be pruned (`kdbg worktrees prune`).
+            crate::worktree::forget(dir, &node.describe(), &only).map_err(|source| SessionError::Local {
+                what: "update".into(),
+                path: dir.to_string(),
+                source,
+            })?;
+        }
     }
     match first_error {
         Some(e) => Err(e),

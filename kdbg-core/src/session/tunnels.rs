@@ -8,6 +8,7 @@ use camino::Utf8Path;
 use serde::{Deserialize, Serialize};
 
 use crate::node::Endpoint;
+use crate::statefile;
 
 pub(crate) const FILE: &str = "tunnels.json";
 
@@ -74,87 +75,58 @@ impl TunnelRecord {
 pub(crate) const PENDING: u32 = 0;
 
 pub(crate) fn load(dir: &Utf8Path) -> io::Result<Vec<TunnelRecord>> {
-    match std::fs::read(dir.join(FILE)) {
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_default()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
+    statefile::load(dir, FILE)
 }
-
-fn save(dir: &Utf8Path, records: &[TunnelRecord]) -> io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{FILE}.{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(records).expect("records serialize"))?;
-    std::fs::rename(&tmp, dir.join(FILE))
-}
-
-/// Runs `f` holding an exclusive lock on the records (`tunnels.json.lock`): the nodes of one
-/// `kdbg debug --all-nodes`, or two kdbg processes, read-modify-write them at once.
-fn locked<T>(dir: &Utf8Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    std::fs::create_dir_all(dir)?;
-    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK))?;
-    lock.lock()?;
-    f()
-}
-
-const LOCK: &str = "tunnels.json.lock";
 
 /// Records a tunnel (replacing any record of the same node and component): first with the pid
 /// [`PENDING`], before the forward starts, so that a kdbg killed while starting it leaves a record
 /// that `kdbg restore` stops the forward by; then with the forward's pid.
 pub(crate) fn add(dir: &Utf8Path, record: TunnelRecord) -> io::Result<()> {
-    locked(dir, || {
-        let mut records = load(dir)?;
+    statefile::update(dir, FILE, |records: &mut Vec<TunnelRecord>| {
         records.retain(|r| !(r.node == record.node && r.component == record.component));
         records.push(record);
-        save(dir, &records)
     })
 }
 
 /// Forgets the record of a forward that ends with kdbg (no detachable tunnel).
 pub(crate) fn forget(dir: &Utf8Path, node: &str, component: &str) -> io::Result<()> {
-    locked(dir, || {
-        let mut records = load(dir)?;
-        records.retain(|r| !(r.node == node && r.component == component));
-        save(dir, &records)
+    statefile::update(dir, FILE, |records: &mut Vec<TunnelRecord>| {
+        records.retain(|r| !(r.node == node && r.component == component))
     })
 }
 
 /// Stops the tunnels to `node` (for `components`, all when empty) and forgets them; returns those
 /// that were still running.
 pub(crate) fn stop(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Vec<TunnelRecord>> {
-    locked(dir, || stop_locked(dir, node, components))
+    let mine =
+        |r: &TunnelRecord| r.node == node && (components.is_empty() || components.contains(&r.component.as_str()));
+    statefile::update(dir, FILE, |records: &mut Vec<TunnelRecord>| {
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(records).into_iter().partition(mine);
+        *records = kept;
+        gone.iter().flat_map(stop_one).collect()
+    })
 }
 
-fn stop_locked(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Result<Vec<TunnelRecord>> {
-    let records = load(dir)?;
-    if records.is_empty() {
-        return Ok(Vec::new());
+/// Signals the processes of `r` and waits (a second at most) for them to go; returns them.
+fn stop_one(r: &TunnelRecord) -> Vec<TunnelRecord> {
+    let pids = r.processes();
+    for &pid in &pids {
+        if let Ok(pid) = i32::try_from(pid) {
+            // SAFETY: signals one process that `processes` just identified as this forward.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
     }
-    let (gone, kept): (Vec<_>, Vec<_>) = records
-        .into_iter()
-        .partition(|r| r.node == node && (components.is_empty() || components.contains(&r.component.as_str())));
     let mut stopped = Vec::new();
-    for r in gone {
-        let pids = r.processes();
-        for &pid in &pids {
-            if let Ok(pid) = i32::try_from(pid) {
-                // SAFETY: signals one process that `processes` just identified as this forward.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+    for pid in pids {
+        for _ in 0..50 {
+            if !r.is(pid) {
+                break;
             }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        for pid in pids {
-            for _ in 0..50 {
-                if !r.is(pid) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            stopped.push(TunnelRecord { pid, ..r.clone() });
-        }
+        stopped.push(TunnelRecord { pid, ..r.clone() });
     }
-    save(dir, &kept)?;
-    Ok(stopped)
+    stopped
 }
 
 #[cfg(test)]

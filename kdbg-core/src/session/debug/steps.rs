@@ -17,7 +17,7 @@ use crate::report::Reporter;
 use crate::session::attach::{self, Attach};
 use crate::session::capture::{self, Captured};
 use crate::session::endpoint::{self, Listen};
-use crate::session::journal::{self, Entry, EntryState, Journal, Who};
+use crate::session::journal::{self, BuiltFrom, Entry, EntryState, Journal, Who};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::restore::{self, RestoreConfig};
 use crate::session::tunnels::{self, TunnelRecord};
@@ -152,6 +152,7 @@ impl<'a> Debugging<'a> {
             port,
             dlv_pid: None,
             log: log_path(c.name),
+            built_from: Some(BuiltFrom::of(self.tree)),
         };
         let mut journal = self.journal.lock().unwrap();
         stop::stop(self.node, &cap, &mut journal, &mut entry, self.cfg.timeouts.stop, &self.cfg.crash)?;
