@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::session::{Lab, Original};
+use kdbg_tests::toolchain::Toolchain;
+
 use crate::support::Tree;
 
 const SERVER: &str = "cmd/kube-apiserver/app/server.go";
@@ -24,16 +26,23 @@ fn git(root: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// History v1.20.1 (with `--legacy-flag`) → v1.20.2 (without), the checkout at v1.20.2.
-fn two_tags(tree: &Tree) {
-    let text = std::fs::read_to_string(tree.path(SERVER)).unwrap();
-    assert!(text.contains(SECURE_PORT), "the fixture's apiserver flags moved: {SERVER}");
-    let legacy = format!("\tfs.Bool(\"legacy-flag\", false, \"removed in v1.20.2\")\n{SECURE_PORT}");
-    tree.write(SERVER, &text.replacen(SECURE_PORT, &legacy, 1));
-    git(&tree.root, &["commit", "-qam", "v1.20.1: --legacy-flag"]);
-    git(&tree.root, &["tag", "-f", "v1.20.1"]);
+/// History `old` (the tree with `edit`) → `new` (without), the checkout at `new`.
+fn older_tag(tree: &Tree, old: &str, new: &str, edit: impl FnOnce(&Tree)) {
+    edit(tree);
+    git(&tree.root, &["commit", "-qam", &format!("{old}: as it was")]);
+    git(&tree.root, &["tag", "-f", old]);
     git(&tree.root, &["revert", "--no-edit", "HEAD"]);
-    git(&tree.root, &["tag", "-f", "v1.20.2"]);
+    git(&tree.root, &["tag", "-f", new]);
+}
+
+/// v1.20.1 still has `--legacy-flag`; v1.20.2, the checkout, removed it.
+fn two_tags(tree: &Tree) {
+    older_tag(tree, "v1.20.1", "v1.20.2", |tree| {
+        let text = std::fs::read_to_string(tree.path(SERVER)).unwrap();
+        assert!(text.contains(SECURE_PORT), "the fixture's apiserver flags moved: {SERVER}");
+        let legacy = format!("\tfs.Bool(\"legacy-flag\", false, \"removed in v1.20.2\")\n{SECURE_PORT}");
+        tree.write(SERVER, &text.replacen(SECURE_PORT, &legacy, 1));
+    });
 }
 
 /// What a cluster at v1.20.1 runs: a release build of that tag (from a clone, as a release is).
@@ -167,4 +176,28 @@ fn match_node_builds_the_nodes_version_in_a_worktree_and_at_switches_without_reb
     assert!(!worktree.exists());
     assert!(kdbg_here(&lab, &["worktrees"]).success().stdout.contains("no kdbg worktrees"));
     assert_eq!(checkout(&root), before);
+}
+
+/// Each worktree builds with the Go its own `.go-version` names: the modern fixture at v1.36.0
+/// pins Go 1.27.3 (first on PATH), its v1.35.0 pins Go 1.24.11 (installed as ~/sdk/go1.24.11).
+#[test]
+fn each_worktree_builds_with_the_go_its_version_pins() {
+    let newest = Toolchain::newest();
+    let tree = Tree::fixture_with(newest.clone());
+    let older = kdbg_tests::toolchain::GO[0];
+    older_tag(&tree, "v1.35.0", "v1.36.0", |t| t.write(".go-version", &format!("{older}\n")));
+    let home = tree.scratch().join("home");
+    std::fs::create_dir_all(home.join("sdk")).unwrap();
+    let goroot = kdbg_tests::toolchain::go_bin(older).parent().unwrap().to_owned();
+    std::os::unix::fs::symlink(goroot, home.join(format!("sdk/go{older}"))).unwrap();
+    let go_of = |extra: &[&str]| {
+        let out = tree.kdbg([&["build", "apiserver", "--json"], extra].concat()).env("HOME", &home).success();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let binary = v["components"][0]["binary"].as_str().unwrap().to_string();
+        kdbg_core::deploy::dlv::needs_of(camino::Utf8Path::new(&binary)).unwrap().go_version
+    };
+    assert_eq!(go_of(&["--at", "v1.35.0"]), format!("go{older}"));
+    assert_eq!(go_of(&[]), format!("go{}", newest.go_version()));
+    let key = tree.kdbg(["cache-key", "apiserver", "--at", "v1.35.0"]).env("HOME", &home).success().stdout;
+    assert!(key.starts_with(&format!("kdbg-v1-linux-amd64-go{older}-")), "{key}");
 }
