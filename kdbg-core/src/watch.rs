@@ -80,6 +80,8 @@ pub enum WatchError {
     NoDelve { component: String, node: String, why: String },
     #[error("failed to watch {path}: {detail}")]
     Watch { path: String, detail: String },
+    #[error("{component} on {node} runs a build of {version} from {built}, not from {tree}: watching this tree would put another version into the session\n  fix: {fix}")]
+    OtherTree { component: String, node: String, version: String, built: String, tree: String, fix: String },
 }
 
 impl From<NodeError> for WatchError {
@@ -192,6 +194,27 @@ struct Loop<'a> {
 
 /// Watches the sources of `components` (each under a `kdbg debug` session on `node`) until
 /// `stop` is set or `cfg.max_cycles` cycles ran. The node is first brought in line with the tree.
+/// A session started from this workstation is watched from the tree it was built from (another
+/// workstation's paths mean nothing here).
+fn same_tree(tree: &SourceTree, c: &Component, node: &dyn Node, entry: &journal::Entry) -> Result<(), WatchError> {
+    let Some(b) = &entry.built_from else { return Ok(()) };
+    if b.tree == tree.root.as_str() || entry.who.host != journal::Who::me().host {
+        return Ok(());
+    }
+    let fix = match &b.at {
+        Some(r) => format!("`kdbg watch {} --at {r}` (the worktree it was built from)", c.name),
+        None => format!("`kdbg watch {} --src {}`, or `kdbg restore` and debug again from this tree", c.name, b.tree),
+    };
+    Err(WatchError::OtherTree {
+        component: c.name.into(),
+        node: node.describe(),
+        version: b.version.clone(),
+        built: b.tree.clone(),
+        tree: tree.root.to_string(),
+        fix,
+    })
+}
+
 pub fn watch(
     tree: &SourceTree,
     components: &[&'static Component],
@@ -207,6 +230,7 @@ pub fn watch(
         let Some(entry) = journal.components.get(c.name) else {
             return Err(WatchError::NotUnderDebug { component: c.name.into(), node: node.describe() });
         };
+        same_tree(tree, c, node, entry)?;
         held.push(relaunch::capture(node, entry)?);
     }
     let paths: Vec<String> = components.iter().map(|c| binary_path(c.name)).collect();

@@ -127,6 +127,15 @@ fn match_node_builds_the_nodes_version_in_a_worktree_and_at_switches_without_reb
         json.stdout
     );
 
+    // Watch from the checkout would put v1.20.2 into a v1.20.1 session: refused, naming --at.
+    let other = lab.kdbg(&["watch", "apiserver"]).failure(1);
+    assert!(
+        other.stderr.contains("runs a build of v1.20.1 from ")
+            && other.stderr.contains("kdbg watch kube-apiserver --at v1.20.1"),
+        "{}",
+        other.stderr
+    );
+
     // In use: listed so, never pruned.
     let listed = kdbg_here(&lab, &["worktrees"]).success();
     assert!(listed.stdout.contains("v1.20.1") && listed.stdout.contains("in use: kube-apiserver on docker@"));
