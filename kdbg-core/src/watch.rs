@@ -80,8 +80,9 @@ pub enum WatchError {
     NoDelve { component: String, node: String, why: String },
     #[error("failed to watch {path}: {detail}")]
     Watch { path: String, detail: String },
-    #[error("{component} on {node} runs a build of {version} from {built}, not from {tree}: watching this tree would put another version into the session\n  fix: {fix}")]
-    OtherTree { component: String, node: String, version: String, built: String, tree: String, fix: String },
+    /// `what`: which build the session runs, from which tree, and the tree watch was given.
+    #[error("{what}: watching this tree would put another version into the session\n  fix: {fix}")]
+    OtherTree { what: String, fix: String },
 }
 
 impl From<NodeError> for WatchError {
@@ -205,14 +206,15 @@ fn same_tree(tree: &SourceTree, c: &Component, node: &dyn Node, entry: &journal:
         Some(r) => format!("`kdbg watch {} --at {r}` (the worktree it was built from)", c.name),
         None => format!("`kdbg watch {} --src {}`, or `kdbg restore` and debug again from this tree", c.name, b.tree),
     };
-    Err(WatchError::OtherTree {
-        component: c.name.into(),
-        node: node.describe(),
-        version: b.version.clone(),
-        built: b.tree.clone(),
-        tree: tree.root.to_string(),
-        fix,
-    })
+    let what = format!(
+        "{} on {} runs a build of {} from {}, not from {}",
+        c.name,
+        node.describe(),
+        b.version,
+        b.tree,
+        tree.root
+    );
+    Err(WatchError::OtherTree { what, fix })
 }
 
 pub fn watch(
