@@ -68,6 +68,17 @@ pub fn run(sh: &Shell) -> Result<()> {
     ensure!(snapshot(&node.manifests_dir())? == manifests_before, "the manifests directory differs from before");
     lab::wait_healthz(&node, Duration::from_secs(60))?;
     println!("/etc/kubernetes/manifests is byte-identical to before; the release apiserver serves /healthz again");
+
+    step("your clone moves on to v1.20.3 while the node still runs v1.20.2 (kdbg debug would warn about the skew): --match-node builds exactly the node's version in a git worktree, with its own cache, and leaves your checkout alone");
+    let healthz = tree.join("pkg/healthz/healthz.go");
+    std::fs::write(&healthz, std::fs::read_to_string(&healthz)? + "\n// changed in v1.20.3\n")?;
+    cmd!(sh, "git -c user.name=demo -c user.email=demo@localhost commit -qam v1.20.3").run()?;
+    cmd!(sh, "git tag v1.20.3").run()?;
+    cmd!(sh, "{kdbg} debug apiserver --match-node --no-ide {target...}").run()?;
+    cmd!(sh, "{kdbg} status {target...}").run()?;
+    cmd!(sh, "{kdbg} restore {target...}").run()?;
+    cmd!(sh, "{kdbg} worktrees").run()?;
+    ensure!(snapshot(&node.manifests_dir())? == manifests_before, "the manifests directory differs from before");
     Ok(())
 }
 
