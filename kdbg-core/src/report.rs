@@ -54,3 +54,21 @@ pub trait Reporter: Sync {
         self.report(Event::Step { id: id.clone(), status });
     }
 }
+
+/// Names the node in the step events of a run over several nodes that a node's own code
+/// reports without it (`restore:kube-apiserver@n1` for a rollback's restore).
+pub(crate) struct OnNode<'a> {
+    pub inner: &'a dyn Reporter,
+    pub node: &'a str,
+}
+
+impl Reporter for OnNode<'_> {
+    fn report(&self, mut event: Event) {
+        if let Event::Step { id, .. } | Event::Output { id, .. } = &mut event {
+            if id.node.is_none() {
+                id.node = Some(self.node.to_string());
+            }
+        }
+        self.inner.report(event);
+    }
+}

@@ -222,9 +222,11 @@ pub fn debug_nodes(
         let mut fleet = Fleet { nodes: Vec::new() };
         for (i, ((name, node), journal)) in nodes.iter().zip(journals).enumerate() {
             let deploying = Deploying::new(tree, *node, &targets[i], &cfg.deploy, build.clone(), reporter);
-            fleet
-                .nodes
-                .push((name.clone(), Debugging::new(tree, *node, &cfgs[i], components, journal, deploying, reporter)));
+            fleet.nodes.push((
+                name.clone(),
+                Debugging::new(tree, *node, &cfgs[i], components, journal, deploying, reporter)
+                    .named((nodes.len() > 1).then(|| name.clone())),
+            ));
         }
         let run = Nodes(fleet);
         let exec = Exec { policy: Policy::Stop, crash: cfg.crash.clone(), parallel: 4.max(2 * nodes.len()) };

@@ -1,7 +1,7 @@
 //! Two test nodes in one run: `kdbg deploy`, `debug`, `status` and `restore` with two `--target`s
 //! (one build, steps `…@docker@IP` per node), a breakpoint hit through each node's own tunnel
 //! port, both nodes byte-identical after restore; a kill once both nodes run Delve leaves each
-//! node restorable on its own.
+//! node restorable on its own; one node's failure rolls back both.
 
 use kdbg_core::crash;
 use kdbg_tests::lab;
@@ -86,4 +86,23 @@ fn two_nodes_deploy_debug_status_restore_in_one_run() {
     b.assert_clean();
     let left = both(&a, &b, &["status"]).success().stdout;
     assert_eq!(left.matches("nothing is under debug").count(), 2, "{left}");
+
+    // One node fails after both were changed (B's log directory is a file, so its launch
+    // fails once both originals are stopped): the run rolls back both nodes.
+    let log = b.node.host_path("/var/log/kdbg");
+    let _ = std::fs::remove_dir_all(&log);
+    std::fs::write(&log, "in the way").unwrap();
+    // Exit 4: a node refused an action.
+    let out = both(&a, &b, &["debug", "apiserver", "--no-ide", "--port", &port]).failure(4);
+    std::fs::remove_file(&log).unwrap();
+    for lab in [&a, &b] {
+        let stopped = format!("stop:kube-apiserver{}: done", at(lab));
+        let restored = format!("restore:kube-apiserver{}: done", at(lab));
+        assert!(out.stderr.contains(&stopped) && out.stderr.contains(&restored), "{restored}:\n{}", out.stderr);
+    }
+    assert!(out.stderr.contains(&format!("launch:kube-apiserver{}: FAILED", at(&b))), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("rolled back docker@").count(), 2, "{}", out.stderr);
+    assert_eq!((a.snapshot(), b.snapshot()), (before_a, before_b));
+    a.assert_clean();
+    b.assert_clean();
 }

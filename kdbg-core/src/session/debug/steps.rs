@@ -13,7 +13,7 @@ use crate::layout::{binary_path, dlv_path, log_path};
 use crate::node::Node;
 use crate::plan::exec::{Ran, Runner, StepEvent};
 use crate::plan::{Step, StepId, StepKind};
-use crate::report::Reporter;
+use crate::report::{OnNode, Reporter};
 use crate::session::attach::{self, Attach};
 use crate::session::capture::{self, Captured};
 use crate::session::endpoint::{self, Listen};
@@ -39,6 +39,8 @@ pub(super) struct Debugging<'a> {
     entries: Mutex<BTreeMap<String, Entry>>,
     sessions: Mutex<BTreeMap<String, Session>>,
     attach: Mutex<Option<Attach>>,
+    /// The node's name in step ids when the run has several nodes.
+    name: Option<String>,
 }
 
 impl<'a> Debugging<'a> {
@@ -64,7 +66,13 @@ impl<'a> Debugging<'a> {
             entries: Mutex::default(),
             sessions: Mutex::default(),
             attach: Mutex::default(),
+            name: None,
         }
+    }
+
+    /// In a run over several nodes: the node's name in step ids, for the rollback's events.
+    pub(super) fn named(self, name: Option<String>) -> Debugging<'a> {
+        Debugging { name, ..self }
     }
 
     pub(super) fn outcome(
@@ -330,9 +338,12 @@ impl Runner for Debugging<'_> {
             owner: Some(Who::me()),
             ..RestoreConfig::default()
         };
-        match restore::restore(self.node, &rollback, self.reporter) {
-            Ok(_) => self.reporter.warn("rolled back: the node is as it was before `kdbg debug`".into()),
-            Err(r) => self.reporter.warn(format!("rolling back failed too: {r}")),
+        let on_node = self.name.as_deref().map(|node| OnNode { inner: self.reporter, node });
+        let reporter = on_node.as_ref().map(|r| r as &dyn Reporter).unwrap_or(self.reporter);
+        let node = self.node.describe();
+        match restore::restore(self.node, &rollback, reporter) {
+            Ok(_) => self.reporter.warn(format!("rolled back {node}: it is as it was before `kdbg debug`")),
+            Err(r) => self.reporter.warn(format!("rolling back {node} failed too: {r}")),
         }
     }
 }
