@@ -17,7 +17,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -317,108 +317,10 @@ impl DlvClient {
     }
 }
 
-// Delve's wire types (service/api/types.go, service/rpc2/server.go), only the fields kdbg reads.
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+mod wire;
+use wire::{BreakpointOut, BreakpointsOut, StateOut};
 #[cfg(test)]
-struct RawVersion {
-    #[serde(default)]
-    delve_version: String,
-    #[serde(rename = "APIVersion", default)]
-    api_version: u32,
-    #[serde(default)]
-    backend: String,
-    #[serde(default)]
-    target_go_version: String,
-}
-
-/// `StateOut` and `CommandOut` alike.
-#[derive(Deserialize)]
-struct StateOut {
-    #[serde(rename = "State")]
-    state: RawState,
-}
-
-#[derive(Deserialize)]
-struct RawState {
-    #[serde(rename = "Pid", default)]
-    pid: u32,
-    #[serde(rename = "Running", default)]
-    running: bool,
-    #[serde(default)]
-    exited: bool,
-    #[serde(rename = "exitStatus", default)]
-    exit_status: i32,
-    #[serde(rename = "currentThread")]
-    current_thread: Option<RawThread>,
-}
-
-#[derive(Deserialize)]
-struct RawThread {
-    #[serde(default)]
-    file: String,
-    #[serde(default)]
-    line: u32,
-    function: Option<RawFunction>,
-}
-
-#[derive(Deserialize)]
-struct RawFunction {
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct BreakpointOut {
-    #[serde(rename = "Breakpoint")]
-    breakpoint: RawBreakpoint,
-}
-
-#[derive(Deserialize)]
-struct BreakpointsOut {
-    #[serde(rename = "Breakpoints", default)]
-    breakpoints: Vec<RawBreakpoint>,
-}
-
-#[derive(Deserialize)]
-struct RawBreakpoint {
-    id: i64,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    file: String,
-    #[serde(default)]
-    line: u32,
-    #[serde(rename = "functionName")]
-    function_name: Option<String>,
-    #[serde(default)]
-    addrs: Option<Vec<u64>>,
-}
-
-impl From<RawState> for DebuggerState {
-    fn from(s: RawState) -> DebuggerState {
-        let current_thread = s.current_thread.filter(|t| !t.file.is_empty() || t.line != 0).map(|t| Location {
-            file: t.file,
-            line: t.line,
-            function: t.function.map(|f| f.name).filter(|n| !n.is_empty()),
-        });
-        DebuggerState { running: s.running, exited: s.exited, exit_status: s.exit_status, pid: s.pid, current_thread }
-    }
-}
-
-impl From<RawBreakpoint> for Breakpoint {
-    fn from(b: RawBreakpoint) -> Breakpoint {
-        Breakpoint {
-            id: b.id,
-            name: b.name,
-            file: b.file,
-            line: b.line,
-            function: b.function_name.filter(|n| !n.is_empty()),
-            addrs: b.addrs.unwrap_or_default(),
-        }
-    }
-}
+use wire::RawVersion;
 
 mod trace;
 pub(crate) use trace::{Stop, TraceBreakpoint};

@@ -129,7 +129,7 @@ struct HitThread {
     file: String,
     #[serde(default)]
     line: u32,
-    function: Option<super::RawFunction>,
+    function: Option<super::wire::RawFunction>,
     #[serde(rename = "goroutineID", default)]
     goroutine: i64,
     #[serde(rename = "breakPoint")]
