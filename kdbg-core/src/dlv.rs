@@ -318,9 +318,9 @@ impl DlvClient {
 }
 
 mod wire;
-use wire::{BreakpointOut, BreakpointsOut, StateOut};
 #[cfg(test)]
 use wire::RawVersion;
+use wire::{BreakpointOut, BreakpointsOut, StateOut};
 
 mod trace;
 pub(crate) use trace::{Stop, TraceBreakpoint};

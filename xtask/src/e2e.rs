@@ -9,6 +9,7 @@ mod images;
 mod kindcli;
 mod multinode;
 mod node;
+mod proxy;
 mod rootfs;
 mod source;
 mod trace;
@@ -136,7 +137,7 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages, only: &[&str]) -> Result<()> {
             ("apiserver", flows::apiserver),
             ("scheduler", flows::scheduler_and_cm),
             ("kubelet", flows::kubelet),
-            ("proxy", flows::proxy),
+            ("proxy", proxy::proxy),
             ("crash", flows::crash_apiserver),
         ];
         for (name, flow) in flows {
