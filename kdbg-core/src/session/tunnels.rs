@@ -160,17 +160,23 @@ mod tests {
         rec
     }
 
+    /// A process with the command line of kdbg's socat forward from `local` to kind node
+    /// `node`'s 127.0.0.1:`remote` (sh ignores the extra arguments), and its record.
+    fn kind_forward(node: &str, (local, remote): (u16, u16)) -> (std::process::Child, TunnelRecord) {
+        let child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30", &format!("TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork")])
+            .arg(format!("EXEC:'docker exec -i {node} socat - TCP:127.0.0.1:{remote}'"))
+            .spawn()
+            .unwrap();
+        let rec = running(&child, &format!("kind node {node}"), (local, remote), None);
+        (child, rec)
+    }
+
     #[test]
     fn a_kind_forward_by_socat_is_recognised_and_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(dir.path()).unwrap();
-        // A process with socat's command line (sh ignores the extra arguments).
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30", "TCP-LISTEN:23451,bind=127.0.0.1,reuseaddr,fork"])
-            .arg("EXEC:'docker exec -i dev-control-plane socat - TCP:127.0.0.1:2345'")
-            .spawn()
-            .unwrap();
-        let rec = running(&child, "kind node dev-control-plane", (23451, 2345), None);
+        let (mut child, rec) = kind_forward("dev-control-plane", (23451, 2345));
         assert!(!TunnelRecord { remote_port: 2346, ..rec.clone() }.alive());
         let sock = Some("/var/lib/kdbg/run/kube-apiserver/dlv.sock".to_string());
         assert!(!TunnelRecord { remote_socket: sock, ..rec.clone() }.alive(), "a socket forward is another one");
@@ -183,12 +189,7 @@ mod tests {
     fn a_forward_recorded_before_its_pid_was_known_is_found_and_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(dir.path()).unwrap();
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30", "TCP-LISTEN:23453,bind=127.0.0.1,reuseaddr,fork"])
-            .arg("EXEC:'docker exec -i dev-worker socat - TCP:127.0.0.1:2346'")
-            .spawn()
-            .unwrap();
-        let rec = running(&child, "kind node dev-worker", (23453, 2346), None);
+        let (mut child, rec) = kind_forward("dev-worker", (23453, 2346));
         // kdbg was killed after starting the forward, before recording its pid.
         let pending = TunnelRecord { pid: PENDING, ..rec.clone() };
         assert!(!pending.alive());
