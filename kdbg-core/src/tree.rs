@@ -197,7 +197,7 @@ fn absolute(path: &Utf8Path, cwd: Option<&Utf8Path>) -> Utf8PathBuf {
     joined.canonicalize_utf8().unwrap_or(joined)
 }
 
-fn is_git_toplevel(root: &Utf8Path) -> bool {
+pub(crate) fn is_git_toplevel(root: &Utf8Path) -> bool {
     if !root.join(".git").exists() {
         return false;
     }

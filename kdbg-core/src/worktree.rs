@@ -108,6 +108,10 @@ pub fn clone_of(root: &Utf8Path) -> Result<Utf8PathBuf, WorktreeError> {
     if let Some(r) = record_of(root) {
         return Ok(r.clone);
     }
+    // Never an enclosing repository the tree merely sits in.
+    if !crate::tree::is_git_toplevel(root) {
+        return Err(WorktreeError::NotGit { clone: root.to_owned() });
+    }
     let common = git(root, &["rev-parse", "--path-format=absolute", "--git-common-dir"])
         .map_err(|_| WorktreeError::NotGit { clone: root.to_owned() })?;
     let common = Utf8PathBuf::from(common);

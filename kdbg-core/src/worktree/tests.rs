@@ -65,6 +65,15 @@ fn a_worktree_is_made_once_reused_and_leaves_the_checkout_alone() {
 }
 
 #[test]
+fn a_tree_inside_another_repository_is_not_a_clone() {
+    let (_d, root) = clone();
+    let inner = root.join("vendored/kubernetes");
+    std::fs::create_dir_all(&inner).unwrap();
+    let err = clone_of(&inner).unwrap_err().to_string();
+    assert!(err.contains("is not a git clone") && err.contains("--match-node"), "{err}");
+}
+
+#[test]
 fn a_named_directory_and_an_unusual_ref_name() {
     let (d, root) = clone();
     let elsewhere = Utf8Path::from_path(d.path()).unwrap().join("trees");

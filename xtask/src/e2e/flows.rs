@@ -54,13 +54,18 @@ impl Kdbg<'_> {
     }
     /// Runs kdbg; returns what it printed (stdout and stderr), failing if it failed.
     pub(super) fn output(&self, sh: &Shell, args: &[&str]) -> Result<String> {
+        let (ok, text) = self.attempt(sh, args)?;
+        ensure!(ok, "kdbg {} failed", args.join(" "));
+        Ok(text)
+    }
+    /// Runs kdbg; returns whether it succeeded and what it printed (stdout and stderr).
+    pub(super) fn attempt(&self, sh: &Shell, args: &[&str]) -> Result<(bool, String)> {
         let bin = &self.bin;
         let argv = self.args(args);
         let out = cmd!(sh, "{bin} {argv...}").ignore_status().output()?;
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         eprintln!("{text}");
-        ensure!(out.status.success(), "kdbg {} failed", args.join(" "));
-        Ok(text)
+        Ok((out.status.success(), text))
     }
     /// Runs kdbg with an environment variable; returns whether it succeeded.
     pub(super) fn run_env(&self, sh: &Shell, args: &[&str], key: &str, value: &str) -> Result<bool> {
@@ -172,6 +177,19 @@ pub(super) fn breakpoint(
 pub fn apiserver(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
     let c = k.cluster;
     let before = node_state(sh, c)?;
+    if k.via == "kind://" {
+        let what =
+            "kdbg debug apiserver --match-node reads v1.20.2 off the node; Debian's tree has no git: a clear error";
+        k.stage(stages, what, || {
+            let (ok, said) = k.attempt(sh, &["debug", "apiserver", "--no-ide", "--match-node"])?;
+            ensure!(!ok, "--match-node without a git clone succeeded");
+            let read =
+                "kube-apiserver on kind node kdbg-e2e-control-plane runs v1.20.2 (the --version of its running binary";
+            ensure!(said.contains(&read) && said.contains("is not a git clone"), "unexpected:\n{said}");
+            ensure!(node_state(sh, c)? == before, "the node changed");
+            Ok(())
+        })?;
+    }
     k.stage(stages, "kdbg debug apiserver", || k.run(sh, &["debug", "apiserver", "--no-ide"]))?;
     k.stage(stages, "debug kube-apiserver answers /healthz", || {
         wait_until("the debug kube-apiserver's /healthz", SLOW, || node_healthz(sh, c, 6443))
