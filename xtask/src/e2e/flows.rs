@@ -185,7 +185,7 @@ pub fn apiserver(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
             ensure!(!ok, "--match-node without a git clone succeeded");
             let read =
                 "kube-apiserver on kind node kdbg-e2e-control-plane runs v1.20.2 (the --version of its running binary";
-            ensure!(said.contains(&read) && said.contains("is not a git clone"), "unexpected:\n{said}");
+            ensure!(said.contains(read.as_str()) && said.contains("is not a git clone"), "unexpected:\n{said}");
             ensure!(node_state(sh, c)? == before, "the node changed");
             Ok(())
         })?;
