@@ -184,8 +184,8 @@ pub fn apiserver(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
             let (ok, said) = k.attempt(sh, &["debug", "apiserver", "--no-ide", "--match-node"])?;
             ensure!(!ok, "--match-node without a git clone succeeded");
             let read =
-                "kube-apiserver on kind node kdbg-e2e-control-plane runs v1.20.2 (the --version of its running binary";
-            ensure!(said.contains(read.as_str()) && said.contains("is not a git clone"), "unexpected:\n{said}");
+                format!("kube-apiserver on kind node {} runs v1.20.2 (the --version of its running", c.container);
+            ensure!(said.contains(&read) && said.contains("is not a git clone"), "unexpected:\n{said}");
             ensure!(node_state(sh, c)? == before, "the node changed");
             Ok(())
         })?;
