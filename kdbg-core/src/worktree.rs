@@ -160,7 +160,13 @@ pub fn ensure(
     reporter: &dyn Reporter,
 ) -> Result<Worktree, WorktreeError> {
     let commit = resolve(clone, git_ref)?;
-    let base = dir.map(Utf8Path::to_owned).unwrap_or_else(|| clone.join(DEFAULT_DIR));
+    let base = match dir {
+        // A relative directory is relative to where kdbg runs (git runs in the clone).
+        Some(d) => {
+            Utf8PathBuf::try_from(std::path::absolute(d).map_err(io("resolve", d))?).unwrap_or_else(|_| d.to_owned())
+        }
+        None => clone.join(DEFAULT_DIR),
+    };
     let path = base.join(dir_name(git_ref));
     if let Some(mut record) = record_of(&path) {
         if record.clone != clone {
