@@ -285,8 +285,8 @@ fn find_tree_at(src: &SrcArgs, at: Option<&str>, term: &Terminal) -> anyhow::Res
     if let Some(at) = at {
         let clone = worktree::clone_of(&tree_root(src)?)?;
         let w = worktree::ensure(&clone, at, src.worktrees.as_deref(), term)?;
-        // The worktree's own version (git describe), never the checkout's version file.
-        search = TreeSearch { explicit: Some(w.path), version_file: None, ..search };
+        // The worktree's own version (git describe), never the checkout's version file or flag.
+        search = TreeSearch { explicit: Some(w.path), version_file: None, kube_version: None, ..search };
     }
     let tree = SourceTree::find(&search).context("failed to find the kubernetes source tree")?;
     worktree::touch(&tree.root);
