@@ -31,23 +31,28 @@ fn waypoints_mentioning(t: &Value, needle: &str) -> Vec<u64> {
     hits.iter().filter(|h| h["captures"].to_string().contains(needle)).filter_map(|h| h["waypoint"].as_u64()).collect()
 }
 
-/// The length of the longest run of strictly increasing neighbours.
-fn longest_increasing_run(v: &[u64]) -> usize {
-    let (mut best, mut run) = (usize::from(!v.is_empty()), 1);
-    for w in v.windows(2) {
-        run = if w[0] < w[1] { run + 1 } else { 1 };
-        best = best.max(run);
+/// The length of the longest strictly increasing subsequence: the tour's waypoints in order,
+/// with other requests' hits (which stop at the same breakpoints while one request is paused
+/// at a waypoint) allowed in between.
+fn longest_in_order(v: &[u64]) -> usize {
+    let mut best = vec![1usize; v.len()];
+    for i in 0..v.len() {
+        for j in 0..i {
+            if v[j] < v[i] {
+                best[i] = best[i].max(best[j] + 1);
+            }
+        }
     }
-    best
+    best.into_iter().max().unwrap_or(0)
 }
 
 pub fn apiserver_request(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
     stages.run("[kind://] kdbg trace apiserver request --run 'kubectl create namespace kdbg-tour'", || {
         let t = trace(sh, k, "apiserver", "request", &format!("{KUBECTL} create namespace kdbg-tour"))?;
         // The create walks the tour in order; other namespace requests (kubectl's own reads, the
-        // namespace controller) may follow, each from the start of the chain.
+        // namespace controller) come before, after and in between, each from the start of the chain.
         let seen = waypoints_mentioning(&t, "namespaces");
-        let longest = longest_increasing_run(&seen);
+        let longest = longest_in_order(&seen);
         ensure!(longest >= 6, "no 6 waypoints capturing `namespaces` came in the tour's order: {seen:?}");
         let ns = k.cluster.kubectl(sh, "get namespace kdbg-tour -o name")?;
         ensure!(ns == "namespace/kdbg-tour", "the namespace was not created: {ns}");
@@ -72,4 +77,15 @@ pub fn scheduler_schedule(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<(
         k.cluster.kubectl(sh, "delete pod kdbg-tour --wait=false")?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tour_is_found_in_order_between_other_requests_hits() {
+        // A GET (0, 1, 2, 7) finishing while the create (0..=7) waits at waypoint 2.
+        assert_eq!(super::longest_in_order(&[0, 1, 2, 0, 1, 2, 7, 3, 4, 5, 6, 7, 0, 1, 2, 7]), 8);
+        assert_eq!(super::longest_in_order(&[0, 1, 2, 7, 0, 1, 2, 7]), 4);
+        assert_eq!(super::longest_in_order(&[]), 0);
+    }
 }
