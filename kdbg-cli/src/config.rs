@@ -241,7 +241,8 @@ impl Selection {
         if let Some(w) = &found.warning {
             term.warn(w.clone());
         }
-        term.info(format!("--match-node: {}; building {} from a git worktree", found.from, found.git_ref));
+        let commit = (found.git_ref != found.version.text).then(|| format!(", built from {}", found.git_ref));
+        term.info(format!("--match-node: {}{}", found.from, commit.unwrap_or_default()));
         let tree = find_tree_at(&self.src, Some(&found.git_ref), term)?;
         Ok(Resolved { tree, comps, build: self.src.build_config(self.profile()) })
     }
