@@ -127,7 +127,14 @@ pub fn clone_of(root: &Utf8Path) -> Result<Utf8PathBuf, WorktreeError> {
 
 /// The directory name for `git_ref`: the ref with `/` and anything unusual as `_`.
 pub fn dir_name(git_ref: &str) -> String {
-    git_ref.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect()
+    let name: String =
+        git_ref.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
+    // Never `.`, `..` or a hidden directory.
+    if name.starts_with('.') {
+        format!("_{name}")
+    } else {
+        name
+    }
 }
 
 /// The commit `git_ref` names in `clone`, or an error that names the ref and how to fetch it.

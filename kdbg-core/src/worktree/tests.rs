@@ -65,6 +65,14 @@ fn a_worktree_is_made_once_reused_and_leaves_the_checkout_alone() {
 }
 
 #[test]
+fn directory_names_stay_inside_the_worktrees_directory() {
+    assert_eq!(dir_name("v1.20.1"), "v1.20.1");
+    assert_eq!(dir_name("origin/release-1.34"), "origin_release-1.34");
+    assert_eq!(dir_name(".."), "_..");
+    assert_eq!(dir_name("HEAD~2"), "HEAD_2");
+}
+
+#[test]
 fn a_tree_inside_another_repository_is_not_a_clone() {
     let (_d, root) = clone();
     let inner = root.join("vendored/kubernetes");
