@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
+use camino::Utf8PathBuf;
 use clap::{Args, Subcommand};
 use kdbg_core::session::journal::{now, since};
 use kdbg_core::worktree;
 use serde_json::json;
-
-use camino::Utf8PathBuf;
 
 use crate::config::{state_dir, tree_root, SrcArgs, JSON_SCHEMA};
 
@@ -29,6 +28,7 @@ pub struct WorktreesArgs {
     /// The kubernetes clone (or one of its worktrees) [default: as for build].
     #[arg(long, value_name = "DIR", global = true)]
     pub src: Option<Utf8PathBuf>,
+    /// Print one JSON document (schema 1, a `worktrees` array) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
 }

@@ -1,12 +1,15 @@
 //! `cargo xtask e2e k8s`: the real-cluster tier. Debian's kubernetes 1.20.2 source, its release
 //! binaries, a kind-shaped kubeadm node (systemd, containerd, the real kubelet) built and booted
 //! locally, `kubeadm init`, then kdbg debugs the apiserver, scheduler, controller-manager and
-//! kubelet through `kind://` and `ssh://` and restores each; then a worker joins and kdbg debugs
+//! kubelet through `kind://` and `ssh://` and restores each; a v1.30+-era clone (Go 1.27, Delve
+//! 1.27 on a unix socket) debugs the scheduler at the node's own version (`--match-node`, a git
+//! worktree) through `kind://`; then a worker joins and kdbg debugs
 //! both nodes' kubelets at once (`--all-nodes`); every stage is timed.
 
 mod flows;
 mod images;
 mod kindcli;
+mod modern;
 mod multinode;
 mod node;
 mod proxy;
@@ -30,7 +33,7 @@ const CLUSTER: &str = "kdbg-e2e";
 type Flow = fn(&Shell, &mut Stages, &flows::Kdbg) -> Result<()>;
 
 /// The flows `--only` can pick, in the order they run.
-const FLOWS: &[&str] = &["apiserver", "scheduler", "kubelet", "proxy", "crash", "all-nodes"];
+const FLOWS: &[&str] = &["apiserver", "scheduler", "kubelet", "proxy", "crash", "modern", "all-nodes"];
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let usage = || format!("usage: cargo xtask e2e k8s [--only FLOW,...]   (flows: {})", FLOWS.join(", "));
@@ -133,16 +136,19 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages, only: &[&str]) -> Result<()> {
         let k = flows::Kdbg { bin: bins.join("kdbg"), tree: &tree, cluster: &cluster, target, via };
         // From here on, every exit path restores the node.
         let _restore = flows::RestoreGuard(&k);
-        let flows: [(&str, Flow); 5] = [
+        let flows: [(&str, Flow); 6] = [
             ("apiserver", flows::apiserver),
             ("scheduler", flows::scheduler_and_cm),
             ("kubelet", flows::kubelet),
             ("proxy", proxy::proxy),
             ("crash", flows::crash_apiserver),
+            ("modern", modern::scheduler_at_the_nodes_version_on_a_socket),
         ];
+        // The crash logic is the same through every transport, and ssh's socket forward is run by
+        // the fast tier: once, through kind://, is enough for those two.
+        let kind_only = ["crash", "modern"];
         for (name, flow) in flows {
-            // The crash logic is the same through every transport: once is enough.
-            if only.contains(&name) && (name != "crash" || via == "kind://") {
+            if only.contains(&name) && (!kind_only.contains(&name) || via == "kind://") {
                 flow(sh, stages, &k)?;
             }
         }

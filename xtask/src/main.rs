@@ -24,7 +24,7 @@ Tasks:
   test               install what the tests need (apt packages), then run every test
   e2e k8s [--only FLOW,...]
                      the real-cluster tier: kubeadm nodes, kdbg through kind:// and ssh://
-                     (flows: apiserver, scheduler, kubelet, proxy, crash, all-nodes)
+                     (flows: apiserver, scheduler, kubelet, proxy, crash, modern, all-nodes)
   toolchains         install the matrix's Go and Delve into /var/cache/kdbg-toolchains
   bench [--only tree,deploy,replay,watch] [--real-only]
                      measure kdbg against make and go list; prints ratios
