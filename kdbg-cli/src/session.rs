@@ -45,7 +45,7 @@ pub struct DebugArgs {
     pub target: TargetArgs,
     /// Where the IDE attaches on this workstation (and Delve's port on the node when it listens on
     /// TCP); further components count up from it [default: per component, kube-apiserver 2345].
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Do not write VSCode entries (.vscode/launch.json, tasks.json) in the tree.
     #[arg(long)]

@@ -1,6 +1,8 @@
-//! Unit tests of the CLI's error rendering.
+//! Unit tests of the CLI's error rendering and argument checks.
 
-use super::message;
+use clap::Parser;
+
+use super::{message, Arguments};
 
 #[derive(Debug)]
 struct Read(std::io::Error);
@@ -23,4 +25,12 @@ fn a_cause_already_in_the_message_is_said_once() {
     assert_eq!(message(&e), "failed to write VSCode entries: failed to read /x: Not a directory (os error 20)");
     let e = anyhow::anyhow!("inner").context("outer");
     assert_eq!(message(&e), "outer: inner");
+}
+
+#[test]
+fn prune_days_beyond_a_century_are_refused_before_anything_runs() {
+    let days = |d: &str| Arguments::try_parse_from(["kdbg", "worktrees", "prune", "--older-than", d]);
+    assert!(days("36500").is_ok());
+    let err = days("18446744073709551615").unwrap_err().to_string();
+    assert!(err.contains("--older-than") && err.contains("36500"), "{err}");
 }

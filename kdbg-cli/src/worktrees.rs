@@ -40,7 +40,7 @@ pub enum Action {
     /// Remove those not used for DAYS days.
     Prune {
         /// Days since the last build, deploy or debug from a worktree.
-        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(..=36500))]
         older_than: u64,
         /// Only say what would be removed.
         #[arg(long)]

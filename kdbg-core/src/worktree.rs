@@ -50,6 +50,10 @@ pub enum WorktreeError {
     NotGit { clone: Utf8PathBuf },
     #[error("{what} {git_ref} is not in the clone {clone}{why}; fetch it and run again:\n  {fetch}\nkdbg never builds a nearby version instead: breakpoints would not match the code that runs")]
     MissingRef { what: &'static str, git_ref: String, clone: Utf8PathBuf, fetch: String, why: String },
+    #[error("{git_ref:?} names no tag, branch or commit of the clone {clone}, and no fetch could bring it: give a tag (v1.34.2), a branch or a commit (`git -C {clone} tag --list 'v1.*'` lists the tags)")]
+    BadRef { git_ref: String, clone: Utf8PathBuf },
+    #[error("--worktrees {dir} is inside the checkout {clone}, where git does not ignore it: the worktree would show in your `git status`\n  fix: choose a directory outside the clone, or one its .gitignore covers (the default, _output/kdbg/worktrees, is)")]
+    InTheCheckout { dir: Utf8PathBuf, clone: Utf8PathBuf },
     #[error("{path} exists and is not a kdbg worktree of {clone}; remove it or choose another --worktrees directory")]
     InTheWay { path: Utf8PathBuf, clone: Utf8PathBuf },
     #[error("`git {args}` failed in {dir}: {stderr}")]
@@ -125,6 +129,33 @@ pub fn clone_of(root: &Utf8Path) -> Result<Utf8PathBuf, WorktreeError> {
     }
 }
 
+/// `path` is outside `clone`'s checkout, or inside it where git ignores it (as kubernetes'
+/// `.gitignore` does `_output`).
+fn outside_the_checkout(clone: &Utf8Path, path: &Utf8Path) -> bool {
+    // Compare real paths: the directory may not exist yet, so resolve its nearest existing parent.
+    let real = |p: &Utf8Path| p.canonicalize_utf8().ok();
+    let mut existing = path.to_owned();
+    let mut rest = Vec::new();
+    let base = loop {
+        if let Some(r) = real(&existing) {
+            break rest.iter().rev().fold(r, |acc: Utf8PathBuf, part: &String| acc.join(part));
+        }
+        match (existing.file_name().map(str::to_owned), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_owned();
+            }
+            _ => return true,
+        }
+    };
+    let clone = real(clone).unwrap_or_else(|| clone.to_owned());
+    match base.strip_prefix(&clone) {
+        Err(_) => true,
+        Ok(inside) if inside.as_str().is_empty() => false,
+        Ok(inside) => git(&clone, &["check-ignore", "-q", "--no-index", "--", inside.as_str()]).is_ok(),
+    }
+}
+
 /// The directory name for `git_ref`: the ref with `/` and anything unusual as `_`.
 pub fn dir_name(git_ref: &str) -> String {
     let name: String =
@@ -142,6 +173,14 @@ pub fn resolve(clone: &Utf8Path, git_ref: &str) -> Result<String, WorktreeError>
     let spec = format!("{git_ref}^{{commit}}");
     if let Ok(commit) = git(clone, &["rev-parse", "--verify", "--quiet", "--end-of-options", &spec]) {
         return Ok(commit);
+    }
+    // A revision expression (`HEAD~5`), a refspec (`a:b`) or no name at all: fetching cannot help,
+    // and the fetch command would be wrong (a refspec would even make a branch).
+    let fetchable = !git_ref.is_empty()
+        && !git_ref.starts_with('-')
+        && git(clone, &["check-ref-format", "--allow-onelevel", git_ref]).is_ok();
+    if !fetchable {
+        return Err(WorktreeError::BadRef { git_ref: git_ref.into(), clone: clone.to_owned() });
     }
     let looks_like_tag = crate::tree::KubeVersion::parse(git_ref).is_some();
     let (what, fetch) = if looks_like_tag {
@@ -167,7 +206,7 @@ pub fn ensure(
     reporter: &dyn Reporter,
 ) -> Result<Worktree, WorktreeError> {
     let commit = resolve(clone, git_ref)?;
-    let base = match dir {
+    let base = match dir.filter(|d| !d.as_str().is_empty()) {
         // A relative directory is relative to where kdbg runs (git runs in the clone).
         Some(d) => {
             Utf8PathBuf::try_from(std::path::absolute(d).map_err(io("resolve", d))?).unwrap_or_else(|_| d.to_owned())
@@ -175,6 +214,10 @@ pub fn ensure(
         None => clone.join(DEFAULT_DIR),
     };
     let path = base.join(dir_name(git_ref));
+    // A worktree inside the checkout that git does not ignore would show in its `git status`.
+    if dir.is_some_and(|d| !d.as_str().is_empty()) && !outside_the_checkout(clone, &path) {
+        return Err(WorktreeError::InTheCheckout { dir: base, clone: clone.to_owned() });
+    }
     if let Some(mut record) = record_of(&path) {
         if record.clone != clone {
             return Err(WorktreeError::InTheWay { path, clone: clone.to_owned() });
@@ -191,7 +234,7 @@ pub fn ensure(
     if path.exists() {
         return Err(WorktreeError::InTheWay { path, clone: clone.to_owned() });
     }
-    std::fs::create_dir_all(&base).map_err(io("create", &base))?;
+    std::fs::create_dir_all(&base).map_err(io("create the worktrees directory (--worktrees)", &base))?;
     // A worktree whose directory was deleted (`make clean` in the clone) is still registered.
     let _ = git(clone, &["worktree", "prune"]);
     reporter.info(format!("checking out {git_ref} ({}) as a git worktree in {path} (once)", short(&commit)));

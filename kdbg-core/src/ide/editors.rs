@@ -14,12 +14,20 @@ pub fn other_editors(component: &str, port: u16, tree_root: &Utf8Path, rules: &[
     let _ = writeln!(s, "{component}: Delve (API v2 and DAP) on 127.0.0.1:{port}");
     let _ = writeln!(s, "  GoLand:   Run | Edit Configurations... | + | Go Remote: Host 127.0.0.1, Port {port}");
     let _ = writeln!(s, "  terminal: dlv connect 127.0.0.1:{port}");
-    if !rules.is_empty() {
-        // Delve's terminal maps the other way round: recorded path first, local path second.
-        let _ = writeln!(s, "            and, so that listings and `break file:line` find this tree:");
-        for r in rules {
+    // Delve's terminal maps the other way round: recorded path first, local path second. A binary
+    // built in this very tree (no -trimpath) records the tree's own paths: nothing to map.
+    let maps: Vec<(&str, String)> = rules
+        .iter()
+        .map(|r| {
             let local = if r.tree.is_empty() { tree_root.to_string() } else { tree_root.join(&r.tree).to_string() };
-            let _ = writeln!(s, "            config substitute-path {} {}", quote(&r.recorded), quote(&local));
+            (r.recorded.as_str(), local)
+        })
+        .filter(|(recorded, local)| recorded != local)
+        .collect();
+    if !maps.is_empty() {
+        let _ = writeln!(s, "            and, so that listings and `break file:line` find this tree:");
+        for (recorded, local) in maps {
+            let _ = writeln!(s, "            config substitute-path {} {}", quote(recorded), quote(&local));
         }
     }
     let _ = writeln!(s, "  nvim-dap:");
@@ -83,5 +91,13 @@ mod tests {
                 })
         "#]]
         .assert_eq(&text);
+    }
+
+    #[test]
+    fn a_binary_built_in_the_tree_itself_needs_no_terminal_mapping() {
+        let rules = vec![PathRule { tree: String::new(), recorded: "/src/kubernetes".into() }];
+        let text = other_editors("kube-scheduler", 2347, Utf8Path::new("/src/kubernetes"), &rules);
+        assert!(!text.contains("config substitute-path"), "{text}");
+        assert!(text.contains("{ from = '${workspaceFolder}', to = '/src/kubernetes' },"), "{text}");
     }
 }

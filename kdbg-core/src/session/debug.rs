@@ -158,6 +158,19 @@ pub fn full_plan(build: Plan, components: &[&'static Component], tunnel: bool, i
     plan(deploy::steps::plan(build, components), components, tunnel, ide)
 }
 
+/// Every port the run uses (`port + i` for component `i`, each node 100 more) is a port: checked
+/// before anything happens.
+fn ports_fit(port: Option<u16>, components: &[&'static Component], nodes: usize) -> Result<(), SessionError> {
+    let shift = 100 * nodes.saturating_sub(1) as u32;
+    let highest = |i: usize, c: &Component| port.map_or(c.default_port as u32, |p| p as u32 + i as u32) + shift;
+    let last = components.iter().enumerate().map(|(i, c)| highest(i, c)).max().unwrap_or(0);
+    if last <= u16::MAX as u32 {
+        return Ok(());
+    }
+    let first = port.unwrap_or_else(|| components.iter().map(|c| c.default_port).min().unwrap_or(0));
+    Err(SessionError::PortsPastTheEnd { first, last, components: components.len(), nodes })
+}
+
 /// Runs a whole debug session start: [`full_plan`] through the executor. Nothing on the node
 /// changes before every component was captured and every port checked; a failure after the
 /// first change rolls this run back.
@@ -182,6 +195,7 @@ pub fn debug_nodes(
                 .into(),
         );
     }
+    ports_fit(cfg.port, components, nodes.len())?;
     let started = Instant::now();
     let mut journals = Vec::new();
     let mut targets = Vec::new();
@@ -302,5 +316,16 @@ mod tests {
             7. write-ide                        will run  after tunnel:kube-apiserver
         "#]]
         .assert_eq(&p.render());
+    }
+
+    #[test]
+    fn ports_past_65535_are_refused_before_anything_runs() {
+        let two = Component::resolve(&["apiserver", "scheduler"]).unwrap();
+        assert!(ports_fit(Some(65534), &two, 1).is_ok());
+        let err = ports_fit(Some(65535), &two, 1).unwrap_err().to_string();
+        assert!(err.starts_with("2 component(s) from port 65535 needs ports up to 65536, past 65535"), "{err}");
+        assert!(ports_fit(None, &two, 2).is_ok(), "defaults, two nodes");
+        let err = ports_fit(Some(65400), &two, 3).unwrap_err().to_string();
+        assert!(err.starts_with("2 component(s) on 3 nodes from port 65400 needs ports up to 65601"), "{err}");
     }
 }

@@ -20,6 +20,8 @@ pub enum SessionError {
     Malformed { component: String, node: String, path: String, detail: String },
     #[error("port {port} is busy on {node}{}: kdbg needs it for {what}\n  fix: pass --port with a free port, or stop what holds it (`kdbg status` shows kdbg's own sessions)", holder.as_ref().map(|h| format!(" (held by {h})")).unwrap_or_default())]
     PortBusy { node: String, port: u16, what: String, holder: Option<String> },
+    #[error("{} needs ports up to {last}, past 65535: each further component takes the next port and each further node 100 more\n  fix: pass a lower --port", if *.nodes > 1 { format!("{} component(s) on {} nodes from port {first}", .components, .nodes) } else { format!("{} component(s) from port {first}", .components) })]
+    PortsPastTheEnd { first: u16, last: u32, components: usize, nodes: usize },
     #[error("local port {port} is busy on this workstation: the tunnel to {component}'s Delve needs it\n  fix: pass --port with a free port, or stop what listens on localhost:{port}")]
     LocalPortBusy { component: String, port: u16 },
     #[error("{path} is missing on {node}\n  fix: {fix}")]

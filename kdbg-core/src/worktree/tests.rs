@@ -49,6 +49,17 @@ fn a_missing_tag_names_it_and_the_fetch_command_and_creates_nothing() {
 }
 
 #[test]
+fn a_ref_no_fetch_could_bring_is_named_without_a_fetch_command() {
+    let (_d, root) = clone();
+    for bad in ["", "HEAD~5", "v1.20.2:foo", "../../etc", "-x"] {
+        let err = ensure(&root, bad, None, &Quiet).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{bad:?} names no tag, branch or commit of the clone {root}")), "{err}");
+        assert!(!err.contains("fetch origin"), "{err}");
+    }
+    assert!(!root.join("_output").exists(), "nothing is created");
+}
+
+#[test]
 fn a_worktree_is_made_once_reused_and_leaves_the_checkout_alone() {
     let (_d, root) = clone();
     let before = (status(&root), std::fs::metadata(root.join("flags.go")).unwrap().modified().unwrap());
@@ -129,4 +140,21 @@ fn prune_removes_old_unused_worktrees_and_keeps_used_or_edited_ones() {
     assert!(!used.path.exists());
     let names: Vec<String> = list(&root, None).unwrap().into_iter().map(|l| l.record.git_ref).collect();
     assert_eq!(names, ["main"]);
+}
+
+#[test]
+fn a_worktrees_directory_in_the_checkout_must_be_one_git_ignores() {
+    let (_d, root) = clone();
+    for inside in [root.clone(), root.join("trees/new")] {
+        let err = ensure(&root, "v1.20.1", Some(&inside), &Quiet).unwrap_err().to_string();
+        assert!(err.contains("is inside the checkout") && err.contains("git status"), "{err}");
+    }
+    assert_eq!(status(&root), "", "nothing is created in the checkout");
+    let ignored = root.join("_output/mine");
+    let w = ensure(&root, "v1.20.1", Some(&ignored), &Quiet).unwrap();
+    assert!(w.path.starts_with(ignored.canonicalize_utf8().unwrap()));
+    let empty = Utf8Path::new("");
+    let w = ensure(&root, "v1.20.2", Some(empty), &Quiet).unwrap();
+    assert!(w.path.starts_with(root.join(DEFAULT_DIR)), "an empty --worktrees (KDBG_WORKTREES=) is the default");
+    assert_eq!(status(&root), "");
 }
