@@ -213,6 +213,11 @@ pub fn target_args(t: &TargetArgs) -> Vec<String> {
 /// Version of every `--json` document kdbg prints.
 pub const JSON_SCHEMA: u32 = 1;
 
+/// A wait in seconds, at most a day (a larger one overflowed the deadline).
+pub fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(..=86_400)
+}
+
 /// The components, tree and build config of a [`Selection`], resolved once per command.
 pub struct Resolved {
     pub tree: SourceTree,

@@ -16,7 +16,7 @@ use kdbg_core::session::status;
 use serde_json::json;
 
 use crate::config::{
-    node_refs, one_or_nodes, state_dir, target_args, LockArgs, MatchArgs, Resolved, Selection, TargetArgs,
+    node_refs, one_or_nodes, seconds, state_dir, target_args, LockArgs, MatchArgs, Resolved, Selection, TargetArgs,
 };
 use crate::render::Terminal;
 
@@ -62,7 +62,7 @@ pub struct DebugArgs {
     #[arg(long)]
     pub expose: bool,
     /// Seconds to wait for the original component to stop before putting it back.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STOP_TIMEOUT)]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STOP_TIMEOUT, value_parser = seconds())]
     pub stop_timeout: u64,
     /// Print the sessions as one JSON object.
     #[arg(long)]
@@ -97,7 +97,7 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Seconds to wait for each original to run again.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = seconds())]
     pub timeout: u64,
     /// When the node's journal cannot be read: keep it aside (renamed, never deleted) and put back
     /// what kdbg left on the node, found by looking at it (backups, debug processes).

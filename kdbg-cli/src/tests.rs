@@ -34,3 +34,18 @@ fn prune_days_beyond_a_century_are_refused_before_anything_runs() {
     let err = days("18446744073709551615").unwrap_err().to_string();
     assert!(err.contains("--older-than") && err.contains("36500"), "{err}");
 }
+
+#[test]
+fn waits_beyond_a_day_are_refused_before_anything_runs() {
+    let parse = |args: &[&str]| Arguments::try_parse_from([&["kdbg"], args].concat());
+    assert!(parse(&["restore", "--timeout", "86400"]).is_ok());
+    for args in [
+        &["restore", "--timeout", "18446744073709551615"][..],
+        &["debug", "apiserver", "--stop-timeout", "86401"],
+        &["trace", "apiserver", "request", "--for", "999999999"],
+        &["watch", "apiserver", "--debounce", "60001"],
+    ] {
+        let err = parse(args).unwrap_err().to_string();
+        assert!(err.contains("is not in"), "{args:?}: {err}");
+    }
+}

@@ -50,7 +50,7 @@ pub struct TraceArgs {
     #[arg(long, requires = "run")]
     pub on_node: bool,
     /// Seconds to record after the trigger starts.
-    #[arg(long = "for", value_name = "SECONDS", default_value_t = 10)]
+    #[arg(long = "for", value_name = "SECONDS", default_value_t = 10, value_parser = crate::config::seconds())]
     pub collect: u64,
     /// Real breakpoints: halt at the first waypoint hit and leave them for the IDE.
     #[arg(long)]

@@ -42,7 +42,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub restore_on_exit: bool,
     /// Milliseconds without further changes before a cycle starts.
-    #[arg(long, value_name = "MS", default_value_t = 300)]
+    #[arg(long, value_name = "MS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(..=60_000))]
     pub debounce: u64,
 }
 
