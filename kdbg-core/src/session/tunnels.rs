@@ -160,11 +160,20 @@ mod tests {
         rec
     }
 
+    /// A process that holds `args` in its command line and sleeps, never forking: a shell's
+    /// `sleep` child has the shell's command line until it execs, and a scan by command line
+    /// would find it too.
+    fn lookalike() -> std::process::Command {
+        let mut perl = std::process::Command::new("perl");
+        perl.args(["-e", "sleep 30", "--"]);
+        perl
+    }
+
     /// A process with the command line of kdbg's socat forward from `local` to kind node
-    /// `node`'s 127.0.0.1:`remote` (sh ignores the extra arguments), and its record.
+    /// `node`'s 127.0.0.1:`remote`, and its record.
     fn kind_forward(node: &str, (local, remote): (u16, u16)) -> (std::process::Child, TunnelRecord) {
-        let child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30", &format!("TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork")])
+        let child = lookalike()
+            .arg(format!("TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork"))
             .arg(format!("EXEC:'docker exec -i {node} socat - TCP:127.0.0.1:{remote}'"))
             .spawn()
             .unwrap();
@@ -202,10 +211,8 @@ mod tests {
     #[test]
     fn an_ssh_forward_to_a_socket_is_recognised() {
         let socket = "/var/lib/kdbg/run/kube-apiserver/dlv.sock";
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30", "-N", "-L", &format!("127.0.0.1:23452:{socket}"), "docker@10.0.0.2"])
-            .spawn()
-            .unwrap();
+        let mut child =
+            lookalike().args(["-N", "-L", &format!("127.0.0.1:23452:{socket}"), "docker@10.0.0.2"]).spawn().unwrap();
         let rec = running(&child, "docker@10.0.0.2", (23452, 23452), Some(socket));
         assert_eq!(rec.endpoint(), Endpoint::Socket(socket.into()));
         assert!(!TunnelRecord { remote_socket: None, ..rec.clone() }.alive(), "not a forward to 127.0.0.1:23452");
