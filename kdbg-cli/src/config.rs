@@ -213,6 +213,11 @@ pub fn target_args(t: &TargetArgs) -> Vec<String> {
 /// Version of every `--json` document kdbg prints.
 pub const JSON_SCHEMA: u32 = 1;
 
+/// A TCP port to listen on: 0 would let the system pick one nobody is told about.
+pub fn port() -> clap::builder::RangedI64ValueParser<u16> {
+    clap::value_parser!(u16).range(1..)
+}
+
 /// A wait in seconds, at most a day (a larger one overflowed the deadline).
 pub fn seconds() -> clap::builder::RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(..=86_400)

@@ -16,7 +16,8 @@ use kdbg_core::session::status;
 use serde_json::json;
 
 use crate::config::{
-    node_refs, one_or_nodes, seconds, state_dir, target_args, LockArgs, MatchArgs, Resolved, Selection, TargetArgs,
+    node_refs, one_or_nodes, port, seconds, state_dir, target_args, LockArgs, MatchArgs, Resolved, Selection,
+    TargetArgs,
 };
 use crate::render::Terminal;
 
@@ -45,7 +46,7 @@ pub struct DebugArgs {
     pub target: TargetArgs,
     /// Where the IDE attaches on this workstation (and Delve's port on the node when it listens on
     /// TCP); further components count up from it [default: per component, kube-apiserver 2345].
-    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "PORT", value_parser = port())]
     pub port: Option<u16>,
     /// Do not write VSCode entries (.vscode/launch.json, tasks.json) in the tree.
     #[arg(long)]

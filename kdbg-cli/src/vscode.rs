@@ -23,7 +23,7 @@ pub struct VscodeArgs {
     pub src: SrcArgs,
     /// The port dlv is reachable on at 127.0.0.1 (one component only) [default: the component's
     /// port, see `kdbg components`].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", value_parser = crate::config::port())]
     pub port: Option<u16>,
     /// The target the generated tasks pass to kdbg [default: none, so $KDBG_TARGET or minikube].
     #[arg(long, value_name = "TARGET")]

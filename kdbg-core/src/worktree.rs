@@ -206,7 +206,9 @@ pub fn ensure(
     reporter: &dyn Reporter,
 ) -> Result<Worktree, WorktreeError> {
     let commit = resolve(clone, git_ref)?;
-    let base = match dir.filter(|d| !d.as_str().is_empty()) {
+    // An empty directory (`KDBG_WORKTREES=`) is no directory.
+    let named = dir.filter(|d| !d.as_str().is_empty());
+    let base = match named {
         // A relative directory is relative to where kdbg runs (git runs in the clone).
         Some(d) => {
             Utf8PathBuf::try_from(std::path::absolute(d).map_err(io("resolve", d))?).unwrap_or_else(|_| d.to_owned())
@@ -215,7 +217,7 @@ pub fn ensure(
     };
     let path = base.join(dir_name(git_ref));
     // A worktree inside the checkout that git does not ignore would show in its `git status`.
-    if dir.is_some_and(|d| !d.as_str().is_empty()) && !outside_the_checkout(clone, &path) {
+    if named.is_some() && !outside_the_checkout(clone, &path) {
         return Err(WorktreeError::InTheCheckout { dir: base, clone: clone.to_owned() });
     }
     if let Some(mut record) = record_of(&path) {

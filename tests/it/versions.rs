@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::session::{Lab, Original};
 use kdbg_tests::toolchain::Toolchain;
@@ -16,14 +15,7 @@ const SERVER: &str = "cmd/kube-apiserver/app/server.go";
 const SECURE_PORT: &str = "\tsecurePort := fs.Int(";
 
 fn git(root: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=kdbg", "-c", "user.email=kdbg@localhost"])
-        .args(args)
-        .current_dir(root)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    kdbg_tests::fixture::git(root, args).unwrap()
 }
 
 /// History `old` (the tree with `edit`) → `new` (without), the checkout at `new`.

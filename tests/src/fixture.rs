@@ -70,23 +70,27 @@ pub fn copy_era(parent: &Path, era: Era, go_version: Option<&str>) -> std::io::R
     if let (Era::Modern, Some(v)) = (era, go_version) {
         std::fs::write(root.join(".go-version"), format!("{v}\n"))?;
     }
-    let git = |args: &[&str]| -> std::io::Result<()> {
-        let out = Command::new("git")
-            .args(["-c", "user.name=kdbg", "-c", "user.email=kdbg@localhost", "-c", "init.defaultBranch=main"])
-            .args(args)
-            .current_dir(&root)
-            .output()?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(format!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr))))
-        }
-    };
+    let git = |args: &[&str]| git(&root, args).map(drop);
     git(&["init", "-q"])?;
     git(&["add", "-A"])?;
     git(&["commit", "-qm", "fixture"])?;
     git(&["tag", era.tag()])?;
     Ok(root)
+}
+
+/// Runs git in `root` as the fixtures' committer (`kdbg <kdbg@localhost>`, first branch `main`);
+/// its stdout, or an error holding its stderr.
+pub fn git(root: &Path, args: &[&str]) -> std::io::Result<String> {
+    let out = Command::new("git")
+        .args(["-c", "user.name=kdbg", "-c", "user.email=kdbg@localhost", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(root)
+        .output()?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(std::io::Error::other(format!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr))))
+    }
 }
 
 /// Copies a directory tree, skipping build outputs; symlinks are recreated as symlinks.

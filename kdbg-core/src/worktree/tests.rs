@@ -1,3 +1,5 @@
+//! Unit tests of `worktree` on throwaway git clones: refs, where worktrees go, reuse and prune.
+
 use super::*;
 use crate::report::{Event, Reporter};
 

@@ -148,6 +148,13 @@ fn node_healthz(sh: &Shell, c: &Cluster, port: u16) -> bool {
     c.sh(sh, &format!("curl -sk --max-time 10 https://127.0.0.1:{port}/healthz")).is_ok_and(|b| b.trim() == "ok")
 }
 
+/// `component`'s local tunnel port in one node's `kdbg status --json` document.
+pub(super) fn tunnel_in(doc: &serde_json::Value, component: &str) -> Option<u16> {
+    let comps = doc["components"].as_array()?;
+    let c = comps.iter().find(|c| c["component"] == component)?;
+    u16::try_from(c["tunnel"].as_u64()?).ok()
+}
+
 /// Connects to Delve through the local forward on `port` (each component's default), breaks at `function`, triggers it, continues.
 pub(super) fn breakpoint(
     port: u16,

@@ -95,30 +95,18 @@ pub fn scheduler_at_the_nodes_version_on_a_socket(sh: &Shell, stages: &mut Stage
 fn tunnel_port(sh: &Shell, k: &Kdbg) -> Result<u16> {
     let out = k.stdout(sh, &["status", "--json"])?;
     let doc: serde_json::Value = serde_json::from_str(&out).with_context(|| format!("kdbg status --json: {out}"))?;
-    let comps = doc["components"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let port = comps
-        .iter()
-        .find(|c| c["component"].as_str().is_some_and(|n| n.ends_with("scheduler")))
-        .and_then(|c| c["tunnel"].as_u64());
-    Ok(u16::try_from(port.with_context(|| format!("no kube-scheduler tunnel in kdbg status --json: {out}"))?)?)
+    flows::tunnel_in(&doc, "kube-scheduler")
+        .with_context(|| format!("no kube-scheduler tunnel in kdbg status --json: {out}"))
 }
 
 /// The fixture as a clone: tag v1.20.2 (what the node runs), then one more commit, tagged v1.36.0.
 fn clone_past_the_node(parent: &std::path::Path) -> Result<()> {
     let root = kdbg_tests::fixture::copy_era(parent, kdbg_tests::fixture::Era::Modern, Some(GO))?;
-    let git = |args: &[&str]| -> Result<()> {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=kdbg", "-c", "user.email=kdbg@localhost"])
-            .args(args)
-            .current_dir(&root)
-            .output()?;
-        ensure!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        Ok(())
-    };
+    let git = |args: &[&str]| kdbg_tests::fixture::git(&root, args).map(drop);
     git(&["tag", "-d", "v1.36.0"])?;
     git(&["tag", "v1.20.2"])?;
     std::fs::write(root.join("CHANGELOG.md"), "v1.36.0: the checkout moved on\n")?;
     git(&["add", "CHANGELOG.md"])?;
     git(&["commit", "-qm", "v1.36.0"])?;
-    git(&["tag", "v1.36.0"])
+    Ok(git(&["tag", "v1.36.0"])?)
 }

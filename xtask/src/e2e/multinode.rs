@@ -87,10 +87,8 @@ fn tunnel_ports(sh: &Shell, k: &Kdbg, nodes: &[String]) -> Result<Vec<u16>> {
         .map(|n| {
             let d = docs.iter().find(|d| d["node"].as_str().is_some_and(|s| s.contains(n.as_str())));
             let d = d.with_context(|| format!("{n} is not in kdbg status --json: {out}"))?;
-            let comps = d["components"].as_array().map(Vec::as_slice).unwrap_or_default();
-            let port = comps.iter().find(|c| c["component"] == "kubelet").and_then(|c| c["tunnel"].as_u64());
-            let port = port.with_context(|| format!("no kubelet tunnel for {n} in kdbg status --json: {out}"))?;
-            Ok(u16::try_from(port)?)
+            flows::tunnel_in(d, "kubelet")
+                .with_context(|| format!("no kubelet tunnel for {n} in kdbg status --json: {out}"))
         })
         .collect()
 }
