@@ -28,10 +28,10 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
                 println!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
             } else {
                 for b in &outcome.components {
-                    let how = match (b.hit, outcome.via) {
-                        (true, _) => "up to date",
-                        (false, Some("replay")) => "replayed",
-                        (false, _) => "built",
+                    let how = match b.via {
+                        build::Via::UpToDate => "up to date",
+                        build::Via::Replayed => "replayed",
+                        build::Via::Made => "built",
                     };
                     println!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
                 }

@@ -108,7 +108,7 @@ fn print(e: &WatchEvent, verbose: bool) {
             if verbose {
                 println!(
                     "  {} {:.2}s; on the node: Delve listening after {:.2}s, serving after {:.2}s; {:.2}s debounce; relaunched: {}",
-                    r.via.unwrap_or("no build"),
+                    r.via.map(kdbg_core::build::Via::word).unwrap_or("no build"),
                     r.make_s,
                     r.dlv_s,
                     r.node_s,
@@ -138,7 +138,7 @@ pub fn cycle_line(r: &CycleReport) -> String {
         "cycle {}: build {:.2}s{}, copy {:.2}s ({} bytes), relaunch {:.2}s, total {:.2}s",
         r.cycle,
         r.build_s,
-        r.via.map(|v| format!(" ({v})")).unwrap_or_default(),
+        r.via.map(|v| format!(" ({})", v.word())).unwrap_or_default(),
         r.copy_s,
         r.copy_bytes,
         r.relaunch_s,
@@ -188,7 +188,7 @@ mod tests {
             ..CycleReport::default()
         };
         assert_eq!(cycle_line(&r), "cycle 3: build 1.23s, copy 0.05s (123456 bytes), relaunch 0.80s, total 2.40s");
-        let replayed = CycleReport { via: Some("replay"), ..r };
+        let replayed = CycleReport { via: Some(kdbg_core::build::Via::Replayed), ..r };
         assert!(cycle_line(&replayed).starts_with("cycle 3: build 1.23s (replay), copy"), "{}", cycle_line(&replayed));
         let files: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
         assert_eq!(some_files(&files), ": a, b, c and 2 more");

@@ -1,24 +1,29 @@
-//! `kdbg build`: compute keys, run one `make all` for the stale components, record the outputs.
+//! `kdbg build`: compute keys, then the plan's `build:<component>` steps ([`step::Building`]):
+//! one `make all` (or one replay) for the stale components, the outputs recorded.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
+use crate::binary::Needs;
 use crate::cache::state::STATE_FILE;
-use crate::cache::{self, CacheError, ComponentKey, KeyRequest, Keys, OutputRecord};
+use crate::cache::{self, CacheError, KeyRequest, Keys};
 use crate::component::Component;
 use crate::flags::{self, Profile};
-use crate::host::{Cmd, HostError};
+use crate::host::HostError;
 use crate::lock::TreeLock;
-use crate::plan::{self, Plan, StepId, StepKind};
-use crate::report::{Event, Reporter, StepStatus};
+use crate::plan::exec::Exec;
+use crate::plan::Plan;
+use crate::report::Reporter;
 use crate::toolchain::{self, GoSearch, GoToolchain};
 use crate::tree::SourceTree;
 
 pub(crate) mod capture;
 pub(crate) mod replay;
+pub(crate) mod step;
+
+pub(crate) use step::Building;
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildConfig {
@@ -47,6 +52,9 @@ pub enum BuildError {
     NotWritable { path: Utf8PathBuf, detail: String, output: Utf8PathBuf },
     #[error("{path} is a directory, where kdbg keeps its build state file\n  fix: remove it (`rm -r {path}`); kdbg rebuilds its state on the next run")]
     StateIsDir { path: Utf8PathBuf },
+    /// Another step of the same make (or replay) failed; its error says why.
+    #[error("not built: the same build as {first} failed")]
+    SameBuild { first: String },
 }
 
 /// A write under `_output` failed: say which path, why, and how to make it writable.
@@ -58,7 +66,33 @@ fn not_writable(tree: &SourceTree, path: &Utf8Path) -> impl FnOnce(std::io::Erro
     }
 }
 
-/// One component's result, as `kdbg build --json` prints it.
+/// How a component's binary came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Via {
+    /// Its key was unchanged and the binary intact: nothing ran.
+    #[serde(rename = "up_to_date")]
+    UpToDate,
+    /// `make all WHAT=…` built it.
+    #[serde(rename = "make")]
+    Made,
+    /// make's captured `go` calls were replayed (see [`replay`]).
+    #[serde(rename = "replay")]
+    Replayed,
+}
+
+impl Via {
+    /// `make`, `replay`, `up to date`: what the CLI prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            Via::UpToDate => "up to date",
+            Via::Made => "make",
+            Via::Replayed => "replay",
+        }
+    }
+}
+
+/// The output of a component's build step (as `kdbg build --json` prints it): the binary, its
+/// facts, and how it came to be.
 #[derive(Debug, Clone, Serialize)]
 pub struct Built {
     pub name: String,
@@ -67,6 +101,19 @@ pub struct Built {
     pub binary: Utf8PathBuf,
     pub sha256: String,
     pub seconds: f64,
+    #[serde(skip)]
+    pub size: u64,
+    /// `linux/amd64`: the GOOS/GOARCH it was built for.
+    #[serde(skip)]
+    pub platform: String,
+    /// The Go that built it and its DWARF version, from its ELF.
+    #[serde(skip)]
+    pub needs: Option<Needs>,
+    #[serde(skip)]
+    pub via: Via,
+    /// The `make` command that built it, when one did.
+    #[serde(skip)]
+    pub command: Option<String>,
     #[serde(skip)]
     pub why: Vec<String>,
 }
@@ -77,7 +124,17 @@ pub struct BuildOutcome {
     /// The `make` command that ran, if one did.
     pub make: Option<String>,
     /// How the stale components were built: `make`, or `replay` of make's captured `go` calls.
-    pub via: Option<&'static str>,
+    pub via: Option<Via>,
+}
+
+impl BuildOutcome {
+    /// The outcome of the build steps' outputs, in the components' order.
+    pub(crate) fn of(components: Vec<Built>) -> BuildOutcome {
+        let make = components.iter().find_map(|b| b.command.clone());
+        let vias = || components.iter().map(|b| b.via);
+        let via = [Via::Replayed, Via::Made].into_iter().find(|v| vias().any(|x| x == *v));
+        BuildOutcome { components, make, via }
+    }
 }
 
 /// The inputs every build and key computation share.
@@ -112,7 +169,8 @@ pub fn keys(tree: &SourceTree, components: &[&'static Component], p: &Prepared) 
     cache::compute(KeyRequest { tree, components, make_vars: &p.make_vars, toolchain: &p.toolchain })
 }
 
-/// Builds what is stale; a second call with nothing changed runs no `make` at all.
+/// Builds what is stale; a second call with nothing changed runs no `make` at all. The plan's
+/// build steps run through the executor, as `kdbg deploy`'s and `kdbg debug`'s do.
 pub fn build(
     tree: &SourceTree,
     components: &[&'static Component],
@@ -120,25 +178,28 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<BuildOutcome, BuildError> {
     let prepared = prepare(tree, config)?;
-    build_prepared(tree, components, &prepared, reporter)
+    let keyed = keyed(tree, components, &prepared, reporter)?;
+    let plan = Plan::for_build(&keyed.keys.components);
+    let building = Building::new(tree, keyed, &prepared, reporter);
+    let run = Exec::default().run(&plan, &building, reporter).map_err(|f| first_error(f.errors))?;
+    building.finish()?;
+    let mut built: Vec<Built> = run.outputs.into_values().collect();
+    built.sort_by_key(|b| components.iter().position(|c| c.name == b.name));
+    Ok(BuildOutcome::of(built))
 }
 
-/// [`build`] with the Go and make variables already decided.
-pub(crate) fn build_prepared(
-    tree: &SourceTree,
-    components: &[&'static Component],
-    prepared: &Prepared,
-    reporter: &dyn Reporter,
-) -> Result<BuildOutcome, BuildError> {
-    let keyed = keyed(tree, components, prepared, reporter)?;
-    build_keyed(tree, keyed, prepared, reporter)
+/// The error to show of failed build steps: the one that is not another's consequence.
+pub(crate) fn first_error<I>(errors: Vec<(I, BuildError)>) -> BuildError {
+    let mut errors: Vec<BuildError> = errors.into_iter().map(|(_, e)| e).collect();
+    let i = errors.iter().position(|e| !matches!(e, BuildError::SameBuild { .. })).unwrap_or(0);
+    errors.swap_remove(i)
 }
 
 /// The keys of a build about to run, computed under the tree's lock, which stays held until
-/// [`build_keyed`] is done with them (a plan's build steps are decided by these keys).
+/// the build steps are done with them (a plan's build steps are decided by these keys).
 pub(crate) struct Keyed {
     pub keys: Keys,
-    _lock: TreeLock,
+    lock: TreeLock,
 }
 
 /// Takes the tree's lock and computes the keys, reporting the toolchain's and keys' warnings.
@@ -157,195 +218,7 @@ pub(crate) fn keyed(
     for w in &keys.warnings {
         reporter.warn(w.clone());
     }
-    Ok(Keyed { keys, _lock: lock })
-}
-
-/// Builds what `keyed` says is stale (one make, or one replay), records the outputs, and
-/// releases the tree's lock.
-pub(crate) fn build_keyed(
-    tree: &SourceTree,
-    keyed: Keyed,
-    prepared: &Prepared,
-    reporter: &dyn Reporter,
-) -> Result<BuildOutcome, BuildError> {
-    let state_dir = tree.state_dir();
-    let Keyed { mut keys, _lock } = keyed;
-    let stale: Vec<&ComponentKey> = keys.components.iter().filter(|k| !k.hit).collect();
-    for k in keys.components.iter().filter(|k| k.hit) {
-        reporter.step(&StepKind::Build.on(k.component.name), StepStatus::Skipped { reason: plan::why(k).join("; ") });
-    }
-    let mut make_line = None;
-    let mut via = None;
-    let mut seconds = 0.0;
-    let replayable = match stale.is_empty() || prepared.via_make {
-        true => None,
-        false => replay::plan(&tree.root, &state_dir, &stale, &keys.state),
-    };
-    if let Some(capture) = replayable {
-        seconds = run_replay(tree, &stale, prepared, capture, reporter)?;
-        via = Some("replay");
-    } else if !stale.is_empty() {
-        let what: Vec<&str> = stale.iter().map(|k| k.component.what).collect();
-        let version_file = state_dir.join("version.env");
-        std::fs::write(&version_file, flags::version_file(&tree.version)).map_err(not_writable(tree, &version_file))?;
-        let shim = capture::write_shim(&state_dir, &prepared.toolchain.go)
-            .map_err(not_writable(tree, &capture::shim_dir(&state_dir)))?;
-        let cmd = Cmd::new("make")
-            .arg("all")
-            .arg(format!("WHAT={}", what.join(" ")))
-            .args(flags::make_args(&prepared.make_vars))
-            .envs(shim_first_on_path(&prepared.toolchain.env, &shim))
-            .env("SOURCE_DATE_EPOCH", flags::SOURCE_DATE_EPOCH)
-            .env("KUBE_GIT_VERSION_FILE", version_file.as_str())
-            .cwd(&tree.root);
-        let ids = build_ids(&stale);
-        ids.iter().for_each(|id| reporter.step(id, StepStatus::Started));
-        let go = &prepared.toolchain;
-        reporter.info(format!(
-            "running {} with {} ({}, GOTOOLCHAIN=local)",
-            cmd.display(),
-            go.identity.go_version,
-            go.go
-        ));
-        let started = Instant::now();
-        let result =
-            cmd.stream(&mut |line| reporter.report(Event::Output { id: ids[0].clone(), line: line.to_string() }));
-        seconds = started.elapsed().as_secs_f64();
-        match result {
-            Ok(()) => ids.iter().for_each(|id| reporter.step(id, StepStatus::Done { seconds })),
-            Err(HostError::Failed { tail, .. }) => {
-                ids.iter().for_each(|id| reporter.step(id, StepStatus::Failed { error: "make failed".into() }));
-                return Err(BuildError::Make { root: tree.root.clone(), tail });
-            }
-            Err(e) => return Err(BuildError::MakeSpawn(e)),
-        }
-        make_line = Some(cmd.display());
-        let rewritten = cache::rewritten::detect(&tree.root, &mut keys.state, &stale);
-        if let Some(w) = cache::rewritten::warning(&rewritten) {
-            reporter.warn(w);
-        }
-        let keyed = stale.iter().map(|k| (k.component.name.to_string(), k.key.clone())).collect();
-        capture::save(&state_dir, keyed, &what).map_err(not_writable(tree, &state_dir.join(capture::CAPTURE_FILE)))?;
-        via = Some("make");
-    }
-
-    let mut out = Vec::new();
-    for k in &keys.components {
-        let entry = keys.state.components.get_mut(k.component.name).expect("keys computed for it");
-        let sha256 = if k.hit {
-            entry.output.as_ref().map(|o| o.sha256.clone()).unwrap_or_default()
-        } else {
-            let record = record_output(tree, k)?;
-            let sha = record.sha256.clone();
-            entry.output = Some(record);
-            entry.built_inputs = Some(k.inputs.clone());
-            sha
-        };
-        out.push(Built {
-            name: k.component.name.to_string(),
-            key: k.key.clone(),
-            hit: k.hit,
-            binary: k.binary.clone(),
-            sha256,
-            seconds: if k.hit { 0.0 } else { seconds },
-            why: plan::why(k),
-        });
-    }
-    // A no-op changes nothing worth writing (and rewriting megabytes of state costs more than
-    // the rest of the no-op).
-    if via.is_some() || keys.state.index.dirty {
-        keys.state.save(&state_dir).map_err(not_writable(tree, &state_dir.join(STATE_FILE)))?;
-    }
-    Ok(BuildOutcome { components: out, make: make_line, via })
-}
-
-/// Runs the captured `go` builds, places `go install`'s binaries where make copies them, and
-/// re-keys the capture for the next replay. Returns the seconds it took.
-fn run_replay(
-    tree: &SourceTree,
-    stale: &[&ComponentKey],
-    prepared: &Prepared,
-    mut capture: capture::Capture,
-    reporter: &dyn Reporter,
-) -> Result<f64, BuildError> {
-    let ids = build_ids(stale);
-    ids.iter().for_each(|id| reporter.step(id, StepStatus::Started));
-    reporter.info(format!(
-        "replaying make's {} captured go build(s) (no make: only Go bodies changed)",
-        capture.invocations.len()
-    ));
-    let started = Instant::now();
-    for inv in &capture.invocations {
-        let mut cmd = Cmd::new(prepared.toolchain.go.as_str())
-            .args(inv.args.iter().cloned())
-            .envs(replay::env(&prepared.toolchain.env, &inv.env))
-            .env("PWD", inv.cwd.as_str())
-            .cwd(Utf8Path::new(&inv.cwd));
-        // What make's environment did not set, the replay must not set either.
-        for var in capture::GO_ENV.iter().filter(|v| !inv.env.contains_key(**v)) {
-            cmd = cmd.env_remove(*var);
-        }
-        let result =
-            cmd.stream(&mut |line| reporter.report(Event::Output { id: ids[0].clone(), line: line.to_string() }));
-        match result {
-            Ok(()) => {}
-            Err(HostError::Failed { tail, .. }) => {
-                ids.iter().for_each(|id| reporter.step(id, StepStatus::Failed { error: "go build failed".into() }));
-                return Err(BuildError::Replay { root: tree.root.clone(), tail });
-            }
-            Err(e) => return Err(BuildError::MakeSpawn(e)),
-        }
-        if inv.args.first().map(String::as_str) == Some("install") && !inv.args.iter().any(|a| a == "-o") {
-            let gopath = inv.env.get("GOPATH").and_then(|p| p.split(':').next()).unwrap_or_default();
-            for k in stale {
-                let name = k.binary.file_name().unwrap_or_default();
-                let from = Utf8Path::new(gopath).join("bin").join(name);
-                if !gopath.is_empty() && from.is_file() {
-                    replay::place(&from, &k.binary).map_err(not_writable(tree, &k.binary))?;
-                }
-            }
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    ids.iter().for_each(|id| reporter.step(id, StepStatus::Done { seconds }));
-    capture.keys = stale.iter().map(|k| (k.component.name.to_string(), k.key.clone())).collect();
-    let bytes = serde_json::to_vec_pretty(&capture).expect("capture serializes");
-    let path = tree.state_dir().join(capture::CAPTURE_FILE);
-    cache::state::write_atomic(&path, &bytes).map_err(not_writable(tree, &path))?;
-    Ok(seconds)
-}
-
-/// One step per stale component: the one make (or replay) that builds them all reports each, and
-/// its output lines under the first.
-fn build_ids(stale: &[&ComponentKey]) -> Vec<StepId> {
-    stale.iter().map(|k| StepKind::Build.on(k.component.name)).collect()
-}
-
-/// The toolchain's environment with the capture shim's directory first on PATH.
-fn shim_first_on_path(env: &[(String, String)], shim: &Utf8Path) -> Vec<(String, String)> {
-    let mut env = env.to_vec();
-    match env.iter_mut().find(|(k, _)| k == "PATH") {
-        Some((_, v)) => *v = format!("{shim}:{v}"),
-        None => env.push(("PATH".into(), format!("{shim}:{}", std::env::var("PATH").unwrap_or_default()))),
-    }
-    env
-}
-
-fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, BuildError> {
-    let path = &k.binary;
-    if !path.is_file() {
-        return Err(BuildError::NoOutput { path: path.clone(), what: k.component.what.to_string() });
-    }
-    let stat = cache::index::Stat::of(path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
-    let (sha256, _) =
-        crate::digest::sha256_file(path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
-    Ok(OutputRecord {
-        key: k.key.clone(),
-        path: path.strip_prefix(&tree.root).unwrap_or(path).to_string(),
-        sha256,
-        size: stat.size,
-        mtime_ns: stat.mtime_ns,
-    })
+    Ok(Keyed { keys, lock })
 }
 
 /// The plan `kdbg plan` shows for a build.

@@ -11,13 +11,15 @@
 
 pub mod dlv;
 pub(crate) mod steps;
+#[cfg(test)]
+mod tests;
 
 use std::time::Instant;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 
-use crate::build::{self, BuildConfig, BuildError, BuildOutcome};
+use crate::build::{self, BuildConfig, BuildError, BuildOutcome, Building};
 use crate::cache::CacheError;
 use crate::component::Component;
 use crate::layout::BIN_DIR;
@@ -25,10 +27,11 @@ use crate::node::copy::Method;
 use crate::node::{Node, NodeError, Privilege};
 use crate::plan::exec::{Exec, Failed};
 use crate::plan::fleet::Fleet;
+use crate::plan::Plan;
 use crate::report::Reporter;
 use crate::tree::SourceTree;
 pub(crate) use dlv::{Dlv, DlvPickError, Needs};
-pub(crate) use steps::{BuildOnce, Deploying, Target};
+pub(crate) use steps::{Deploying, Destination};
 
 #[derive(Debug, Clone, Default)]
 pub struct DeployConfig {
@@ -51,13 +54,16 @@ pub enum DeployError {
     CrossBuild { node: String, node_platform: String, host_platform: String },
     #[error("dlv does not run on {node}: {detail}\n  fix: {}", dlv::STATIC)]
     DlvOnNode { node: String, detail: String },
-    #[error("not done: {step} failed first")]
-    Earlier { step: String },
 }
 
 impl DeployError {
+    /// Another step of the same build failed: that step's error says why.
+    pub(crate) fn is_consequence(&self) -> bool {
+        matches!(self, DeployError::Build(BuildError::SameBuild { .. }))
+    }
+
     /// The error to show of a run's failures: the first that is not a consequence of another.
-    pub(crate) fn first<E>(failed: Failed<E>, earlier: impl Fn(&E) -> bool) -> E {
+    pub(crate) fn first<E, O>(failed: Failed<E, O>, earlier: impl Fn(&E) -> bool) -> E {
         let mut errors: Vec<E> = failed.errors.into_iter().map(|(_, e)| e).collect();
         let i = errors.iter().position(|e| !earlier(e)).unwrap_or(0);
         errors.swap_remove(i)
@@ -113,29 +119,37 @@ pub fn deploy_nodes(
 ) -> Result<Vec<DeployOutcome>, DeployError> {
     let started = Instant::now();
     let counters: Vec<(u64, u64)> = nodes.iter().map(|(_, n)| (n.round_trips(), n.bytes_sent())).collect();
-    let targets = nodes.iter().map(|(_, node)| Target::check(tree, *node, config)).collect::<Result<Vec<_>, _>>()?;
-    let keyed = build::keyed(tree, components, &targets[0].prepared, reporter)?;
+    let dests = nodes.iter().map(|(_, node)| Destination::check(tree, *node, config)).collect::<Result<Vec<_>, _>>()?;
+    let keyed = build::keyed(tree, components, &dests[0].prepared, reporter)?;
     let names: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
-    let plan = steps::plan(crate::plan::Plan::for_build(&keyed.keys.components), components).across(&names);
-    let build = BuildOnce::new(keyed);
+    let plan = steps::plan(Plan::for_build(&keyed.keys.components), components).across(&names);
+    let building = Building::new(tree, keyed, &dests[0].prepared, reporter);
     let fleet = Fleet {
         nodes: nodes
             .iter()
-            .zip(&targets)
-            .map(|((name, node), target)| {
-                (name.clone(), Deploying::new(tree, *node, target, config, build.clone(), reporter))
+            .zip(&dests)
+            .map(|((name, node), dest)| {
+                let dlv_flag = config.dlv.as_deref();
+                (name.clone(), Deploying { tree, node: *node, dest, dlv_flag, building: &building, reporter })
             })
             .collect(),
     };
     let exec = Exec { parallel: 4.max(2 * nodes.len()), ..Exec::default() };
-    exec.run(&plan, &fleet, reporter)
-        .map_err(|f| DeployError::first(f, |e| matches!(e, DeployError::Earlier { .. })))?;
-    fleet.nodes.into_iter().zip(counters).map(|((_, run), (t, s))| run.outcome(started, t, s)).collect()
+    let run = exec.run(&plan, &fleet, reporter).map_err(|f| DeployError::first(f, DeployError::is_consequence))?;
+    drop(fleet);
+    building.finish()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let several = nodes.len() > 1;
+    let outcomes = nodes.iter().zip(&dests).zip(counters).map(|(((name, node), dest), counters)| {
+        let mine = run.on_node(several.then_some(name.as_str())).map(|(_, o)| o);
+        steps::outcome(*node, dest, components, mine, seconds, counters)
+    });
+    Ok(outcomes.collect())
 }
 
 impl Deployed {
     /// A file the node already holds.
-    fn kept(name: &str, sha256: &str, file_bytes: u64) -> Deployed {
+    pub(crate) fn kept(name: &str, sha256: &str, file_bytes: u64) -> Deployed {
         Deployed {
             name: name.into(),
             path: format!("{BIN_DIR}/{name}"),
@@ -150,12 +164,13 @@ impl Deployed {
 }
 
 /// Copies one `(name, local path, sha256)` to `BIN_DIR/<name>`: a delta against the last copy
-/// when the node still holds it (`have`). `dlv` is checked to run after a copy.
+/// when the node still holds it (`have`). Delve (`is_delve`) is checked to run after a copy.
 pub(crate) fn copy_one(
     tree: &SourceTree,
     node: &dyn Node,
     (file, local, sha): &(String, Utf8PathBuf, String),
     have: Option<&str>,
+    is_delve: bool,
     reporter: &dyn Reporter,
 ) -> Result<Deployed, DeployError> {
     let bases = Bases(tree.state_dir().join("deployed"));
@@ -174,14 +189,14 @@ pub(crate) fn copy_one(
     let stats = copied?;
     d.seconds = t.elapsed().as_secs_f64();
     (d.copied, d.wire_bytes, d.file_bytes, d.method) = (true, stats.wire_bytes, stats.file_bytes, Some(stats.method));
-    if stats.method == Method::Plain && file != "dlv" {
+    if stats.method == Method::Plain && !is_delve {
         reporter.info(format!(
             "{} has no zstd: {file} went uncompressed ({} bytes)",
             node.describe(),
             stats.wire_bytes
         ));
     }
-    if file == "dlv" {
+    if is_delve {
         check_dlv_runs(node, remote)?;
     } else if let Err(e) = bases.put(file, local, sha) {
         reporter.warn(format!("cannot keep {file} for delta copies: {e}"));

@@ -4,6 +4,7 @@
 //! (the workstation) and the node transports. Nothing here prints: progress is reported as
 //! [`report::Event`]s.
 
+pub(crate) mod binary;
 pub mod build;
 pub mod cache;
 pub mod component;

@@ -8,7 +8,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 use crate::cache::ComponentKey;
-pub use id::{StepId, StepKind};
+pub use id::{StepId, StepKind, Subject};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
@@ -22,13 +22,14 @@ pub struct Step {
     pub why: Vec<String>,
 }
 
-/// `{"id", "kind", "component"?, "node"?, "deps", "fingerprint", "up_to_date", "why"}`.
+/// `{"id", "kind", "component"?, "node"?, "deps", "fingerprint", "up_to_date", "why"}`;
+/// `component` is left out for the steps of Delve and of no subject (their `id` says which).
 impl Serialize for Step {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("Step", 8)?;
         st.serialize_field("id", &self.id)?;
         st.serialize_field("kind", &self.id.kind)?;
-        match &self.id.subject {
+        match self.id.component() {
             Some(c) => st.serialize_field("component", c)?,
             None => st.skip_field("component")?,
         }
@@ -202,7 +203,7 @@ mod tests {
         let mut p = Plan::default();
         let b = p.add(StepKind::Build.on("kube-apiserver"), &[], Some("0123456789abcdef".into()), true, vec![]);
         let c = p.add(StepKind::Copy.on("kube-apiserver"), &[b], None, false, vec!["node holds other bytes".into()]);
-        let dlv = p.add(StepKind::Copy.on("dlv"), &[], None, false, vec![]);
+        let dlv = p.add(StepKind::Copy.delve(), &[], None, false, vec![]);
         p.add(StepKind::Launch.on("kube-apiserver"), &[c, dlv], None, false, vec![]);
         let waves = p.waves().unwrap();
         let ids: Vec<Vec<String>> = waves.iter().map(|w| w.iter().map(|s| s.id.to_string()).collect()).collect();

@@ -112,7 +112,7 @@ pub struct CycleReport {
     /// `make` alone, or the replay of its `go` builds (0 when every key was a hit).
     pub make_s: f64,
     /// Which build path ran: `make`, `replay` (see [`crate::build::replay`]), or `None` (all hits).
-    pub via: Option<&'static str>,
+    pub via: Option<crate::build::Via>,
     pub copy_s: f64,
     /// Bytes sent for the binaries.
     pub copy_bytes: u64,
@@ -274,16 +274,11 @@ impl Loop<'_> {
     fn cycle(&mut self, n: u32, batch: &dirs::Batch) -> Result<bool, WatchError> {
         let t0 = Instant::now();
         let tap = Tap { inner: self.reporter, events: self.events, started: AtomicBool::new(false), cycle: n, batch };
-        let events = self.events;
-        let fail = |stage: &str, error: String| {
-            events(WatchEvent::Failed { cycle: n, stage: stage.into(), error, session_kept: stage != "relaunch" });
-            Ok(true)
-        };
         let built = match build::build(self.tree, self.components, &self.cfg.build, &tap) {
             Ok(b) => b,
             Err(e) => {
                 tap.start();
-                return fail("build", e.to_string());
+                return Ok(self.failed(n, "build", e.to_string()));
             }
         };
         let build_s = t0.elapsed().as_secs_f64();
@@ -292,9 +287,8 @@ impl Loop<'_> {
             .iter()
             .filter(|b| self.on_node.get(&b.name).and_then(|s| s.as_deref()) != Some(&b.sha256))
             .collect();
-        let make_s = built.components.iter().map(|b| b.seconds).fold(0.0, f64::max);
         let stale = |h: &&Held| changed.iter().any(|b| b.name == h.component) || self.unlaunched.contains(&h.component);
-        let relaunch: Vec<&Held> = self.held.iter().filter(stale).collect();
+        let relaunch: Vec<Held> = self.held.iter().filter(stale).cloned().collect();
         if relaunch.is_empty() && !tap.started.load(Ordering::Relaxed) {
             if !batch.files.is_empty() {
                 let components = self.components.iter().map(|c| c.name.to_string()).collect();
@@ -303,71 +297,21 @@ impl Loop<'_> {
             return Ok(false);
         }
         tap.start();
-
-        // The node changes from here: one kdbg at a time (a `kdbg restore` waits for this cycle).
-        let names: Vec<&str> = relaunch.iter().map(|h| h.component.as_str()).collect();
-        let _lock = match NodeLock::acquire(self.node, &format!("watch {}", names.join(" ")), true, &tap) {
-            Ok(lock) => lock,
-            Err(e) => return fail("copy", e.to_string()),
+        let (cycled, t1) = match self.on_the_node(&changed, &relaunch, &tap) {
+            Ok(c) => c,
+            Err((stage, error)) => return Ok(self.failed(n, stage, error)),
         };
-        let t1 = Instant::now();
-        self.unlaunched.extend(relaunch.iter().map(|h| h.component.clone()));
-        let journal = match journal::load(self.node) {
-            Ok(j) => std::sync::Mutex::new(j),
-            Err(e) => return fail("relaunch", e.to_string()),
-        };
-        let run = cycle::Cycling {
-            tree: self.tree,
-            node: self.node,
-            wanted: changed.iter().map(|b| (b.name.clone(), b.binary.clone(), b.sha256.clone())).collect(),
-            have: changed.iter().map(|b| self.on_node.get(&b.name).cloned().flatten()).collect(),
-            held: relaunch.clone(),
-            journal,
-            timeouts: self.cfg.timeouts,
-            reporter: &tap,
-            copied: Default::default(),
-            relaunched: Default::default(),
-        };
-        let copies: Vec<&str> = changed.iter().map(|b| b.name.as_str()).collect();
-        let errors = run.run_plan(&cycle::plan(&copies, &names), self.cfg.crash.clone());
-        let copied = run.copied.into_inner().unwrap();
-        for (d, _) in &copied {
-            self.on_node.insert(d.name.clone(), Some(d.sha256.clone()));
-        }
-        let copy_s = copied.iter().map(|(_, at)| (*at - t1).as_secs_f64()).fold(0.0, f64::max);
-        let (mut dlv_s, mut node_s): (f64, f64) = (0.0, 0.0);
-        for (name, r) in run.relaunched.into_inner().unwrap() {
-            self.unlaunched.remove(&name);
-            dlv_s = dlv_s.max(r.stop_s + r.dlv_s);
-            node_s = node_s.max(r.stop_s + r.dlv_s + r.serve_s);
-            if let Some(message) = r.warning {
-                (self.events)(WatchEvent::Warning { message });
-            }
-        }
-        let mut failed = (Vec::new(), Vec::new());
-        for e in errors {
-            match e {
-                cycle::CycleError::Relaunch(e @ WatchError::NotUnderDebug { .. }) => return Err(e),
-                cycle::CycleError::Copy(e) => failed.0.push(e),
-                cycle::CycleError::Relaunch(e) => failed.1.push(e.to_string()),
-            }
-        }
-        if !failed.0.is_empty() {
-            return fail("copy", failed.0.join("\n"));
-        }
-        if !failed.1.is_empty() {
-            return fail("relaunch", failed.1.join("\n"));
-        }
+        let Some((copy_s, dlv_s, node_s, copy_bytes)) = self.account(n, cycled, t1)? else { return Ok(true) };
         let t2 = t1 + Duration::from_secs_f64(copy_s);
         let done = Instant::now();
         (self.events)(WatchEvent::Done(CycleReport {
             cycle: n,
             relaunched: relaunch.iter().map(|h| h.component.clone()).collect(),
             build_s,
-            make_s,
+            make_s: built.components.iter().map(|b| b.seconds).fold(0.0, f64::max),
             via: built.via,
             copy_s,
-            copy_bytes: copied.iter().map(|(d, _)| d.wire_bytes).sum(),
+            copy_bytes,
             relaunch_s: (done - t2).as_secs_f64(),
             dlv_s,
             node_s,
@@ -376,6 +320,84 @@ impl Loop<'_> {
             files: batch.files.clone(),
         }));
         Ok(true)
+    }
+
+    /// Reports a failed cycle (`stage`: build, copy, relaunch); it counts.
+    fn failed(&self, n: u32, stage: &str, error: String) -> bool {
+        let session_kept = stage != "relaunch";
+        (self.events)(WatchEvent::Failed { cycle: n, stage: stage.into(), error, session_kept });
+        true
+    }
+
+    /// The node part of a cycle under the node's lock (a `kdbg restore` waits for it): the copies
+    /// of `changed` and the relaunches of `relaunch`, as a plan. `Err((stage, error))` when it
+    /// could not start.
+    fn on_the_node(
+        &mut self,
+        changed: &[&build::Built],
+        relaunch: &[Held],
+        tap: &Tap<'_>,
+    ) -> Result<(cycle::Cycled, Instant), (&'static str, String)> {
+        let names: Vec<&str> = relaunch.iter().map(|h| h.component.as_str()).collect();
+        let _lock = NodeLock::acquire(self.node, &format!("watch {}", names.join(" ")), true, tap)
+            .map_err(|e| ("copy", e.to_string()))?;
+        let t1 = Instant::now();
+        self.unlaunched.extend(relaunch.iter().map(|h| h.component.clone()));
+        let journal = journal::load(self.node).map_err(|e| ("relaunch", e.to_string()))?;
+        let run = cycle::Cycling {
+            tree: self.tree,
+            node: self.node,
+            wanted: changed.iter().map(|b| (b.name.clone(), b.binary.clone(), b.sha256.clone())).collect(),
+            have: changed.iter().map(|b| self.on_node.get(&b.name).cloned().flatten()).collect(),
+            held: relaunch.iter().collect(),
+            journal: std::sync::Mutex::new(journal),
+            timeouts: self.cfg.timeouts,
+            reporter: tap,
+        };
+        let copies: Vec<&str> = changed.iter().map(|b| b.name.as_str()).collect();
+        Ok((run.run_plan(&cycle::plan(&copies, &names), self.cfg.crash.clone()), t1))
+    }
+
+    /// Takes in what the node part did: the node's new hashes, the relaunched components, and
+    /// the failures (reported; `None`). `Some((copy_s, dlv_s, node_s, copy_bytes))` otherwise.
+    #[allow(clippy::type_complexity)]
+    fn account(
+        &mut self,
+        n: u32,
+        cycled: cycle::Cycled,
+        t1: Instant,
+    ) -> Result<Option<(f64, f64, f64, u64)>, WatchError> {
+        for (d, _) in &cycled.copied {
+            self.on_node.insert(d.name.clone(), Some(d.sha256.clone()));
+        }
+        let copy_s = cycled.copied.iter().map(|(_, at)| (*at - t1).as_secs_f64()).fold(0.0, f64::max);
+        let (mut dlv_s, mut node_s): (f64, f64) = (0.0, 0.0);
+        for (name, r) in cycled.relaunched {
+            self.unlaunched.remove(&name);
+            dlv_s = dlv_s.max(r.stop_s + r.dlv_s);
+            node_s = node_s.max(r.stop_s + r.dlv_s + r.serve_s);
+            if let Some(message) = r.warning {
+                (self.events)(WatchEvent::Warning { message });
+            }
+        }
+        let (mut copy, mut relaunched) = (Vec::new(), Vec::new());
+        for e in cycled.errors {
+            match e {
+                cycle::CycleError::Relaunch(e @ WatchError::NotUnderDebug { .. }) => return Err(e),
+                cycle::CycleError::Copy(e) => copy.push(e),
+                cycle::CycleError::Relaunch(e) => relaunched.push(e.to_string()),
+            }
+        }
+        if !copy.is_empty() {
+            self.failed(n, "copy", copy.join("\n"));
+            return Ok(None);
+        }
+        if !relaunched.is_empty() {
+            self.failed(n, "relaunch", relaunched.join("\n"));
+            return Ok(None);
+        }
+        let copy_bytes = cycled.copied.iter().map(|(d, _)| d.wire_bytes).sum();
+        Ok(Some((copy_s, dlv_s, node_s, copy_bytes)))
     }
 }
 

@@ -19,6 +19,9 @@ pub struct OutputRecord {
     pub sha256: String,
     pub size: u64,
     pub mtime_ns: i64,
+    /// The Go that built it and its DWARF version (absent in records of older kdbg).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs: Option<crate::binary::Needs>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -13,6 +13,8 @@ use camino::{Utf8Path, Utf8PathBuf};
 use object::{Object, ObjectSection};
 use serde::Serialize;
 
+pub(crate) use crate::binary::{go_minor, go_version_in, DWARF5_GO_MINOR};
+pub use crate::binary::{needs_of, Needs};
 use crate::host::Cmd;
 
 /// What to do when a dynamically linked dlv does not start on the node.
@@ -24,9 +26,6 @@ pub(crate) const INSTALL: &str = "install Delve with the Go that builds the bina
 /// How many Go releases before its own a Delve release still debugs: Delve 1.24.0 refuses Go 1.20
 /// binaries ("minimum supported version 1.21", its `pkg/goversion/compat.go`).
 const DELVE_GO_SPAN: u32 = 3;
-
-/// The first Go release whose binaries carry DWARF 5 by default.
-const DWARF5_GO_MINOR: u32 = 25;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlvPickError {
@@ -76,15 +75,6 @@ impl Dlv {
 /// The first Delve release whose `--listen` takes `unix:PATH`.
 const UNIX_SOCKET_DELVE: (u32, u32, u32) = (1, 22, 1);
 
-/// What a binary needs of its debugger, read from its ELF.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Needs {
-    /// `go1.27.3`.
-    pub go_version: String,
-    /// 4 or 5; 0 when the binary has no DWARF.
-    pub dwarf: u16,
-}
-
 impl Needs {
     /// From a Go version alone (before anything is built): the DWARF that Go writes by default.
     pub(crate) fn of_go(go_version: &str) -> Needs {
@@ -122,44 +112,6 @@ impl Needs {
         }
         None
     }
-}
-
-/// Reads `binary`'s Go version (build info) and DWARF version (see the module doc).
-pub fn needs_of(binary: &Utf8Path) -> Result<Needs, DlvPickError> {
-    let err = |detail: String| DlvPickError::Binary { path: binary.to_owned(), detail };
-    let bytes = std::fs::read(binary).map_err(|e| err(e.to_string()))?;
-    let file = object::File::parse(&*bytes).map_err(|e| err(format!("not an executable: {e}")))?;
-    let go_version = go_version_in(&file).ok_or_else(|| err("no Go build info (.go.buildinfo)".into()))?;
-    let has = |name: &str| file.section_by_name(name).is_some();
-    // Before Go 1.25, DWARF 5 sections in a Go binary come from cgo's C objects (gcc ≥ 11 writes
-    // DWARF 5), which every Delve reads: only Go's own DWARF decides.
-    let go_dwarf5 = go_minor(&go_version).is_some_and(|m| m >= DWARF5_GO_MINOR);
-    let dwarf = match (has(".debug_info"), has(".debug_addr") || has(".debug_rnglists") || has(".debug_loclists")) {
-        (false, _) => 0,
-        (true, true) if go_dwarf5 => 5,
-        (true, _) => 4,
-    };
-    Ok(Needs { go_version, dwarf })
-}
-
-/// `.go.buildinfo` of Go ≥ 1.18: a 32-byte header, then the version as a varint-prefixed string.
-fn go_version_in(file: &object::File<'_>) -> Option<String> {
-    let data = file.section_by_name(".go.buildinfo")?.data().ok()?;
-    if !data.starts_with(b"\xff Go buildinf:") || data.get(15)? & 2 == 0 {
-        return None;
-    }
-    let (mut len, mut shift, mut at) = (0usize, 0, 32);
-    loop {
-        let b = *data.get(at)?;
-        len |= usize::from(b & 0x7f) << shift;
-        at += 1;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
-    let text = std::str::from_utf8(data.get(at..at + len)?).ok()?;
-    Some(text.to_string())
 }
 
 /// `--dlv PATH`, else `dlv` on PATH.
@@ -272,12 +224,6 @@ pub(crate) fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, D
         .map(|v| v.trim().to_string())
         .ok_or_else(|| broken(format!("unexpected output: {}", out.trim())))?;
     Ok(Dlv { path: path.to_path_buf(), version, go_version, arch, dynamic })
-}
-
-/// `go1.25.1` → 25 (for Go 1.x).
-pub(crate) fn go_minor(version: &str) -> Option<u32> {
-    let rest = version.trim().strip_prefix("go1.")?;
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// `1.27.1` → 27.

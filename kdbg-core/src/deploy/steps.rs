@@ -1,48 +1,112 @@
-//! `kdbg deploy` as plan steps run by [`crate::plan::exec`]: `build:<component>` (one make or
-//! replay for all stale ones, each reported alone), `copy:<component>` after its build, and
-//! `copy:dlv` after every build (the Delve is chosen to fit the built binaries). A copy is up to
-//! date when the node's sha256 matches: one `sha256s` round trip decides for every file.
+//! `kdbg deploy` as plan steps run by [`crate::plan::exec`], each yielding a typed [`Output`]
+//! that the executor hands to the steps after it:
+//!
+//! ```text
+//! build:<c> ──▶ Built ─┬─▶ choose-dlv ──▶ Chosen ─┬─▶ hash-node ──▶ OnNode ─┬─▶ copy:<c> ──▶ Deployed
+//!                      └──────────────────────────┴──────────────────────────┴─▶ copy:dlv ──▶ Deployed
+//! ```
+//!
+//! `build:<c>`: one make or replay for every stale component ([`Building`]); `choose-dlv`: the
+//! Delve that reads every built binary and runs on the node; `hash-node`: one `sha256s` round
+//! trip for every file to send; a copy is up to date when the node already holds its sha256.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::collections::BTreeMap;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::{copy_one, dlv, DeployConfig, DeployError, DeployOutcome, Deployed, Dlv, DlvPickError, Needs};
-use crate::build::{self, BuildOutcome, Keyed, Prepared};
+use crate::build::{self, BuildOutcome, Building, Built, Prepared};
 use crate::component::Component;
 use crate::layout::BIN_DIR;
 use crate::node::Node;
-use crate::plan::exec::{Ran, Runner};
+use crate::plan::exec::{Fresh, Inputs, Ran, Runner};
 use crate::plan::{Plan, Step, StepId, StepKind};
-use crate::report::{Event, Reporter};
+use crate::report::Reporter;
 use crate::tree::SourceTree;
 
-/// Adds the copies to a build plan: each binary after its build, dlv after all of them.
+/// Adds Delve's choice, the node's hashes and the copies to a build plan: each binary after its
+/// build, Delve after its choice, both after the one round trip that tells what the node holds.
 pub(crate) fn plan(mut plan: Plan, components: &[&'static Component]) -> Plan {
-    let why = || vec!["sent only if the node's sha256 differs (one round trip decides for all files)".to_string()];
     let builds: Vec<StepId> = components.iter().map(|c| StepKind::Build.on(c.name)).collect();
+    let why = |w: &str| vec![w.to_string()];
+    let choose = plan.add(
+        StepKind::ChooseDlv.alone(),
+        &builds,
+        None,
+        false,
+        why("the Delve that reads the built binaries (Go and DWARF version) and runs on the node"),
+    );
+    let mut hash_after = builds.clone();
+    hash_after.push(choose.clone());
+    let hash = plan.add(StepKind::HashNode.alone(), &hash_after, None, false, why("one round trip for every file"));
+    let sent = || why("sent only if the node's sha256 differs");
     for (c, build) in components.iter().zip(&builds) {
-        plan.add(StepKind::Copy.on(c.name), std::slice::from_ref(build), None, false, why());
+        plan.add(StepKind::Copy.on(c.name), &[build.clone(), hash.clone()], None, false, sent());
     }
-    let mut dlv_why = why();
-    dlv_why.push("the Delve is chosen to read the built binaries (Go and DWARF version)".into());
-    plan.add(StepKind::Copy.on("dlv"), &builds, None, false, dlv_why);
+    plan.add(StepKind::Copy.delve(), &[choose, hash], None, false, sent());
     plan
 }
 
+/// What a step of a deploy plan yields.
+#[derive(Debug, Clone)]
+pub(crate) enum Output {
+    /// `build:<c>`: the binary.
+    Built(Built),
+    /// `choose-dlv`: the Delve for the binaries.
+    Delve(Chosen),
+    /// `hash-node`: what the node holds.
+    OnNode(OnNode),
+    /// `copy:<c>`, `copy:dlv`: the file on the node, sent or already there.
+    Sent(Deployed),
+}
+
+/// The Delve chosen to read the built binaries, and its sha256.
+#[derive(Debug, Clone)]
+pub(crate) struct Chosen {
+    pub dlv: Dlv,
+    pub needs: Needs,
+    pub sha256: String,
+}
+
+/// The sha256 the node holds at each file's path in `/var/lib/kdbg/bin` (`None`: no such file).
+#[derive(Debug, Clone)]
+pub(crate) struct OnNode {
+    pub have: BTreeMap<String, Option<String>>,
+    pub round_trips: u64,
+}
+
+/// The outputs a step was given, by what they are.
+pub(crate) struct Given<'a>(pub Vec<&'a Output>);
+
+impl<'a> Given<'a> {
+    pub(crate) fn of(inputs: &Inputs<'a, Output>) -> Given<'a> {
+        Given(inputs.iter().map(|(_, o)| o).collect())
+    }
+
+    pub(crate) fn built(&self) -> Vec<&'a Built> {
+        self.0.iter().filter_map(|o| if let Output::Built(b) = o { Some(b) } else { None }).collect()
+    }
+
+    pub(crate) fn delve(&self) -> Option<&'a Chosen> {
+        self.0.iter().find_map(|o| if let Output::Delve(d) = o { Some(d) } else { None })
+    }
+
+    fn on_node(&self) -> Option<&'a OnNode> {
+        self.0.iter().find_map(|o| if let Output::OnNode(h) = o { Some(h) } else { None })
+    }
+}
+
 /// What the node must be and have before anything is built.
-pub(crate) struct Target {
+pub(crate) struct Destination {
     pub prepared: Prepared,
     pub platform: String,
     pub arch: String,
 }
 
-impl Target {
+impl Destination {
     /// The node's platform is the toolchain's, and a Delve exists at all (worth knowing before a
     /// long build).
-    pub(crate) fn check(tree: &SourceTree, node: &dyn Node, config: &DeployConfig) -> Result<Target, DeployError> {
+    pub(crate) fn check(tree: &SourceTree, node: &dyn Node, config: &DeployConfig) -> Result<Destination, DeployError> {
         let (os, arch) = node.platform()?;
         let prepared = build::prepare(tree, &config.build)?;
         let toolchain = &prepared.toolchain.identity;
@@ -52,102 +116,42 @@ impl Target {
             return Err(DeployError::CrossBuild { node: node.describe(), node_platform: platform, host_platform });
         }
         dlv::candidates(config.dlv.as_deref())?;
-        Ok(Target { prepared, platform, arch })
+        Ok(Destination { prepared, platform, arch })
     }
 }
 
 /// A file to send: `(name, local path, sha256)`.
 type Wanted = (String, Utf8PathBuf, String);
 
-/// The binaries built and the Delve chosen for them: what the copies send.
-#[derive(Clone)]
-struct Chosen {
-    build: BuildOutcome,
-    dlv: Dlv,
-    needs: Needs,
-    /// `(name, local path, sha256)`: the binaries, then dlv.
-    wanted: Vec<Wanted>,
-}
-
-/// The one build (and Delve choice) of a run, shared by the runners of every node.
-pub(crate) struct BuildOnce {
-    keyed: Mutex<Option<Keyed>>,
-    chosen: OnceLock<Option<Chosen>>,
-}
-
-impl BuildOnce {
-    pub(crate) fn new(keyed: Keyed) -> Arc<BuildOnce> {
-        Arc::new(BuildOnce { keyed: Mutex::new(Some(keyed)), chosen: OnceLock::new() })
-    }
-}
-
-/// Runs the build and copy steps of a plan for one node.
+/// Runs the steps of a deploy plan for one node; the build steps through the run's one
+/// [`Building`].
 pub(crate) struct Deploying<'a> {
-    tree: &'a SourceTree,
-    node: &'a dyn Node,
-    target: &'a Target,
-    dlv_flag: Option<&'a Utf8Path>,
-    reporter: &'a dyn Reporter,
-    build: Arc<BuildOnce>,
-    on_node: OnceLock<Option<Vec<Option<String>>>>,
-    /// The error of the shared build or round trip, for the first step that asks.
-    error: Mutex<Option<DeployError>>,
-    files: Mutex<Vec<Deployed>>,
-    decide_round_trips: AtomicU64,
+    pub tree: &'a SourceTree,
+    pub node: &'a dyn Node,
+    pub dest: &'a Destination,
+    pub dlv_flag: Option<&'a Utf8Path>,
+    pub building: &'a Building<'a>,
+    pub reporter: &'a dyn Reporter,
 }
 
-impl<'a> Deploying<'a> {
-    pub(crate) fn new(
-        tree: &'a SourceTree,
-        node: &'a dyn Node,
-        target: &'a Target,
-        config: &'a DeployConfig,
-        build: Arc<BuildOnce>,
-        reporter: &'a dyn Reporter,
-    ) -> Deploying<'a> {
-        Deploying {
-            tree,
-            node,
-            target,
-            dlv_flag: config.dlv.as_deref(),
-            reporter,
-            build,
-            on_node: OnceLock::new(),
-            error: Mutex::new(None),
-            files: Mutex::new(Vec::new()),
-            decide_round_trips: AtomicU64::new(0),
-        }
-    }
-
-    fn failed(&self, step: &StepId) -> DeployError {
-        self.error.lock().unwrap().take().unwrap_or_else(|| DeployError::Earlier { step: step.to_string() })
-    }
-
-    fn keep(&self, e: DeployError) {
-        self.error.lock().unwrap().get_or_insert(e);
-    }
-
-    /// Builds what is stale (once, whichever step asks first) and picks the Delve.
-    fn chosen(&self, step: &StepId) -> Result<&Chosen, DeployError> {
-        let chosen = self.build.chosen.get_or_init(|| self.choose().map_err(|e| self.keep(e)).ok());
-        chosen.as_ref().ok_or_else(|| self.failed(step))
-    }
-
-    fn choose(&self) -> Result<Chosen, DeployError> {
-        let keyed = self.build.keyed.lock().unwrap().take().expect("the build runs once");
-        let quiet = NoSteps(self.reporter);
-        let build = build::build_keyed(self.tree, keyed, &self.target.prepared, &quiet)?;
-        let (flag, arch) = (self.dlv_flag, &self.target.arch);
-        // Every binary is checked against the Delve before anything is sent to the node.
-        let (dlv, needs) = match build.components.first() {
+impl Deploying<'_> {
+    /// The Delve that reads every built binary and runs on the node. Every binary is checked
+    /// before anything is sent to the node.
+    fn choose_dlv(&self, built: &[&Built]) -> Result<Chosen, DeployError> {
+        let (flag, arch) = (self.dlv_flag, &self.dest.arch);
+        let (dlv, needs) = match built.first() {
             Some(first) => dlv::choose(flag, &first.binary, arch)?,
             None => {
-                let go = &self.target.prepared.toolchain.identity.go_version;
+                let go = &self.dest.prepared.toolchain.identity.go_version;
                 (dlv::inspect(&dlv::find(flag)?, Some(arch))?, Needs::of_go(go))
             }
         };
-        for b in build.components.iter().skip(1) {
-            if dlv::needs_of(&b.binary)?.unmet_by(&dlv).is_some() {
+        for b in built.iter().skip(1) {
+            let needs = match &b.needs {
+                Some(n) => n.clone(),
+                None => dlv::needs_of(&b.binary)?,
+            };
+            if needs.unmet_by(&dlv).is_some() {
                 dlv::choose(Some(&dlv.path), &b.binary, arch)?;
             }
         }
@@ -159,109 +163,117 @@ impl<'a> Deploying<'a> {
             needs.go_version,
             needs.dwarf
         ));
-        let mut wanted: Vec<_> =
-            build.components.iter().map(|b| (b.name.clone(), b.binary.clone(), b.sha256.clone())).collect();
-        let dlv_sha = crate::node::copy::hash_file(&dlv.path)
+        let sha256 = crate::node::copy::hash_file(&dlv.path)
             .map_err(|e| DlvPickError::Broken { path: dlv.path.clone(), detail: e.to_string() })?
             .0;
-        wanted.push(("dlv".into(), dlv.path.clone(), dlv_sha));
-        Ok(Chosen { build, dlv, needs, wanted })
+        Ok(Chosen { dlv, needs, sha256 })
     }
 
-    /// What the node holds of every wanted file: one round trip, whichever copy asks first.
-    fn on_node(&self, step: &StepId) -> Result<&[Option<String>], DeployError> {
-        let chosen = self.chosen(step)?;
-        let have = self.on_node.get_or_init(|| {
-            let remote: Vec<String> = chosen.wanted.iter().map(|(n, ..)| format!("{BIN_DIR}/{n}")).collect();
-            let before = self.node.round_trips();
-            let have = self.node.sha256s(&remote.iter().map(String::as_str).collect::<Vec<_>>());
-            self.decide_round_trips.store(self.node.round_trips() - before, Ordering::Relaxed);
-            have.map_err(|e| self.keep(e.into())).ok()
-        });
-        have.as_deref().ok_or_else(|| self.failed(step))
+    /// What the node holds of every file to send: one round trip.
+    fn hash_node(&self, given: &Given<'_>) -> Result<OnNode, DeployError> {
+        let names: Vec<String> = given.built().iter().map(|b| b.name.clone()).chain(["dlv".to_string()]).collect();
+        let remote: Vec<String> = names.iter().map(|n| format!("{BIN_DIR}/{n}")).collect();
+        let before = self.node.round_trips();
+        let have = self.node.sha256s(&remote.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let round_trips = self.node.round_trips() - before;
+        Ok(OnNode { have: names.into_iter().zip(have).collect(), round_trips })
     }
 
-    /// The wanted file a copy step sends, and what the node holds at its path.
-    fn file(&self, step: &StepId) -> Result<(&Wanted, Option<String>), DeployError> {
-        let have = self.on_node(step)?;
-        let chosen = self.chosen(step)?;
-        let name = step.subject.as_deref().unwrap_or_default();
-        let i = chosen.wanted.iter().position(|(n, ..)| n == name).expect("a copy step names a wanted file");
-        Ok((&chosen.wanted[i], have[i].clone()))
-    }
-
-    /// What was deployed; builds and copies that never ran (every step up to date) run here.
-    pub(crate) fn outcome(self, started: Instant, trips0: u64, sent0: u64) -> Result<DeployOutcome, DeployError> {
-        let id = StepKind::Copy.on("dlv");
-        self.chosen(&id)?;
-        let decide_round_trips = self.decide_round_trips.load(Ordering::Relaxed);
-        let (node, platform) = (self.node.describe(), self.target.platform.clone());
-        let (round_trips, bytes_sent) = (self.node.round_trips() - trips0, self.node.bytes_sent() - sent0);
-        let chosen = self.build.chosen.get().cloned().flatten().expect("chosen above");
-        let mut files = self.files.into_inner().unwrap();
-        files.sort_by_key(|f| chosen.wanted.iter().position(|(n, ..)| *n == f.name));
-        Ok(DeployOutcome {
-            node,
-            platform,
-            build: chosen.build,
-            files,
-            dlv: chosen.dlv,
-            needs: Some(chosen.needs),
-            decide_round_trips,
-            round_trips,
-            bytes_sent,
-            seconds: started.elapsed().as_secs_f64(),
-        })
-    }
-
-    /// The binaries built so far (after the build steps ran).
-    pub(crate) fn built(&self) -> Option<&BuildOutcome> {
-        self.build.chosen.get().and_then(Option::as_ref).map(|c| &c.build)
-    }
-
-    /// The Delve chosen for the binaries (after the build steps ran).
-    pub(crate) fn dlv(&self) -> Option<&Dlv> {
-        self.build.chosen.get().and_then(Option::as_ref).map(|c| &c.dlv)
+    /// The file a copy step sends, and what the node holds at its path.
+    fn wanted(step: &Step, given: &Given<'_>) -> (Wanted, Option<String>) {
+        let wanted = match step.id.component() {
+            Some(name) => {
+                let b = given.built().into_iter().find(|b| b.name == name).expect("a copy after its build");
+                (b.name.clone(), b.binary.clone(), b.sha256.clone())
+            }
+            None => {
+                let d = given.delve().expect("copy:dlv after choose-dlv");
+                ("dlv".to_string(), d.dlv.path.clone(), d.sha256.clone())
+            }
+        };
+        let on_node = given.on_node().expect("a copy after hash-node");
+        let have = on_node.have.get(&wanted.0).cloned().flatten();
+        (wanted, have)
     }
 }
 
 impl Runner for Deploying<'_> {
     type Error = DeployError;
+    type Output = Output;
 
-    fn up_to_date(&self, step: &Step) -> Result<Option<String>, DeployError> {
-        if step.id.kind != StepKind::Copy {
-            return Ok(None);
+    fn up_to_date(&self, step: &Step, inputs: &Inputs<'_, Output>) -> Result<Option<Fresh<Output>>, DeployError> {
+        match step.id.kind {
+            StepKind::Build => {
+                let fresh = self.building.up_to_date(step, &Inputs::none())?;
+                Ok(fresh.map(|f| Fresh { reason: f.reason, output: Output::Built(f.output) }))
+            }
+            StepKind::Copy => {
+                let ((name, local, sha), have) = Self::wanted(step, &Given::of(inputs));
+                if have.as_deref() != Some(sha.as_str()) {
+                    return Ok(None);
+                }
+                let file_bytes = std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0);
+                let reason = format!("{} already has sha256:{}", self.node.describe(), &sha[..12.min(sha.len())]);
+                Ok(Some(Fresh { reason, output: Output::Sent(Deployed::kept(&name, &sha, file_bytes)) }))
+            }
+            _ => Ok(None),
         }
-        let ((name, local, sha), have) = self.file(&step.id)?;
-        if have.as_deref() != Some(sha.as_str()) {
-            return Ok(None);
-        }
-        let file_bytes = std::fs::metadata(local).map(|m| m.len()).unwrap_or(0);
-        self.files.lock().unwrap().push(Deployed::kept(name, sha, file_bytes));
-        Ok(Some(format!("{} already has sha256:{}", self.node.describe(), &sha[..12.min(sha.len())])))
     }
 
-    fn run(&self, step: &Step) -> Result<Ran, DeployError> {
-        match step.id.kind {
-            StepKind::Build => self.chosen(&step.id).map(|_| Ran::Done),
+    fn run(&self, step: &Step, inputs: &Inputs<'_, Output>) -> Result<Ran<Output>, DeployError> {
+        let given = Given::of(inputs);
+        let output = match step.id.kind {
+            StepKind::Build => return self.run_batch(&[(step, Inputs::none())]).pop().expect("one result"),
+            StepKind::ChooseDlv => Output::Delve(self.choose_dlv(&given.built())?),
+            StepKind::HashNode => Output::OnNode(self.hash_node(&given)?),
             StepKind::Copy => {
-                let (file, have) = self.file(&step.id)?;
-                let d = copy_one(self.tree, self.node, file, have.as_deref(), self.reporter)?;
-                self.files.lock().unwrap().push(d);
-                Ok(Ran::Done)
+                let (file, have) = Self::wanted(step, &given);
+                Output::Sent(copy_one(self.tree, self.node, &file, have.as_deref(), step.id.is_delve(), self.reporter)?)
             }
             other => unreachable!("a deploy plan has no {} step", other.verb()),
-        }
+        };
+        Ok(Ran::done(output))
+    }
+
+    fn batched(&self, step: &Step) -> bool {
+        step.id.kind == StepKind::Build
+    }
+
+    fn run_batch(&self, steps: &[(&Step, Inputs<'_, Output>)]) -> Vec<Result<Ran<Output>, DeployError>> {
+        let steps: Vec<(&Step, Inputs<'_, Built>)> = steps.iter().map(|(s, _)| (*s, Inputs::none())).collect();
+        let results = self.building.run_batch(&steps);
+        let out = |r: Ran<Built>| Ran { output: Output::Built(r.output), warning: r.warning };
+        results.into_iter().map(|r| r.map(out).map_err(DeployError::from)).collect()
     }
 }
 
-/// Passes every event but steps' (the executor reports those) on.
-pub(crate) struct NoSteps<'a>(pub &'a dyn Reporter);
-
-impl Reporter for NoSteps<'_> {
-    fn report(&self, event: Event) {
-        if !matches!(event, Event::Step { .. }) {
-            self.0.report(event);
-        }
+/// What a deploy did on one node, from its steps' outputs.
+pub(crate) fn outcome<'o>(
+    node: &dyn Node,
+    dest: &Destination,
+    components: &[&'static Component],
+    outputs: impl Iterator<Item = &'o Output>,
+    seconds: f64,
+    (trips0, sent0): (u64, u64),
+) -> DeployOutcome {
+    let outputs: Vec<&Output> = outputs.collect();
+    let given = Given(outputs.clone());
+    let chosen = given.delve().expect("choose-dlv ran or the run failed").clone();
+    let mut built: Vec<Built> = given.built().into_iter().cloned().collect();
+    built.sort_by_key(|b| components.iter().position(|c| c.name == b.name));
+    let mut files: Vec<Deployed> =
+        outputs.iter().filter_map(|o| if let Output::Sent(d) = o { Some(d.clone()) } else { None }).collect();
+    files.sort_by_key(|f| (f.name == "dlv", built.iter().position(|b| b.name == f.name)));
+    DeployOutcome {
+        node: node.describe(),
+        platform: dest.platform.clone(),
+        build: BuildOutcome::of(built),
+        files,
+        dlv: chosen.dlv,
+        needs: Some(chosen.needs),
+        decide_round_trips: given.on_node().map(|h| h.round_trips).unwrap_or_default(),
+        round_trips: node.round_trips() - trips0,
+        bytes_sent: node.bytes_sent() - sent0,
+        seconds,
     }
 }

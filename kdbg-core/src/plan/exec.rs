@@ -2,17 +2,22 @@
 //! concurrently (at most `parallel` at a time, on scoped threads), and reports every step.
 //!
 //! ```text
-//! for each wave:   up to date (plan or Runner::up_to_date)? ─▶ Skipped
-//!                  else Started ─▶ Runner::run (concurrently) ─▶ Done | Failed
+//! for each wave:   Runner::up_to_date(step, inputs)? ─▶ Skipped (with the step's output)
+//!                  else Started ─▶ Runner::run(step, inputs) (concurrently) ─▶ Done | Failed
+//!                  steps the runner batches (the builds: one make) ─▶ one Runner::run_batch
 //!                  after each step: the crash-injection point named by its id
 //! a failure:       dependents never start; Policy::Stop ends the run after the wave and calls
 //!                  Runner::rollback with the steps that ran; Policy::KeepGoing runs the rest
 //! ```
 //!
+//! Data flows only along the plan's edges: every step (run or up to date) yields a typed
+//! output, kept by the executor, and a step is handed the outputs of the steps it depends on
+//! ([`Inputs`]). Runners hold configuration, never another step's result.
+//!
 //! Within a chunk of a wave, `Started` (or `Skipped`) events come in plan order, so a run's first
 //! event per step follows [`Plan::in_order`], the order `kdbg plan --json` prints.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -20,12 +25,57 @@ use super::{Plan, Step, StepId};
 use crate::crash::CrashAt;
 use crate::report::{Event, Reporter, StepStatus};
 
-/// How a step that ran ended, when it did not fail.
+/// A step that ran and did not fail: its output, and a warning when it failed in a way nothing
+/// depends on (the IDE entries), reported as failed.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Ran {
-    Done,
-    /// Reported as failed, but nothing depends on it succeeding (the IDE entries).
-    Warned(String),
+pub(crate) struct Ran<O> {
+    pub output: O,
+    pub warning: Option<String>,
+}
+
+impl<O> Ran<O> {
+    pub(crate) fn done(output: O) -> Ran<O> {
+        Ran { output, warning: None }
+    }
+}
+
+/// A step with nothing to do: why, and its output all the same (a build that is up to date
+/// still yields its binary).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Fresh<O> {
+    pub reason: String,
+    pub output: O,
+}
+
+/// The outputs of the steps a step depends on, by their ids.
+pub(crate) struct Inputs<'a, O> {
+    deps: Vec<(StepId, &'a O)>,
+}
+
+impl<'a, O> Inputs<'a, O> {
+    pub(crate) fn new(deps: Vec<(StepId, &'a O)>) -> Inputs<'a, O> {
+        Inputs { deps }
+    }
+
+    /// No inputs (a step with no dependencies).
+    pub(crate) fn none() -> Inputs<'a, O> {
+        Inputs { deps: Vec::new() }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&StepId, &'a O)> {
+        self.deps.iter().map(|(id, o)| (id, *o))
+    }
+
+    /// The same inputs as a node's runner sees them: ids without their node.
+    pub(crate) fn local(&self) -> Inputs<'a, O> {
+        Inputs { deps: self.deps.iter().map(|(id, o)| (id.local(), *o)).collect() }
+    }
+
+    /// The inputs whose output `pick` accepts, as what it makes of them (a wrapper's outputs
+    /// seen as an inner runner's).
+    pub(crate) fn map<P>(&self, pick: impl Fn(&'a O) -> Option<&'a P>) -> Inputs<'a, P> {
+        Inputs { deps: self.deps.iter().filter_map(|(id, o)| pick(o).map(|p| (id.clone(), p))).collect() }
+    }
 }
 
 /// What to do with the rest of the plan when a step fails.
@@ -40,13 +90,30 @@ pub(crate) enum Policy {
 /// What the steps of one kind of plan do.
 pub(crate) trait Runner: Sync {
     type Error: Send + std::fmt::Display;
+    /// What a step yields for the steps that depend on it.
+    type Output: Send + Sync;
 
-    /// `Some(reason)` when the step has nothing to do; asked right before it would start.
-    fn up_to_date(&self, _step: &Step) -> Result<Option<String>, Self::Error> {
+    /// `Some` when the step has nothing to do; asked right before it would start.
+    fn up_to_date(
+        &self,
+        _step: &Step,
+        _inputs: &Inputs<'_, Self::Output>,
+    ) -> Result<Option<Fresh<Self::Output>>, Self::Error> {
         Ok(None)
     }
 
-    fn run(&self, step: &Step) -> Result<Ran, Self::Error>;
+    fn run(&self, step: &Step, inputs: &Inputs<'_, Self::Output>) -> Result<Ran<Self::Output>, Self::Error>;
+
+    /// Steps that run as one job: every step of a wave for which this is true is given to one
+    /// [`Runner::run_batch`] (the builds: one make for every stale component).
+    fn batched(&self, _step: &Step) -> bool {
+        false
+    }
+
+    /// Runs the batched steps of a wave together; one result per step, in order.
+    fn run_batch(&self, steps: &[(&Step, Inputs<'_, Self::Output>)]) -> Vec<Result<Ran<Self::Output>, Self::Error>> {
+        steps.iter().map(|(step, inputs)| self.run(step, inputs)).collect()
+    }
 
     /// Undoes what this run changed, after a failure under [`Policy::Stop`]. `ran`: the steps
     /// that started (the failed ones included), in start order.
@@ -56,7 +123,7 @@ pub(crate) trait Runner: Sync {
 /// How to run a plan.
 #[derive(Debug, Clone)]
 pub(crate) struct Exec {
-    /// Steps of one wave running at once (1: one after the other).
+    /// Jobs of one wave running at once (1: one after the other).
     pub parallel: usize,
     pub policy: Policy,
     pub crash: CrashAt,
@@ -76,82 +143,92 @@ pub struct StepEvent {
     pub status: StepStatus,
 }
 
-/// The errors of the steps that failed, first failure first; the events seen either way.
+/// A run in which no step failed: its events in report order, and every step's output.
 #[derive(Debug)]
-pub(crate) struct Failed<E> {
-    pub errors: Vec<(StepId, E)>,
+pub(crate) struct Run<O> {
+    pub events: Vec<StepEvent>,
+    pub outputs: BTreeMap<StepId, O>,
 }
 
+impl<O> Run<O> {
+    /// The outputs of the steps on `node` (`None`: node-less steps, or a one-node run).
+    pub(crate) fn on_node<'a>(&'a self, node: Option<&'a str>) -> impl Iterator<Item = (&'a StepId, &'a O)> {
+        self.outputs.iter().filter(move |(id, _)| id.node.is_none() || id.node.as_deref() == node)
+    }
+}
+
+/// The errors of the steps that failed, first failure first, and the outputs of those that did
+/// not (what a [`Policy::KeepGoing`] run still did).
+#[derive(Debug)]
+pub(crate) struct Failed<E, O> {
+    pub errors: Vec<(StepId, E)>,
+    pub outputs: BTreeMap<StepId, O>,
+}
+
+/// One unit of work of a wave: a step alone, or the runner's batch.
+enum Job<'p> {
+    One(&'p Step),
+    Batch(Vec<&'p Step>),
+}
+
+impl<'p> Job<'p> {
+    fn steps(&self) -> &[&'p Step] {
+        match self {
+            Job::One(step) => std::slice::from_ref(step),
+            Job::Batch(steps) => steps,
+        }
+    }
+}
+
+type Results<O, E> = Vec<(StepId, Result<Ran<O>, E>)>;
+
+/// What [`Exec::run`] returns for a runner `R`.
+pub(crate) type Outcome<R> = Result<Run<<R as Runner>::Output>, Failed<<R as Runner>::Error, <R as Runner>::Output>>;
+
 impl Exec {
-    /// Runs `plan`. `Ok`: every step ran or was up to date; the events in report order.
+    /// Runs `plan`. `Ok`: every step ran or was up to date.
     ///
     /// A plan whose dependencies are unknown or cyclic is a bug in kdbg: it panics.
-    pub(crate) fn run<R: Runner>(
-        &self,
-        plan: &Plan,
-        runner: &R,
-        reporter: &dyn Reporter,
-    ) -> Result<Vec<StepEvent>, Failed<R::Error>> {
+    pub(crate) fn run<R: Runner>(&self, plan: &Plan, runner: &R, reporter: &dyn Reporter) -> Outcome<R> {
         let waves = plan.waves().unwrap_or_else(|e| panic!("kdbg built an invalid plan: {e}"));
         let log = Log { inner: reporter, events: Mutex::new(Vec::new()) };
+        let mut outputs: BTreeMap<StepId, R::Output> = BTreeMap::new();
         let mut ran: Vec<&Step> = Vec::new();
         let mut errors: Vec<(StepId, R::Error)> = Vec::new();
-        let mut blocked: BTreeSet<&StepId> = BTreeSet::new();
+        let mut blocked: BTreeSet<StepId> = BTreeSet::new();
         for wave in waves {
             let mut todo = Vec::new();
             for step in wave {
                 if step.deps.iter().any(|d| blocked.contains(d)) {
-                    blocked.insert(&step.id);
+                    blocked.insert(step.id.clone());
                     continue;
                 }
-                let fresh = match step.up_to_date {
-                    true => Ok(Some(step.why.join("; "))),
-                    false => runner.up_to_date(step),
-                };
-                match fresh {
-                    Ok(Some(reason)) => {
-                        log.step(&step.id, StepStatus::Skipped { reason });
+                match runner.up_to_date(step, &inputs(step, &outputs)) {
+                    Ok(Some(fresh)) => {
+                        log.step(&step.id, StepStatus::Skipped { reason: fresh.reason });
+                        outputs.insert(step.id.clone(), fresh.output);
                         self.crash.after(&step.id);
                     }
                     Ok(None) => todo.push(step),
                     Err(e) => {
                         log.step(&step.id, StepStatus::Failed { error: e.to_string() });
-                        blocked.insert(&step.id);
+                        blocked.insert(step.id.clone());
                         errors.push((step.id.clone(), e));
                     }
                 }
             }
-            for chunk in todo.chunks(self.parallel.max(1)) {
-                chunk.iter().for_each(|s| log.step(&s.id, StepStatus::Started));
-                ran.extend(chunk);
-                let results: Vec<Result<Ran, R::Error>> = std::thread::scope(|scope| {
-                    let log = &log;
-                    let one = move |step: &Step| {
-                        let started = Instant::now();
-                        let result = runner.run(step);
-                        let seconds = started.elapsed().as_secs_f64();
-                        match &result {
-                            Ok(Ran::Done) => log.step(&step.id, StepStatus::Done { seconds }),
-                            Ok(Ran::Warned(error)) => log.step(&step.id, StepStatus::Failed { error: error.clone() }),
-                            Err(e) => log.step(&step.id, StepStatus::Failed { error: e.to_string() }),
+            for chunk in jobs(todo, runner).chunks(self.parallel.max(1)) {
+                chunk.iter().flat_map(Job::steps).for_each(|s| log.step(&s.id, StepStatus::Started));
+                ran.extend(chunk.iter().flat_map(Job::steps));
+                for (id, result) in self.run_chunk(chunk, runner, &outputs, &log) {
+                    match result {
+                        Ok(done) => {
+                            outputs.insert(id, done.output);
                         }
-                        if result.is_ok() {
-                            self.crash.after(&step.id);
+                        Err(e) => {
+                            blocked.insert(id.clone());
+                            errors.push((id, e));
                         }
-                        result
-                    };
-                    match chunk {
-                        [only] => vec![one(only)],
-                        _ => {
-                            let handles: Vec<_> = chunk.iter().map(|s| scope.spawn(move || one(s))).collect();
-                            handles.into_iter().map(|h| h.join().expect("a step does not panic")).collect()
-                        }
-                    }
-                });
-                for (step, result) in chunk.iter().zip(results) {
-                    if let Err(e) = result {
-                        blocked.insert(&step.id);
-                        errors.push((step.id.clone(), e));
                     }
                 }
             }
@@ -162,10 +239,84 @@ impl Exec {
         }
         let events = log.events.into_inner().unwrap();
         match errors.is_empty() {
-            true => Ok(events),
-            false => Err(Failed { errors }),
+            true => Ok(Run { events, outputs }),
+            false => Err(Failed { errors, outputs }),
         }
     }
+
+    /// Runs the jobs of a chunk at once (one on this thread), reporting each step's end.
+    fn run_chunk<R: Runner>(
+        &self,
+        chunk: &[Job<'_>],
+        runner: &R,
+        outputs: &BTreeMap<StepId, R::Output>,
+        log: &Log<'_>,
+    ) -> Results<R::Output, R::Error> {
+        let one = |job: &Job<'_>| -> Results<R::Output, R::Error> {
+            let started = Instant::now();
+            let results = match job {
+                Job::One(step) => vec![runner.run(step, &inputs(step, outputs))],
+                Job::Batch(steps) => {
+                    let with: Vec<_> = steps.iter().map(|s| (*s, inputs(s, outputs))).collect();
+                    runner.run_batch(&with)
+                }
+            };
+            let seconds = started.elapsed().as_secs_f64();
+            let steps = job.steps();
+            assert_eq!(results.len(), steps.len(), "a batch yields one result per step");
+            for (step, result) in steps.iter().zip(&results) {
+                match result {
+                    Ok(Ran { warning: None, .. }) => log.step(&step.id, StepStatus::Done { seconds }),
+                    Ok(Ran { warning: Some(error), .. }) => {
+                        log.step(&step.id, StepStatus::Failed { error: error.clone() })
+                    }
+                    Err(e) => log.step(&step.id, StepStatus::Failed { error: e.to_string() }),
+                }
+                if result.is_ok() {
+                    self.crash.after(&step.id);
+                }
+            }
+            steps.iter().map(|s| s.id.clone()).zip(results).collect()
+        };
+        match chunk {
+            [only] => one(only),
+            _ => std::thread::scope(|scope| {
+                let one = &one;
+                let handles: Vec<_> = chunk.iter().map(|job| scope.spawn(move || one(job))).collect();
+                handles.into_iter().flat_map(|h| h.join().expect("a step does not panic")).collect()
+            }),
+        }
+    }
+}
+
+/// The outputs of `step`'s dependencies.
+fn inputs<'a, O>(step: &Step, outputs: &'a BTreeMap<StepId, O>) -> Inputs<'a, O> {
+    Inputs::new(step.deps.iter().filter_map(|d| outputs.get(d).map(|o| (d.clone(), o))).collect())
+}
+
+/// The steps to run as jobs: the runner's batched steps as one job where the first of them was,
+/// the others alone, in plan order.
+fn jobs<'p, R: Runner>(todo: Vec<&'p Step>, runner: &R) -> Vec<Job<'p>> {
+    let mut jobs: Vec<Job<'p>> = Vec::new();
+    let mut batch: Option<usize> = None;
+    for step in todo {
+        if !runner.batched(step) {
+            jobs.push(Job::One(step));
+            continue;
+        }
+        match batch {
+            Some(i) => {
+                if let Job::Batch(steps) = &mut jobs[i] {
+                    steps.push(step);
+                }
+            }
+            None => {
+                batch = Some(jobs.len());
+                jobs.push(Job::Batch(vec![step]));
+            }
+        }
+    }
+    jobs
 }
 
 /// Reports step events and keeps them.
@@ -209,27 +360,44 @@ mod tests {
     }
 
     /// Steps that wait for each other prove they run at once; `fail` fails; rollbacks are kept.
+    /// A step's output is its id followed by the outputs it was given, so a test sees what
+    /// flowed along which edge.
     struct Test {
         fail: Option<StepId>,
         barrier: std::sync::Barrier,
         running: AtomicUsize,
+        batches: Mutex<Vec<Vec<String>>>,
         rolled_back: Mutex<Vec<StepId>>,
+    }
+
+    fn output(step: &Step, inputs: &Inputs<'_, String>) -> String {
+        let given: Vec<&str> = inputs.iter().map(|(_, o)| o.as_str()).collect();
+        format!("{}({})", step.id, given.join(" "))
     }
 
     impl Runner for Test {
         type Error = String;
-        fn up_to_date(&self, step: &Step) -> Result<Option<String>, String> {
-            Ok((step.id.subject.as_deref() == Some("fresh")).then(|| "same bytes".into()))
+        type Output = String;
+        fn up_to_date(&self, step: &Step, inputs: &Inputs<'_, String>) -> Result<Option<Fresh<String>>, String> {
+            let fresh = step.up_to_date || step.id.component() == Some("fresh");
+            Ok(fresh.then(|| Fresh { reason: "same bytes".into(), output: output(step, inputs) }))
         }
-        fn run(&self, step: &Step) -> Result<Ran, String> {
+        fn run(&self, step: &Step, inputs: &Inputs<'_, String>) -> Result<Ran<String>, String> {
             if step.id.kind == StepKind::Copy {
                 self.running.fetch_add(1, Ordering::SeqCst);
                 self.barrier.wait();
             }
             match Some(&step.id) == self.fail.as_ref() {
                 true => Err(format!("{} broke", step.id)),
-                false => Ok(Ran::Done),
+                false => Ok(Ran::done(output(step, inputs))),
             }
+        }
+        fn batched(&self, step: &Step) -> bool {
+            step.id.kind == StepKind::Build
+        }
+        fn run_batch(&self, steps: &[(&Step, Inputs<'_, String>)]) -> Vec<Result<Ran<String>, String>> {
+            self.batches.lock().unwrap().push(steps.iter().map(|(s, _)| s.id.to_string()).collect());
+            steps.iter().map(|(step, inputs)| self.run(step, inputs)).collect()
         }
         fn rollback(&self, ran: &[&Step]) {
             self.rolled_back.lock().unwrap().extend(ran.iter().map(|s| s.id.clone()));
@@ -240,20 +408,27 @@ mod tests {
         let mut p = Plan::default();
         let b = p.add(StepKind::Build.on("a"), &[], None, true, vec!["key unchanged".into()]);
         let ca = p.add(StepKind::Copy.on("a"), std::slice::from_ref(&b), None, false, vec![]);
-        let cd = p.add(StepKind::Copy.on("dlv"), &[b], None, false, vec![]);
+        let cd = p.add(StepKind::Copy.delve(), &[b], None, false, vec![]);
         p.add(StepKind::Copy.on("fresh"), &[], None, false, vec![]);
         p.add(StepKind::Stop.on("a"), &[ca, cd], None, false, vec![]);
         p
     }
 
     fn test(fail: Option<StepId>) -> Test {
-        Test { fail, barrier: std::sync::Barrier::new(2), running: AtomicUsize::new(0), rolled_back: Mutex::default() }
+        Test {
+            fail,
+            barrier: std::sync::Barrier::new(2),
+            running: AtomicUsize::new(0),
+            batches: Mutex::default(),
+            rolled_back: Mutex::default(),
+        }
     }
 
     #[test]
     fn a_wave_runs_concurrently_in_plan_order_and_skips_what_is_up_to_date() {
         let t = test(None);
-        let events = Exec::default().run(&plan(), &t, &Quiet).ok().unwrap();
+        let run = Exec::default().run(&plan(), &t, &Quiet).ok().unwrap();
+        let events = &run.events;
         let first: Vec<String> = events.iter().fold(Vec::new(), |mut seen, e| {
             if !seen.contains(&e.id.to_string()) {
                 seen.push(e.id.to_string());
@@ -262,7 +437,7 @@ mod tests {
         });
         let order: Vec<String> = plan().in_order().unwrap().steps.iter().map(|s| s.id.to_string()).collect();
         assert_eq!(first, order);
-        assert_eq!(events[0].status, StepStatus::Skipped { reason: "key unchanged".into() });
+        assert_eq!(events[0].status, StepStatus::Skipped { reason: "same bytes".into() });
         assert!(events
             .iter()
             .any(|e| e.id.to_string() == "copy:fresh" && matches!(e.status, StepStatus::Skipped { .. })));
@@ -272,11 +447,45 @@ mod tests {
     }
 
     #[test]
+    fn each_step_gets_the_outputs_of_its_dependencies_up_to_date_or_run() {
+        let t = test(None);
+        let run = Exec::default().run(&plan(), &t, &Quiet).ok().unwrap();
+        let out = |id: &str| run.outputs[&id.parse::<StepId>().unwrap()].clone();
+        assert_eq!(out("build:a"), "build:a()", "skipped, yet it has an output");
+        assert_eq!(out("copy:dlv"), "copy:dlv(build:a())");
+        assert_eq!(out("stop:a"), "stop:a(copy:a(build:a()) copy:dlv(build:a()))");
+        assert_eq!(run.outputs.len(), plan().steps.len());
+    }
+
+    #[test]
+    fn batched_steps_of_a_wave_run_as_one_job_and_fail_their_dependents_each() {
+        let mut p = Plan::default();
+        let (ba, bb) = (StepKind::Build.on("a"), StepKind::Build.on("b"));
+        p.add(ba.clone(), &[], None, false, vec![]);
+        p.add(bb.clone(), &[], None, false, vec![]);
+        p.add(StepKind::Launch.on("a"), std::slice::from_ref(&ba), None, false, vec![]);
+        p.add(StepKind::Launch.on("b"), std::slice::from_ref(&bb), None, false, vec![]);
+        let t = test(None);
+        Exec::default().run(&p, &t, &Quiet).ok().unwrap();
+        assert_eq!(*t.batches.lock().unwrap(), [vec!["build:a".to_string(), "build:b".into()]]);
+
+        // The batch's failed step is reported by that step, and stops its dependents only.
+        let t = test(Some(bb.clone()));
+        let seen = Seen::default();
+        let exec = Exec { policy: Policy::KeepGoing, ..Exec::default() };
+        let failed = exec.run(&p, &t, &seen).err().unwrap();
+        assert_eq!(failed.errors, [(bb, "build:b broke".to_string())]);
+        let seen = seen.0.lock().unwrap();
+        assert!(seen.iter().any(|id| id.to_string() == "launch:a"));
+        assert!(!seen.iter().any(|id| id.to_string() == "launch:b"));
+    }
+
+    #[test]
     fn a_failure_stops_its_dependents_and_rolls_back_what_ran() {
-        let t = test(Some(StepKind::Copy.on("dlv")));
+        let t = test(Some(StepKind::Copy.delve()));
         let seen = Seen::default();
         let failed = Exec::default().run(&plan(), &t, &seen).err().unwrap();
-        assert_eq!(failed.errors, [(StepKind::Copy.on("dlv"), "copy:dlv broke".to_string())]);
+        assert_eq!(failed.errors, [(StepKind::Copy.delve(), "copy:dlv broke".to_string())]);
         assert!(!seen.any(StepKind::Stop));
         let rolled: Vec<String> = t.rolled_back.lock().unwrap().iter().map(|s| s.to_string()).collect();
         assert_eq!(rolled, ["copy:a", "copy:dlv"]);
@@ -284,7 +493,7 @@ mod tests {
         // Keep going: what does not depend on the failure still runs, nothing is rolled back.
         let mut p = plan();
         p.add(StepKind::Tunnel.on("b"), &[], None, false, vec![]);
-        let t = test(Some(StepKind::Copy.on("dlv")));
+        let t = test(Some(StepKind::Copy.delve()));
         let exec = Exec { policy: Policy::KeepGoing, ..Exec::default() };
         let seen = Seen::default();
         exec.run(&p, &t, &seen).err().unwrap();

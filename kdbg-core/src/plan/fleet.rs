@@ -1,9 +1,10 @@
 //! Several nodes' runners as one: a plan made for one node and spread over several with
-//! [`Plan::across`] runs in one executor run. A step `…@node` goes to that node's runner, which
-//! sees it (and its deps) without the node; a node-less step (`build:*`) goes to the first node's
-//! runner, whose build every runner shares. A rollback asks each node's runner to undo its steps.
+//! [`Plan::across`](super::Plan::across) runs in one executor run. A step `…@node` goes to that
+//! node's runner, which sees it (its deps and its inputs) without the node; a node-less step
+//! (`build:*`) goes to the first node's runner. A rollback asks each node's runner to undo its
+//! steps.
 
-use super::exec::{Ran, Runner};
+use super::exec::{Fresh, Inputs, Ran, Runner};
 use super::Step;
 
 pub(crate) struct Fleet<R> {
@@ -29,15 +30,29 @@ impl<R: Runner> Fleet<R> {
 
 impl<R: Runner> Runner for Fleet<R> {
     type Error = R::Error;
+    type Output = R::Output;
 
-    fn up_to_date(&self, step: &Step) -> Result<Option<String>, R::Error> {
+    fn up_to_date(&self, step: &Step, inputs: &Inputs<'_, R::Output>) -> Result<Option<Fresh<R::Output>>, R::Error> {
         let (runner, local) = self.route(step);
-        runner.up_to_date(&local)
+        runner.up_to_date(&local, &inputs.local())
     }
 
-    fn run(&self, step: &Step) -> Result<Ran, R::Error> {
+    fn run(&self, step: &Step, inputs: &Inputs<'_, R::Output>) -> Result<Ran<R::Output>, R::Error> {
         let (runner, local) = self.route(step);
-        runner.run(&local)
+        runner.run(&local, &inputs.local())
+    }
+
+    fn batched(&self, step: &Step) -> bool {
+        let (runner, local) = self.route(step);
+        // Only node-less steps batch: a batch runs on one runner.
+        step.id.node.is_none() && runner.batched(&local)
+    }
+
+    fn run_batch(&self, steps: &[(&Step, Inputs<'_, R::Output>)]) -> Vec<Result<Ran<R::Output>, R::Error>> {
+        let local: Vec<(Step, Inputs<'_, R::Output>)> =
+            steps.iter().map(|(s, inputs)| (self.route(s).1, inputs.local())).collect();
+        let with: Vec<(&Step, Inputs<'_, R::Output>)> = local.iter().map(|(s, i)| (s, i.local())).collect();
+        self.nodes[0].1.run_batch(&with)
     }
 
     fn rollback(&self, ran: &[&Step]) {

@@ -12,17 +12,18 @@ use super::attach::Attach;
 use super::journal;
 use super::SessionError;
 use crate::build;
+use crate::build::Building;
 use crate::component::Component;
 use crate::crash::CrashAt;
-use crate::deploy::{self, BuildOnce, DeployConfig, DeployError, DeployOutcome, Deploying, Target};
+use crate::deploy::{self, DeployConfig, DeployError, DeployOutcome, Deploying, Destination};
 use crate::ide::vscode::TaskArgs;
 use crate::node::Node;
-use crate::plan::exec::{Exec, Policy, Ran, Runner, StepEvent};
+use crate::plan::exec::{Exec, Fresh, Inputs, Policy, Ran, Run, Runner, StepEvent};
 use crate::plan::fleet::Fleet;
 use crate::plan::{Plan, StepId, StepKind};
 use crate::report::Reporter;
 use crate::tree::SourceTree;
-use steps::Debugging;
+use steps::{Debugging, Out};
 
 /// How long each wait may take.
 #[derive(Debug, Clone, Copy)]
@@ -119,25 +120,24 @@ pub struct Session {
 }
 
 /// The steps of `kdbg debug` added to a deploy plan ([`deploy::steps::plan`]): the builds wait
-/// for every capture (bad input fails before a long build), each stop for its capture and its
-/// copies, then launch, tunnel and, after all of them, the IDE entries.
+/// for every capture (bad input fails before a long build); the endpoints are chosen once Delve
+/// is and every component captured; each stop waits for its capture, its copies and the
+/// endpoints, then launch, tunnel and, after all of them, the IDE entries.
 pub(crate) fn plan(mut plan: Plan, components: &[&'static Component], tunnel: bool, ide: bool) -> Plan {
     let captures: Vec<StepId> =
         components.iter().map(|c| plan.add(StepKind::CaptureArgs.on(c.name), &[], None, false, vec![])).collect();
+    let builds: Vec<StepId> =
+        plan.steps.iter().filter(|s| s.id.kind == StepKind::Build).map(|s| s.id.clone()).collect();
     for s in plan.steps.iter_mut().filter(|s| s.id.kind == StepKind::Build) {
         s.deps.extend(captures.iter().cloned());
     }
-    let dlv = StepKind::Copy.on("dlv");
+    let mut after = vec![StepKind::ChooseDlv.alone()];
+    after.extend(captures.iter().cloned());
+    let why = vec!["a unix socket only the login user can reach, else loopback TCP (see kdbg status)".to_string()];
+    let endpoint = plan.add(StepKind::ChooseEndpoint.alone(), &after, None, false, why);
     let mut last = Vec::new();
     for (c, capture) in components.iter().zip(captures) {
-        let mut before: Vec<StepId> = [StepKind::Copy.on(c.name), dlv.clone(), StepKind::Build.on(c.name)]
-            .into_iter()
-            .filter(|id| plan.step(id).is_some())
-            .collect();
-        if before.iter().any(|id| id.kind == StepKind::Copy && id.subject.as_deref() == Some(c.name)) {
-            before.retain(|id| id.kind != StepKind::Build);
-        }
-        before.push(capture);
+        let before = [StepKind::Copy.on(c.name), StepKind::Copy.delve(), capture, endpoint.clone()];
         let stop = plan.add(StepKind::Stop.on(c.name), &before, None, false, vec![]);
         let mut end = plan.add(StepKind::Launch.on(c.name), &[stop], None, false, vec![]);
         if tunnel {
@@ -146,6 +146,7 @@ pub(crate) fn plan(mut plan: Plan, components: &[&'static Component], tunnel: bo
         last.push(end);
     }
     if ide {
+        last.extend(builds);
         plan.add(StepKind::WriteIde.alone(), &last, None, false, vec![]);
     }
     plan
@@ -198,7 +199,7 @@ pub fn debug_nodes(
     ports_fit(cfg.port, components, nodes.len())?;
     let started = Instant::now();
     let mut journals = Vec::new();
-    let mut targets = Vec::new();
+    let mut dests = Vec::new();
     for (_, node) in nodes {
         let journal = journal::load(*node)?;
         for c in components {
@@ -208,58 +209,125 @@ pub fn debug_nodes(
             }
         }
         journals.push(journal);
-        targets.push(Target::check(tree, *node, &cfg.deploy)?);
+        dests.push(Destination::check(tree, *node, &cfg.deploy)?);
     }
     // Before the nodes change, so a kdbg killed mid-way still keeps the tree from being pruned.
-    let names: Vec<&str> = components.iter().map(|c| c.name).collect();
-    let uses = |record: bool| -> Result<(), SessionError> {
-        let Some(dir) = &cfg.state_dir else { return Ok(()) };
-        for (_, node) in nodes {
+    let uses = Uses { nodes, state_dir: cfg.state_dir.as_deref(), tree, components };
+    uses.update(true)?;
+    let ran = run_debug(tree, components, nodes, cfg, dests, journals, reporter).map(|run| {
+        let several = nodes.len() > 1;
+        let seconds = started.elapsed().as_secs_f64();
+        let outcomes = nodes.iter().zip(&run.dests).zip(&run.counters).map(|(((name, node), dest), counters)| {
+            let name = several.then_some(name.as_str());
+            outcome(tree, components, *node, dest, &run.run, name, seconds, *counters, reporter)
+        });
+        outcomes.collect()
+    });
+    if ran.is_err() {
+        // Rolled back: no session uses the tree.
+        let _ = uses.update(false);
+    }
+    ran
+}
+
+/// The worktree uses of a debug run (which tree each node's sessions were built from), recorded
+/// before the nodes change and forgotten when the run is rolled back.
+struct Uses<'a> {
+    nodes: &'a [(String, &'a dyn Node)],
+    state_dir: Option<&'a camino::Utf8Path>,
+    tree: &'a SourceTree,
+    components: &'a [&'static Component],
+}
+
+impl Uses<'_> {
+    fn update(&self, record: bool) -> Result<(), SessionError> {
+        let Some(dir) = self.state_dir else { return Ok(()) };
+        let names: Vec<&str> = self.components.iter().map(|c| c.name).collect();
+        for (_, node) in self.nodes {
             let done = match record {
-                true => crate::worktree::record(dir, &tree.root, &node.describe(), &names),
+                true => crate::worktree::record(dir, &self.tree.root, &node.describe(), &names),
                 false => crate::worktree::forget(dir, &node.describe(), &names),
             };
             done.map_err(|source| SessionError::Local { what: "update".into(), path: dir.to_string(), source })?;
         }
         Ok(())
-    };
-    uses(true)?;
-    let run = || -> Result<Vec<DebugOutcome>, DebugError> {
-        let counters: Vec<(u64, u64)> = nodes.iter().map(|(_, n)| (n.round_trips(), n.bytes_sent())).collect();
-        let keyed = build::keyed(tree, components, &targets[0].prepared, reporter).map_err(DeployError::from)?;
-        let names: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
-        let plan = full_plan(Plan::for_build(&keyed.keys.components), components, cfg.tunnel, cfg.ide.is_some())
-            .across(&names);
-        let build = BuildOnce::new(keyed);
-        let cfgs: Vec<DebugConfig> =
-            (0..nodes.len()).map(|i| DebugConfig { local_shift: 100 * i as u16, ..cfg.clone() }).collect();
-        let mut fleet = Fleet { nodes: Vec::new() };
-        for (i, ((name, node), journal)) in nodes.iter().zip(journals).enumerate() {
-            let deploying = Deploying::new(tree, *node, &targets[i], &cfg.deploy, build.clone(), reporter);
-            fleet.nodes.push((
-                name.clone(),
-                Debugging::new(tree, *node, &cfgs[i], components, journal, deploying, reporter)
-                    .named((nodes.len() > 1).then(|| name.clone())),
-            ));
-        }
-        let run = Nodes(fleet);
-        let exec = Exec { policy: Policy::Stop, crash: cfg.crash.clone(), parallel: 4.max(2 * nodes.len()) };
-        let steps = exec
-            .run(&plan, &run, reporter)
-            .map_err(|f| DeployError::first(f, |e| matches!(e, DebugError::Deploy(DeployError::Earlier { .. }))))?;
-        let mut out = Vec::new();
-        for ((name, debugging), (trips0, sent0)) in run.0.nodes.into_iter().zip(counters) {
-            let mine = steps.iter().filter(|e| e.id.node.as_deref().is_none_or(|n| n == name)).cloned().collect();
-            out.push(debugging.outcome(mine, started, trips0, sent0)?);
-        }
-        Ok(out)
-    };
-    let ran = run();
-    if ran.is_err() {
-        // Rolled back: no session uses the tree.
-        let _ = uses(false);
     }
-    ran
+}
+
+/// A finished debug run: the executor's outputs, and per node its destination and counters.
+struct Finished {
+    run: Run<Out>,
+    dests: Vec<Destination>,
+    counters: Vec<(u64, u64)>,
+}
+
+/// Keys, the plan over every node, and the executor.
+fn run_debug(
+    tree: &SourceTree,
+    components: &[&'static Component],
+    nodes: &[(String, &dyn Node)],
+    cfg: &DebugConfig,
+    dests: Vec<Destination>,
+    journals: Vec<journal::Journal>,
+    reporter: &dyn Reporter,
+) -> Result<Finished, DebugError> {
+    let counters: Vec<(u64, u64)> = nodes.iter().map(|(_, n)| (n.round_trips(), n.bytes_sent())).collect();
+    let keyed = build::keyed(tree, components, &dests[0].prepared, reporter).map_err(DeployError::from)?;
+    let names: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
+    let plan =
+        full_plan(Plan::for_build(&keyed.keys.components), components, cfg.tunnel, cfg.ide.is_some()).across(&names);
+    let building = Building::new(tree, keyed, &dests[0].prepared, reporter);
+    let cfgs: Vec<DebugConfig> =
+        (0..nodes.len()).map(|i| DebugConfig { local_shift: 100 * i as u16, ..cfg.clone() }).collect();
+    let mut fleet = Fleet { nodes: Vec::new() };
+    for (i, ((name, node), journal)) in nodes.iter().zip(journals).enumerate() {
+        let dlv_flag = cfg.deploy.dlv.as_deref();
+        let deploy = Deploying { tree, node: *node, dest: &dests[i], dlv_flag, building: &building, reporter };
+        let debugging = Debugging {
+            tree,
+            node: *node,
+            cfg: &cfgs[i],
+            components,
+            reporter,
+            deploy,
+            journal: std::sync::Mutex::new(journal),
+            name: (nodes.len() > 1).then(|| name.clone()),
+        };
+        fleet.nodes.push((name.clone(), debugging));
+    }
+    let exec = Exec { policy: Policy::Stop, crash: cfg.crash.clone(), parallel: 4.max(2 * nodes.len()) };
+    let is_consequence = |e: &DebugError| matches!(e, DebugError::Deploy(d) if d.is_consequence());
+    let run = exec.run(&plan, &Nodes(fleet), reporter).map_err(|f| DeployError::first(f, is_consequence))?;
+    building.finish().map_err(DeployError::from)?;
+    Ok(Finished { run, dests, counters })
+}
+
+/// What a debug run did on one node (`name`: `None` for a one-node run), from its steps' outputs.
+#[allow(clippy::too_many_arguments)]
+fn outcome(
+    tree: &SourceTree,
+    components: &[&'static Component],
+    node: &dyn Node,
+    dest: &Destination,
+    run: &Run<Out>,
+    name: Option<&str>,
+    seconds: f64,
+    counters: (u64, u64),
+    reporter: &dyn Reporter,
+) -> DebugOutcome {
+    let mine: Vec<(&StepId, &Out)> = run.on_node(name).collect();
+    let sessions: Vec<Session> =
+        steps::sessions(components, mine.iter().copied()).into_iter().map(|(_, s)| s).collect();
+    let built = steps::built(mine.iter().map(|(_, o)| *o));
+    let attach = mine.iter().find_map(|(_, o)| if let Out::Ide(a) = o { Some(a.clone()) } else { None });
+    let attach = attach.unwrap_or_else(|| {
+        let with: Vec<(Option<String>, Session)> = sessions.iter().map(|s| (None, s.clone())).collect();
+        steps::attach_all(tree, &with, &built, reporter).0
+    });
+    let deploy =
+        deploy::steps::outcome(node, dest, components, mine.iter().filter_map(|(_, o)| o.deploy()), seconds, counters);
+    let events = run.events.iter().filter(|e| e.id.node.as_deref().is_none_or(|n| Some(n) == name)).cloned().collect();
+    DebugOutcome { sessions, deploy, attach, steps: events }
 }
 
 /// The runners of a debug: each node's steps to its [`Debugging`], and one `write-ide` with every
@@ -268,24 +336,29 @@ struct Nodes<'a>(Fleet<Debugging<'a>>);
 
 impl Runner for Nodes<'_> {
     type Error = DebugError;
+    type Output = Out;
 
-    fn up_to_date(&self, step: &crate::plan::Step) -> Result<Option<String>, DebugError> {
-        self.0.up_to_date(step)
+    fn up_to_date(&self, step: &crate::plan::Step, inputs: &Inputs<'_, Out>) -> Result<Option<Fresh<Out>>, DebugError> {
+        self.0.up_to_date(step, inputs)
     }
 
-    fn run(&self, step: &crate::plan::Step) -> Result<Ran, DebugError> {
+    fn run(&self, step: &crate::plan::Step, inputs: &Inputs<'_, Out>) -> Result<Ran<Out>, DebugError> {
         if step.id.kind != StepKind::WriteIde {
-            return self.0.run(step);
+            return self.0.run(step, inputs);
         }
-        let mut all = Attach::default();
-        let mut entries = Vec::new();
-        let several = self.0.nodes.len() > 1;
-        for (name, d) in &self.0.nodes {
-            let (a, e) = d.attach(several.then_some(name.as_str()));
-            all.instructions.push_str(&a.instructions);
-            entries.extend(e);
-        }
-        Ok(self.0.nodes[0].1.write_ide(all, &entries))
+        let first = &self.0.nodes[0].1;
+        let sessions = steps::sessions(first.components, inputs.iter());
+        let built = steps::built(inputs.iter().map(|(_, o)| o));
+        let (attach, entries) = steps::attach_all(first.tree, &sessions, &built, first.reporter);
+        Ok(first.write_ide(attach, &entries))
+    }
+
+    fn batched(&self, step: &crate::plan::Step) -> bool {
+        self.0.batched(step)
+    }
+
+    fn run_batch(&self, steps: &[(&crate::plan::Step, Inputs<'_, Out>)]) -> Vec<Result<Ran<Out>, DebugError>> {
+        self.0.run_batch(steps)
     }
 
     fn rollback(&self, ran: &[&crate::plan::Step]) {
@@ -305,15 +378,20 @@ mod tests {
         expect_test::expect![[r#"
             1. capture-args:kube-apiserver      will run
             2. build:kube-apiserver             up to date  after capture-args:kube-apiserver
-            3. copy:kube-apiserver              will run  after build:kube-apiserver
-                 sent only if the node's sha256 differs (one round trip decides for all files)
-            3. copy:dlv                         will run  after build:kube-apiserver
-                 sent only if the node's sha256 differs (one round trip decides for all files)
-                 the Delve is chosen to read the built binaries (Go and DWARF version)
-            4. stop:kube-apiserver              will run  after copy:kube-apiserver, copy:dlv, capture-args:kube-apiserver
-            5. launch:kube-apiserver            will run  after stop:kube-apiserver
-            6. tunnel:kube-apiserver            will run  after launch:kube-apiserver
-            7. write-ide                        will run  after tunnel:kube-apiserver
+            3. choose-dlv                       will run  after build:kube-apiserver
+                 the Delve that reads the built binaries (Go and DWARF version) and runs on the node
+            4. hash-node                        will run  after build:kube-apiserver, choose-dlv
+                 one round trip for every file
+            4. choose-endpoint                  will run  after choose-dlv, capture-args:kube-apiserver
+                 a unix socket only the login user can reach, else loopback TCP (see kdbg status)
+            5. copy:kube-apiserver              will run  after build:kube-apiserver, hash-node
+                 sent only if the node's sha256 differs
+            5. copy:dlv                         will run  after choose-dlv, hash-node
+                 sent only if the node's sha256 differs
+            6. stop:kube-apiserver              will run  after copy:kube-apiserver, copy:dlv, capture-args:kube-apiserver, choose-endpoint
+            7. launch:kube-apiserver            will run  after stop:kube-apiserver
+            8. tunnel:kube-apiserver            will run  after launch:kube-apiserver
+            9. write-ide                        will run  after tunnel:kube-apiserver, build:kube-apiserver
         "#]]
         .assert_eq(&p.render());
     }

@@ -14,7 +14,7 @@ use crate::component::Component;
 use crate::crash::CrashAt;
 use crate::layout::{binary_path, dlv_path, BIN_DIR};
 use crate::node::Node;
-use crate::plan::exec::{Exec, Policy, Ran, Runner};
+use crate::plan::exec::{Exec, Inputs, Policy, Ran, Runner};
 use crate::plan::{Plan, Step, StepKind};
 use crate::report::Reporter;
 
@@ -71,11 +71,16 @@ pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) ->
     names.retain(|n| journal.components.get(n).is_some_and(|e| cfg.owner.as_ref().is_none_or(|o| &e.who == o)));
     // Reverse of the order sessions were started in.
     names.sort_by_key(|n| std::cmp::Reverse(journal.components.get(n).map(|e| (e.started_at, e.updated_at))));
-    let run = Restoring { node, journal: Mutex::new(journal), cfg, out: Mutex::new(Vec::new()) };
+    let run = Restoring { node, journal: Mutex::new(journal), cfg };
     // One at a time, in plan order (they share the journal); a failure leaves the others to run.
     let exec = Exec { parallel: 1, policy: Policy::KeepGoing, crash: cfg.crash.clone() };
-    let first_error = exec.run(&plan(&names), &run, reporter).err().map(|f| f.errors.into_iter().next().unwrap().1);
-    let (journal, mut out) = (run.journal.into_inner().unwrap(), run.out.into_inner().unwrap());
+    let (first_error, mut outputs) = match exec.run(&plan(&names), &run, reporter) {
+        Ok(run) => (None, run.outputs),
+        Err(f) => (f.errors.into_iter().next().map(|(_, e)| e), f.outputs),
+    };
+    // In the order the steps ran.
+    let mut out: Vec<Restored> = names.iter().filter_map(|n| outputs.remove(&StepKind::Restore.on(n))).collect();
+    let journal = run.journal.into_inner().unwrap();
     if cfg.owner.is_none() {
         // What kdbg left that no journal entry accounts for (a journal removed or unreadable).
         recover_traces(node, &journal, cfg, reporter, &mut out)?;
@@ -122,17 +127,15 @@ struct Restoring<'a> {
     node: &'a dyn Node,
     journal: Mutex<Journal>,
     cfg: &'a RestoreConfig,
-    out: Mutex<Vec<Restored>>,
 }
 
 impl Runner for Restoring<'_> {
     type Error = SessionError;
+    type Output = Restored;
 
-    fn run(&self, step: &Step) -> Result<Ran, SessionError> {
-        let name = step.id.subject.as_deref().expect("a restore step names its component");
-        let r = restore_one(self.node, &mut self.journal.lock().unwrap(), name, self.cfg)?;
-        self.out.lock().unwrap().push(r);
-        Ok(Ran::Done)
+    fn run(&self, step: &Step, _: &Inputs<'_, Restored>) -> Result<Ran<Restored>, SessionError> {
+        let name = step.id.component().expect("a restore step names its component");
+        Ok(Ran::done(restore_one(self.node, &mut self.journal.lock().unwrap(), name, self.cfg)?))
     }
 }
 

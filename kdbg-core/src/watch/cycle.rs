@@ -14,7 +14,7 @@ use super::WatchError;
 use crate::crash::CrashAt;
 use crate::deploy::{self, Deployed};
 use crate::node::Node;
-use crate::plan::exec::{Exec, Policy, Ran, Runner};
+use crate::plan::exec::{Exec, Inputs, Policy, Ran, Runner};
 use crate::plan::{Plan, Step, StepId, StepKind};
 use crate::report::Reporter;
 use crate::session::debug::Timeouts;
@@ -43,7 +43,23 @@ pub(super) enum CycleError {
     Relaunch(WatchError),
 }
 
-/// What the cycle's steps do, and what they did.
+/// What a step of the cycle yields.
+pub(super) enum CycleOut {
+    /// `copy:<c>`: the file sent, and when the copy ended.
+    Copied(Deployed, Instant),
+    /// `launch:<c>`: Delve relaunched on the new binary.
+    Relaunched(Relaunched),
+}
+
+/// What a cycle's plan did: the copies, the relaunches, and the errors of the steps that failed.
+#[derive(Default)]
+pub(super) struct Cycled {
+    pub copied: Vec<(Deployed, Instant)>,
+    pub relaunched: Vec<(String, Relaunched)>,
+    pub errors: Vec<CycleError>,
+}
+
+/// What the cycle's steps do.
 pub(super) struct Cycling<'a> {
     pub tree: &'a SourceTree,
     pub node: &'a dyn Node,
@@ -54,41 +70,49 @@ pub(super) struct Cycling<'a> {
     pub journal: Mutex<Journal>,
     pub timeouts: Timeouts,
     pub reporter: &'a dyn Reporter,
-    pub copied: Mutex<Vec<(Deployed, Instant)>>,
-    pub relaunched: Mutex<Vec<(String, Relaunched)>>,
 }
 
 impl Cycling<'_> {
-    /// Runs the cycle's plan; the errors of the steps that failed.
-    pub(super) fn run_plan(&self, plan: &Plan, crash: CrashAt) -> Vec<CycleError> {
+    /// Runs the cycle's plan.
+    pub(super) fn run_plan(&self, plan: &Plan, crash: CrashAt) -> Cycled {
         let exec = Exec { policy: Policy::KeepGoing, crash, parallel: 4.max(self.held.len()) };
-        match exec.run(plan, self, self.reporter) {
-            Ok(_) => Vec::new(),
-            Err(failed) => failed.errors.into_iter().map(|(_, e)| e).collect(),
+        let (outputs, errors) = match exec.run(plan, self, self.reporter) {
+            Ok(run) => (run.outputs, Vec::new()),
+            Err(failed) => (failed.outputs, failed.errors.into_iter().map(|(_, e)| e).collect()),
+        };
+        let mut cycled = Cycled { errors, ..Cycled::default() };
+        for (id, out) in outputs {
+            match out {
+                CycleOut::Copied(d, at) => cycled.copied.push((d, at)),
+                CycleOut::Relaunched(r) => cycled.relaunched.push((id.component().unwrap_or_default().to_string(), r)),
+            }
         }
+        cycled
     }
 }
 
 impl Runner for Cycling<'_> {
     type Error = CycleError;
+    type Output = CycleOut;
 
-    fn run(&self, step: &Step) -> Result<Ran, CycleError> {
-        let name = step.id.subject.as_deref().unwrap_or_default();
-        match step.id.kind {
+    fn run(&self, step: &Step, _: &Inputs<'_, CycleOut>) -> Result<Ran<CycleOut>, CycleError> {
+        let name = step.id.component().unwrap_or_default();
+        let out = match step.id.kind {
             StepKind::Copy => {
                 let i = self.wanted.iter().position(|(n, ..)| n == name).expect("a copy of a wanted binary");
-                let d = deploy::copy_one(self.tree, self.node, &self.wanted[i], self.have[i].as_deref(), self.reporter)
+                let (tree, node, reporter) = (self.tree, self.node, self.reporter);
+                let d = deploy::copy_one(tree, node, &self.wanted[i], self.have[i].as_deref(), false, reporter)
                     .map_err(|e| CycleError::Copy(e.to_string()))?;
-                self.copied.lock().unwrap().push((d, Instant::now()));
+                CycleOut::Copied(d, Instant::now())
             }
             StepKind::Launch => {
                 let held = self.held.iter().find(|h| h.component == name).expect("a relaunch of a held component");
                 let (dlv, serve) = (self.timeouts.dlv, self.timeouts.serve);
                 let r = relaunch::relaunch(self.node, &self.journal, held, dlv, serve).map_err(CycleError::Relaunch)?;
-                self.relaunched.lock().unwrap().push((name.to_string(), r));
+                CycleOut::Relaunched(r)
             }
             other => unreachable!("a watch cycle has no {} step", other.verb()),
-        }
-        Ok(Ran::Done)
+        };
+        Ok(Ran::done(out))
     }
 }

@@ -1,17 +1,28 @@
-//! What each step of `kdbg debug`'s plan does on the node, for the executor: capture, stop,
-//! launch, tunnel, IDE entries (build and copy are [`Deploying`]'s), and the rollback.
+//! What each step of `kdbg debug`'s plan does on the node, for the executor: capture, the
+//! endpoint choice, stop, launch, tunnel, IDE entries (build, Delve's choice, the node's hashes
+//! and the copies are [`Deploying`]'s), and the rollback. Each step yields an [`Out`] that the
+//! executor hands to the steps after it:
+//!
+//! ```text
+//! capture-args:<c> ─▶ Captured ─┬─▶ choose-endpoint ─▶ Endpoints ─┐
+//! choose-dlv ─▶ Chosen ─────────┘                                 ├─▶ stop:<c> ─▶ Stopped
+//! copy:<c>, copy:dlv ─────────────────────────────────────────────┘
+//! Stopped ─▶ launch:<c> ─▶ Launched ─▶ tunnel:<c> ─▶ Launched (+ forward) ─▶ write-ide ─▶ Ide
+//! ```
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{DebugConfig, DebugError, DebugOutcome, Session};
+use super::{DebugConfig, DebugError, Session};
+use crate::build::Built;
 use crate::component::Component;
+use crate::deploy::steps::{Given, Output};
 use crate::deploy::Deploying;
 use crate::ide::vscode::IdeEntry;
 use crate::layout::{binary_path, dlv_path, log_path};
 use crate::node::Node;
-use crate::plan::exec::{Ran, Runner, StepEvent};
+use crate::plan::exec::{Fresh, Inputs, Ran, Runner};
 use crate::plan::{Step, StepId, StepKind};
 use crate::report::{OnNode, Reporter};
 use crate::session::attach::{self, Attach};
@@ -24,83 +35,63 @@ use crate::session::tunnels::{self, TunnelRecord};
 use crate::session::{preflight, status, stop, SessionError};
 use crate::tree::SourceTree;
 
-pub(super) struct Debugging<'a> {
-    tree: &'a SourceTree,
-    node: &'a dyn Node,
-    cfg: &'a DebugConfig,
-    components: &'a [&'static Component],
-    reporter: &'a dyn Reporter,
-    deploy: Deploying<'a>,
-    journal: Mutex<Journal>,
-    /// Per component: what capture found and Delve's port.
-    caps: Mutex<BTreeMap<String, (Captured, u16)>>,
-    /// Per component: where Delve listens, chosen for all at the first stop (see [`Self::listen`]).
-    listens: Mutex<Option<BTreeMap<String, Listen>>>,
-    entries: Mutex<BTreeMap<String, Entry>>,
-    sessions: Mutex<BTreeMap<String, Session>>,
-    attach: Mutex<Option<Attach>>,
-    /// The node's name in step ids when the run has several nodes.
-    name: Option<String>,
+/// What a step of `kdbg debug`'s plan yields.
+#[derive(Debug, Clone)]
+pub(crate) enum Out {
+    /// Build, Delve's choice, the node's hashes, the copies.
+    Deploy(Output),
+    /// `capture-args:<c>`: how the original runs, and Delve's port.
+    Captured { captured: Box<Captured>, port: u16 },
+    /// `choose-endpoint`: where each component's Delve listens.
+    Endpoints(BTreeMap<String, Listen>),
+    /// `stop:<c>`: the journal entry of the stopped component.
+    Stopped { entry: Box<Entry>, captured: Box<Captured> },
+    /// `launch:<c>` (and `tunnel:<c>`, with the forward): the component under Delve.
+    Launched { session: Box<Session>, entry: Box<Entry> },
+    /// `write-ide`.
+    Ide(Attach),
 }
 
-impl<'a> Debugging<'a> {
-    pub(super) fn new(
-        tree: &'a SourceTree,
-        node: &'a dyn Node,
-        cfg: &'a DebugConfig,
-        components: &'a [&'static Component],
-        journal: Journal,
-        deploy: Deploying<'a>,
-        reporter: &'a dyn Reporter,
-    ) -> Debugging<'a> {
-        Debugging {
-            tree,
-            node,
-            cfg,
-            components,
-            reporter,
-            deploy,
-            journal: Mutex::new(journal),
-            caps: Mutex::default(),
-            listens: Mutex::default(),
-            entries: Mutex::default(),
-            sessions: Mutex::default(),
-            attach: Mutex::default(),
-            name: None,
+impl Out {
+    pub(crate) fn deploy(&self) -> Option<&Output> {
+        match self {
+            Out::Deploy(o) => Some(o),
+            _ => None,
         }
     }
 
-    /// In a run over several nodes: the node's name in step ids, for the rollback's events.
-    pub(super) fn named(self, name: Option<String>) -> Debugging<'a> {
-        Debugging { name, ..self }
+    pub(crate) fn session(&self) -> Option<&Session> {
+        match self {
+            Out::Launched { session, .. } => Some(session),
+            _ => None,
+        }
     }
+}
 
-    pub(super) fn outcome(
-        self,
-        steps: Vec<StepEvent>,
-        started: Instant,
-        trips0: u64,
-        sent0: u64,
-    ) -> Result<DebugOutcome, DebugError> {
-        let mut by_name = self.sessions.into_inner().unwrap();
-        let sessions: Vec<Session> = self.components.iter().filter_map(|c| by_name.remove(c.name)).collect();
-        let attach = match self.attach.into_inner().unwrap() {
-            Some(a) => a,
-            None => {
-                let built = self.deploy.built().map(|b| b.components.as_slice()).unwrap_or_default();
-                attach::attach(self.tree, &sessions, built, self.reporter).0
-            }
-        };
-        let deploy = self.deploy.outcome(started, trips0, sent0)?;
-        Ok(DebugOutcome { sessions, deploy, attach, steps })
-    }
+/// The binaries among a step's inputs.
+pub(super) fn built<'a>(inputs: impl Iterator<Item = &'a Out>) -> Vec<Built> {
+    Given(inputs.filter_map(Out::deploy).collect()).built().into_iter().cloned().collect()
+}
 
+pub(super) struct Debugging<'a> {
+    pub tree: &'a SourceTree,
+    pub node: &'a dyn Node,
+    pub cfg: &'a DebugConfig,
+    pub components: &'a [&'static Component],
+    pub reporter: &'a dyn Reporter,
+    pub deploy: Deploying<'a>,
+    pub journal: Mutex<Journal>,
+    /// The node's name in step ids when the run has several nodes.
+    pub name: Option<String>,
+}
+
+impl Debugging<'_> {
     fn component(&self, id: &StepId) -> &'static Component {
-        let name = id.subject.as_deref();
+        let name = id.component();
         self.components.iter().copied().find(|c| Some(c.name) == name).expect("a step of a component asked for")
     }
 
-    fn capture(&self, c: &'static Component) -> Result<(), SessionError> {
+    fn capture(&self, c: &'static Component) -> Result<Out, SessionError> {
         let cfg = self.cfg;
         let cap = capture::capture(self.node, c, cfg.wait_for_debugger)?;
         cap.warnings.iter().for_each(|w| self.reporter.warn(w.clone()));
@@ -109,35 +100,38 @@ impl<'a> Debugging<'a> {
         let i = self.components.iter().position(|x| x.name == c.name).unwrap_or(0);
         let port = cfg.port.map(|p| p + i as u16).unwrap_or(c.default_port);
         preflight::port(self.node, cfg, c, port + cfg.local_shift)?;
-        self.caps.lock().unwrap().insert(c.name.into(), (cap, port));
-        Ok(())
+        Ok(Out::Captured { captured: Box::new(cap), port })
     }
 
-    fn captured(&self, c: &Component) -> (Captured, u16) {
-        self.caps.lock().unwrap().get(c.name).cloned().expect("captured before")
-    }
-
-    /// Where `c`'s Delve listens. Chosen for every component at once, when the Delve is known
-    /// (after `copy:dlv`) and before the first stop, so that a busy node port fails before any
-    /// component is stopped.
-    fn listen(&self, c: &'static Component) -> Result<Listen, SessionError> {
-        let mut listens = self.listens.lock().unwrap();
-        if listens.is_none() {
-            let dlv = self.deploy.dlv().expect("copy:dlv runs before every stop");
-            let mut all = BTreeMap::new();
-            for x in self.components {
-                let (_, port) = self.captured(x);
-                all.insert(x.name.to_string(), endpoint::choose(self.node, dlv, self.cfg, x, port)?);
+    /// Where each component's Delve listens, decided for all at once before the first stop, so
+    /// that a busy node port fails before any component is stopped.
+    fn choose_endpoint(&self, inputs: &Inputs<'_, Out>) -> Result<Out, SessionError> {
+        let given = Given(inputs.iter().filter_map(|(_, o)| o.deploy()).collect());
+        let dlv = &given.delve().expect("choose-endpoint after choose-dlv").dlv;
+        let mut all = BTreeMap::new();
+        for (id, out) in inputs.iter() {
+            if let (Some(c), Out::Captured { port, .. }) = (id.component(), out) {
+                let c = self.component(&StepKind::CaptureArgs.on(c));
+                all.insert(c.name.to_string(), endpoint::choose(self.node, dlv, self.cfg, c, *port)?);
             }
-            *listens = Some(all);
         }
-        Ok(listens.as_ref().and_then(|all| all.get(c.name)).cloned().expect("chosen for every component"))
+        Ok(Out::Endpoints(all))
     }
 
     /// Journals the session and stops the original.
-    fn stop(&self, c: &'static Component) -> Result<(), SessionError> {
-        let listen = self.listen(c)?;
-        let (cap, port) = self.captured(c);
+    fn stop(&self, c: &'static Component, inputs: &Inputs<'_, Out>) -> Result<Out, SessionError> {
+        let (mut cap, mut port, mut listen) = (None, 0, None);
+        for (_, out) in inputs.iter() {
+            match out {
+                Out::Captured { captured, port: p } if captured.component.name == c.name => {
+                    (cap, port) = (Some(captured), *p)
+                }
+                Out::Endpoints(all) => listen = all.get(c.name).cloned(),
+                _ => {}
+            }
+        }
+        let cap = cap.expect("stop after its capture");
+        let listen = listen.expect("stop after choose-endpoint");
         let binary = binary_path(c.name);
         let args = capture::debug_argv(&cap.argv, &binary, self.cfg.leader_elect_false && c.leader_elect);
         let now = journal::now();
@@ -163,16 +157,20 @@ impl<'a> Debugging<'a> {
             built_from: Some(BuiltFrom::of(self.tree)),
         };
         let mut journal = self.journal.lock().unwrap();
-        stop::stop(self.node, &cap, &mut journal, &mut entry, self.cfg.timeouts.stop, &self.cfg.crash)?;
-        self.entries.lock().unwrap().insert(c.name.into(), entry);
-        Ok(())
+        stop::stop(self.node, cap, &mut journal, &mut entry, self.cfg.timeouts.stop, &self.cfg.crash)?;
+        Ok(Out::Stopped { entry: Box::new(entry), captured: cap.clone() })
     }
 
     /// Starts Delve, journaled `launching` before and `launched` after.
-    fn launch(&self, id: &StepId, c: &'static Component) -> Result<(), SessionError> {
-        let (cap, port) = self.captured(c);
+    fn launch(&self, id: &StepId, c: &'static Component, inputs: &Inputs<'_, Out>) -> Result<Out, SessionError> {
+        let stopped = inputs.iter().find_map(|(_, o)| match o {
+            Out::Stopped { entry, captured } => Some((entry, captured)),
+            _ => None,
+        });
+        let (entry, cap) = stopped.expect("launch after its stop");
         let (cfg, node) = (self.cfg, self.node);
-        let mut entry = self.entries.lock().unwrap().get(c.name).cloned().expect("stopped before");
+        let mut entry = Entry::clone(entry);
+        let port = entry.port;
         let spec = LaunchSpec {
             dlv: entry.dlv.clone(),
             args: entry.args.clone(),
@@ -207,19 +205,21 @@ impl<'a> Debugging<'a> {
             captured_from: cap.from.clone(),
             args: entry.args.clone(),
         };
-        self.entries.lock().unwrap().insert(c.name.into(), entry);
-        self.sessions.lock().unwrap().insert(c.name.into(), session);
-        Ok(())
+        Ok(Out::Launched { session: Box::new(session), entry: Box::new(entry) })
     }
 
     /// A detached local forward to Delve, recorded in the workstation's state directory (before
     /// it starts: see [`tunnels::add`]).
-    fn tunnel(&self, c: &'static Component) -> Result<(), SessionError> {
+    fn tunnel(&self, c: &'static Component, inputs: &Inputs<'_, Out>) -> Result<Out, SessionError> {
         let (node, cfg) = (self.node, self.cfg);
-        let mut sessions = self.sessions.lock().unwrap();
-        let session = sessions.get_mut(c.name).expect("launched before");
+        let launched = inputs.iter().find_map(|(_, o)| match o {
+            Out::Launched { session, entry } => Some((session, entry)),
+            _ => None,
+        });
+        let (session, entry) = launched.expect("tunnel after its launch");
+        let (mut session, entry) = (session.clone(), entry.clone());
         let port = session.port + cfg.local_shift;
-        let remote = self.entries.lock().unwrap().get(c.name).expect("launched before").endpoint();
+        let remote = entry.endpoint();
         let record = |pid| TunnelRecord {
             node: node.describe(),
             component: c.name.into(),
@@ -268,62 +268,107 @@ impl<'a> Debugging<'a> {
                 node.describe()
             ));
         }
-        write(pid.map(record))
-    }
-
-    /// How to attach to this node's sessions, and their VSCode entries (named after `node` when
-    /// the run has several).
-    pub(super) fn attach(&self, node: Option<&str>) -> (Attach, Vec<IdeEntry>) {
-        let sessions = self.sessions.lock().unwrap();
-        let sessions: Vec<Session> = self.components.iter().filter_map(|c| sessions.get(c.name).cloned()).collect();
-        let built = self.deploy.built().map(|b| b.components.as_slice()).unwrap_or_default();
-        let (attach, mut entries) = attach::attach(self.tree, &sessions, built, self.reporter);
-        for e in &mut entries {
-            e.node = node.map(String::from);
-        }
-        (attach, entries)
+        write(pid.map(record))?;
+        Ok(Out::Launched { session, entry })
     }
 
     /// The `write-ide` step for the entries of every node of the run (this one alone, or all).
-    pub(super) fn write_ide(&self, mut attach: Attach, entries: &[IdeEntry]) -> Ran {
+    pub(super) fn write_ide(&self, mut attach: Attach, entries: &[IdeEntry]) -> Ran<Out> {
         let args = self.cfg.ide.as_ref().expect("a write-ide step only with --ide");
-        let ran = match attach::write_ide(self.tree, entries, args, self.reporter) {
+        match attach::write_ide(self.tree, entries, args, self.reporter) {
             Ok(report) => {
                 attach.ide = Some(report);
-                Ran::Done
+                Ran::done(Out::Ide(attach))
             }
-            Err(e) => Ran::Warned(e),
-        };
-        *self.attach.lock().unwrap() = Some(attach);
-        ran
+            Err(e) => Ran { output: Out::Ide(attach), warning: Some(e) },
+        }
     }
+}
+
+/// The sessions among `outputs` (a tunnel's, else its launch's), in the components' order,
+/// each with the node its step ran on.
+pub(super) fn sessions<'a>(
+    components: &[&'static Component],
+    outputs: impl Iterator<Item = (&'a StepId, &'a Out)>,
+) -> Vec<(Option<String>, Session)> {
+    let mut found: BTreeMap<(Option<String>, String), (StepKind, Session)> = BTreeMap::new();
+    for (id, out) in outputs {
+        let Some(session) = out.session() else { continue };
+        let key = (id.node.clone(), session.component.clone());
+        if found.get(&key).is_none_or(|(kind, _)| *kind != StepKind::Tunnel) {
+            found.insert(key, (id.kind, session.clone()));
+        }
+    }
+    let mut all: Vec<(Option<String>, Session)> = found.into_iter().map(|((n, _), (_, s))| (n, s)).collect();
+    all.sort_by_key(|(n, s)| (n.clone(), components.iter().position(|c| c.name == s.component)));
+    all
+}
+
+/// How to attach to `sessions` and their VSCode entries, each named after its node when the run
+/// has several.
+pub(super) fn attach_all(
+    tree: &SourceTree,
+    sessions: &[(Option<String>, Session)],
+    built: &[Built],
+    reporter: &dyn Reporter,
+) -> (Attach, Vec<IdeEntry>) {
+    let mut all = Attach::default();
+    let mut entries = Vec::new();
+    let mut nodes: Vec<&Option<String>> = sessions.iter().map(|(n, _)| n).collect();
+    nodes.dedup();
+    for node in nodes {
+        let mine: Vec<Session> = sessions.iter().filter(|(n, _)| n == node).map(|(_, s)| s.clone()).collect();
+        let (a, mut e) = attach::attach(tree, &mine, built, reporter);
+        e.iter_mut().for_each(|e| e.node = node.clone());
+        all.instructions.push_str(&a.instructions);
+        entries.extend(e);
+    }
+    (all, entries)
 }
 
 impl Runner for Debugging<'_> {
     type Error = DebugError;
+    type Output = Out;
 
-    fn up_to_date(&self, step: &Step) -> Result<Option<String>, DebugError> {
-        match step.id.kind {
-            StepKind::Build | StepKind::Copy => Ok(self.deploy.up_to_date(step)?),
-            _ => Ok(None),
+    fn up_to_date(&self, step: &Step, inputs: &Inputs<'_, Out>) -> Result<Option<Fresh<Out>>, DebugError> {
+        if !is_deploy(step) {
+            return Ok(None);
         }
+        let fresh = self.deploy.up_to_date(step, &inputs.map(Out::deploy))?;
+        Ok(fresh.map(|f| Fresh { reason: f.reason, output: Out::Deploy(f.output) }))
     }
 
-    fn run(&self, step: &Step) -> Result<Ran, DebugError> {
+    fn run(&self, step: &Step, inputs: &Inputs<'_, Out>) -> Result<Ran<Out>, DebugError> {
         let id = &step.id;
-        match id.kind {
-            StepKind::Build | StepKind::Copy => return Ok(self.deploy.run(step)?),
+        let out = match id.kind {
+            _ if is_deploy(step) => {
+                let ran = self.deploy.run(step, &inputs.map(Out::deploy))?;
+                return Ok(Ran { output: Out::Deploy(ran.output), warning: ran.warning });
+            }
             StepKind::WriteIde => {
-                let (attach, entries) = self.attach(None);
+                let built = built(inputs.iter().map(|(_, o)| o));
+                let (attach, entries) =
+                    attach_all(self.tree, &sessions(self.components, inputs.iter()), &built, self.reporter);
                 return Ok(self.write_ide(attach, &entries));
             }
             StepKind::CaptureArgs => self.capture(self.component(id))?,
-            StepKind::Stop => self.stop(self.component(id))?,
-            StepKind::Launch => self.launch(id, self.component(id))?,
-            StepKind::Tunnel => self.tunnel(self.component(id))?,
-            StepKind::Restore => unreachable!("a debug plan has no restore step"),
-        }
-        Ok(Ran::Done)
+            StepKind::ChooseEndpoint => self.choose_endpoint(inputs)?,
+            StepKind::Stop => self.stop(self.component(id), inputs)?,
+            StepKind::Launch => self.launch(id, self.component(id), inputs)?,
+            StepKind::Tunnel => self.tunnel(self.component(id), inputs)?,
+            other => unreachable!("a debug plan has no {} step", other.verb()),
+        };
+        Ok(Ran::done(out))
+    }
+
+    fn batched(&self, step: &Step) -> bool {
+        self.deploy.batched(step)
+    }
+
+    fn run_batch(&self, steps: &[(&Step, Inputs<'_, Out>)]) -> Vec<Result<Ran<Out>, DebugError>> {
+        let steps: Vec<(&Step, Inputs<'_, Output>)> = steps.iter().map(|(s, i)| (*s, i.map(Out::deploy))).collect();
+        let out = |r: Ran<Output>| Ran { output: Out::Deploy(r.output), warning: r.warning };
+        self.deploy.run_batch(&steps).into_iter().map(|r| r.map(out).map_err(DebugError::from)).collect()
     }
 
     /// Once the node changed (a stop began), puts back every entry this run journaled.
@@ -346,4 +391,9 @@ impl Runner for Debugging<'_> {
             Err(r) => self.reporter.warn(format!("rolling back {node} failed too: {r}")),
         }
     }
+}
+
+/// The steps [`Deploying`] runs.
+fn is_deploy(step: &Step) -> bool {
+    matches!(step.id.kind, StepKind::Build | StepKind::ChooseDlv | StepKind::HashNode | StepKind::Copy)
 }
