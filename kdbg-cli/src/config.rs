@@ -10,7 +10,7 @@ use kdbg_core::component::Component;
 use kdbg_core::node::target::{ConnectOptions, Target};
 use kdbg_core::node::Node;
 use kdbg_core::report::Reporter;
-use kdbg_core::session::node_lock::NodeLock;
+use kdbg_core::session::node_lock::{Locked, NodeLock};
 use kdbg_core::session::version;
 use kdbg_core::tree::{SourceTree, TreeSearch};
 use kdbg_core::worktree;
@@ -137,8 +137,8 @@ impl TargetArgs {
 pub type NamedNode = (String, Target, Box<dyn Node>);
 
 /// `(name in step ids, node)` of each node, and their targets for messages (`a, b`).
-pub fn node_refs(nodes: &[NamedNode]) -> (Vec<(String, &dyn Node)>, String) {
-    let refs = nodes.iter().map(|(n, _, node)| (n.clone(), &**node)).collect();
+pub fn node_refs<'a>(nodes: &'a [NamedNode], locks: &'a [NodeLock]) -> (Vec<(String, Locked<'a>)>, String) {
+    let refs = nodes.iter().zip(locks).map(|((n, _, node), lock)| (n.clone(), Locked::new(&**node, lock))).collect();
     let names = nodes.iter().map(|(_, t, _)| t.to_string()).collect::<Vec<_>>().join(", ");
     (refs, names)
 }

@@ -58,8 +58,8 @@ pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
     let term = Terminal::new(verbose);
     let Resolved { tree, comps, build } = args.sel.resolve_on(&nodes, &args.matching, &term)?;
     let config = DeployConfig { build, dlv: args.target.dlv.clone() };
-    let _locks = args.lock.acquire_all(&nodes, "deploy", &comps, &term)?;
-    let (refs, names) = node_refs(&nodes);
+    let locks = args.lock.acquire_all(&nodes, "deploy", &comps, &term)?;
+    let (refs, names) = node_refs(&nodes, &locks);
     let outcomes = deploy::deploy_nodes(&tree, &comps, &refs, &config, &term)
         .with_context(|| format!("failed to deploy to {names}"))?;
     if args.json {

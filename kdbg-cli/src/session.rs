@@ -11,6 +11,7 @@ use kdbg_core::ide::vscode;
 use kdbg_core::node::target::Target;
 use kdbg_core::session::debug::{self, DebugConfig, DebugOutcome, Timeouts};
 use kdbg_core::session::journal::{self, now, since};
+use kdbg_core::session::node_lock::Locked;
 use kdbg_core::session::restore::{self, RestoreConfig};
 use kdbg_core::session::status;
 use serde_json::json;
@@ -157,8 +158,8 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         crash: CrashAt::from_env(),
     };
     println!("{}", vscode::START_MARKER);
-    let _locks = args.lock.acquire_all(&nodes, "debug", &comps, &term)?;
-    let (refs, names) = node_refs(&nodes);
+    let locks = args.lock.acquire_all(&nodes, "debug", &comps, &term)?;
+    let (refs, names) = node_refs(&nodes, &locks);
     let outcomes = debug::debug_nodes(&tree, &comps, &refs, &config, &term)
         .with_context(|| format!("failed to start debugging on {names}"))?;
     let docs: Vec<_> = outcomes
@@ -166,14 +167,14 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         .zip(&refs)
         .map(|(o, (_, node))| {
             let ide = o.attach.ide.as_ref().map(|r| json!(r));
-            json!({ "node": node.describe(), "sessions": o.sessions, "ide": ide, "steps": o.steps })
+            json!({ "node": node.node().describe(), "sessions": o.sessions, "ide": ide, "steps": o.steps })
         })
         .collect();
     if args.json {
         println!("{}", one_or_nodes(docs));
     } else {
         for (o, (_, node)) in outcomes.iter().zip(&refs) {
-            print!("{}", render_debug(o, &node.describe(), &target_args(&args.target)));
+            print!("{}", render_debug(o, &node.node().describe(), &target_args(&args.target)));
         }
     }
     println!("{}", vscode::READY_MARKER);
@@ -287,7 +288,7 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
         let restored = args
             .lock
             .acquire(&**node, "restore", &config.components, &term)
-            .and_then(|_lock| Ok(restore::restore(&**node, &config, &term)?))
+            .and_then(|lock| Ok(restore::restore(Locked::new(&**node, &lock), &config, &term)?))
             .with_context(|| format!("failed to restore {t}"));
         let restored = match restored {
             Ok(r) => r,

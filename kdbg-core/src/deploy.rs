@@ -29,6 +29,7 @@ use crate::plan::exec::{Exec, Failed};
 use crate::plan::fleet::Fleet;
 use crate::plan::Plan;
 use crate::report::Reporter;
+use crate::session::node_lock::Locked;
 use crate::tree::SourceTree;
 pub(crate) use dlv::{Dlv, DlvPickError, Needs};
 pub(crate) use steps::{Deploying, Destination};
@@ -113,10 +114,12 @@ pub struct DeployOutcome {
 pub fn deploy_nodes(
     tree: &SourceTree,
     components: &[&'static Component],
-    nodes: &[(String, &dyn Node)],
+    nodes: &[(String, Locked<'_>)],
     config: &DeployConfig,
     reporter: &dyn Reporter,
 ) -> Result<Vec<DeployOutcome>, DeployError> {
+    let nodes: Vec<(String, &dyn Node)> = nodes.iter().map(|(name, l)| (name.clone(), l.node())).collect();
+    let nodes = nodes.as_slice();
     let started = Instant::now();
     let counters: Vec<(u64, u64)> = nodes.iter().map(|(_, n)| (n.round_trips(), n.bytes_sent())).collect();
     let dests = nodes.iter().map(|(_, node)| Destination::check(tree, *node, config)).collect::<Result<Vec<_>, _>>()?;

@@ -10,6 +10,7 @@ use camino::Utf8PathBuf;
 
 use super::attach::Attach;
 use super::journal;
+use super::node_lock::Locked;
 use super::SessionError;
 use crate::build;
 use crate::build::Building;
@@ -185,10 +186,12 @@ fn ports_fit(port: Option<u16>, components: &[&'static Component], nodes: usize)
 pub fn debug_nodes(
     tree: &SourceTree,
     components: &[&'static Component],
-    nodes: &[(String, &dyn Node)],
+    locked: &[(String, Locked<'_>)],
     cfg: &DebugConfig,
     reporter: &dyn Reporter,
 ) -> Result<Vec<DebugOutcome>, DebugError> {
+    let nodes: Vec<(String, &dyn Node)> = locked.iter().map(|(name, l)| (name.clone(), l.node())).collect();
+    let nodes = nodes.as_slice();
     if cfg.expose {
         reporter.warn(
             "--expose: Delve listens on every interface of the node. Its API is unauthenticated: anyone who can \
@@ -214,7 +217,7 @@ pub fn debug_nodes(
     // Before the nodes change, so a kdbg killed mid-way still keeps the tree from being pruned.
     let uses = Uses { nodes, state_dir: cfg.state_dir.as_deref(), tree, components };
     uses.update(true)?;
-    let ran = run_debug(tree, components, nodes, cfg, dests, journals, reporter).map(|run| {
+    let ran = run_debug(tree, components, locked, cfg, dests, journals, reporter).map(|run| {
         let several = nodes.len() > 1;
         let seconds = started.elapsed().as_secs_f64();
         let outcomes = nodes.iter().zip(&run.dests).zip(&run.counters).map(|(((name, node), dest), counters)| {
@@ -265,13 +268,14 @@ struct Finished {
 fn run_debug(
     tree: &SourceTree,
     components: &[&'static Component],
-    nodes: &[(String, &dyn Node)],
+    nodes: &[(String, Locked<'_>)],
     cfg: &DebugConfig,
     dests: Vec<Destination>,
     journals: Vec<journal::Journal>,
     reporter: &dyn Reporter,
 ) -> Result<Finished, DebugError> {
-    let counters: Vec<(u64, u64)> = nodes.iter().map(|(_, n)| (n.round_trips(), n.bytes_sent())).collect();
+    let counters: Vec<(u64, u64)> =
+        nodes.iter().map(|(_, n)| (n.node().round_trips(), n.node().bytes_sent())).collect();
     let keyed = build::keyed(tree, components, &dests[0].prepared, reporter).map_err(DeployError::from)?;
     let names: Vec<String> = nodes.iter().map(|(n, _)| n.clone()).collect();
     let plan =
@@ -282,10 +286,11 @@ fn run_debug(
     let mut fleet = Fleet { nodes: Vec::new() };
     for (i, ((name, node), journal)) in nodes.iter().zip(journals).enumerate() {
         let dlv_flag = cfg.deploy.dlv.as_deref();
-        let deploy = Deploying { tree, node: *node, dest: &dests[i], dlv_flag, building: &building, reporter };
+        let deploy = Deploying { tree, node: node.node(), dest: &dests[i], dlv_flag, building: &building, reporter };
         let debugging = Debugging {
             tree,
-            node: *node,
+            node: node.node(),
+            locked: *node,
             cfg: &cfgs[i],
             components,
             reporter,

@@ -75,6 +75,28 @@ impl Owner {
 #[derive(Debug)]
 pub struct NodeLock {
     held: Option<(Child, Sender<()>, JoinHandle<()>)>,
+    /// The node it locks, as it describes itself.
+    node: String,
+}
+
+/// A node whose lock this kdbg holds: the proof every core function that changes a node takes
+/// (`deploy_nodes`, `debug_nodes`, `restore`, a watch cycle), so none can be called unlocked.
+#[derive(Clone, Copy)]
+pub struct Locked<'a> {
+    node: &'a dyn Node,
+    _lock: &'a NodeLock,
+}
+
+impl<'a> Locked<'a> {
+    /// `node` under `lock`, which must be this node's.
+    pub fn new(node: &'a dyn Node, lock: &'a NodeLock) -> Locked<'a> {
+        assert_eq!(node.describe(), lock.node, "a node's lock proves nothing for another node");
+        Locked { node, _lock: lock }
+    }
+
+    pub fn node(&self) -> &'a dyn Node {
+        self.node
+    }
 }
 
 impl NodeLock {
@@ -117,7 +139,7 @@ impl NodeLock {
                     "{} has no `{tool}`: kdbg cannot lock it, so another kdbg could change it at the same time",
                     node.describe()
                 ));
-                return Ok(NodeLock { held: None });
+                return Ok(NodeLock { held: None, node: node.describe() });
             }
             if let Some(record) = line.strip_prefix("kdbg-lock-busy") {
                 let holder = serde_json::from_str::<Owner>(record.trim())
@@ -146,7 +168,7 @@ impl NodeLock {
             }
             // Dropping stdin here is the release.
         });
-        Ok(NodeLock { held: Some((child, stop, beat)) })
+        Ok(NodeLock { held: Some((child, stop, beat)), node: node.describe() })
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 
 use super::journal::{self, Entry, EntryState, Journal, Who};
+use super::node_lock::Locked;
 use super::traces::{self, Trace};
 use super::{endpoint, procs, stop, tunnels, SessionError};
 use crate::component::Component;
@@ -55,7 +56,8 @@ pub struct Restored {
 
 /// Restores every component the journal holds (or those asked for); components without an entry
 /// still get their stray debug processes killed and their local tunnels stopped.
-pub fn restore(node: &dyn Node, cfg: &RestoreConfig, reporter: &dyn Reporter) -> Result<Vec<Restored>, SessionError> {
+pub fn restore(node: Locked<'_>, cfg: &RestoreConfig, reporter: &dyn Reporter) -> Result<Vec<Restored>, SessionError> {
+    let node = node.node();
     let journal = match journal::load(node) {
         Err(SessionError::Journal { detail, .. }) if cfg.from_node_state => {
             let aside = journal::keep_aside(node)?;

@@ -30,7 +30,7 @@ fn a_kill_at_any_step_boundary_is_undone_by_restore() {
         lab.assert_clean();
     }
     eprintln!("fault injection: kdbg killed at {debug_points:?} and {restore_points:?}, each undone by `kdbg restore`");
-    // Every boundary of the session: capture, build, both copies, stop (3 inside), launch (2
-    // inside), tunnel; restore (3 inside).
-    assert_eq!((debug_points.len(), restore_points.len()), (12, 4));
+    // Every boundary of the session: capture, build, choose-dlv, hash-node, both copies,
+    // choose-endpoint, stop (3 inside), launch (2 inside), tunnel; restore (3 inside).
+    assert_eq!((debug_points.len(), restore_points.len()), (15, 4));
 }

@@ -30,6 +30,7 @@ use crate::session::capture::{self, Captured};
 use crate::session::endpoint::{self, Listen};
 use crate::session::journal::{self, BuiltFrom, Entry, EntryState, Journal, Who};
 use crate::session::launch::{self, LaunchSpec};
+use crate::session::node_lock::Locked;
 use crate::session::restore::{self, RestoreConfig};
 use crate::session::tunnels::{self, TunnelRecord};
 use crate::session::{preflight, status, stop, SessionError};
@@ -76,6 +77,8 @@ pub(super) fn built<'a>(inputs: impl Iterator<Item = &'a Out>) -> Vec<Built> {
 pub(super) struct Debugging<'a> {
     pub tree: &'a SourceTree,
     pub node: &'a dyn Node,
+    /// The node's lock: the rollback restores under it.
+    pub locked: Locked<'a>,
     pub cfg: &'a DebugConfig,
     pub components: &'a [&'static Component],
     pub reporter: &'a dyn Reporter,
@@ -386,7 +389,7 @@ impl Runner for Debugging<'_> {
         let on_node = self.name.as_deref().map(|node| OnNode { inner: self.reporter, node });
         let reporter = on_node.as_ref().map(|r| r as &dyn Reporter).unwrap_or(self.reporter);
         let node = self.node.describe();
-        match restore::restore(self.node, &rollback, reporter) {
+        match restore::restore(self.locked, &rollback, reporter) {
             Ok(_) => self.reporter.warn(format!("rolled back {node}: it is as it was before `kdbg debug`")),
             Err(r) => self.reporter.warn(format!("rolling back {node} failed too: {r}")),
         }
