@@ -111,9 +111,11 @@ impl Watcher {
                 Err(RecvTimeoutError::Timeout) => panic!("kdbg watch's stdout stays open after it exited"),
             }
         }
-        let ended = kdbg_tests::sys::wait_for(deadline.saturating_duration_since(Instant::now()), Duration::from_millis(10), || {
-            self.stderr_reader.as_ref().is_none_or(|r| r.is_finished()).then_some(())
-        });
+        let ended = kdbg_tests::sys::wait_for(
+            deadline.saturating_duration_since(Instant::now()),
+            Duration::from_millis(10),
+            || self.stderr_reader.as_ref().is_none_or(|r| r.is_finished()).then_some(()),
+        );
         assert!(ended.is_some(), "kdbg watch's stderr stays open after it exited");
     }
 }
