@@ -6,6 +6,12 @@ mod links;
 mod replay;
 mod rewritten;
 
+use std::io::Read;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use crate::support::{sha256_file, Tree};
 
 fn hit(components: &[serde_json::Value], name: &str) -> bool {
@@ -92,8 +98,9 @@ fn cache_key_is_the_same_for_a_fresh_copy_and_after_a_build() {
     let key = |t: &Tree| t.kdbg(["cache-key", "apiserver", "scheduler"]).success().stdout.trim().to_string();
     let fresh = key(&a);
     assert!(fresh.starts_with("kdbg-v1-linux-amd64-go1.19.8-"), "{fresh}");
-    std::thread::sleep(std::time::Duration::from_millis(20)); // new mtimes for the copy
     let b = Tree::fixture();
+    // Other mtimes whatever the file system's clock granularity: 2001-09-09 for every file.
+    set_mtimes(&b.root, UNIX_EPOCH + Duration::from_secs(1_000_000_000));
     assert_ne!(a.root, b.root);
     assert_eq!(key(&b), fresh, "another path, other mtimes, same key");
     a.build(&["apiserver", "scheduler"]);
@@ -149,20 +156,54 @@ fn failed_make_shows_its_tail_and_keeps_binary_and_record() {
 #[test]
 fn a_second_build_waits_for_the_first() {
     let t = Tree::fixture();
-    let mut first = t.kdbg(["build", "apiserver"]).env("KDBG_IT_MAKE_SLEEP", "2");
-    let mut first = first.cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let lock = t.path("_output/kdbg/lock");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while t.make_runs().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "first build never started make");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert!(lock.exists());
-    let second = t.kdbg(["build", "apiserver", "--json"]).success();
-    assert!(second.stderr.contains("waiting for another kdbg"), "{}", second.stderr);
-    assert!(second.stdout.contains("\"hit\":true"), "the second sees the first's result: {}", second.stdout);
+    // The first build's make waits at the gate: it holds the tree's lock until the test opens it.
+    let mut first = t.kdbg(["build", "apiserver"]).env("KDBG_IT_MAKE_GATE", t.make_gate());
+    let mut first = first.cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = kdbg_tests::sys::wait_for(Duration::from_secs(20), Duration::from_millis(20), || {
+        (!t.make_runs().is_empty()).then_some(())
+    });
+    assert!(started.is_some(), "first build never started make");
+    assert!(t.path("_output/kdbg/lock").exists());
+    let mut second = t.kdbg(["build", "apiserver", "--json"]).cmd;
+    let mut second = second.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = read_on(second.stderr.take().unwrap());
+    let waiting = kdbg_tests::sys::wait_for(Duration::from_secs(60), Duration::from_millis(20), || {
+        Some(()).filter(|_| stderr.lock().unwrap().contains("waiting for another kdbg"))
+    });
+    assert!(waiting.is_some(), "the second build does not say it waits: {}", stderr.lock().unwrap());
+    t.open_make_gate();
+    let out = second.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", stderr.lock().unwrap());
+    assert!(stdout.contains("\"hit\":true"), "the second sees the first's result: {stdout}");
     assert!(first.wait().unwrap().success());
     assert_eq!(t.make_runs().len(), 1);
+}
+
+/// Sets the mtime of every file and directory under `dir` (but `.git`'s) to `at`.
+fn set_mtimes(dir: &Path, at: SystemTime) {
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let ty = entry.file_type().unwrap();
+        if ty.is_dir() && entry.file_name() != ".git" {
+            set_mtimes(&entry.path(), at);
+        } else if ty.is_file() {
+            std::fs::File::options().write(true).open(entry.path()).unwrap().set_modified(at).unwrap();
+        }
+    }
+    std::fs::File::open(dir).unwrap().set_modified(at).unwrap();
+}
+
+/// What `pipe` says, collected by a thread of its own as it comes.
+fn read_on(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kdbg_core::dlv::DlvClient;
 use kdbg_tests::dap::{DapClient, HeadlessDlv};
+use kdbg_tests::probe::{Probe, QUERY_EXPR};
 use serde_json::Value;
 
 use crate::support::Tree;
@@ -15,9 +16,13 @@ fn free_port() -> u16 {
 }
 
 fn get_healthz(port: u16) -> std::io::Result<String> {
+    get(port, "/healthz")
+}
+
+fn get(port: u16, path: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
@@ -62,17 +67,21 @@ fn vscode_remote_attach_hits_a_breakpoint_set_by_workspace_path() {
     let (mut dap, line) = DapClient::attach_at_healthz_marker(config, root.as_std_path()).unwrap();
     let file = root.join("pkg/healthz/healthz.go").to_string();
 
-    let request = std::thread::spawn(move || get_healthz(http));
+    let probe = Probe::new();
+    let path = probe.path();
+    let request = std::thread::spawn(move || get(http, &path));
     let stopped = dap.wait_stopped(Duration::from_secs(60)).unwrap();
     assert_eq!(stopped["reason"], "breakpoint", "{stopped}");
-    let frame = dap.top_frame(stopped["threadId"].as_i64().unwrap()).unwrap();
+    let thread = stopped["threadId"].as_i64().unwrap();
+    let frame = dap.top_frame(thread).unwrap();
     // Mapped back through substitutePath: the editor opens its own file.
     assert_eq!((&*frame.path, frame.line), (&*file, line));
     assert!(frame.name.ends_with("(*Handler).ServeHTTP"), "{frame:?}");
-    std::thread::sleep(Duration::from_millis(300));
+    // The halted goroutine serves this request, so its answer cannot have been sent.
+    assert_eq!(dap.evaluate(thread, QUERY_EXPR).unwrap().trim_matches('"'), probe.query());
     assert!(!request.is_finished(), "the request waits at the breakpoint");
 
-    dap.continue_(stopped["threadId"].as_i64().unwrap()).unwrap();
+    dap.continue_(thread).unwrap();
     let response = request.join().unwrap().unwrap();
     assert!(response.starts_with("HTTP/1.0 200 OK") && response.ends_with("\r\n\r\nok"), "{response}");
 

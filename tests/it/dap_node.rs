@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use kdbg_tests::dap::DapClient;
+use kdbg_tests::probe::{Probe, QUERY_EXPR};
 use serde_json::Value;
 
 use crate::session::Lab;
@@ -36,8 +37,9 @@ pub(crate) fn attach_and_break(lab: &Lab) {
     let (mut dap, line) = DapClient::attach_at_healthz_marker(config, root.as_std_path()).unwrap();
     let file = root.join(lab.tree.healthz()).to_string();
 
+    let probe = Probe::new();
     std::thread::scope(|s| {
-        let request = s.spawn(|| lab.get("/healthz"));
+        let request = s.spawn(|| lab.get(&probe.path()));
         let stopped = dap.wait_stopped(Duration::from_secs(60)).unwrap();
         assert_eq!(stopped["reason"], "breakpoint", "{stopped}");
         let thread = stopped["threadId"].as_i64().unwrap();
@@ -45,7 +47,8 @@ pub(crate) fn attach_and_break(lab: &Lab) {
         // Mapped back through substitutePath: the editor opens its own copy of the file.
         assert_eq!((&*frame.path, frame.line), (&*file, line));
         assert!(frame.name.ends_with("(*Handler).ServeHTTP"), "{frame:?}");
-        std::thread::sleep(Duration::from_millis(300));
+        // The halted goroutine serves this request, so its answer cannot have been sent.
+        assert_eq!(dap.evaluate(thread, QUERY_EXPR).unwrap().trim_matches('"'), probe.query());
         assert!(!request.is_finished(), "the request on the node waits at the breakpoint");
         dap.continue_(thread).unwrap();
         let response = request.join().unwrap().unwrap();

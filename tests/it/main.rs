@@ -7,6 +7,7 @@ mod dap_node;
 mod modern;
 mod node;
 mod session;
+mod snapshots;
 mod socket;
 mod support;
 mod testnode;

@@ -191,10 +191,13 @@ fn killed_copy_leaves_a_whole_binary() -> Result<()> {
         s.kdbg(&["deploy", "apiserver"]).env(kdbg_core::node::copy::DELAY_ENV, "150").stderr(Stdio::null()).spawn()?;
     let bin_dir = s.node.host_path("/var/lib/kdbg/bin");
     let deadline = Instant::now() + Duration::from_secs(60);
+    // In flight: the node's temp file has some of the new binary's bytes.
     let in_flight = loop {
-        let names: Vec<String> =
-            std::fs::read_dir(&bin_dir)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-        if names.iter().any(|n| n.starts_with(".kdbg-tmp.kube-apiserver")) {
+        let arrived = std::fs::read_dir(&bin_dir)?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".kdbg-tmp.kube-apiserver"))
+            .any(|e| e.metadata().is_ok_and(|m| m.len() > 0));
+        if arrived {
             break true;
         }
         if Instant::now() > deadline || kdbg.try_wait()?.is_some() {
@@ -203,7 +206,6 @@ fn killed_copy_leaves_a_whole_binary() -> Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     };
     ensure!(in_flight, "never saw the copy in flight");
-    std::thread::sleep(Duration::from_millis(300)); // some bytes have arrived
     kdbg.kill()?; // SIGKILL
     kdbg.wait()?;
     assert_eq!(s.node_sha(APISERVER)?, old_sha, "the old binary stays until the new one is whole");

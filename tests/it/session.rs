@@ -18,6 +18,7 @@ use std::time::Duration;
 use kdbg_core::dlv::DlvClient;
 use kdbg_core::plan::StepId;
 use kdbg_tests::lab::{self, RELEASE_BIN};
+use kdbg_tests::probe::{rpc_eval, Probe, QUERY_EXPR};
 use kdbg_tests::{TestNode, TestNodeConfig};
 
 use crate::support::{Out, Run, Tree};
@@ -271,12 +272,15 @@ fn debug_hits_a_breakpoint_through_the_tunnel_and_restore_puts_everything_back()
     dlv.halt().unwrap();
     dlv.create_breakpoint_file_line(&file, line).unwrap();
     dlv.continue_async().unwrap();
+    let probe = Probe::new();
     let request = std::thread::scope(|s| {
-        let request = s.spawn(|| lab.get("/healthz"));
+        let request = s.spawn(|| lab.get(&probe.path()));
         let stopped = dlv.wait_stopped(Duration::from_secs(60)).unwrap();
         let at = stopped.current_thread.unwrap();
         assert_eq!((at.file.as_str(), at.line), (file.as_str(), line));
-        std::thread::sleep(Duration::from_millis(200));
+        // The halted goroutine serves this request, so its answer cannot have been sent.
+        let serving = rpc_eval(&format!("127.0.0.1:{}", lab.port), QUERY_EXPR).unwrap();
+        assert_eq!(serving, probe.query());
         assert!(!request.is_finished(), "the request waits at the breakpoint");
         let halted = format!("halted at {file}:{line}");
         let status = lab.kdbg(&["status"]).success();

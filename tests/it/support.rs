@@ -13,6 +13,12 @@ pub struct Tree {
     pub toolchain: Toolchain,
 }
 
+/// The make wrapper's gate: with `KDBG_IT_MAKE_GATE` set, wait until that file exists (or the
+/// tree's scratch directory, SCRATCH, is gone: the test ended).
+const GATE_WAIT: &str = r#"if [ -n "$KDBG_IT_MAKE_GATE" ]; then
+  while [ ! -e "$KDBG_IT_MAKE_GATE" ] && [ -d "SCRATCH" ]; do sleep 0.05; done
+fi"#;
+
 pub use kdbg_tests::lab::GO_BIN;
 use kdbg_tests::toolchain::Toolchain;
 
@@ -34,14 +40,26 @@ impl Tree {
         std::fs::write(
             &wrapper,
             format!(
-                "#!/bin/sh\necho \"$*\" >> {log}\n[ -n \"$KDBG_IT_MAKE_SLEEP\" ] && sleep \"$KDBG_IT_MAKE_SLEEP\"\nexec /usr/bin/make \"$@\"\n",
-                log = make_log.display()
+                "#!/bin/sh\necho \"$*\" >> {log}\n{gate}\nexec /usr/bin/make \"$@\"\n",
+                log = make_log.display(),
+                gate = GATE_WAIT.replace("SCRATCH", &dir.path().display().to_string()),
             ),
         )
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
         Tree { _dir: dir, root, bin, make_log, toolchain }
+    }
+
+    /// Where a make started with `KDBG_IT_MAKE_GATE` set to this path waits (after logging its
+    /// run) until [`Tree::open_make_gate`]: a build that holds its locks while the test acts.
+    pub fn make_gate(&self) -> PathBuf {
+        self._dir.path().join("make-gate")
+    }
+
+    /// Lets every make waiting at [`Tree::make_gate`] (and every later one) run.
+    pub fn open_make_gate(&self) {
+        std::fs::write(self.make_gate(), "").unwrap();
     }
 
     /// The parent of the tree: scratch space that is removed with it.

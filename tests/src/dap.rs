@@ -153,6 +153,15 @@ impl DapClient {
         })
     }
 
+    /// Evaluates `expr` in the top frame of `thread_id` as VSCode's watch panel does; the value
+    /// as Delve shows it (a string in quotes).
+    pub fn evaluate(&mut self, thread_id: i64, expr: &str) -> anyhow::Result<String> {
+        let body = self.request("stackTrace", json!({ "threadId": thread_id, "startFrame": 0, "levels": 1 }))?;
+        let frame = body["stackFrames"][0]["id"].as_i64().context("a stack trace without a frame id")?;
+        let body = self.request("evaluate", json!({ "expression": expr, "frameId": frame, "context": "watch" }))?;
+        body["result"].as_str().map(String::from).with_context(|| format!("evaluate {expr} without a result: {body}"))
+    }
+
     pub fn continue_(&mut self, thread_id: i64) -> anyhow::Result<()> {
         self.request("continue", json!({ "threadId": thread_id }))?;
         Ok(())

@@ -29,6 +29,7 @@ pub mod manifest;
 pub mod net;
 pub mod node;
 pub mod pods;
+pub mod probe;
 pub mod runner;
 pub mod setup;
 pub mod sys;

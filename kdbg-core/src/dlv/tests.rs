@@ -74,12 +74,24 @@ fn free_port() -> u16 {
 
 /// `GET /healthz`, the whole response as text.
 fn get_healthz(port: u16) -> std::io::Result<String> {
+    get(port, "/healthz")
+}
+
+/// `GET <path>`, the whole response as text.
+fn get(port: u16, path: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
+}
+
+/// `expr` evaluated in the frame where the current goroutine stopped, as Delve prints it.
+fn eval(client: &mut DlvClient, expr: &str) -> String {
+    let scope = serde_json::json!({ "GoroutineID": -1, "Frame": 0, "DeferredCall": 0 });
+    let out: serde_json::Value = client.call("Eval", serde_json::json!({ "Scope": scope, "Expr": expr })).unwrap();
+    out["Variable"]["value"].as_str().unwrap_or_else(|| panic!("no value in {out}")).to_string()
 }
 
 fn wait_serving(port: u16) {
@@ -109,16 +121,19 @@ fn a_breakpoint_in_healthz_stops_a_request_until_continue() {
     client.continue_async().unwrap();
 
     let port = dlv.http_port;
-    let request = std::thread::spawn(move || get_healthz(port));
-    // Another call on this connection meanwhile: the continue's answer, when it comes first,
-    // is kept for wait_stopped.
-    std::thread::sleep(Duration::from_millis(500));
+    let request = std::thread::spawn(move || get(port, "/healthz?kdbg-probe=1"));
+    // Another call on this connection once the continue's answer is on the wire (Delve sends it
+    // when the target stops): the answer comes first and is kept for wait_stopped.
+    client.stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    assert!(client.stream.peek(&mut [0u8; 1]).unwrap() > 0, "delve answers the continue");
     let _ = client.state_nonblocking().unwrap();
+    assert!(client.stopped.is_some(), "the continue's answer, read before the state's, is kept");
     let stopped = client.wait_stopped(Duration::from_secs(60)).unwrap();
     let at = stopped.current_thread.expect("a current thread at the breakpoint");
     assert_eq!((&*at.file, at.line), (&*file, line));
     assert_eq!(at.function.as_deref(), Some("k8s.io/kubernetes/pkg/healthz.(*Handler).ServeHTTP"));
-    std::thread::sleep(Duration::from_millis(300));
+    // The halted goroutine serves this request, so its answer cannot have been sent.
+    assert_eq!(eval(&mut client, "r.URL.RawQuery"), "kdbg-probe=1");
     assert!(!request.is_finished(), "the request waits at the breakpoint");
 
     // A second client (as `kdbg status` is) sees the same stop.

@@ -54,9 +54,9 @@ fn two_debugs_at_once_one_session_and_the_other_names_it() {
 fn no_wait_refuses_status_answers_and_a_killed_holder_frees_the_node() {
     let lab = Lab::up("sessw");
     let before = lab.snapshot();
-    // A build that takes a while: the first kdbg holds the node's lock meanwhile.
-    lab.tree.append("pkg/healthz/healthz.go", "\n// slow build\n");
-    let mut first = start(lab.debug(&["--via-make"]).env("KDBG_IT_MAKE_SLEEP", "30"));
+    // A build held at the make gate (never opened): the first kdbg holds the node's lock meanwhile.
+    lab.tree.append("pkg/healthz/healthz.go", "\n// held build\n");
+    let mut first = start(lab.debug(&["--via-make"]).env("KDBG_IT_MAKE_GATE", lab.tree.make_gate()));
     let started = kdbg_tests::sys::wait_for(Duration::from_secs(60), Duration::from_millis(50), || {
         (!lab.tree.make_runs().is_empty()).then_some(())
     });
@@ -76,7 +76,7 @@ fn no_wait_refuses_status_answers_and_a_killed_holder_frees_the_node() {
     assert!(status.stdout.contains("nothing is under debug"), "{}", status.stdout);
     assert!(first.try_wait().unwrap().is_none(), "status answered while the first still holds the node");
 
-    // SIGKILL for kdbg alone (its make sleeps on): the node is free within seconds, not a lease.
+    // SIGKILL for kdbg alone (its make waits on): the node is free within seconds, not a lease.
     kdbg_tests::sys::kill(first.id(), libc::SIGKILL);
     first.wait().unwrap();
     let freed = kdbg_tests::sys::wait_for(Duration::from_secs(10), Duration::from_millis(200), || {
@@ -84,7 +84,7 @@ fn no_wait_refuses_status_answers_and_a_killed_holder_frees_the_node() {
         (out.code == 0).then_some(out)
     });
     assert!(freed.is_some(), "a killed holder keeps the node locked");
-    // SAFETY: signals the process group the test started (the sleeping make).
+    // SAFETY: signals the process group the test started (the waiting make).
     unsafe { libc::kill(-(first.id() as i32), libc::SIGKILL) };
     assert_eq!(lab.snapshot(), before);
     lab.assert_clean();

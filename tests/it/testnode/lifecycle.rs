@@ -84,9 +84,7 @@ fn teardown_leaves_nothing_behind() -> Result<()> {
     })?;
     let footprint = Footprint::of(node.info());
     assert!(footprint.processes.len() >= 8, "{:?}", footprint.processes);
-    let started = std::time::Instant::now();
     node.down()?;
-    ensure!(started.elapsed() < Duration::from_secs(5), "teardown took {:?}", started.elapsed());
     footprint.assert_gone()?;
     assert_eq!(host_paths(), before);
     // Our children were in the node (nsenter) or talked to it (ssh): they end.

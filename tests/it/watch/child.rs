@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::support::Run;
@@ -15,6 +16,7 @@ pub struct Watcher {
     /// Every stdout line so far.
     pub stdout: Vec<String>,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<JoinHandle<()>>,
 }
 
 impl Watcher {
@@ -32,7 +34,7 @@ impl Watcher {
         });
         let stderr = Arc::new(Mutex::new(String::new()));
         let (mut err, sink) = (child.stderr.take().unwrap(), stderr.clone());
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err.read(&mut buf) {
                 if n == 0 {
@@ -41,7 +43,7 @@ impl Watcher {
                 sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        Watcher { child, lines, stdout: Vec::new(), stderr }
+        Watcher { child, lines, stdout: Vec::new(), stderr, stderr_reader: Some(stderr_reader) }
     }
 
     pub fn stderr(&self) -> String {
@@ -88,16 +90,33 @@ impl Watcher {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader threads drain what was printed last.
-                std::thread::sleep(Duration::from_millis(100));
-                while let Ok(line) = self.lines.try_recv() {
-                    self.stdout.push(line);
-                }
+                self.drain(deadline);
                 return status.code().unwrap_or(-1);
             }
             assert!(Instant::now() < deadline, "kdbg watch did not stop on SIGINT\nstderr:\n{}", self.stderr());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+impl Watcher {
+    /// After kdbg exited: reads what it printed last, until both reader threads reach the end
+    /// of their pipes (bounded by `deadline`).
+    fn drain(&mut self, deadline: Instant) {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.stdout.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("kdbg watch's stdout stays open after it exited"),
+            }
+        }
+        let ended = kdbg_tests::sys::wait_for(
+            deadline.saturating_duration_since(Instant::now()),
+            Duration::from_millis(10),
+            || self.stderr_reader.as_ref().is_none_or(|r| r.is_finished()).then_some(()),
+        );
+        assert!(ended.is_some(), "kdbg watch's stderr stays open after it exited");
     }
 }
 
