@@ -120,56 +120,79 @@ impl NodeLock {
         let how = if wait { "wait" } else { "no-wait" };
         let argv = ["sh", "-c", HOLD, "kdbg-lock", &record, how, &lease];
         let mut child = node.spawn(&argv, Privilege::Root)?;
-        let lost =
-            |detail: String| SessionError::from(NodeError::other(node.describe(), format!("lock {LOCK}"), detail));
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            let Some(Ok(line)) = lines.next() else {
-                let _ = child.kill();
-                let out = child.wait_with_output().map_err(|e| lost(e.to_string()))?;
-                return Err(lost(String::from_utf8_lossy(&out.stderr).trim().to_string()));
-            };
-            if line == "kdbg-lock-held" {
-                break;
-            }
-            if let Some(tool) = line.strip_prefix("kdbg-lock-unsupported ") {
-                let _ = child.wait();
-                reporter.warn(format!(
-                    "{} has no `{tool}`: kdbg cannot lock it, so another kdbg could change it at the same time",
-                    node.describe()
-                ));
-                return Ok(NodeLock { held: None, node: node.describe() });
-            }
-            if let Some(record) = line.strip_prefix("kdbg-lock-busy") {
-                let holder = serde_json::from_str::<Owner>(record.trim())
-                    .map(|o| o.describe())
-                    .unwrap_or_else(|_| "another kdbg".to_string());
-                if !wait {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(SessionError::NodeBusy { node: node.describe(), holder });
-                }
-                reporter.info(format!(
-                    "waiting for {holder}: it is changing {} (lock {LOCK}; released when it ends, or {}s after its \
-                     connection is lost)",
-                    node.describe(),
-                    LEASE.as_secs()
-                ));
-            }
+        if !held_or_waited(node, &mut child, wait, reporter)? {
+            return Ok(NodeLock { held: None, node: node.describe() });
         }
-        let mut stdin = child.stdin.take().expect("piped");
-        let (stop, beats) = mpsc::channel::<()>();
-        let beat = std::thread::spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = beats.recv_timeout(HEARTBEAT) {
-                if stdin.write_all(b"\n").and_then(|()| stdin.flush()).is_err() {
-                    return;
-                }
-            }
-            // Dropping stdin here is the release.
-        });
+        let stdin = child.stdin.take().expect("piped");
+        let (stop, beat) = heartbeat(stdin);
         Ok(NodeLock { held: Some((child, stop, beat)), node: node.describe() })
     }
+}
+
+/// Reads the node's answers until it holds the lock (`true`), says who it waits for, or fails
+/// naming the holder (without `wait`). `false`: the node cannot lock (no `flock`/`timeout`),
+/// with a warning.
+fn held_or_waited(
+    node: &dyn Node,
+    child: &mut Child,
+    wait: bool,
+    reporter: &dyn Reporter,
+) -> Result<bool, SessionError> {
+    let lost = |detail: String| SessionError::from(NodeError::other(node.describe(), format!("lock {LOCK}"), detail));
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+            }
+            let _ = child.wait().map_err(|e| lost(e.to_string()))?;
+            return Err(lost(stderr.trim().to_string()));
+        };
+        if line == "kdbg-lock-held" {
+            return Ok(true);
+        }
+        if let Some(tool) = line.strip_prefix("kdbg-lock-unsupported ") {
+            let _ = child.wait();
+            reporter.warn(format!(
+                "{} has no `{tool}`: kdbg cannot lock it, so another kdbg could change it at the same time",
+                node.describe()
+            ));
+            return Ok(false);
+        }
+        if let Some(record) = line.strip_prefix("kdbg-lock-busy") {
+            let holder = serde_json::from_str::<Owner>(record.trim())
+                .map(|o| o.describe())
+                .unwrap_or_else(|_| "another kdbg".to_string());
+            if !wait {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SessionError::NodeBusy { node: node.describe(), holder });
+            }
+            reporter.info(format!(
+                "waiting for {holder}: it is changing {} (lock {LOCK}; released when it ends, or {}s after its \
+                 connection is lost)",
+                node.describe(),
+                LEASE.as_secs()
+            ));
+        }
+    }
+}
+
+/// A heartbeat line on the node's stdin every [`HEARTBEAT`] until the sender is dropped; then
+/// stdin is dropped, which is the release.
+fn heartbeat(mut stdin: std::process::ChildStdin) -> (Sender<()>, JoinHandle<()>) {
+    let (stop, beats) = mpsc::channel::<()>();
+    let beat = std::thread::spawn(move || {
+        while let Err(RecvTimeoutError::Timeout) = beats.recv_timeout(HEARTBEAT) {
+            if stdin.write_all(b"\n").and_then(|()| stdin.flush()).is_err() {
+                return;
+            }
+        }
+    });
+    (stop, beat)
 }
 
 impl Drop for NodeLock {
