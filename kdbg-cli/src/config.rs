@@ -231,21 +231,23 @@ impl Selection {
     /// Resolves components first (a typo should not wait for tree inspection), then the tree
     /// (with `--at`, the worktree at that ref).
     pub fn resolve(&self) -> anyhow::Result<Resolved> {
-        let comps = Component::resolve(&self.components)?;
-        let tree = find_tree(&self.src)?;
-        Ok(Resolved { tree, comps, build: self.src.build_config(self.profile()) })
+        self.resolve_with(self.src.tree_config(), &[], &Terminal::new(false))
     }
 
     /// [`Selection::resolve`] for a command on `nodes`: with `--match-node`, the tree is a
     /// worktree at the version the nodes run.
     pub fn resolve_on(&self, nodes: &[NamedNode], m: &MatchArgs, term: &Terminal) -> anyhow::Result<Resolved> {
-        if !m.match_node {
-            return self.resolve();
+        let mut config = self.src.tree_config();
+        if m.match_node {
+            config.version = VersionChoice::MatchNode;
         }
-        let comps = Component::resolve(&self.components)?;
         let refs: Vec<&dyn Node> = nodes.iter().map(|(_, _, n)| &**n).collect();
-        let config = TreeConfig { version: VersionChoice::MatchNode, ..self.src.tree_config() };
-        let tree = tree::choose(&config, &refs, &comps, term)?;
+        self.resolve_with(config, &refs, term)
+    }
+
+    fn resolve_with(&self, config: TreeConfig, nodes: &[&dyn Node], term: &Terminal) -> anyhow::Result<Resolved> {
+        let comps = Component::resolve(&self.components)?;
+        let tree = tree::choose(&config, nodes, &comps, term)?;
         Ok(Resolved { tree, comps, build: self.src.build_config(self.profile()) })
     }
 }

@@ -129,4 +129,48 @@ mod tests {
             assert!(source.contains("is not a kubernetes source tree") && source.contains("--src"), "{source}");
         }
     }
+
+    /// A kubernetes-looking git clone with tags v1.20.1 and v1.20.2 (HEAD).
+    fn clone() -> (tempfile::TempDir, Utf8PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8PathBuf::from_path_buf(dir.path().join("kubernetes")).unwrap();
+        std::fs::create_dir_all(root.join("hack/lib")).unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@localhost", "-c", "init.defaultBranch=main"])
+                .args(args)
+                .current_dir(&root)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        std::fs::write(root.join(".gitignore"), "/_output/\n").unwrap();
+        std::fs::write(root.join("Makefile"), "all:\n").unwrap();
+        std::fs::write(root.join("hack/lib/golang.sh"), "# v1.20.1\n").unwrap();
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "old"]);
+        git(&["tag", "v1.20.1"]);
+        std::fs::write(root.join("hack/lib/golang.sh"), "# v1.20.2\n").unwrap();
+        git(&["commit", "-qam", "new"]);
+        git(&["tag", "v1.20.2"]);
+        (dir, root.canonicalize_utf8().unwrap())
+    }
+
+    #[test]
+    fn at_builds_a_worktree_of_the_clone_at_its_own_version_and_checkout_the_tree_itself() {
+        let (_d, root) = clone();
+        // The checkout's version flag is the checkout's: never the worktree's.
+        let search =
+            TreeSearch { explicit: Some(root.clone()), kube_version: Some("v1.20.9".into()), ..Default::default() };
+        let at = TreeConfig { search: search.clone(), version: VersionChoice::At("v1.20.1".into()), worktrees: None };
+        let tree = choose(&at, &[], &[], &Quiet).unwrap();
+        assert_eq!(tree.root, root.join(worktree::DEFAULT_DIR).join("v1.20.1"));
+        assert_eq!((tree.version.text.as_str(), tree.at.as_deref()), ("v1.20.1", Some("v1.20.1")));
+        assert_eq!(std::fs::read_to_string(tree.root.join("hack/lib/golang.sh")).unwrap(), "# v1.20.1\n");
+
+        let checkout = TreeConfig { search, version: VersionChoice::Checkout, worktrees: None };
+        let tree = choose(&checkout, &[], &[], &Quiet).unwrap();
+        assert_eq!((tree.root, tree.version.text.as_str(), tree.at), (root, "v1.20.9", None));
+    }
 }
