@@ -5,7 +5,7 @@ use kdbg_core::component::{Launch, COMPONENTS};
 use serde_json::json;
 
 use crate::args::{Arguments, Command};
-use crate::config::{Resolved, JSON_SCHEMA};
+use crate::config::{Resolved, Selection, JSON_SCHEMA};
 use crate::render::Terminal;
 
 pub fn run(a: Arguments) -> anyhow::Result<()> {
@@ -21,72 +21,82 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         Command::Watch(args) => crate::watch::run(args, a.verbose),
         Command::Trace(args) => crate::trace::run(args, a.verbose),
         Command::Worktrees(args) => crate::worktrees::run(args, a.verbose),
-        Command::Build { sel, json } => {
-            let Resolved { tree, comps, build: config } = sel.resolve()?;
-            let outcome = build::build(&tree, &comps, &config, &term)?;
-            if json {
-                println!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
-            } else {
-                for b in &outcome.components {
-                    let how = match b.via {
-                        build::Via::UpToDate => "up to date",
-                        build::Via::Replayed => "replayed",
-                        build::Via::Made => "built",
-                    };
-                    println!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
-                }
+        Command::Build { sel, json } => build(sel, json, &term),
+        Command::Plan { sel, json, debug, no_ide, local } => plan(sel, json, debug, no_ide, local),
+        Command::CacheKey { sel, explain, json } => cache_key(sel, explain, json),
+    }
+}
+
+/// `kdbg build`: one line per component, or `--json`.
+fn build(sel: Selection, json: bool, term: &Terminal) -> anyhow::Result<()> {
+    let Resolved { tree, comps, build: config } = sel.resolve()?;
+    let outcome = build::build(&tree, &comps, &config, term)?;
+    if json {
+        println!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
+        return Ok(());
+    }
+    for b in &outcome.components {
+        let how = match b.via {
+            build::Via::UpToDate => "up to date",
+            build::Via::Replayed => "replayed",
+            build::Via::Made => "built",
+        };
+        println!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
+    }
+    Ok(())
+}
+
+/// `kdbg plan`: the build's plan (with `--debug`, the whole session's), drawn or `--json`.
+fn plan(sel: Selection, json: bool, debug: bool, no_ide: bool, local: bool) -> anyhow::Result<()> {
+    let Resolved { tree, comps, build: config } = sel.resolve()?;
+    let mut plan = build::plan(&tree, &comps, &config)?;
+    if debug {
+        plan = kdbg_core::session::debug::full_plan(plan, &comps, !local, !no_ide);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan.in_order()?)?);
+    } else {
+        print!("{}", plan.render());
+    }
+    Ok(())
+}
+
+/// `kdbg cache-key`: the CI key (or `--json` per component), and with `--explain` why each
+/// component's key changed, on stderr.
+fn cache_key(sel: Selection, explain: bool, json: bool) -> anyhow::Result<()> {
+    let Resolved { tree, comps, build: config } = sel.resolve()?;
+    let prepared = build::prepare(&tree, &config)?;
+    let mut keys = build::keys(&tree, &comps, &prepared)?;
+    for w in &keys.warnings {
+        eprintln!("warning: {w}");
+    }
+    let ci = keys.ci_key(&prepared.toolchain.identity);
+    if json {
+        let comps: Vec<_> = keys
+            .components
+            .iter()
+            .map(|k| json!({ "name": k.component.name, "key": k.key, "changed": k.changed, "built": !k.never_built, "hit": k.hit }))
+            .collect();
+        println!("{}", json!({ "schema": JSON_SCHEMA, "key": ci, "components": comps }));
+    } else {
+        println!("{ci}");
+    }
+    if explain {
+        for k in &keys.components {
+            eprintln!("{}:", k.component.name);
+            for line in kdbg_core::plan::why(k) {
+                eprintln!("  {line}");
             }
-            Ok(())
-        }
-        Command::Plan { sel, json, debug, no_ide, local } => {
-            let Resolved { tree, comps, build: config } = sel.resolve()?;
-            let mut plan = build::plan(&tree, &comps, &config)?;
-            if debug {
-                plan = kdbg_core::session::debug::full_plan(plan, &comps, !local, !no_ide);
+            for line in kdbg_core::cache::rewritten::explain(&keys.state, k) {
+                eprintln!("  {line}");
             }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&plan.in_order()?)?);
-            } else {
-                print!("{}", plan.render());
-            }
-            Ok(())
-        }
-        Command::CacheKey { sel, explain, json } => {
-            let Resolved { tree, comps, build: config } = sel.resolve()?;
-            let prepared = build::prepare(&tree, &config)?;
-            let mut keys = build::keys(&tree, &comps, &prepared)?;
-            for w in &keys.warnings {
-                eprintln!("warning: {w}");
-            }
-            let ci = keys.ci_key(&prepared.toolchain.identity);
-            if json {
-                let comps: Vec<_> = keys
-                    .components
-                    .iter()
-                    .map(|k| json!({ "name": k.component.name, "key": k.key, "changed": k.changed, "built": !k.never_built, "hit": k.hit }))
-                    .collect();
-                println!("{}", json!({ "schema": JSON_SCHEMA, "key": ci, "components": comps }));
-            } else {
-                println!("{ci}");
-            }
-            if explain {
-                for k in &keys.components {
-                    eprintln!("{}:", k.component.name);
-                    for line in kdbg_core::plan::why(k) {
-                        eprintln!("  {line}");
-                    }
-                    for line in kdbg_core::cache::rewritten::explain(&keys.state, k) {
-                        eprintln!("  {line}");
-                    }
-                }
-            }
-            // Keep the refreshed stat index, so the next call is fast; a read-only tree is fine.
-            if keys.state.index.dirty {
-                let _ = keys.state.save(&tree.state_dir());
-            }
-            Ok(())
         }
     }
+    // Keep the refreshed stat index, so the next call is fast; a read-only tree is fine.
+    if keys.state.index.dirty {
+        let _ = keys.state.save(&tree.state_dir());
+    }
+    Ok(())
 }
 
 fn components() -> anyhow::Result<()> {

@@ -9,11 +9,8 @@ use kdbg_core::build::BuildConfig;
 use kdbg_core::component::Component;
 use kdbg_core::node::target::{ConnectOptions, Target};
 use kdbg_core::node::Node;
-use kdbg_core::report::Reporter;
 use kdbg_core::session::node_lock::{Locked, NodeLock};
-use kdbg_core::session::version;
-use kdbg_core::tree::{SourceTree, TreeSearch};
-use kdbg_core::worktree;
+use kdbg_core::tree::{self, SourceTree, TreeConfig, TreeSearch, VersionChoice};
 
 use crate::render::Terminal;
 
@@ -234,26 +231,23 @@ impl Selection {
     /// Resolves components first (a typo should not wait for tree inspection), then the tree
     /// (with `--at`, the worktree at that ref).
     pub fn resolve(&self) -> anyhow::Result<Resolved> {
-        let comps = Component::resolve(&self.components)?;
-        let tree = find_tree(&self.src)?;
-        Ok(Resolved { tree, comps, build: self.src.build_config(self.profile()) })
+        self.resolve_with(self.src.tree_config(), &[], &Terminal::new(false))
     }
 
     /// [`Selection::resolve`] for a command on `nodes`: with `--match-node`, the tree is a
     /// worktree at the version the nodes run.
     pub fn resolve_on(&self, nodes: &[NamedNode], m: &MatchArgs, term: &Terminal) -> anyhow::Result<Resolved> {
-        if !m.match_node {
-            return self.resolve();
+        let mut config = self.src.tree_config();
+        if m.match_node {
+            config.version = VersionChoice::MatchNode;
         }
-        let comps = Component::resolve(&self.components)?;
         let refs: Vec<&dyn Node> = nodes.iter().map(|(_, _, n)| &**n).collect();
-        let found = version::matching(&refs, &comps)?;
-        if let Some(w) = &found.warning {
-            term.warn(w.clone());
-        }
-        let commit = (found.git_ref != found.version.text).then(|| format!(", built from {}", found.git_ref));
-        term.info(format!("--match-node: {}{}", found.from, commit.unwrap_or_default()));
-        let tree = find_tree_at(&self.src, Some(&found.git_ref), term)?;
+        self.resolve_with(config, &refs, term)
+    }
+
+    fn resolve_with(&self, config: TreeConfig, nodes: &[&dyn Node], term: &Terminal) -> anyhow::Result<Resolved> {
+        let comps = Component::resolve(&self.components)?;
+        let tree = tree::choose(&config, nodes, &comps, term)?;
         Ok(Resolved { tree, comps, build: self.src.build_config(self.profile()) })
     }
 }
@@ -269,37 +263,32 @@ pub struct MatchArgs {
 
 /// The tree of `--src` and friends; with `--at`, the worktree of its clone at that ref.
 pub fn find_tree(src: &SrcArgs) -> anyhow::Result<SourceTree> {
-    find_tree_at(src, src.at.as_deref(), &Terminal::new(false))
+    Ok(tree::choose(&src.tree_config(), &[], &[], &Terminal::new(false))?)
 }
 
 /// Where the tree of `--src` and friends is, without inspecting it.
 pub fn tree_root(src: &SrcArgs) -> anyhow::Result<Utf8PathBuf> {
-    search(src).root().context("failed to find the kubernetes source tree")
+    src.search().root().context("failed to find the kubernetes source tree")
 }
 
-fn search(src: &SrcArgs) -> TreeSearch {
-    let env_path = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
-    let cwd = std::env::current_dir().ok().and_then(|d| Utf8PathBuf::from_path_buf(d).ok());
-    let gopath = env_path("GOPATH").or_else(|| env_path("HOME").map(|h| h.join("go")));
-    TreeSearch {
-        explicit: src.src.clone(),
-        env_src: env_path("KDBG_SRC"),
-        cwd,
-        gopath,
-        kube_version: src.kube_version.clone(),
-        version_file: env_path("KUBE_GIT_VERSION_FILE"),
+impl SrcArgs {
+    /// The flags' values (and the environment they default to) that choose the tree.
+    fn tree_config(&self) -> TreeConfig {
+        let version = self.at.clone().map_or(VersionChoice::Checkout, VersionChoice::At);
+        TreeConfig { search: self.search(), version, worktrees: self.worktrees.clone() }
     }
-}
 
-fn find_tree_at(src: &SrcArgs, at: Option<&str>, term: &Terminal) -> anyhow::Result<SourceTree> {
-    let mut search = search(src);
-    if let Some(at) = at {
-        let clone = worktree::clone_of(&tree_root(src)?)?;
-        let w = worktree::ensure(&clone, at, src.worktrees.as_deref(), term)?;
-        // The worktree's own version (git describe), never the checkout's version file or flag.
-        search = TreeSearch { explicit: Some(w.path), version_file: None, kube_version: None, ..search };
+    fn search(&self) -> TreeSearch {
+        let env_path = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
+        let cwd = std::env::current_dir().ok().and_then(|d| Utf8PathBuf::from_path_buf(d).ok());
+        let gopath = env_path("GOPATH").or_else(|| env_path("HOME").map(|h| h.join("go")));
+        TreeSearch {
+            explicit: self.src.clone(),
+            env_src: env_path("KDBG_SRC"),
+            cwd,
+            gopath,
+            kube_version: self.kube_version.clone(),
+            version_file: env_path("KUBE_GIT_VERSION_FILE"),
+        }
     }
-    let tree = SourceTree::find(&search).context("failed to find the kubernetes source tree")?;
-    worktree::touch(&tree.root);
-    Ok(tree)
 }

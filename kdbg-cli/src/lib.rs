@@ -17,6 +17,7 @@ mod tests;
 use std::process::ExitCode;
 
 use clap::Parser;
+use kdbg_core::exit::ExitClass;
 
 pub use args::Arguments;
 
@@ -57,33 +58,12 @@ fn message(e: &anyhow::Error) -> String {
     text
 }
 
+/// The exit code `--help` documents ([`args::EXIT_CODES`]) for the class kdbg-core gives the error.
 fn exit_code(e: &anyhow::Error) -> u8 {
-    use kdbg_core::build::BuildError;
-    use kdbg_core::deploy::DeployError;
-    let build_failed = |b: &BuildError| matches!(b, BuildError::Make { .. } | BuildError::NoOutput { .. });
-    for cause in e.chain() {
-        if cause.downcast_ref::<kdbg_core::component::UnknownComponent>().is_some() {
-            return 2;
-        }
-        if cause.downcast_ref::<BuildError>().is_some_and(build_failed) {
-            return 3;
-        }
-        match cause.downcast_ref::<DeployError>() {
-            Some(DeployError::Build(b)) if build_failed(b) => return 3,
-            Some(DeployError::Node(_)) => return 4,
-            _ => {}
-        }
-        if cause.downcast_ref::<kdbg_core::node::NodeError>().is_some() {
-            return 4;
-        }
-        let session_node = cause
-            .downcast_ref::<kdbg_core::session::debug::DebugError>()
-            .and_then(|d| d.node_error())
-            .or_else(|| cause.downcast_ref::<kdbg_core::session::SessionError>().and_then(|s| s.node_error()))
-            .or_else(|| cause.downcast_ref::<kdbg_core::watch::WatchError>().and_then(|w| w.node_error()));
-        if session_node.is_some() {
-            return 4;
-        }
+    match ExitClass::of(e.as_ref()) {
+        ExitClass::Failure => 1,
+        ExitClass::BadUsage => 2,
+        ExitClass::BuildFailed => 3,
+        ExitClass::NodeFailed => 4,
     }
-    1
 }

@@ -49,3 +49,27 @@ fn waits_beyond_a_day_are_refused_before_anything_runs() {
         assert!(err.contains("is not in"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn exit_codes_are_the_documented_ones_for_the_class_core_gives() {
+    use anyhow::Context;
+    use kdbg_core::build::BuildError;
+    use kdbg_core::node::NodeError;
+    use kdbg_core::session::{debug::DebugError, SessionError};
+
+    let code = super::exit_code;
+    assert_eq!(code(&anyhow::anyhow!("inner").context("outer")), 1);
+    let unknown = kdbg_core::component::UnknownComponent { name: "etcd".into() };
+    assert_eq!(code(&anyhow::Error::new(unknown)), 2);
+    let make = BuildError::Make { root: "/k".into(), tail: "boom".into() };
+    assert_eq!(code(&anyhow::Error::new(make)), 3);
+    let replay = BuildError::Replay { root: "/k".into(), tail: "boom".into() };
+    assert_eq!(code(&anyhow::Error::new(replay)), 1);
+    let node = NodeError::SudoDenied { node: "n1".into() };
+    let debug: Result<(), _> = Err(DebugError::Session(SessionError::Node(node)));
+    assert_eq!(code(&debug.context("failed to start debugging on n1").unwrap_err()), 4);
+    assert!(
+        crate::args::EXIT_CODES.contains("3  the build failed")
+            && crate::args::EXIT_CODES.contains("4  the target node")
+    );
+}

@@ -57,6 +57,17 @@ pub enum BuildError {
     SameBuild { first: String },
 }
 
+impl BuildError {
+    /// A failed make, or one that left no binary, is a failed build; a failed replay (make is
+    /// the way out) and the cache's and workstation's errors are plain failures.
+    pub fn exit_class(&self) -> crate::exit::ExitClass {
+        match self {
+            BuildError::Make { .. } | BuildError::NoOutput { .. } => crate::exit::ExitClass::BuildFailed,
+            _ => crate::exit::ExitClass::Failure,
+        }
+    }
+}
+
 /// A write under `_output` failed: say which path, why, and how to make it writable.
 fn not_writable(tree: &SourceTree, path: &Utf8Path) -> impl FnOnce(std::io::Error) -> BuildError {
     let (path, output) = (path.to_owned(), tree.root.join("_output"));

@@ -145,107 +145,143 @@ impl Keys {
 
 /// Computes the keys of the requested components, reusing the stat index where it can.
 pub(crate) fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
-    let tree = req.tree;
-    let (mut state, warning) = CacheState::load(&tree.state_dir());
-    let mut warnings: Vec<String> = warning.into_iter().collect();
-    let build_files = build_files(&tree.root);
-    let build_refresh = state.index.refresh(&tree.root, &build_files);
+    let root = &req.tree.root;
+    let (mut state, warning) = CacheState::load(&req.tree.state_dir());
+    let build_files = build_files(root);
+    let ignored = Ignored::new(root);
+    let (trusted, mut files_hashed) = trusted_closures(&req, &mut state, &build_files, &ignored)?;
+    let stale: Vec<&'static Component> = req.components.iter().copied().filter(|c| !trusted.contains(c)).collect();
+    let (go_list_runs, listed_hashed) = list_closures(&req, &mut state, &stale, &ignored)?;
+    files_hashed += listed_hashed;
+    let components = req.components.iter().map(|&c| component_key(&req, &state, &build_files, c)).collect();
+    let warnings = warning.into_iter().filter(|w| !w.is_empty()).collect();
+    Ok(Keys { components, warnings, state, go_list_runs, files_hashed })
+}
+
+/// The components whose stored closures can be trusted without asking `go list` again (the
+/// module doc's fast path), after refreshing the build files and those closures' files; and how
+/// many files that hashed again.
+fn trusted_closures(
+    req: &KeyRequest<'_>,
+    state: &mut CacheState,
+    build_files: &BTreeSet<String>,
+    ignored: &Ignored,
+) -> Result<(Vec<&'static Component>, usize), CacheError> {
+    let root = &req.tree.root;
+    let build_refresh = state.index.refresh(root, build_files);
     let module_files_changed = build_refresh
         .changed
         .iter()
         .any(|f| matches!(f.as_str(), "go.mod" | "go.sum" | "go.work" | "vendor/modules.txt"));
-    let mut files_hashed = build_refresh.rehashed;
-
-    // Which stored closures can be trusted without asking `go list` again?
-    let ignored = Ignored::new(&tree.root);
-    let is_ignored = |p: &str| ignored.matches(p);
-    let env_of = |c: &Component| closure_env(tree, req.toolchain, c);
-    let mut valid: Vec<&'static Component> = Vec::new();
-    for c in req.components {
+    let mut trusted: Vec<&'static Component> = Vec::new();
+    for &c in req.components {
         let Some(s) = state.components.get(c.name) else {
             continue;
         };
-        let trusted = s.closure_env == env_of(c)
+        let holds = s.closure_env == closure_env(req.tree, req.toolchain, c)
             && !s.closure.files.is_empty()
             && !module_files_changed
-            && state.index.dirs_unchanged(&tree.root, &s.closure.dirs, &is_ignored)?;
-        if trusted {
-            valid.push(c);
+            && state.index.dirs_unchanged(root, &s.closure.dirs, &|p: &str| ignored.matches(p))?;
+        if holds {
+            trusted.push(c);
         }
     }
     let trusted_files: BTreeSet<String> =
-        valid.iter().flat_map(|c| state.components[c.name].closure.files.iter().cloned()).collect();
-    let refresh = state.index.refresh(&tree.root, &trusted_files);
-    files_hashed += refresh.rehashed;
+        trusted.iter().flat_map(|c| state.components[c.name].closure.files.iter().cloned()).collect();
+    let refresh = state.index.refresh(root, &trusted_files);
     if refresh.closure_suspect {
-        valid.clear();
+        trusted.clear();
     }
+    Ok((trusted, build_refresh.rehashed + refresh.rehashed))
+}
 
-    // Ask `go list` once per CGO_ENABLED value for everything else.
-    let stale: Vec<&'static Component> = req.components.iter().copied().filter(|c| !valid.contains(c)).collect();
-    let mut go_list_runs = 0;
+/// Asks `go list` once per CGO_ENABLED value for the closures of `stale` and records them with
+/// their files' hashes; returns how many times `go list` ran and how many files were hashed.
+fn list_closures(
+    req: &KeyRequest<'_>,
+    state: &mut CacheState,
+    stale: &[&'static Component],
+    ignored: &Ignored,
+) -> Result<(usize, usize), CacheError> {
+    let (mut go_list_runs, mut files_hashed) = (0, 0);
     for cgo in ["0", "1"] {
         let group: Vec<&'static Component> = stale.iter().copied().filter(|c| c.cgo_enabled() == cgo).collect();
         if group.is_empty() {
             continue;
         }
         go_list_runs += 1;
-        for (name, mut closure) in golist::closures(tree, req.toolchain, cgo, &group)? {
-            closure.files.retain(|f| !ignored.matches(f));
-            // Names and links first: a non-UTF-8 name is what `go list` reported as U+FFFD.
-            state.index.record_dirs(&tree.root, &closure.dirs, &is_ignored)?;
-            let refresh = state.index.refresh(&tree.root, &closure.files);
-            if let Some((path, detail)) = refresh.unreadable.into_iter().next() {
-                return Err(unreadable(&tree.root, path, detail));
-            }
-            files_hashed += refresh.rehashed;
+        for (name, closure) in golist::closures(req.tree, req.toolchain, cgo, &group)? {
             let c = group.iter().find(|c| c.name == name).expect("go list answered for a requested component");
-            let entry = state.components.entry(name).or_default();
-            entry.closure = closure;
-            entry.closure_env = env_of(c);
+            files_hashed += record_closure(req, state, c, closure, ignored)?;
         }
     }
+    Ok((go_list_runs, files_hashed))
+}
 
-    let mut components = Vec::new();
-    for c in req.components {
-        let entry = &state.components[c.name];
-        let files = entry
-            .closure
-            .files
-            .iter()
-            .chain(&build_files)
-            .filter_map(|f| Some((f.clone(), state.index.sha256(f)?.to_string())))
-            .collect();
-        let inputs = KeyInputs {
-            schema: key::SCHEMA,
-            component: c.name.to_string(),
-            what: c.what.to_string(),
-            toolchain: req.toolchain.identity.clone(),
-            cgo_enabled: c.cgo_enabled().to_string(),
-            go_mode: tree.go_mode,
-            make_vars: req.make_vars.clone(),
-            kube_version: tree.version.text.clone(),
-            source_date_epoch: SOURCE_DATE_EPOCH.to_string(),
-            files,
-        };
-        let key = inputs.digest();
-        let binary = tree.binary(&req.toolchain.identity.goos, &req.toolchain.identity.goarch, c.name);
-        let output_ok = entry.output.as_ref().is_some_and(|o| output_intact(&tree.root, o));
-        let hit = output_ok && entry.output.as_ref().is_some_and(|o| o.key == key);
-        let changed = entry.built_inputs.as_ref().map(|old| explain(old, &inputs)).unwrap_or_default();
-        components.push(ComponentKey {
-            component: c,
-            key,
-            inputs,
-            hit,
-            changed,
-            never_built: entry.built_inputs.is_none(),
-            output_gone: entry.output.is_some() && !output_ok,
-            binary,
-        });
+/// Keeps `c`'s freshly listed closure (without ignored files) and hashes its files; returns
+/// how many were hashed.
+fn record_closure(
+    req: &KeyRequest<'_>,
+    state: &mut CacheState,
+    c: &'static Component,
+    mut closure: golist::Closure,
+    ignored: &Ignored,
+) -> Result<usize, CacheError> {
+    let root = &req.tree.root;
+    closure.files.retain(|f| !ignored.matches(f));
+    // Names and links first: a non-UTF-8 name is what `go list` reported as U+FFFD.
+    state.index.record_dirs(root, &closure.dirs, &|p: &str| ignored.matches(p))?;
+    let refresh = state.index.refresh(root, &closure.files);
+    if let Some((path, detail)) = refresh.unreadable.into_iter().next() {
+        return Err(unreadable(root, path, detail));
     }
-    warnings.retain(|w| !w.is_empty());
-    Ok(Keys { components, warnings, state, go_list_runs, files_hashed })
+    let entry = state.components.entry(c.name.to_string()).or_default();
+    entry.closure = closure;
+    entry.closure_env = closure_env(req.tree, req.toolchain, c);
+    Ok(refresh.rehashed)
+}
+
+/// `c`'s key from its recorded closure and the build files, and what it means against the
+/// component's last build.
+fn component_key(
+    req: &KeyRequest<'_>,
+    state: &CacheState,
+    build_files: &BTreeSet<String>,
+    c: &'static Component,
+) -> ComponentKey {
+    let (tree, toolchain) = (req.tree, &req.toolchain.identity);
+    let entry = &state.components[c.name];
+    let files = entry
+        .closure
+        .files
+        .iter()
+        .chain(build_files)
+        .filter_map(|f| Some((f.clone(), state.index.sha256(f)?.to_string())))
+        .collect();
+    let inputs = KeyInputs {
+        schema: key::SCHEMA,
+        component: c.name.to_string(),
+        what: c.what.to_string(),
+        toolchain: toolchain.clone(),
+        cgo_enabled: c.cgo_enabled().to_string(),
+        go_mode: tree.go_mode,
+        make_vars: req.make_vars.clone(),
+        kube_version: tree.version.text.clone(),
+        source_date_epoch: SOURCE_DATE_EPOCH.to_string(),
+        files,
+    };
+    let key = inputs.digest();
+    let output_ok = entry.output.as_ref().is_some_and(|o| output_intact(&tree.root, o));
+    ComponentKey {
+        component: c,
+        hit: output_ok && entry.output.as_ref().is_some_and(|o| o.key == key),
+        changed: entry.built_inputs.as_ref().map(|old| explain(old, &inputs)).unwrap_or_default(),
+        never_built: entry.built_inputs.is_none(),
+        output_gone: entry.output.is_some() && !output_ok,
+        binary: tree.binary(&toolchain.goos, &toolchain.goarch, c.name),
+        key,
+        inputs,
+    }
 }
 
 /// Why a file `go list` named as an input cannot be hashed, as precisely as kdbg can tell.

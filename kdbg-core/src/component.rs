@@ -89,6 +89,13 @@ pub struct UnknownComponent {
     pub name: String,
 }
 
+impl UnknownComponent {
+    /// Naming no component is bad usage.
+    pub fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::BadUsage
+    }
+}
+
 fn known_list() -> String {
     COMPONENTS
         .iter()

@@ -63,6 +63,15 @@ impl DeployError {
         matches!(self, DeployError::Build(BuildError::SameBuild { .. }))
     }
 
+    /// The class of the node's or the build's failure behind this error.
+    pub fn exit_class(&self) -> crate::exit::ExitClass {
+        match self {
+            DeployError::Node(e) => e.exit_class(),
+            DeployError::Build(e) => e.exit_class(),
+            _ => crate::exit::ExitClass::Failure,
+        }
+    }
+
     /// The error to show of a run's failures: the first that is not a consequence of another.
     pub(crate) fn first<E, O>(failed: Failed<E, O>, earlier: impl Fn(&E) -> bool) -> E {
         let mut errors: Vec<E> = failed.errors.into_iter().map(|(_, e)| e).collect();

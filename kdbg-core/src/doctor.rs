@@ -72,100 +72,113 @@ pub fn all_ok(checks: &[Check]) -> bool {
 
 /// go, make, git, ssh and dlv on this machine.
 pub fn workstation(config: &DoctorConfig) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let tool = |name: &str, args: &[&str], required: bool| {
-        let out = Cmd::new(name).args(args.iter().copied()).output();
-        match out {
-            Ok(o) if o.status.success() => {
-                let text =
-                    String::from_utf8_lossy(if o.stdout.is_empty() { &o.stderr } else { &o.stdout }).into_owned();
-                Check::ok(name, text.lines().next().unwrap_or_default().trim())
-            }
-            Ok(o) => Check::new(name, Status::Fail, String::from_utf8_lossy(&o.stderr).trim(), None),
-            Err(e) => {
-                let fix = install_hint(name).trim_start_matches("; ").to_string();
-                let status = if required { Status::Fail } else { Status::Warn };
-                Check::new(
-                    name,
-                    status,
-                    e.to_string().split(';').next().unwrap_or_default(),
-                    Some(fix).filter(|f| !f.is_empty()),
-                )
-            }
-        }
-    };
-    let go = match &config.tree_root {
-        Some(root) => match toolchain::select(root, &GoSearch::from_env(config.go.clone())) {
-            Ok(t) => {
-                let wanted =
-                    t.wanted.as_ref().map(|w| format!(", the tree's .go-version asks for go{w}")).unwrap_or_default();
-                let detail = format!("{} at {}{wanted}; make runs with GOTOOLCHAIN=local", t.identity.go_version, t.go);
-                match &t.warning {
-                    None => Check::ok("go", detail),
-                    Some(w) => Check::new("go", Status::Warn, detail, Some(w.clone())),
-                }
-            }
-            Err(e) => Check::failed("go", &e),
-        },
-        None => tool("go", &["env", "GOVERSION"], true),
-    };
+    let go = go_check(config);
     let go_version =
         (go.status != Status::Fail).then(|| go.detail.split_whitespace().next().unwrap_or_default().to_string());
-    checks.push(go);
-    checks.push(tool("make", &["--version"], true));
-    checks.push(tool("git", &["--version"], false));
-    checks.push(tool("ssh", &["-V"], config.needs_ssh));
-    checks.push(match dlv::find(config.dlv.as_deref()) {
-        Err(e) => Check::failed("dlv", &e),
-        Ok(path) => match dlv::inspect(&path, None) {
-            Err(e) => Check::failed("dlv", &e),
-            Ok(d) => {
-                let go = d.go_version.as_deref().unwrap_or("unknown Go");
-                let detail = format!("dlv {} ({go}, {}) at {}", d.version, d.arch, d.path);
-                // The pairing: what binaries of this Go need, and whether this Delve has it.
-                match go_version.as_deref().filter(|v| v.starts_with("go")).map(Needs::of_go) {
-                    None => Check::ok("dlv", detail),
-                    Some(needs) => {
-                        let pair = format!(
-                            "{detail}; {} binaries (DWARF {}) need {}",
-                            needs.go_version,
-                            needs.dwarf,
-                            needs.requirement()
-                        );
-                        match needs.unmet_by(&d) {
-                            None => Check::ok("dlv", format!("{pair}: ok")),
-                            Some(why) => Check::new(
-                                "dlv",
-                                Status::Fail,
-                                format!("{pair}: {why}"),
-                                Some(format!("use {} and pass --dlv PATH", needs.requirement())),
-                            ),
-                        }
-                    }
-                }
+    vec![
+        go,
+        tool("make", &["--version"], true),
+        tool("git", &["--version"], false),
+        tool("ssh", &["-V"], config.needs_ssh),
+        dlv_check(config, go_version.as_deref()),
+    ]
+}
+
+/// A tool on PATH and the first line of what `name args` says; missing, a failure when
+/// `required`, else a warning.
+fn tool(name: &str, args: &[&str], required: bool) -> Check {
+    match Cmd::new(name).args(args.iter().copied()).output() {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(if o.stdout.is_empty() { &o.stderr } else { &o.stdout }).into_owned();
+            Check::ok(name, text.lines().next().unwrap_or_default().trim())
+        }
+        Ok(o) => Check::new(name, Status::Fail, String::from_utf8_lossy(&o.stderr).trim(), None),
+        Err(e) => {
+            let fix = install_hint(name).trim_start_matches("; ").to_string();
+            let status = if required { Status::Fail } else { Status::Warn };
+            Check::new(
+                name,
+                status,
+                e.to_string().split(';').next().unwrap_or_default(),
+                Some(fix).filter(|f| !f.is_empty()),
+            )
+        }
+    }
+}
+
+/// The Go that builds the tree (as a build chooses it), or, with no tree, the `go` on PATH.
+fn go_check(config: &DoctorConfig) -> Check {
+    let Some(root) = &config.tree_root else {
+        return tool("go", &["env", "GOVERSION"], true);
+    };
+    match toolchain::select(root, &GoSearch::from_env(config.go.clone())) {
+        Ok(t) => {
+            let wanted =
+                t.wanted.as_ref().map(|w| format!(", the tree's .go-version asks for go{w}")).unwrap_or_default();
+            let detail = format!("{} at {}{wanted}; make runs with GOTOOLCHAIN=local", t.identity.go_version, t.go);
+            match &t.warning {
+                None => Check::ok("go", detail),
+                Some(w) => Check::new("go", Status::Warn, detail, Some(w.clone())),
             }
-        },
-    });
-    checks
+        }
+        Err(e) => Check::failed("go", &e),
+    }
+}
+
+/// The dlv a session would install, and whether it reads the binaries of `go_version`.
+fn dlv_check(config: &DoctorConfig, go_version: Option<&str>) -> Check {
+    let d = match dlv::find(config.dlv.as_deref()).and_then(|path| dlv::inspect(&path, None)) {
+        Ok(d) => d,
+        Err(e) => return Check::failed("dlv", &e),
+    };
+    let go = d.go_version.as_deref().unwrap_or("unknown Go");
+    let detail = format!("dlv {} ({go}, {}) at {}", d.version, d.arch, d.path);
+    // The pairing: what binaries of this Go need, and whether this Delve has it.
+    let Some(needs) = go_version.filter(|v| v.starts_with("go")).map(Needs::of_go) else {
+        return Check::ok("dlv", detail);
+    };
+    let pair = format!("{detail}; {} binaries (DWARF {}) need {}", needs.go_version, needs.dwarf, needs.requirement());
+    match needs.unmet_by(&d) {
+        None => Check::ok("dlv", format!("{pair}: ok")),
+        Some(why) => Check::new(
+            "dlv",
+            Status::Fail,
+            format!("{pair}: {why}"),
+            Some(format!("use {} and pass --dlv PATH", needs.requirement())),
+        ),
+    }
 }
 
 /// Reachability, sudo, platform, free space and zstd on the target node. `node` is the result of
 /// connecting to `target`.
 pub fn node(target: &str, node: Result<&dyn Node, &NodeError>) -> Vec<Check> {
+    let unreachable =
+        |e: &dyn std::fmt::Display| vec![Check::failed("target", e), skipped("sudo", target), skipped("space", target)];
     let node = match node {
         Ok(n) => n,
-        Err(e) => return vec![Check::failed("target", e), skipped("sudo", target), skipped("space", target)],
+        Err(e) => return unreachable(e),
     };
     let t = Instant::now();
     if let Err(e) = node.exec(&["true"], Privilege::User, &[]) {
-        return vec![Check::failed("target", &e), skipped("sudo", target), skipped("space", target)];
+        return unreachable(&e);
     }
-    let mut checks = vec![Check::ok(
-        "target",
-        format!("{target}: reached {} in {:.1}s", node.describe(), t.elapsed().as_secs_f64()),
-    )];
-    let sudo = match node.exec(&["true"], Privilege::Root, &[]) {
-        Ok(o) if o.success() => Ok(()),
+    let reached = format!("{target}: reached {} in {:.1}s", node.describe(), t.elapsed().as_secs_f64());
+    let mut checks = vec![Check::ok("target", reached)];
+    match sudo_check(node) {
+        Ok(check) => checks.push(check),
+        Err(check) => {
+            checks.extend([check, skipped("space", target)]);
+            return checks;
+        }
+    }
+    checks.extend([platform_check(node), space(node), zstd_check(node), leftovers(node, target)]);
+    checks
+}
+
+/// Root commands without a password: the check, or the failed one (the rest cannot run).
+fn sudo_check(node: &dyn Node) -> Result<Check, Check> {
+    match node.exec(&["true"], Privilege::Root, &[]) {
+        Ok(o) if o.success() => Ok(Check::ok("sudo", "root commands work without a password")),
         Ok(o) => Err(Check::new(
             "sudo",
             Status::Fail,
@@ -173,35 +186,32 @@ pub fn node(target: &str, node: Result<&dyn Node, &NodeError>) -> Vec<Check> {
             Some("install sudo on the node, or log in as root".into()),
         )),
         Err(e) => Err(Check::failed("sudo", &e)),
-    };
-    match sudo {
-        Ok(()) => checks.push(Check::ok("sudo", "root commands work without a password")),
-        Err(check) => {
-            checks.push(check);
-            checks.push(skipped("space", target));
-            return checks;
-        }
     }
-    checks.push(match node.platform() {
-        Ok((os, arch)) => {
-            let host = Cmd::new("go").args(["env", "GOOS", "GOARCH"]).read().unwrap_or_default();
-            let host = host.split_whitespace().collect::<Vec<_>>().join("/");
-            let platform = format!("{os}/{arch}");
-            match host.is_empty() || host == platform {
-                true => Check::ok("platform", platform),
-                false => Check::new(
-                    "platform",
-                    Status::Fail,
-                    format!("the node is {platform}, this Go builds {host}; cross-building is not yet supported"),
-                    Some(format!("run kdbg on a {platform} machine")),
-                ),
-            }
-        }
-        Err(e) => Check::failed("platform", &e),
-    });
-    checks.push(space(node));
-    let zstd = node.exec(&["sh", "-c", "command -v zstd"], Privilege::User, &[]);
-    checks.push(match zstd {
+}
+
+/// The node's platform against the one this machine's Go builds for.
+fn platform_check(node: &dyn Node) -> Check {
+    let (os, arch) = match node.platform() {
+        Ok(p) => p,
+        Err(e) => return Check::failed("platform", &e),
+    };
+    let host = Cmd::new("go").args(["env", "GOOS", "GOARCH"]).read().unwrap_or_default();
+    let host = host.split_whitespace().collect::<Vec<_>>().join("/");
+    let platform = format!("{os}/{arch}");
+    if host.is_empty() || host == platform {
+        return Check::ok("platform", platform);
+    }
+    Check::new(
+        "platform",
+        Status::Fail,
+        format!("the node is {platform}, this Go builds {host}; cross-building is not yet supported"),
+        Some(format!("run kdbg on a {platform} machine")),
+    )
+}
+
+/// zstd on the node, for compressed, delta copies (a warning without it).
+fn zstd_check(node: &dyn Node) -> Check {
+    match node.exec(&["sh", "-c", "command -v zstd"], Privilege::User, &[]) {
         Ok(o) if o.success() => Check::ok("zstd", format!("on the node at {}", o.stdout_str().trim())),
         Ok(_) => Check::new(
             "zstd",
@@ -210,9 +220,7 @@ pub fn node(target: &str, node: Result<&dyn Node, &NodeError>) -> Vec<Check> {
             Some("install zstd on the node for compressed, delta copies".into()),
         ),
         Err(e) => Check::failed("zstd", &e),
-    });
-    checks.push(leftovers(node, target));
-    checks
+    }
 }
 
 /// What kdbg holds or left on the node: sessions (fine), and traces no journal accounts for.

@@ -7,7 +7,7 @@
 //! Transports: [`ssh`] (the system OpenSSH client, one ControlMaster connection per run),
 //! [`local`], [`kind`] (`docker exec`), [`minikube`] (discovers ip, key and user, then ssh).
 //! All of them run node commands as local processes and share one implementation of the
-//! `Node` methods on top of that ([`shell::ShellNode`] over a [`shell::Runner`]); copies go
+//! `Node` methods on top of that ([`shell::ShellNode`] over a [`shell::Transport`]); copies go
 //! through [`copy`] (zstd stream, delta against what the node holds, atomic rename).
 //! [`target::Target`] parses `--target` strings and connects.
 
@@ -80,6 +80,13 @@ pub enum NodeError {
     Command { node: String, cmd: String, status: i32, stderr: String },
     #[error("failed to {what} on {node}: {detail}")]
     Other { node: String, what: String, detail: String },
+}
+
+impl NodeError {
+    /// Every node failure is the node's: unreachable, a refused login or sudo, a command that failed.
+    pub fn exit_class(&self) -> crate::exit::ExitClass {
+        crate::exit::ExitClass::NodeFailed
+    }
 }
 
 /// Where a forward ends on the node: a port on its loopback, or a unix socket (Delve ≥ 1.22.1

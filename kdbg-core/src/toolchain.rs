@@ -104,85 +104,115 @@ pub(crate) fn select(root: &Utf8Path, search: &GoSearch) -> Result<GoToolchain, 
     let wanted = wanted_version(root);
     let on_path =
         search.path.split(':').filter(|d| !d.is_empty()).map(|d| Utf8Path::new(d).join("go")).find(|p| p.is_file());
-    let (go, source, warning) = if let Some(given) = &search.explicit {
-        let go = go_binary(given).ok_or_else(|| ToolchainError::NoGo { path: given.clone() })?;
-        let version = version_of(&go).unwrap_or_default();
-        let mut warning = None;
-        if let Some(w) = &wanted {
-            match matches(&version, w) {
-                Match::Exact => {}
-                Match::Minor => warning = Some(minor_warning(&go, &version, w)),
-                Match::No => {
-                    return Err(ToolchainError::FlagMismatch {
-                        path: given.clone(),
-                        version,
-                        root: root.to_owned(),
-                        wanted: w.clone(),
-                    })
-                }
-            }
+    let chosen = match (&search.explicit, &wanted) {
+        (Some(given), _) => given_go(root, given, wanted.as_deref())?,
+        (None, Some(w)) => go_for_version(root, search, on_path.as_deref(), w)?,
+        (None, None) => {
+            let go = on_path.ok_or_else(|| ToolchainError::NoGoOnPath { hint: crate::host::install_hint("go") })?;
+            Chosen { go, source: GoSource::Path, warning: None }
         }
-        (go, GoSource::Flag, warning)
-    } else if let Some(w) = &wanted {
-        let mut candidates: Vec<(Utf8PathBuf, GoSource)> = Vec::new();
-        candidates.extend(on_path.clone().map(|p| (p, GoSource::Path)));
-        candidates.extend(search.goroot.as_ref().map(|g| (g.join("bin/go"), GoSource::Goroot)));
-        candidates.extend(installed(&search.installed).into_iter().map(|p| (p, GoSource::Installed)));
-        let versions: Vec<(Utf8PathBuf, GoSource, String)> =
-            candidates.into_iter().filter_map(|(p, s)| Some((p.clone(), s, version_of(&p)?))).collect();
-        let exact = versions.iter().find(|(_, _, v)| matches(v, w) == Match::Exact);
-        let minor = versions.iter().filter(|(_, _, v)| matches(v, w) == Match::Minor).max_by_key(|(_, _, v)| patch(v));
-        match (exact, minor) {
-            (Some((p, s, _)), _) => (p.clone(), *s, None),
-            (None, Some((p, s, v))) => (p.clone(), *s, Some(minor_warning(p, v, w))),
-            (None, None) => {
-                let local = match &on_path {
-                    Some(p) => format!(
-                        "the go on PATH ({p}) is {}",
-                        version_of(p).unwrap_or_else(|| "of unknown version".into())
-                    ),
-                    None => "there is no go on PATH".to_string(),
-                };
-                return Err(ToolchainError::Mismatch { root: root.to_owned(), wanted: w.clone(), local });
-            }
-        }
-    } else {
-        let go = on_path.ok_or_else(|| ToolchainError::NoGoOnPath { hint: crate::host::install_hint("go") })?;
-        (go, GoSource::Path, None)
     };
-    let go = go.canonicalize_utf8().unwrap_or(go);
-    let goroot = go.parent().and_then(Utf8Path::parent).map(Utf8Path::to_owned).unwrap_or_default();
-    let golang_sh = std::fs::read_to_string(root.join("hack/lib/golang.sh")).unwrap_or_default();
-    let mut env = vec![
-        ("PATH".to_string(), format!("{goroot}/bin:{}", search.path)),
-        ("GOROOT".to_string(), goroot.to_string()),
-        ("GOTOOLCHAIN".to_string(), "local".to_string()),
-    ];
-    if golang_sh.contains("FORCE_HOST_GO") {
-        env.push(("FORCE_HOST_GO".into(), "1".into()));
-    }
-    let mut t = GoToolchain {
-        go,
-        goroot,
-        source,
-        wanted,
-        identity: Toolchain {
-            go_version: String::new(),
-            goos: String::new(),
-            goarch: String::new(),
-            goflags: String::new(),
-        },
-        gowork: String::new(),
-        env,
-        warning,
-    };
-    let out = t.cmd().args(["env", "GOVERSION", "GOOS", "GOARCH", "GOFLAGS", "GOWORK"]).cwd(root).read();
-    let out = out.map_err(ToolchainError::GoEnv)?;
-    let mut lines = out.lines().map(|l| l.trim().to_string());
-    let mut next = || lines.next().unwrap_or_default();
-    t.identity = Toolchain { go_version: next(), goos: next(), goarch: next(), goflags: next() };
-    t.gowork = next();
+    let mut t = GoToolchain::new(root, chosen, wanted, &search.path);
+    t.read_identity(root)?;
     Ok(t)
+}
+
+/// A `go` binary picked, where it was found, and what to warn about it.
+struct Chosen {
+    go: Utf8PathBuf,
+    source: GoSource,
+    warning: Option<String>,
+}
+
+/// `--go`: the binary given, which must match the tree's `.go-version` (`wanted`) when it has one.
+fn given_go(root: &Utf8Path, given: &Utf8Path, wanted: Option<&str>) -> Result<Chosen, ToolchainError> {
+    let go = go_binary(given).ok_or_else(|| ToolchainError::NoGo { path: given.to_owned() })?;
+    let version = version_of(&go).unwrap_or_default();
+    let warning = match wanted.map(|w| (w, matches(&version, w))) {
+        None | Some((_, Match::Exact)) => None,
+        Some((w, Match::Minor)) => Some(minor_warning(&go, &version, w)),
+        Some((w, Match::No)) => {
+            return Err(ToolchainError::FlagMismatch {
+                path: given.to_owned(),
+                version,
+                root: root.to_owned(),
+                wanted: w.to_string(),
+            })
+        }
+    };
+    Ok(Chosen { go, source: GoSource::Flag, warning })
+}
+
+/// The Go for a tree that pins `wanted`: among the one on PATH, `$GOROOT`'s and the installed
+/// releases, the exact release first, else the newest patch of the same minor (with a warning).
+fn go_for_version(
+    root: &Utf8Path,
+    search: &GoSearch,
+    on_path: Option<&Utf8Path>,
+    wanted: &str,
+) -> Result<Chosen, ToolchainError> {
+    let mut candidates: Vec<(Utf8PathBuf, GoSource)> = Vec::new();
+    candidates.extend(on_path.map(|p| (p.to_owned(), GoSource::Path)));
+    candidates.extend(search.goroot.as_ref().map(|g| (g.join("bin/go"), GoSource::Goroot)));
+    candidates.extend(installed(&search.installed).into_iter().map(|p| (p, GoSource::Installed)));
+    let versions: Vec<(Utf8PathBuf, GoSource, String)> =
+        candidates.into_iter().filter_map(|(p, s)| Some((p.clone(), s, version_of(&p)?))).collect();
+    let exact = versions.iter().find(|(_, _, v)| matches(v, wanted) == Match::Exact);
+    let minor = versions.iter().filter(|(_, _, v)| matches(v, wanted) == Match::Minor).max_by_key(|(_, _, v)| patch(v));
+    match (exact, minor) {
+        (Some((p, s, _)), _) => Ok(Chosen { go: p.clone(), source: *s, warning: None }),
+        (None, Some((p, s, v))) => Ok(Chosen { go: p.clone(), source: *s, warning: Some(minor_warning(p, v, wanted)) }),
+        (None, None) => {
+            let local = match on_path {
+                Some(p) => {
+                    format!("the go on PATH ({p}) is {}", version_of(p).unwrap_or_else(|| "of unknown version".into()))
+                }
+                None => "there is no go on PATH".to_string(),
+            };
+            Err(ToolchainError::Mismatch { root: root.to_owned(), wanted: wanted.to_string(), local })
+        }
+    }
+}
+
+impl GoToolchain {
+    /// The chosen Go with the environment `make` and `go list` run with in `root`; its identity
+    /// is read by [`GoToolchain::read_identity`].
+    fn new(root: &Utf8Path, chosen: Chosen, wanted: Option<String>, path: &str) -> GoToolchain {
+        let go = chosen.go.canonicalize_utf8().unwrap_or(chosen.go);
+        let goroot = go.parent().and_then(Utf8Path::parent).map(Utf8Path::to_owned).unwrap_or_default();
+        let golang_sh = std::fs::read_to_string(root.join("hack/lib/golang.sh")).unwrap_or_default();
+        let mut env = vec![
+            ("PATH".to_string(), format!("{goroot}/bin:{path}")),
+            ("GOROOT".to_string(), goroot.to_string()),
+            ("GOTOOLCHAIN".to_string(), "local".to_string()),
+        ];
+        if golang_sh.contains("FORCE_HOST_GO") {
+            env.push(("FORCE_HOST_GO".into(), "1".into()));
+        }
+        let identity =
+            Toolchain { go_version: String::new(), goos: String::new(), goarch: String::new(), goflags: String::new() };
+        GoToolchain {
+            go,
+            goroot,
+            source: chosen.source,
+            wanted,
+            identity,
+            gowork: String::new(),
+            env,
+            warning: chosen.warning,
+        }
+    }
+
+    /// Fills in the `go env` identity (and `GOWORK`) as this Go reports them for `root`.
+    fn read_identity(&mut self, root: &Utf8Path) -> Result<(), ToolchainError> {
+        let out = self.cmd().args(["env", "GOVERSION", "GOOS", "GOARCH", "GOFLAGS", "GOWORK"]).cwd(root).read();
+        let out = out.map_err(ToolchainError::GoEnv)?;
+        let mut lines = out.lines().map(|l| l.trim().to_string());
+        let mut next = || lines.next().unwrap_or_default();
+        self.identity = Toolchain { go_version: next(), goos: next(), goarch: next(), goflags: next() };
+        self.gowork = next();
+        Ok(())
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -15,6 +15,7 @@
 //! File names are the binary's (`file:line` as Delve reports them) mapped to the user's tree by
 //! the same rules the IDE gets ([`crate::ide::mapping`]).
 
+mod record;
 pub mod report;
 mod run;
 pub mod tour;
@@ -49,6 +50,17 @@ pub enum TraceError {
     Exited { component: String, status: i32 },
     #[error("failed to run the trigger `{command}`: {detail}")]
     Trigger { command: String, detail: String },
+}
+
+impl TraceError {
+    /// The class of the node's failure behind this error; the rest are plain failures.
+    pub fn exit_class(&self) -> crate::exit::ExitClass {
+        match self {
+            TraceError::Session(e) => e.exit_class(),
+            TraceError::Node(e) => e.exit_class(),
+            _ => crate::exit::ExitClass::Failure,
+        }
+    }
 }
 
 /// A waypoint's functions found in the binary, with the breakpoints kdbg set on them.

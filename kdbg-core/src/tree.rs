@@ -1,4 +1,7 @@
-//! A Kubernetes source tree: where it is, which version it is, and how its Go build is set up.
+//! A Kubernetes source tree: where it is, which version it is, and how its Go build is set up;
+//! [`choose`] decides which tree a command builds (`--at`, `--match-node`).
+
+mod choose;
 
 use std::fmt;
 
@@ -7,6 +10,7 @@ use serde::Serialize;
 
 use crate::flags::DebugPolicy;
 use crate::host::Cmd;
+pub use choose::{choose, ChooseError, TreeConfig, VersionChoice};
 
 /// Where to look for the tree, in the order DESIGN.md gives: `--src`, `$KDBG_SRC`, the current
 /// directory (or an ancestor), `$GOPATH/src/k8s.io/kubernetes`.

@@ -92,11 +92,11 @@ impl From<NodeError> for WatchError {
 }
 
 impl WatchError {
-    /// The node-level failure behind this error, for the CLI's exit code.
-    pub fn node_error(&self) -> Option<&NodeError> {
+    /// The class of the session's failure behind this error; the rest are plain failures.
+    pub fn exit_class(&self) -> crate::exit::ExitClass {
         match self {
-            WatchError::Session(e) => e.node_error(),
-            _ => None,
+            WatchError::Session(e) => e.exit_class(),
+            _ => crate::exit::ExitClass::Failure,
         }
     }
 }

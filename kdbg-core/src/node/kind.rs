@@ -8,22 +8,22 @@
 
 use std::process::Stdio;
 
-use super::shell::{Runner, ShellNode};
+use super::shell::{ShellNode, Transport};
 use super::tunnel::{ProcessTunnel, ProxyTunnel};
 use super::{errors::Fixes, Endpoint, NodeError, NodeOutput, Privilege, Tunnel};
 use crate::host::Cmd;
 
-pub(crate) struct DockerRunner {
+pub(crate) struct DockerTransport {
     pub cluster: String,
     pub container: String,
 }
 
-pub(crate) type KindNode = ShellNode<DockerRunner>;
+pub(crate) type KindNode = ShellNode<DockerTransport>;
 
 /// The node container of `cluster`: `NODE`, or `<cluster>-control-plane`.
 pub(crate) fn node(cluster: &str, node: Option<&str>) -> KindNode {
     let container = node.map_or_else(|| format!("{cluster}-control-plane"), str::to_string);
-    ShellNode::new(DockerRunner { cluster: cluster.into(), container })
+    ShellNode::new(DockerTransport { cluster: cluster.into(), container })
 }
 
 /// Every node container of `cluster` (kind's `io.x-k8s.kind.cluster` label): control-plane
@@ -50,7 +50,7 @@ pub(crate) fn cluster_nodes(cluster: &str) -> Result<Vec<String>, NodeError> {
     Ok(nodes.into_iter().map(|(_, name)| name).collect())
 }
 
-impl Runner for DockerRunner {
+impl Transport for DockerTransport {
     fn describe(&self) -> String {
         format!("kind node {}", self.container)
     }
@@ -98,7 +98,7 @@ impl Runner for DockerRunner {
     }
 }
 
-impl DockerRunner {
+impl DockerTransport {
     /// A forward that outlives kdbg: the workstation's `socat` listens on 127.0.0.1 and runs
     /// `docker exec … socat` into the node for each connection.
     fn socat_forward(&self, local_port: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError> {
@@ -143,23 +143,23 @@ mod tests {
     #[test]
     fn docker_exec_into_the_control_plane_by_default() {
         let n = node("dev", None);
-        assert_eq!(n.runner.container, "dev-control-plane");
+        assert_eq!(n.transport.container, "dev-control-plane");
         assert_eq!(
-            n.runner.command(&["sh", "-c", "echo $1", "x"], Privilege::Root).display(),
+            n.transport.command(&["sh", "-c", "echo $1", "x"], Privilege::Root).display(),
             "docker exec -i dev-control-plane sh -c 'echo $1' x"
         );
-        assert_eq!(node("dev", Some("dev-worker2")).runner.container, "dev-worker2");
+        assert_eq!(node("dev", Some("dev-worker2")).transport.container, "dev-worker2");
         let tcp = Endpoint::Loopback(2345);
         let sock = Endpoint::Socket("/var/lib/kdbg/run/kube-apiserver/dlv.sock".into());
-        expect_test::expect![[r#"socat TCP-LISTEN:2345,bind=127.0.0.1,reuseaddr,fork 'EXEC:'\''docker exec -i dev-control-plane socat - TCP:127.0.0.1:2345'\'''"#]].assert_eq(&n.runner.socat_command(2345, &tcp).display());
-        expect_test::expect![[r#"socat TCP-LISTEN:2345,bind=127.0.0.1,reuseaddr,fork 'EXEC:'\''docker exec -i dev-control-plane socat - UNIX-CONNECT:/var/lib/kdbg/run/kube-apiserver/dlv.sock'\'''"#]].assert_eq(&n.runner.socat_command(2345, &sock).display());
+        expect_test::expect![[r#"socat TCP-LISTEN:2345,bind=127.0.0.1,reuseaddr,fork 'EXEC:'\''docker exec -i dev-control-plane socat - TCP:127.0.0.1:2345'\'''"#]].assert_eq(&n.transport.socat_command(2345, &tcp).display());
+        expect_test::expect![[r#"socat TCP-LISTEN:2345,bind=127.0.0.1,reuseaddr,fork 'EXEC:'\''docker exec -i dev-control-plane socat - UNIX-CONNECT:/var/lib/kdbg/run/kube-apiserver/dlv.sock'\'''"#]].assert_eq(&n.transport.socat_command(2345, &sock).display());
         expect_test::expect![
             "docker exec -i dev-control-plane socat - UNIX-CONNECT:/var/lib/kdbg/run/kube-apiserver/dlv.sock"
         ]
-        .assert_eq(&n.runner.proxy_backend(&sock).display());
+        .assert_eq(&n.transport.proxy_backend(&sock).display());
         let gone =
             NodeOutput { status: 1, stdout: vec![], stderr: b"Error: No such container: dev-control-plane\n".to_vec() };
-        let e = n.runner.transport_failure(&gone).unwrap().to_string();
+        let e = n.transport.transport_failure(&gone).unwrap().to_string();
         assert!(e.contains("kind node dev-control-plane") && e.contains("kind get nodes --name dev"), "{e}");
     }
 }

@@ -2,25 +2,25 @@
 
 use std::net::{Ipv4Addr, TcpStream};
 
-use super::shell::{Runner, ShellNode};
+use super::shell::{ShellNode, Transport};
 use super::tunnel::{Direct, ProxyTunnel};
 use super::{Endpoint, NodeError, Privilege, Tunnel};
 use crate::host::Cmd;
 
 /// Runs node commands as local processes; `sudo -n` for root commands unless kdbg is root.
-pub(crate) struct LocalRunner {
+pub(crate) struct LocalTransport {
     root: bool,
 }
 
-pub(crate) type LocalNode = ShellNode<LocalRunner>;
+pub(crate) type LocalNode = ShellNode<LocalTransport>;
 
 pub(crate) fn node() -> LocalNode {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    ShellNode::new(LocalRunner { root })
+    ShellNode::new(LocalTransport { root })
 }
 
-impl Runner for LocalRunner {
+impl Transport for LocalTransport {
     fn describe(&self) -> String {
         "this host (local)".into()
     }
@@ -69,10 +69,10 @@ mod tests {
 
     #[test]
     fn root_commands_use_sudo_only_when_not_root() {
-        let user = LocalRunner { root: false };
+        let user = LocalTransport { root: false };
         assert_eq!(user.command(&["id", "-u"], Privilege::Root).display(), "sudo -n -- id -u");
         assert_eq!(user.command(&["id", "-u"], Privilege::User).display(), "id -u");
-        let root = LocalRunner { root: true };
+        let root = LocalTransport { root: true };
         assert_eq!(root.command(&["id", "-u"], Privilege::Root).display(), "id -u");
     }
 
@@ -81,7 +81,7 @@ mod tests {
     fn shell_node_methods_work_here() {
         let dir = tempfile::tempdir().unwrap();
         let dir = camino::Utf8Path::from_path(dir.path()).unwrap();
-        let node = ShellNode::new(LocalRunner { root: true }); // no sudo needed in a temp dir
+        let node = ShellNode::new(LocalTransport { root: true }); // no sudo needed in a temp dir
         let (a, missing) = (dir.join("sub/a"), dir.join("missing"));
         node.write_file(a.as_str(), b"hello", 0o600, Privilege::User).unwrap();
         assert_eq!(node.read_file(a.as_str(), Privilege::User).unwrap().unwrap(), b"hello");

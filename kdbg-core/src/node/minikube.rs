@@ -14,8 +14,8 @@ use std::time::Duration;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::errors::Fixes;
-use super::shell::{Runner, ShellNode};
-use super::ssh::{SshConfig, SshRunner};
+use super::shell::{ShellNode, Transport};
+use super::ssh::{SshConfig, SshTransport};
 use super::{sh_join, Endpoint, Node, NodeError, Privilege, Tunnel};
 use crate::host::{Cmd, HostError};
 
@@ -68,8 +68,8 @@ pub(crate) fn node(profile: &str, identity: Option<&Utf8Path>, options: &[String
         .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok());
     if reachable {
         let config = ssh_config(&ip, key, identity, options);
-        let runner = SshRunner::new(config, format!("{name} (docker@{ip})"), fixes(profile))?;
-        return Ok(Box::new(ShellNode::new(runner)));
+        let transport = SshTransport::new(config, format!("{name} (docker@{ip})"), fixes(profile))?;
+        return Ok(Box::new(ShellNode::new(transport)));
     }
     Ok(Box::new(ShellNode::new(MinikubeSsh { profile: profile.into() })))
 }
@@ -80,7 +80,7 @@ pub(crate) struct MinikubeSsh {
     pub profile: String,
 }
 
-impl Runner for MinikubeSsh {
+impl Transport for MinikubeSsh {
     fn describe(&self) -> String {
         format!("minikube profile {} (via `minikube ssh`)", self.profile)
     }

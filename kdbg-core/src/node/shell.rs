@@ -1,4 +1,4 @@
-//! The `Node` methods every transport shares, written once over a [`Runner`]: the local process
+//! The `Node` methods every transport shares, written once over a [`Transport`]: the local process
 //! (ssh, `docker exec`, `sh`) that runs one command on the node.
 //!
 //! Every method is one round trip: a POSIX `sh` script with its arguments in argv (never pasted
@@ -15,7 +15,7 @@ use super::{CopyStats, Endpoint, Node, NodeError, NodeOutput, Privilege, Tunnel}
 use crate::host::{Cmd, HostError};
 
 /// How one transport runs a command on its node.
-pub trait Runner: Send + Sync {
+pub trait Transport: Send + Sync {
     /// How messages name the node.
     fn describe(&self) -> String;
     /// The local process that runs `argv` on the node (adding `sudo -n` for [`Privilege::Root`]
@@ -47,9 +47,9 @@ pub trait Runner: Send + Sync {
     fn forward(&self, local_port: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError>;
 }
 
-/// A [`Node`] over a [`Runner`].
-pub struct ShellNode<R> {
-    pub runner: R,
+/// A [`Node`] over a [`Transport`].
+pub struct ShellNode<T> {
+    pub transport: T,
     sent: AtomicU64,
     trips: AtomicU64,
     probe: Mutex<Option<Probe>>,
@@ -66,19 +66,19 @@ got=$(sha256sum < "$tmp") || exit 1
 [ "${got%% *}" = "$sha" ] || { echo "kdbg: $dst arrived with sha256 ${got%% *}, expected $sha" >&2; exit 1; }
 chmod "$mode" "$tmp" && sync && mv -f "$tmp" "$dst""#;
 
-impl<R: Runner> ShellNode<R> {
-    pub(crate) fn new(runner: R) -> ShellNode<R> {
-        ShellNode { runner, sent: AtomicU64::new(0), trips: AtomicU64::new(0), probe: Mutex::new(None) }
+impl<T: Transport> ShellNode<T> {
+    pub(crate) fn new(transport: T) -> ShellNode<T> {
+        ShellNode { transport, sent: AtomicU64::new(0), trips: AtomicU64::new(0), probe: Mutex::new(None) }
     }
 
     fn host_error(&self, what: &str, e: HostError) -> NodeError {
-        NodeError::other(self.runner.describe(), what, e)
+        NodeError::other(self.transport.describe(), what, e)
     }
 
     /// One round trip: runs `argv` with `stdin`, maps transport, sudo and disk failures to errors.
     fn run(&self, argv: &[&str], privilege: Privilege, stdin: &[u8]) -> Result<NodeOutput, NodeError> {
-        self.runner.connect()?;
-        let cmd = self.runner.command(argv, privilege);
+        self.transport.connect()?;
+        let cmd = self.transport.command(argv, privilege);
         self.count(argv, stdin.len() as u64);
         let out = cmd.output_with_input(stdin).map_err(|e| self.host_error(&format!("run {}", argv[0]), e))?;
         self.check(
@@ -94,10 +94,10 @@ impl<R: Runner> ShellNode<R> {
     }
 
     fn check(&self, out: NodeOutput, privilege: Privilege) -> Result<NodeOutput, NodeError> {
-        if let Some(e) = self.runner.transport_failure(&out) {
+        if let Some(e) = self.transport.transport_failure(&out) {
             return Err(e);
         }
-        if let Some(e) = command_failure(&self.runner.describe(), &out, privilege) {
+        if let Some(e) = command_failure(&self.transport.describe(), &out, privilege) {
             return Err(e);
         }
         Ok(out)
@@ -105,7 +105,7 @@ impl<R: Runner> ShellNode<R> {
 
     fn failed(&self, what: &str, out: &NodeOutput) -> NodeError {
         NodeError::Command {
-            node: self.runner.describe(),
+            node: self.transport.describe(),
             cmd: what.into(),
             status: out.status,
             stderr: out.stderr_str().trim().to_string(),
@@ -127,17 +127,17 @@ impl<R: Runner> ShellNode<R> {
 
     fn copy(&self, local: &Utf8Path, remote: &str, mode: u32, base: Option<&Utf8Path>) -> Result<CopyStats, NodeError> {
         let probe = self.probe()?;
-        let (sha, size) =
-            copy::hash_file(local).map_err(|e| NodeError::other(self.runner.describe(), format!("read {local}"), e))?;
+        let (sha, size) = copy::hash_file(local)
+            .map_err(|e| NodeError::other(self.transport.describe(), format!("read {local}"), e))?;
         let tmp = format!("{remote}.kdbg-upload");
-        if let Some(upload) = self.runner.upload(local, &tmp) {
+        if let Some(upload) = self.transport.upload(local, &tmp) {
             return self.copy_by_upload(upload, (&tmp, remote), &sha, size, mode);
         }
-        let method = probe.method(self.runner.compress(), base.is_some());
+        let method = probe.method(self.transport.compress(), base.is_some());
         let argv = copy::receive_argv(method, remote, &sha, mode);
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        self.runner.connect()?;
-        let cmd = self.runner.command(&argv, Privilege::Root);
+        self.transport.connect()?;
+        let cmd = self.transport.command(&argv, Privilege::Root);
         self.count(&argv, 0);
         let mut child = cmd.spawn_piped().map_err(|e| self.host_error("start the copy", e))?;
         let mut stdin = child.stdin.take().expect("piped");
@@ -156,7 +156,7 @@ impl<R: Runner> ShellNode<R> {
         if !out.success() {
             return Err(self.failed(&format!("copy to {remote}"), &out));
         }
-        sent.map_err(|e| NodeError::other(self.runner.describe(), format!("send {local}"), e))?;
+        sent.map_err(|e| NodeError::other(self.transport.describe(), format!("send {local}"), e))?;
         Ok(CopyStats { file_bytes: size, wire_bytes, method })
     }
 
@@ -181,9 +181,9 @@ impl<R: Runner> ShellNode<R> {
     }
 }
 
-impl<R: Runner> Node for ShellNode<R> {
+impl<T: Transport> Node for ShellNode<T> {
     fn describe(&self) -> String {
-        self.runner.describe()
+        self.transport.describe()
     }
 
     fn exec(&self, argv: &[&str], privilege: Privilege, stdin: &[u8]) -> Result<NodeOutput, NodeError> {
@@ -191,8 +191,8 @@ impl<R: Runner> Node for ShellNode<R> {
     }
 
     fn spawn(&self, argv: &[&str], privilege: Privilege) -> Result<std::process::Child, NodeError> {
-        self.runner.connect()?;
-        let cmd = self.runner.command(argv, privilege);
+        self.transport.connect()?;
+        let cmd = self.transport.command(argv, privilege);
         self.count(argv, 0);
         cmd.spawn_piped().map_err(|e| self.host_error(&format!("start {}", argv[0]), e))
     }
@@ -250,8 +250,8 @@ impl<R: Runner> Node for ShellNode<R> {
     }
 
     fn forward(&self, local_port: u16, to: &Endpoint) -> Result<Box<dyn Tunnel>, NodeError> {
-        self.runner.connect()?;
-        self.runner.forward(local_port, to)
+        self.transport.connect()?;
+        self.transport.forward(local_port, to)
     }
 
     fn bytes_sent(&self) -> u64 {

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::errors::{ssh_failure, Fixes};
-use super::shell::{Runner, ShellNode};
+use super::shell::{ShellNode, Transport};
 use super::tunnel::{free_port, ProcessTunnel};
 use super::{sh_join, Endpoint, NodeError, NodeOutput, Privilege, Tunnel, CONNECT_TIMEOUT};
 use crate::host::Cmd;
@@ -82,7 +82,7 @@ impl SshConfig {
 }
 
 /// Runs node commands as mux clients of one master connection.
-pub struct SshRunner {
+pub struct SshTransport {
     config: SshConfig,
     /// How messages name the node (a minikube profile's transport says so).
     name: String,
@@ -91,17 +91,17 @@ pub struct SshRunner {
     master: Mutex<()>,
 }
 
-pub(crate) type SshNode = ShellNode<SshRunner>;
+pub(crate) type SshNode = ShellNode<SshTransport>;
 
 /// An ssh node; nothing connects until the first command.
 pub fn node(config: SshConfig) -> Result<SshNode, NodeError> {
     let name = config.destination();
     let fixes = config.fixes();
-    Ok(ShellNode::new(SshRunner::new(config, name, fixes)?))
+    Ok(ShellNode::new(SshTransport::new(config, name, fixes)?))
 }
 
-impl SshRunner {
-    pub(crate) fn new(config: SshConfig, name: String, fixes: Fixes) -> Result<SshRunner, NodeError> {
+impl SshTransport {
+    pub(crate) fn new(config: SshConfig, name: String, fixes: Fixes) -> Result<SshTransport, NodeError> {
         sweep_stale_dirs();
         static N: AtomicU32 = AtomicU32::new(0);
         let tmp = Utf8PathBuf::from_path_buf(std::env::temp_dir()).unwrap_or_else(|_| "/tmp".into());
@@ -111,7 +111,7 @@ impl SshRunner {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| NodeError::other(name.clone(), format!("create the ssh control directory {dir}"), e))?;
-        Ok(SshRunner { config, name, fixes, dir, master: Mutex::new(()) })
+        Ok(SshTransport { config, name, fixes, dir, master: Mutex::new(()) })
     }
 
     fn socket(&self) -> Utf8PathBuf {
@@ -136,7 +136,7 @@ impl SshRunner {
     }
 }
 
-impl Runner for SshRunner {
+impl Transport for SshTransport {
     fn describe(&self) -> String {
         self.name.clone()
     }
@@ -205,7 +205,7 @@ impl Runner for SshRunner {
     }
 }
 
-impl SshRunner {
+impl SshTransport {
     /// `ssh -N -L 127.0.0.1:PORT:TARGET`: TARGET is the node's `127.0.0.1:P`, or a unix socket's
     /// path (OpenSSH's streamlocal forward: sshd connects to it as the login user).
     pub(crate) fn forward_command(&self, port: u16, to: &Endpoint) -> Cmd {
@@ -217,7 +217,7 @@ impl SshRunner {
     }
 }
 
-impl Drop for SshRunner {
+impl Drop for SshTransport {
     fn drop(&mut self) {
         close_master(&self.dir);
     }
@@ -267,26 +267,26 @@ mod tests {
             identity: Some("/k/id_rsa".into()),
             options: vec!["UserKnownHostsFile=/dev/null".into()],
         };
-        let runner = SshRunner::new(config.clone(), config.destination(), config.fixes()).unwrap();
-        let dir = runner.dir.clone();
-        let line = runner.command(&["cat", "/etc/kubernetes/manifests/a b.yaml"], Privilege::Root).display();
+        let transport = SshTransport::new(config.clone(), config.destination(), config.fixes()).unwrap();
+        let dir = transport.dir.clone();
+        let line = transport.command(&["cat", "/etc/kubernetes/manifests/a b.yaml"], Privilege::Root).display();
         let expected = format!(
             "ssh -o UserKnownHostsFile=/dev/null -i /k/id_rsa -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3 -o LogLevel=ERROR -p 2222 -o ControlPath={dir}/m -o ControlMaster=no -T docker@192.168.49.2 'sudo -n -- cat '\\''/etc/kubernetes/manifests/a b.yaml'\\'''"
         );
         assert_eq!(line, expected);
-        assert!(runner
+        assert!(transport
             .master_command()
             .display()
             .ends_with("-o ControlMaster=yes -o ControlPersist=60 -N -f docker@192.168.49.2"));
         let root =
-            SshRunner::new(SshConfig { user: Some("root".into()), ..config.clone() }, "r".into(), Fixes::default())
+            SshTransport::new(SshConfig { user: Some("root".into()), ..config.clone() }, "r".into(), Fixes::default())
                 .unwrap();
         assert!(root.command(&["id"], Privilege::Root).display().ends_with("root@192.168.49.2 id"));
         let sock = Endpoint::Socket("/var/lib/kdbg/run/kube-apiserver/dlv.sock".into());
-        expect_test::expect!["ssh -o UserKnownHostsFile=/dev/null -i /k/id_rsa -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3 -o LogLevel=ERROR -p 2222 -o ControlMaster=no -o ControlPath=none -o ExitOnForwardFailure=yes -N -L 127.0.0.1:2345:/var/lib/kdbg/run/kube-apiserver/dlv.sock docker@192.168.49.2"].assert_eq(&runner.forward_command(2345, &sock).display());
-        let tcp = runner.forward_command(2345, &Endpoint::Loopback(2346)).display();
+        expect_test::expect!["ssh -o UserKnownHostsFile=/dev/null -i /k/id_rsa -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=5 -o ServerAliveCountMax=3 -o LogLevel=ERROR -p 2222 -o ControlMaster=no -o ControlPath=none -o ExitOnForwardFailure=yes -N -L 127.0.0.1:2345:/var/lib/kdbg/run/kube-apiserver/dlv.sock docker@192.168.49.2"].assert_eq(&transport.forward_command(2345, &sock).display());
+        let tcp = transport.forward_command(2345, &Endpoint::Loopback(2346)).display();
         assert!(tcp.contains(" -L 127.0.0.1:2345:127.0.0.1:2346 "), "{tcp}");
-        drop(runner);
+        drop(transport);
         assert!(!dir.exists(), "the control directory is removed");
     }
 }

@@ -91,12 +91,11 @@ pub enum DebugError {
 }
 
 impl DebugError {
-    /// The node-level failure behind this error, for the CLI's exit code.
-    pub fn node_error(&self) -> Option<&crate::node::NodeError> {
+    /// The class of the session's or the deploy's failure behind this error.
+    pub fn exit_class(&self) -> crate::exit::ExitClass {
         match self {
-            DebugError::Session(e) => e.node_error(),
-            DebugError::Deploy(DeployError::Node(e)) => Some(e),
-            DebugError::Deploy(_) => None,
+            DebugError::Session(e) => e.exit_class(),
+            DebugError::Deploy(e) => e.exit_class(),
         }
     }
 }

@@ -45,12 +45,12 @@ pub enum SessionError {
 }
 
 impl SessionError {
-    /// The node-level failure behind this error (unreachable, refused login, sudo denied, ...),
-    /// for the CLI's exit code.
-    pub fn node_error(&self) -> Option<&NodeError> {
+    /// The class of the node-level failure behind this error (unreachable, refused login, sudo
+    /// denied, ...); the rest are plain failures.
+    pub fn exit_class(&self) -> crate::exit::ExitClass {
         match self {
-            SessionError::Node(e) => Some(e),
-            _ => None,
+            SessionError::Node(e) => e.exit_class(),
+            _ => crate::exit::ExitClass::Failure,
         }
     }
 }

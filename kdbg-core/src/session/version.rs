@@ -81,6 +81,16 @@ pub enum MatchError {
     Differ { first: String, other: String },
 }
 
+impl MatchError {
+    /// The class of the session's failure behind this error; the rest are plain failures.
+    pub fn exit_class(&self) -> crate::exit::ExitClass {
+        match self {
+            MatchError::Session(e) => e.exit_class(),
+            _ => crate::exit::ExitClass::Failure,
+        }
+    }
+}
+
 /// The version `components` run on `nodes`, which must be one.
 pub fn matching(nodes: &[&dyn Node], components: &[&'static Component]) -> Result<Matched, MatchError> {
     let mut first: Option<(KubeVersion, String)> = None;

@@ -1,26 +1,17 @@
-//! The tracepoint loop: find the session's Delve, resolve the tour, set breakpoints, run the
-//! trigger, record every stop and continue at once, then leave Delve as it was.
+//! A trace run: find the session's Delve, resolve the tour and set its breakpoints, record the
+//! stops ([`super::record`]), then leave Delve as it was.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use super::tour::{self, Tour};
-use super::{
-    Capture, PathMap, Resolved, TimedHit, Timeline, TraceError, TriggerOutcome, Unresolved, BREAKPOINT_PREFIX,
-};
+use super::{PathMap, Resolved, TimedHit, Timeline, TraceError, Unresolved, BREAKPOINT_PREFIX};
 use crate::component::Component;
-use crate::dlv::{DlvClient, DlvRpcError, Stop, TraceBreakpoint};
-use crate::host::Cmd;
-use crate::node::{Node, Privilege, Tunnel};
+use crate::dlv::{DlvClient, DlvRpcError, TraceBreakpoint};
+use crate::node::{Node, Tunnel};
 use crate::report::Reporter;
 use crate::session::{journal, tunnels};
-
-/// How long one wait for a stop lasts before kdbg looks at the trigger and the clock again.
-const SLICE: Duration = Duration::from_millis(200);
-/// How long kdbg keeps collecting after `collect` for a trigger that has not ended.
-const TRIGGER_GRACE: Duration = Duration::from_secs(120);
 
 pub struct TraceConfig<'a> {
     pub component: &'static Component,
@@ -118,14 +109,7 @@ pub fn trace(
     let c = config.component;
     let mut s = connect(node, c, config.state_dir)?;
     let dlv = &mut s.dlv;
-    let was_running = dlv.state_nonblocking()?.running;
-    if was_running {
-        dlv.halt()?;
-    }
-    let stale = clear_ours(dlv)?;
-    if !stale.is_empty() {
-        reporter.info(format!("cleared {} breakpoint(s) an earlier `kdbg trace --stop` left", stale.len()));
-    }
+    let was_running = take_over(dlv, reporter)?;
     let mut timeline = Timeline {
         component: c.name.into(),
         node: node.describe(),
@@ -136,7 +120,40 @@ pub fn trace(
         hits: Vec::new(),
         left_set: Vec::new(),
     };
-    let by_id = match resolve(dlv, &config.tour, &mut timeline, reporter) {
+    let by_id = set_breakpoints(dlv, config, &mut timeline, reporter, was_running)?;
+    let recorded = super::record::record(node, dlv, config, &by_id, &mut timeline, reporter, on_hit);
+    if config.stop && recorded.as_ref().is_ok_and(|halted| *halted) {
+        timeline.left_set = by_id.keys().copied().collect();
+        return Ok(timeline);
+    }
+    let cleanup = put_back(dlv, was_running);
+    recorded?;
+    cleanup?;
+    Ok(timeline)
+}
+
+/// Halts the program (returns whether it ran) and clears what an earlier `--stop` left.
+fn take_over(dlv: &mut DlvClient, reporter: &dyn Reporter) -> Result<bool, TraceError> {
+    let was_running = dlv.state_nonblocking()?.running;
+    if was_running {
+        dlv.halt()?;
+    }
+    let stale = clear_ours(dlv)?;
+    if !stale.is_empty() {
+        reporter.info(format!("cleared {} breakpoint(s) an earlier `kdbg trace --stop` left", stale.len()));
+    }
+    Ok(was_running)
+}
+
+/// [`resolve`]s the tour; when that fails or nothing resolves, Delve is put back as it was first.
+fn set_breakpoints(
+    dlv: &mut DlvClient,
+    config: &TraceConfig,
+    timeline: &mut Timeline,
+    reporter: &dyn Reporter,
+    was_running: bool,
+) -> Result<BTreeMap<i64, (usize, String)>, TraceError> {
+    let by_id = match resolve(dlv, &config.tour, timeline, reporter) {
         Ok(ids) => ids,
         Err(e) => {
             let _ = clear_ours(dlv);
@@ -150,25 +167,22 @@ pub fn trace(
         if was_running {
             dlv.resume()?;
         }
-        return Err(TraceError::NothingResolved { component: c.name.into(), tour: config.tour.name.clone() });
+        return Err(TraceError::NothingResolved {
+            component: config.component.name.into(),
+            tour: config.tour.name.clone(),
+        });
     }
-    let recorded = record(node, dlv, config, &by_id, &mut timeline, reporter, on_hit);
-    if config.stop && recorded.as_ref().is_ok_and(|halted| *halted) {
-        timeline.left_set = by_id.keys().copied().collect();
-        return Ok(timeline);
+    Ok(by_id)
+}
+
+/// Puts Delve back as it was: no kdbg breakpoint, the program running (if it ran before).
+fn put_back(dlv: &mut DlvClient, was_running: bool) -> Result<(), DlvRpcError> {
+    settle(dlv)?;
+    clear_ours(dlv)?;
+    if was_running {
+        dlv.resume()?;
     }
-    // Put Delve back as it was: no kdbg breakpoint, the program running (it ran before).
-    let cleanup = (|| -> Result<(), DlvRpcError> {
-        settle(dlv)?;
-        clear_ours(dlv)?;
-        if was_running {
-            dlv.resume()?;
-        }
-        Ok(())
-    })();
-    recorded?;
-    cleanup?;
-    Ok(timeline)
+    Ok(())
 }
 
 /// Resolves each waypoint and sets its breakpoints; returns breakpoint id → (waypoint, function).
@@ -229,127 +243,6 @@ fn resolve(
 /// Delve breakpoint names take letters and digits only.
 fn sanitize(name: &str) -> String {
     name.chars().filter(char::is_ascii_alphanumeric).collect()
-}
-
-/// The loop; returns whether the program was left halted at a hit (`--stop`).
-fn record(
-    node: &dyn Node,
-    dlv: &mut DlvClient,
-    config: &TraceConfig,
-    by_id: &BTreeMap<i64, (usize, String)>,
-    timeline: &mut Timeline,
-    reporter: &dyn Reporter,
-    on_hit: &mut dyn FnMut(&TimedHit),
-) -> Result<bool, TraceError> {
-    dlv.continue_async()?;
-    let started = Instant::now();
-    let trigger = match &config.trigger {
-        Some(command) => Some((command.clone(), spawn_trigger(node, command, config.trigger_on_node)?)),
-        None => {
-            reporter.info(format!(
-                "recording for {} s: do what the tour is about now ({})",
-                config.collect.as_secs(),
-                config.tour.story
-            ));
-            None
-        }
-    };
-    let mut outcome: Option<TriggerOutcome> = None;
-    let deadline = started + config.collect;
-    loop {
-        if let (Some((command, rx)), None) = (&trigger, &outcome) {
-            if let Ok(done) = rx.try_recv() {
-                outcome = Some(done.map_err(|detail| TraceError::Trigger { command: command.clone(), detail })?);
-            }
-        }
-        if config.interrupt.is_some_and(|i| i.load(Ordering::Relaxed)) {
-            reporter.warn("interrupted: removing kdbg's breakpoints (Ctrl-C again ends kdbg at once)".into());
-            break;
-        }
-        let now = Instant::now();
-        let trigger_done = trigger.is_none() || outcome.is_some();
-        if now >= deadline && (trigger_done || now >= deadline + TRIGGER_GRACE) {
-            break;
-        }
-        let stop: Stop = match dlv.wait_hits(SLICE) {
-            Ok(stop) => stop,
-            Err(DlvRpcError::Timeout { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        if stop.exited {
-            let status = dlv.state_nonblocking().map(|s| s.exit_status).unwrap_or(-1);
-            return Err(TraceError::Exited { component: config.component.name.into(), status });
-        }
-        let mut ours = false;
-        for hit in stop.hits {
-            let Some((w, function)) = by_id.get(&hit.breakpoint) else { continue };
-            ours = true;
-            let t = TimedHit {
-                seq: timeline.hits.len() + 1,
-                waypoint: *w,
-                waypoint_name: config.tour.waypoints[*w].name.clone(),
-                function: hit.function.unwrap_or_else(|| function.clone()),
-                goroutine: hit.goroutine,
-                ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-                file: config.paths.to_tree(&hit.file),
-                recorded_file: hit.file,
-                line: hit.line,
-                // Named as the tour asked (Delve renames a field reached through an interface).
-                captures: hit
-                    .captures
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, (name, value))| Capture {
-                        expr: config.tour.waypoints[*w].capture.get(i).cloned().unwrap_or(name),
-                        value,
-                    })
-                    .collect(),
-            };
-            on_hit(&t);
-            timeline.hits.push(t);
-        }
-        if config.stop && ours {
-            if let Some((command, _)) = &trigger {
-                let done = outcome.take();
-                timeline.trigger = Some(done.unwrap_or(TriggerOutcome {
-                    command: command.clone(),
-                    exit_code: None,
-                    output: String::new(),
-                }));
-            }
-            return Ok(true);
-        }
-        dlv.continue_async()?;
-    }
-    timeline.trigger = outcome;
-    Ok(false)
-}
-
-type TriggerResult = Result<TriggerOutcome, String>;
-
-/// Starts `sh -c command` (here, or as root on the node); its outcome arrives on the channel.
-fn spawn_trigger(node: &dyn Node, command: &str, on_node: bool) -> Result<mpsc::Receiver<TriggerResult>, TraceError> {
-    let failed = |detail: String| TraceError::Trigger { command: command.to_string(), detail };
-    let argv = ["sh", "-c", command];
-    let child = if on_node {
-        node.spawn(&argv, Privilege::Root).map_err(|e| failed(e.to_string()))?
-    } else {
-        Cmd::new("sh").args(argv[1..].iter().copied()).spawn_piped().map_err(|e| failed(e.to_string()))?
-    };
-    let (tx, rx) = mpsc::channel();
-    let owned = command.to_string();
-    std::thread::Builder::new()
-        .name("kdbg-trigger".into())
-        .spawn(move || {
-            let out = child.wait_with_output().map(|o| {
-                let mut output = String::from_utf8_lossy(&o.stdout).into_owned();
-                output.push_str(&String::from_utf8_lossy(&o.stderr));
-                TriggerOutcome { command: owned, exit_code: o.status.code(), output }
-            });
-            let _ = tx.send(out.map_err(|e| e.to_string()));
-        })
-        .map_err(|e| failed(e.to_string()))?;
-    Ok(rx)
 }
 
 /// For each of `tours`, how many waypoints resolve in the binary of `component`'s session.
