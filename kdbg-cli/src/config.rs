@@ -61,11 +61,21 @@ pub struct SrcArgs {
     /// Where `--at` puts its worktrees [default: the clone's _output/kdbg/worktrees].
     #[arg(long, env = "KDBG_WORKTREES", value_name = "DIR")]
     pub worktrees: Option<Utf8PathBuf>,
+    /// The platform to build for when no node decides (build, cache-key, plan), e.g. linux/arm64
+    /// [default: the Go toolchain's own; linux/<arch> on a macOS workstation]. On a node, its
+    /// platform decides.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<kdbg_core::platform::Platform>,
 }
 
 impl SrcArgs {
     pub fn build_config(&self, profile: kdbg_core::flags::Profile) -> kdbg_core::build::BuildConfig {
-        kdbg_core::build::BuildConfig { profile, go: self.go.clone(), via_make: self.via_make }
+        kdbg_core::build::BuildConfig {
+            profile,
+            go: self.go.clone(),
+            via_make: self.via_make,
+            platform: self.platform.clone(),
+        }
     }
 }
 
@@ -86,13 +96,24 @@ pub struct TargetArgs {
     /// An option for ssh, passed as `-o OPT` before kdbg's own (repeatable).
     #[arg(long = "ssh-option", value_name = "OPT")]
     pub ssh_options: Vec<String>,
-    /// The dlv to install on the node [default: the closest release that can read the binaries
-    /// of dlv on PATH, $GOPATH/bin/dlv, ~/go/bin/dlv].
-    #[arg(long, env = "KDBG_DLV", value_name = "PATH")]
-    pub dlv: Option<Utf8PathBuf>,
+    /// The dlv to install on the node, for every node (PATH) or for nodes of one platform
+    /// (linux/arm64=PATH; repeatable) [default: the closest release that can read the binaries,
+    /// of $KDBG_DLV_<OS>_<ARCH>, ~/go/bin/<os>_<arch>/dlv, and for this machine's platform dlv
+    /// on PATH, $GOPATH/bin/dlv, ~/go/bin/dlv].
+    #[arg(long, env = "KDBG_DLV", value_name = "[OS/ARCH=]PATH")]
+    pub dlv: Vec<String>,
 }
 
 impl TargetArgs {
+    /// The Delves `--dlv` named.
+    pub fn dlv_paths(&self) -> anyhow::Result<kdbg_core::deploy::DlvPaths> {
+        let mut paths = kdbg_core::deploy::DlvPaths::default();
+        for d in &self.dlv {
+            paths.add(d).map_err(|e| anyhow::anyhow!("--dlv {d}: {e}"))?;
+        }
+        Ok(paths)
+    }
+
     pub fn connect_options(&self) -> ConnectOptions {
         ConnectOptions { identity: self.identity.clone(), ssh_options: self.ssh_options.clone() }
     }

@@ -57,7 +57,7 @@ pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
     let nodes = args.target.nodes()?;
     let term = Terminal::new(verbose);
     let Resolved { tree, comps, build } = args.sel.resolve_on(&nodes, &args.matching, &term)?;
-    let config = DeployConfig { build, dlv: args.target.dlv.clone() };
+    let config = DeployConfig { build, dlv: args.target.dlv_paths()? };
     let locks = args.lock.acquire_all(&nodes, "deploy", &comps, &term)?;
     let (refs, names) = node_refs(&nodes, &locks);
     let outcomes = deploy::deploy_nodes(&tree, &comps, &refs, &config, &term)
@@ -114,7 +114,7 @@ fn mb(bytes: u64) -> String {
 pub fn doctor(args: DoctorArgs, _verbose: bool) -> anyhow::Result<()> {
     let t = &args.target;
     let config = DoctorConfig {
-        dlv: t.dlv.clone(),
+        dlv: t.dlv_paths()?.any,
         needs_ssh: matches!(t.target(), Target::Ssh { .. } | Target::Minikube { .. }),
         // Outside a tree the Go on PATH is checked; inside one, the Go its .go-version asks for.
         tree_root: find_tree(&args.src).ok().map(|t| t.root),

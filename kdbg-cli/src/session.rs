@@ -115,7 +115,7 @@ pub struct RestoreArgs {
 /// task names its own), so the VSCode tasks it writes run exactly this session again.
 fn task_args(a: &DebugArgs) -> vscode::TaskArgs {
     let mut target = target_args(&a.target);
-    if let Some(dlv) = &a.target.dlv {
+    for dlv in &a.target.dlv {
         target.extend(["--dlv".into(), dlv.to_string()]);
     }
     let mut build = Vec::new();
@@ -145,7 +145,7 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
     let term = Terminal::new(verbose);
     let Resolved { tree, comps, build } = args.sel.resolve_on(&nodes, &args.matching, &term)?;
     let config = DebugConfig {
-        deploy: DeployConfig { build, dlv: args.target.dlv.clone() },
+        deploy: DeployConfig { build, dlv: args.target.dlv_paths()? },
         port: args.port,
         leader_elect_false: args.leader_elect == Some(false),
         wait_for_debugger: args.wait_for_debugger,

@@ -49,7 +49,15 @@ pub enum Action {
 }
 
 pub fn run(args: WorktreesArgs, _verbose: bool) -> anyhow::Result<()> {
-    let src = SrcArgs { src: args.src, kube_version: None, go: None, via_make: false, at: None, worktrees: None };
+    let src = SrcArgs {
+        src: args.src,
+        kube_version: None,
+        go: None,
+        via_make: false,
+        at: None,
+        worktrees: None,
+        platform: None,
+    };
     let root = tree_root(&src)?;
     let clone = worktree::clone_of(&root)?;
     let state = state_dir();

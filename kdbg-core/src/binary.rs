@@ -41,22 +41,37 @@ pub fn needs_of(binary: &Utf8Path) -> Result<Needs, DlvPickError> {
 
 /// `.go.buildinfo` of Go ≥ 1.18: a 32-byte header, then the version as a varint-prefixed string.
 pub(crate) fn go_version_in(file: &object::File<'_>) -> Option<String> {
+    buildinfo_strings(file)?.into_iter().next()
+}
+
+/// The module information after the version (`path …`, `mod …`, `dep …`, `build …` lines).
+pub(crate) fn mod_info(file: &object::File<'_>) -> Option<String> {
+    buildinfo_strings(file)?.into_iter().nth(1)
+}
+
+/// The varint-prefixed strings of `.go.buildinfo` (Go ≥ 1.18 inline format): version, modinfo.
+fn buildinfo_strings(file: &object::File<'_>) -> Option<Vec<String>> {
     let data = file.section_by_name(".go.buildinfo")?.data().ok()?;
     if !data.starts_with(b"\xff Go buildinf:") || data.get(15)? & 2 == 0 {
         return None;
     }
-    let (mut len, mut shift, mut at) = (0usize, 0, 32);
-    loop {
-        let b = *data.get(at)?;
-        len |= usize::from(b & 0x7f) << shift;
-        at += 1;
-        if b & 0x80 == 0 {
-            break;
+    let mut at = 32;
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            let b = *data.get(at)?;
+            len |= usize::from(b & 0x7f) << shift;
+            at += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
         }
-        shift += 7;
+        out.push(String::from_utf8_lossy(data.get(at..at + len)?).into_owned());
+        at += len;
     }
-    let text = std::str::from_utf8(data.get(at..at + len)?).ok()?;
-    Some(text.to_string())
+    Some(out)
 }
 
 /// `go1.25.1` → 25 (for Go 1.x).

@@ -15,6 +15,7 @@ use crate::host::HostError;
 use crate::lock::TreeLock;
 use crate::plan::exec::Exec;
 use crate::plan::Plan;
+use crate::platform::Platform;
 use crate::report::Reporter;
 use crate::toolchain::{self, GoSearch, GoToolchain};
 use crate::tree::SourceTree;
@@ -32,6 +33,9 @@ pub struct BuildConfig {
     pub go: Option<Utf8PathBuf>,
     /// `--via-make`: never replay the captured `go` calls (see [`replay`]).
     pub via_make: bool,
+    /// `--platform`, or the node's: what to build for (default: [`Platform::default_for`] the Go
+    /// toolchain's own).
+    pub platform: Option<Platform>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +157,18 @@ pub struct Prepared {
     pub toolchain: GoToolchain,
     pub make_vars: BTreeMap<String, String>,
     pub via_make: bool,
+    /// What the binaries are built for.
+    pub platform: Platform,
+    /// Where this platform's build state lives: `_output/kdbg` for the toolchain's own platform,
+    /// `_output/kdbg/platforms/<os>-<arch>` for another (so switching platforms rebuilds nothing).
+    pub state_dir: Utf8PathBuf,
+}
+
+impl Prepared {
+    /// The platform is not the one the Go toolchain builds for by itself.
+    pub fn cross(&self) -> bool {
+        self.platform != self.toolchain.native()
+    }
 }
 
 /// Decides the build profile and the Go (see [`crate::toolchain`]); fails before any `make` when
@@ -161,11 +177,20 @@ pub fn prepare(tree: &SourceTree, config: &BuildConfig) -> Result<Prepared, Cach
     if config.profile == Profile::Optimized && !tree.goldflags_replace_strip {
         return Err(CacheError::OptimizedStripped { root: tree.root.clone() });
     }
-    let toolchain = toolchain::select(&tree.root, &GoSearch::from_env(config.go.clone()))?;
+    let mut toolchain = toolchain::select(&tree.root, &GoSearch::from_env(config.go.clone()))?;
+    let native = toolchain.native();
+    let platform = config.platform.clone().unwrap_or_else(|| Platform::default_for(&native.os, &native.arch));
+    toolchain.target(&platform);
+    let state_dir = match platform == native {
+        true => tree.state_dir(),
+        false => tree.state_dir().join("platforms").join(platform.dashed()),
+    };
     Ok(Prepared {
         toolchain,
         make_vars: flags::make_vars(tree.debug_policy, config.profile),
         via_make: config.via_make,
+        platform,
+        state_dir,
     })
 }
 
@@ -177,7 +202,13 @@ pub fn binary_path(tree: &SourceTree, config: &BuildConfig, name: &str) -> Resul
 }
 
 pub fn keys(tree: &SourceTree, components: &[&'static Component], p: &Prepared) -> Result<Keys, CacheError> {
-    cache::compute(KeyRequest { tree, components, make_vars: &p.make_vars, toolchain: &p.toolchain })
+    cache::compute(KeyRequest {
+        tree,
+        components,
+        make_vars: &p.make_vars,
+        toolchain: &p.toolchain,
+        state_dir: &p.state_dir,
+    })
 }
 
 /// Builds what is stale; a second call with nothing changed runs no `make` at all. The plan's

@@ -107,6 +107,8 @@ pub(crate) struct KeyRequest<'a> {
     pub components: &'a [&'static Component],
     pub make_vars: &'a BTreeMap<String, String>,
     pub toolchain: &'a GoToolchain,
+    /// The platform's state directory (see [`crate::build::Prepared::state_dir`]).
+    pub state_dir: &'a camino::Utf8Path,
 }
 
 /// One component's key and what it means against the last build.
@@ -146,7 +148,7 @@ impl Keys {
 /// Computes the keys of the requested components, reusing the stat index where it can.
 pub(crate) fn compute(req: KeyRequest<'_>) -> Result<Keys, CacheError> {
     let root = &req.tree.root;
-    let (mut state, warning) = CacheState::load(&req.tree.state_dir());
+    let (mut state, warning) = CacheState::load(req.state_dir);
     let build_files = build_files(root);
     let ignored = Ignored::new(root);
     let (trusted, mut files_hashed) = trusted_closures(&req, &mut state, &build_files, &ignored)?;

@@ -28,6 +28,7 @@ use crate::node::{Node, NodeError, Privilege};
 use crate::plan::exec::{Exec, Failed};
 use crate::plan::fleet::Fleet;
 use crate::plan::Plan;
+use crate::platform::Platform;
 use crate::report::Reporter;
 use crate::session::node_lock::Locked;
 use crate::tree::SourceTree;
@@ -37,8 +38,34 @@ pub(crate) use steps::{Deploying, Destination};
 #[derive(Debug, Clone, Default)]
 pub struct DeployConfig {
     pub build: BuildConfig,
-    /// `--dlv PATH`; default: `dlv` on PATH.
-    pub dlv: Option<Utf8PathBuf>,
+    /// `--dlv [PLATFORM=]PATH`; default: searched per node platform (see [`dlv::candidates`]).
+    pub dlv: DlvPaths,
+}
+
+/// The Delves the user named: `--dlv PATH` (`KDBG_DLV`) for any node whose machine it fits,
+/// `--dlv linux/arm64=PATH` for one platform.
+#[derive(Debug, Clone, Default)]
+pub struct DlvPaths {
+    pub any: Option<Utf8PathBuf>,
+    pub per_platform: std::collections::BTreeMap<Platform, Utf8PathBuf>,
+}
+
+impl DlvPaths {
+    /// The Delve named for `platform`: its own, else the one for any platform.
+    pub fn for_platform(&self, platform: &Platform) -> Option<&Utf8Path> {
+        self.per_platform.get(platform).or(self.any.as_ref()).map(Utf8PathBuf::as_path)
+    }
+
+    /// Adds one `--dlv` value: `PATH` or `OS/ARCH=PATH`.
+    pub fn add(&mut self, value: &str) -> Result<(), String> {
+        match value.split_once('=') {
+            Some((platform, path)) if platform.contains('/') => {
+                self.per_platform.insert(platform.parse()?, Utf8PathBuf::from(path));
+            }
+            _ => self.any = Some(Utf8PathBuf::from(value)),
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +78,8 @@ pub enum DeployError {
     Cache(#[from] CacheError),
     #[error(transparent)]
     Dlv(#[from] DlvPickError),
-    #[error("{node} is {node_platform}, but this Go builds {host_platform}; cross-building for another platform is not yet supported\n  fix: run kdbg on a {node_platform} machine, or pick a {host_platform} node")]
-    CrossBuild { node: String, node_platform: String, host_platform: String },
+    #[error("{node} runs {os}, but kdbg debugs Linux nodes only\n  fix: pick a Linux node (kind, minikube, kubeadm)")]
+    NotLinux { node: String, os: String },
     #[error("dlv does not run on {node}: {detail}\n  fix: {}", dlv::STATIC)]
     DlvOnNode { node: String, detail: String },
 }
@@ -94,6 +121,9 @@ pub struct Deployed {
     pub wire_bytes: u64,
     pub method: Option<Method>,
     pub seconds: f64,
+    /// Delve's version as the node's copy says (`dlv version` on the node).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlv_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,7 +171,7 @@ pub fn deploy_nodes(
             .iter()
             .zip(&dests)
             .map(|((name, node), dest)| {
-                let dlv_flag = config.dlv.as_deref();
+                let dlv_flag = config.dlv.for_platform(&dest.prepared.platform);
                 (name.clone(), Deploying { tree, node: *node, dest, dlv_flag, building: &building, reporter })
             })
             .collect(),
@@ -171,6 +201,7 @@ impl Deployed {
             wire_bytes: 0,
             method: None,
             seconds: 0.0,
+            dlv_version: None,
         }
     }
 }
@@ -209,18 +240,18 @@ pub(crate) fn copy_one(
         ));
     }
     if is_delve {
-        check_dlv_runs(node, remote)?;
+        d.dlv_version = Some(check_dlv_runs(node, remote)?);
     } else if let Err(e) = bases.put(file, local, sha) {
         reporter.warn(format!("cannot keep {file} for delta copies: {e}"));
     }
     Ok(d)
 }
 
-/// A freshly copied dlv must start on the node (architecture, libc).
-fn check_dlv_runs(node: &dyn Node, path: &str) -> Result<(), DeployError> {
+/// A freshly copied dlv must start on the node (architecture, libc); its version, as it says.
+pub(crate) fn check_dlv_runs(node: &dyn Node, path: &str) -> Result<String, DeployError> {
     let out = node.exec(&[path, "version"], Privilege::Root, &[])?;
-    if out.success() && out.stdout_str().contains("Version:") {
-        return Ok(());
+    if let Some(version) = out.success().then(|| dlv::version_of(&out.stdout_str())).flatten() {
+        return Ok(version);
     }
     Err(DeployError::DlvOnNode {
         node: node.describe(),

@@ -21,6 +21,7 @@ pub(crate) mod layout;
 pub(crate) mod lock;
 pub mod node;
 pub mod plan;
+pub mod platform;
 pub mod report;
 pub mod session;
 pub(crate) mod statefile;

@@ -81,14 +81,35 @@ pub struct GoToolchain {
     pub gowork: String,
     /// PATH, GOROOT, GOTOOLCHAIN and (where the tree honours it) FORCE_HOST_GO.
     pub env: Vec<(String, String)>,
+    /// `GOOS`/`GOARCH` of the target when it is not the toolchain's own: for `go list` and `go
+    /// env`, never for make (kubernetes' build takes `KUBE_BUILD_PLATFORMS`).
+    pub target_env: Vec<(String, String)>,
     /// Not an exact match of `.go-version` (another patch release of the same minor).
     pub warning: Option<String>,
+    /// `(GOOS, GOARCH)` of the toolchain itself.
+    native: (String, String),
 }
 
 impl GoToolchain {
     /// `go` with the build's environment.
     pub(crate) fn cmd(&self) -> Cmd {
-        self.env.iter().fold(Cmd::new(self.go.as_str()), |c, (k, v)| c.env(k, v))
+        self.env.iter().chain(&self.target_env).fold(Cmd::new(self.go.as_str()), |c, (k, v)| c.env(k, v))
+    }
+
+    /// The platform this Go builds for by itself (its `go env GOOS GOARCH` without a target).
+    pub(crate) fn native(&self) -> crate::platform::Platform {
+        crate::platform::Platform::new(&self.native.0, &self.native.1)
+    }
+
+    /// Builds for `target` from now on: the identity (and so every key, the binary's path and
+    /// the CI key) names the target; `go list` runs with its `GOOS`/`GOARCH`.
+    pub(crate) fn target(&mut self, target: &crate::platform::Platform) {
+        self.target_env.clear();
+        if *target != self.native() {
+            self.target_env = vec![("GOOS".into(), target.os.clone()), ("GOARCH".into(), target.arch.clone())];
+        }
+        self.identity.goos = target.os.clone();
+        self.identity.goarch = target.arch.clone();
     }
 }
 
@@ -199,7 +220,9 @@ impl GoToolchain {
             identity,
             gowork: String::new(),
             env,
+            target_env: Vec::new(),
             warning: chosen.warning,
+            native: (String::new(), String::new()),
         }
     }
 
@@ -211,6 +234,7 @@ impl GoToolchain {
         let mut next = || lines.next().unwrap_or_default();
         self.identity = Toolchain { go_version: next(), goos: next(), goarch: next(), goflags: next() };
         self.gowork = next();
+        self.native = (self.identity.goos.clone(), self.identity.goarch.clone());
         Ok(())
     }
 }

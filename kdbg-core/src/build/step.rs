@@ -57,8 +57,8 @@ impl<'a> Building<'a> {
     pub(crate) fn finish(self) -> Result<(), BuildError> {
         let mut state = self.state.into_inner().unwrap();
         if state.index.dirty {
-            let dir = self.tree.state_dir();
-            state.save(&dir).map_err(not_writable(self.tree, &dir.join(STATE_FILE)))?;
+            let dir = &self.prepared.state_dir;
+            state.save(dir).map_err(not_writable(self.tree, &dir.join(STATE_FILE)))?;
         }
         Ok(())
     }
@@ -69,8 +69,7 @@ impl<'a> Building<'a> {
     }
 
     fn platform(&self) -> String {
-        let id = &self.prepared.toolchain.identity;
-        format!("{}/{}", id.goos, id.goarch)
+        self.prepared.platform.to_string()
     }
 
     /// A component's binary as its up-to-date record says.
@@ -97,11 +96,11 @@ impl<'a> Building<'a> {
     /// Builds `stale` (one make or one replay), records each output, and saves the state.
     fn build(&self, stale: &[&ComponentKey]) -> Result<Vec<Built>, BuildError> {
         let tree = self.tree;
-        let state_dir = tree.state_dir();
+        let state_dir = &self.prepared.state_dir;
         let mut state = self.state.lock().unwrap();
         let replayable = match self.prepared.via_make {
             true => None,
-            false => replay::plan(&tree.root, &state_dir, stale, &state),
+            false => replay::plan(&tree.root, state_dir, stale, &state),
         };
         let made = match replayable {
             Some(capture) => self.replay(stale, capture)?,
@@ -128,7 +127,7 @@ impl<'a> Building<'a> {
             entry.output = Some(record);
             entry.built_inputs = Some(k.inputs.clone());
         }
-        state.save(&state_dir).map_err(not_writable(tree, &state_dir.join(STATE_FILE)))?;
+        state.save(state_dir).map_err(not_writable(tree, &state_dir.join(STATE_FILE)))?;
         state.index.dirty = false;
         Ok(out)
     }
@@ -137,12 +136,12 @@ impl<'a> Building<'a> {
     /// captured `go` calls for the next replay and warns about files make rewrote.
     fn make(&self, stale: &[&ComponentKey], state: &mut CacheState) -> Result<Made, BuildError> {
         let (tree, prepared, reporter) = (self.tree, self.prepared, self.reporter);
-        let state_dir = tree.state_dir();
+        let state_dir = &prepared.state_dir;
         let what: Vec<&str> = stale.iter().map(|k| k.component.what).collect();
         let version_file = state_dir.join("version.env");
         std::fs::write(&version_file, flags::version_file(&tree.version)).map_err(not_writable(tree, &version_file))?;
-        let shim = capture::write_shim(&state_dir, &prepared.toolchain.go)
-            .map_err(not_writable(tree, &capture::shim_dir(&state_dir)))?;
+        let shim = capture::write_shim(state_dir, &prepared.toolchain.go)
+            .map_err(not_writable(tree, &capture::shim_dir(state_dir)))?;
         let cmd = Cmd::new("make")
             .arg("all")
             .arg(format!("WHAT={}", what.join(" ")))
@@ -150,6 +149,7 @@ impl<'a> Building<'a> {
             .envs(shim_first_on_path(&prepared.toolchain.env, &shim))
             .env("SOURCE_DATE_EPOCH", flags::SOURCE_DATE_EPOCH)
             .env("KUBE_GIT_VERSION_FILE", version_file.as_str())
+            .envs(prepared.cross().then(|| ("KUBE_BUILD_PLATFORMS".to_string(), prepared.platform.to_string())))
             .cwd(&tree.root);
         let go = &prepared.toolchain;
         reporter.info(format!(
@@ -171,7 +171,7 @@ impl<'a> Building<'a> {
             reporter.warn(w);
         }
         let keyed = stale.iter().map(|k| (k.component.name.to_string(), k.key.clone())).collect();
-        capture::save(&state_dir, keyed, &what).map_err(not_writable(tree, &state_dir.join(capture::CAPTURE_FILE)))?;
+        capture::save(state_dir, keyed, &what).map_err(not_writable(tree, &state_dir.join(capture::CAPTURE_FILE)))?;
         Ok(Made { via: Via::Made, seconds, command: Some(cmd.display()) })
     }
 
@@ -209,7 +209,7 @@ impl<'a> Building<'a> {
         let seconds = started.elapsed().as_secs_f64();
         capture.keys = stale.iter().map(|k| (k.component.name.to_string(), k.key.clone())).collect();
         let bytes = serde_json::to_vec_pretty(&capture).expect("capture serializes");
-        let path = tree.state_dir().join(capture::CAPTURE_FILE);
+        let path = self.prepared.state_dir.join(capture::CAPTURE_FILE);
         cache::state::write_atomic(&path, &bytes).map_err(not_writable(tree, &path))?;
         Ok(Made { via: Via::Replayed, seconds, command: None })
     }

@@ -16,6 +16,7 @@ use serde::Serialize;
 pub(crate) use crate::binary::{go_minor, go_version_in, DWARF5_GO_MINOR};
 pub use crate::binary::{needs_of, Needs};
 use crate::host::Cmd;
+use crate::platform::Platform;
 
 /// What to do when a dynamically linked dlv does not start on the node.
 pub(crate) const STATIC: &str = "a dlv that runs on any Linux node: `CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@latest`, then --dlv ~/go/bin/dlv";
@@ -42,6 +43,8 @@ pub enum DlvPickError {
     /// The message names the binary, its Go and DWARF, the Delves tried and the Delve to use.
     #[error("{message}")]
     TooOld { binary: Utf8PathBuf, message: String },
+    #[error("no Delve for {platform} nodes: {why}\n  searched: {searched}\n  fix: build one: `GOOS={} GOARCH={} CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@{version}` (it lands in ~/go/bin/{}/dlv), or pass --dlv {platform}=PATH", platform.os, platform.arch, platform.go_install_dir())]
+    NoneForPlatform { platform: Platform, why: String, searched: String, version: String },
     #[error("failed to read {path}: {detail}")]
     Binary { path: Utf8PathBuf, detail: String },
 }
@@ -130,45 +133,86 @@ pub(crate) fn find(explicit: Option<&Utf8Path>) -> Result<Utf8PathBuf, DlvPickEr
     }
 }
 
-/// Every dlv worth trying, `--dlv` alone when given; duplicates (symlinks) once.
-pub(crate) fn candidates(explicit: Option<&Utf8Path>) -> Result<Vec<Utf8PathBuf>, DlvPickError> {
+/// Every dlv worth trying for a node of `platform`, `--dlv` alone when given; duplicates
+/// (symlinks) once. Searched: `KDBG_DLV_<OS>_<ARCH>`; where `GOOS=<os> GOARCH=<arch> go install`
+/// puts a cross build (`$GOPATH/bin/<os>_<arch>/dlv`, `~/go/bin/<os>_<arch>/dlv`); and, when the
+/// platform is this machine's own, `dlv` on PATH, `$GOPATH/bin/dlv`, `~/go/bin/dlv`.
+pub(crate) fn candidates(explicit: Option<&Utf8Path>, platform: &Platform) -> Result<Vec<Utf8PathBuf>, DlvPickError> {
     if explicit.is_some() {
         return find(explicit).map(|p| vec![p]);
     }
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
-    let mut all: Vec<Utf8PathBuf> = find(None).into_iter().collect();
-    all.extend(var("GOPATH").map(|g| g.join("bin/dlv")));
-    all.extend(var("HOME").map(|h| h.join("go/bin/dlv")));
+    let searched = search_paths(platform);
     let mut seen = Vec::new();
-    all.retain(|p| {
-        p.is_file()
-            && p.canonicalize_utf8().is_ok_and(|real| {
-                !seen.contains(&real) && {
-                    seen.push(real);
-                    true
-                }
-            })
-    });
-    if all.is_empty() {
-        return Err(DlvPickError::Missing);
+    let all: Vec<Utf8PathBuf> = searched
+        .iter()
+        .filter(|p| {
+            p.is_file()
+                && p.canonicalize_utf8().is_ok_and(|real| {
+                    !seen.contains(&real) && {
+                        seen.push(real);
+                        true
+                    }
+                })
+        })
+        .cloned()
+        .collect();
+    match (all.is_empty(), *platform == host_platform()) {
+        (false, _) => Ok(all),
+        (true, true) => Err(DlvPickError::Missing),
+        (true, false) => Err(none_for(platform, &searched, "no Delve found")),
     }
-    Ok(all)
 }
 
-/// The dlv for `binary` (see the module doc), plus warnings worth showing.
+/// Where a Delve for `platform` is looked for, in order.
+fn search_paths(platform: &Platform) -> Vec<Utf8PathBuf> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
+    let (gopath, home) = (var("GOPATH"), var("HOME"));
+    let mut all: Vec<Utf8PathBuf> = var(&platform.dlv_env()).into_iter().collect();
+    let cross = format!("bin/{}/dlv", platform.go_install_dir());
+    all.extend(gopath.as_ref().map(|g| g.join(&cross)));
+    all.extend(home.as_ref().map(|h| h.join("go").join(&cross)));
+    if *platform == host_platform() {
+        all.extend(find(None).ok());
+        all.extend(gopath.map(|g| g.join("bin/dlv")));
+        all.extend(home.map(|h| h.join("go/bin/dlv")));
+    }
+    all
+}
+
+/// No usable Delve for a node of another platform than this machine's: the `go install` command
+/// that makes one, and where kdbg looked.
+fn none_for(platform: &Platform, searched: &[Utf8PathBuf], why: &str) -> DlvPickError {
+    let searched: Vec<String> = searched.iter().map(|p| p.to_string()).collect();
+    DlvPickError::NoneForPlatform {
+        platform: platform.clone(),
+        why: why.to_string(),
+        searched: searched.join(", "),
+        version: "latest".into(),
+    }
+}
+
+/// The platform this machine's own binaries are for (`linux/amd64`; `darwin/arm64` on a Mac).
+pub(crate) fn host_platform() -> Platform {
+    Platform::new(std::env::consts::OS.replace("macos", "darwin").as_str(), &go_arch(host_architecture()))
+}
+
+/// The dlv for `binary` (see the module doc), for a node of `platform`.
 pub(crate) fn choose(
     explicit: Option<&Utf8Path>,
     binary: &Utf8Path,
-    node_arch: &str,
+    platform: &Platform,
 ) -> Result<(Dlv, Needs), DlvPickError> {
     let needs = needs_of(binary)?;
     let mut usable = Vec::new();
     let mut tried = Vec::new();
-    for path in candidates(explicit)? {
-        let dlv = match inspect(&path, Some(node_arch)) {
+    for path in candidates(explicit, platform)? {
+        let dlv = match inspect(&path, Some(&platform.arch)) {
             Ok(d) => d,
             Err(e) if explicit.is_some() => return Err(e),
-            Err(_) => continue,
+            Err(e) => {
+                tried.push(format!("{path} ({e})"));
+                continue;
+            }
         };
         match needs.unmet_by(&dlv) {
             None => usable.push(dlv),
@@ -176,30 +220,40 @@ pub(crate) fn choose(
         }
     }
     usable.sort_by_key(|d| delve_minor(&d.version).unwrap_or(u32::MAX));
-    match usable.into_iter().next() {
-        Some(d) => Ok((d, needs)),
-        None => {
-            let minor = go_minor(&needs.go_version).unwrap_or(0);
-            let tried = if tried.is_empty() { "no dlv found".into() } else { tried.join(", ") };
-            let need_go = if needs.dwarf >= 5 { minor.max(DWARF5_GO_MINOR) } else { minor };
-            let message = format!(
-                "{binary} was built with {} (DWARF {}); {tried} cannot read it\n  fix: use {}, e.g. \
-                 `go install github.com/go-delve/delve/cmd/dlv@v1.{minor}` with a Go ≥ 1.{need_go}, and pass --dlv PATH",
-                needs.go_version,
-                needs.dwarf,
-                needs.requirement()
-            );
-            Err(DlvPickError::TooOld { binary: binary.to_owned(), message })
-        }
+    if let Some(d) = usable.into_iter().next() {
+        return Ok((d, needs));
     }
+    let minor = go_minor(&needs.go_version).unwrap_or(0);
+    if *platform != host_platform() {
+        let mut e = none_for(platform, &search_paths(platform), &tried.join(", "));
+        if let DlvPickError::NoneForPlatform { version, .. } = &mut e {
+            *version = format!("v1.{minor}");
+        }
+        return Err(e);
+    }
+    let tried = if tried.is_empty() { "no dlv found".into() } else { tried.join(", ") };
+    let need_go = if needs.dwarf >= 5 { minor.max(DWARF5_GO_MINOR) } else { minor };
+    let message = format!(
+        "{binary} was built with {} (DWARF {}); {tried} cannot read it\n  fix: use {}, e.g. \
+         `go install github.com/go-delve/delve/cmd/dlv@v1.{minor}` with a Go ≥ 1.{need_go}, and pass --dlv PATH",
+        needs.go_version,
+        needs.dwarf,
+        needs.requirement()
+    );
+    Err(DlvPickError::TooOld { binary: binary.to_owned(), message })
 }
 
-/// Runs `dlv version` and reads its ELF (architecture, linking, the Go it was built with).
+/// Reads a dlv's ELF (format, architecture, linking, the Go it was built with) and its version:
+/// `dlv version` when it runs on this machine, else the Delve module's version in its build
+/// info (`go install …@vX.Y.Z` records it), else [`UNKNOWN`] — then the node tells after the copy.
 pub(crate) fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, DlvPickError> {
     let broken = |detail: String| DlvPickError::Broken { path: path.to_path_buf(), detail };
     // The ELF first: a dlv for another machine cannot even run `version` here.
     let bytes = std::fs::read(path).map_err(|e| broken(crate::host::io_text(&e)))?;
     let file = object::File::parse(&*bytes).map_err(|e| broken(format!("not an executable: {e}")))?;
+    if file.format() != object::BinaryFormat::Elf {
+        return Err(broken(format!("a {:?} binary, not a Linux (ELF) one", file.format())));
+    }
     let arch = go_arch(file.architecture());
     let (want, platform_of) = match node_arch {
         Some(a) => (a.to_string(), "the node".to_string()),
@@ -217,13 +271,36 @@ pub(crate) fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, D
     }
     let dynamic = file.section_by_name(".interp").is_some_and(|s| s.size() > 0);
     let go_version = go_version_in(&file);
-    let out = Cmd::new(path.as_str()).arg("version").read().map_err(|e| broken(e.to_string()))?;
-    let version = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Version:"))
-        .map(|v| v.trim().to_string())
-        .ok_or_else(|| broken(format!("unexpected output: {}", out.trim())))?;
+    let version = match Platform::new("linux", &arch) == host_platform() {
+        true => {
+            let out = Cmd::new(path.as_str()).arg("version").read().map_err(|e| broken(e.to_string()))?;
+            version_of(&out).ok_or_else(|| broken(format!("unexpected output: {}", out.trim())))?
+        }
+        false => delve_module_version(&file).unwrap_or_else(|| UNKNOWN.to_string()),
+    };
     Ok(Dlv { path: path.to_path_buf(), version, go_version, arch, dynamic })
+}
+
+/// A Delve's version kdbg could not read here (a foreign binary without module info).
+pub(crate) const UNKNOWN: &str = "unknown";
+
+/// `Version: 1.20.2` in `dlv version`'s output.
+pub(crate) fn version_of(out: &str) -> Option<String> {
+    out.lines().find_map(|l| l.trim().strip_prefix("Version:")).map(|v| v.trim().to_string())
+}
+
+/// The `github.com/go-delve/delve` module's version in the build info (`v1.24.0` → `1.24.0`).
+fn delve_module_version(file: &object::File<'_>) -> Option<String> {
+    let info = crate::binary::mod_info(file)?;
+    info.lines().find_map(|l| {
+        let mut f = l.split('\t');
+        match (f.next(), f.next(), f.next()) {
+            (Some("mod"), Some("github.com/go-delve/delve"), Some(v)) if v.starts_with('v') => {
+                Some(v.trim_start_matches('v').to_string())
+            }
+            _ => None,
+        }
+    })
 }
 
 /// `1.27.1` → 27.

@@ -15,12 +15,13 @@ use std::collections::BTreeMap;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::{copy_one, dlv, DeployConfig, DeployError, DeployOutcome, Deployed, Dlv, DlvPickError, Needs};
-use crate::build::{self, BuildOutcome, Building, Built, Prepared};
+use crate::build::{self, BuildConfig, BuildOutcome, Building, Built, Prepared};
 use crate::component::Component;
 use crate::layout::BIN_DIR;
 use crate::node::Node;
 use crate::plan::exec::{Fresh, Inputs, Ran, Runner};
 use crate::plan::{Plan, Step, StepId, StepKind};
+use crate::platform::Platform;
 use crate::report::Reporter;
 use crate::tree::SourceTree;
 
@@ -100,23 +101,21 @@ impl<'a> Given<'a> {
 pub(crate) struct Destination {
     pub prepared: Prepared,
     pub platform: String,
-    pub arch: String,
 }
 
 impl Destination {
-    /// The node's platform is the toolchain's, and a Delve exists at all (worth knowing before a
-    /// long build).
+    /// The build for the node's platform (`KUBE_BUILD_PLATFORMS` when it is not the Go
+    /// toolchain's own), and a Delve for it exists at all (worth knowing before a long build).
     pub(crate) fn check(tree: &SourceTree, node: &dyn Node, config: &DeployConfig) -> Result<Destination, DeployError> {
         let (os, arch) = node.platform()?;
-        let prepared = build::prepare(tree, &config.build)?;
-        let toolchain = &prepared.toolchain.identity;
-        let platform = format!("{os}/{arch}");
-        let host_platform = format!("{}/{}", toolchain.goos, toolchain.goarch);
-        if platform != host_platform {
-            return Err(DeployError::CrossBuild { node: node.describe(), node_platform: platform, host_platform });
+        if os != "linux" {
+            return Err(DeployError::NotLinux { node: node.describe(), os });
         }
-        dlv::candidates(config.dlv.as_deref())?;
-        Ok(Destination { prepared, platform, arch })
+        let target = Platform::new(&os, &arch);
+        let build = BuildConfig { platform: Some(target.clone()), ..config.build.clone() };
+        let prepared = build::prepare(tree, &build)?;
+        dlv::candidates(config.dlv.for_platform(&target), &target)?;
+        Ok(Destination { prepared, platform: target.to_string() })
     }
 }
 
@@ -138,12 +137,13 @@ impl Deploying<'_> {
     /// The Delve that reads every built binary and runs on the node. Every binary is checked
     /// before anything is sent to the node.
     fn choose_dlv(&self, built: &[&Built]) -> Result<Chosen, DeployError> {
-        let (flag, arch) = (self.dlv_flag, &self.dest.arch);
+        let (flag, platform) = (self.dlv_flag, &self.dest.prepared.platform);
         let (dlv, needs) = match built.first() {
-            Some(first) => dlv::choose(flag, &first.binary, arch)?,
+            Some(first) => dlv::choose(flag, &first.binary, platform)?,
             None => {
                 let go = &self.dest.prepared.toolchain.identity.go_version;
-                (dlv::inspect(&dlv::find(flag)?, Some(arch))?, Needs::of_go(go))
+                let first = dlv::candidates(flag, platform)?.remove(0);
+                (dlv::inspect(&first, Some(&platform.arch))?, Needs::of_go(go))
             }
         };
         for b in built.iter().skip(1) {
@@ -152,14 +152,22 @@ impl Deploying<'_> {
                 None => dlv::needs_of(&b.binary)?,
             };
             if needs.unmet_by(&dlv).is_some() {
-                dlv::choose(Some(&dlv.path), &b.binary, arch)?;
+                dlv::choose(Some(&dlv.path), &b.binary, platform)?;
             }
         }
+        if dlv.version == dlv::UNKNOWN {
+            self.reporter.info(format!(
+                "{} carries no Delve version kdbg can read here; the node runs it once copied, and its version is \
+                 checked before anything else changes",
+                dlv.path
+            ));
+        }
         self.reporter.info(format!(
-            "Delve {} ({}, {}) for binaries built with {} (DWARF {})",
+            "Delve {} ({}, {}) for {} binaries built with {} (DWARF {})",
             dlv.version,
             dlv.go_version.as_deref().unwrap_or("unknown Go"),
             dlv.path,
+            platform,
             needs.go_version,
             needs.dwarf
         ));
@@ -167,6 +175,30 @@ impl Deploying<'_> {
             .map_err(|e| DlvPickError::Broken { path: dlv.path.clone(), detail: e.to_string() })?
             .0;
         Ok(Chosen { dlv, needs, sha256 })
+    }
+
+    /// A Delve whose version could not be read here is checked once the node ran it.
+    fn verify(&self, chosen: &Chosen, node_version: &str) -> Result<(), DeployError> {
+        if chosen.dlv.version != dlv::UNKNOWN {
+            return Ok(());
+        }
+        let on_node = Dlv { version: node_version.to_string(), ..chosen.dlv.clone() };
+        match chosen.needs.unmet_by(&on_node) {
+            None => Ok(()),
+            Some(why) => Err(DlvPickError::TooOld {
+                binary: chosen.dlv.path.clone(),
+                message: format!(
+                    "{} on {}: {why}\n  fix: use {}, e.g. `GOOS=linux GOARCH={} CGO_ENABLED=0 go install \
+                     github.com/go-delve/delve/cmd/dlv@latest`, and pass --dlv {}=PATH",
+                    chosen.dlv.path,
+                    self.node.describe(),
+                    chosen.needs.requirement(),
+                    self.dest.prepared.platform.arch,
+                    self.dest.prepared.platform
+                ),
+            }
+            .into()),
+        }
     }
 
     /// What the node holds of every file to send: one round trip.
@@ -214,7 +246,15 @@ impl Runner for Deploying<'_> {
                 }
                 let file_bytes = std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0);
                 let reason = format!("{} already has sha256:{}", self.node.describe(), &sha[..12.min(sha.len())]);
-                Ok(Some(Fresh { reason, output: Output::Sent(Deployed::kept(&name, &sha, file_bytes)) }))
+                let mut kept = Deployed::kept(&name, &sha, file_bytes);
+                if let Some(chosen) =
+                    Given::of(inputs).delve().filter(|c| step.id.is_delve() && c.dlv.version == dlv::UNKNOWN)
+                {
+                    let version = super::check_dlv_runs(self.node, &format!("{BIN_DIR}/dlv"))?;
+                    self.verify(chosen, &version)?;
+                    kept.dlv_version = Some(version);
+                }
+                Ok(Some(Fresh { reason, output: Output::Sent(kept) }))
             }
             _ => Ok(None),
         }
@@ -228,7 +268,12 @@ impl Runner for Deploying<'_> {
             StepKind::HashNode => Output::OnNode(self.hash_node(&given)?),
             StepKind::Copy => {
                 let (file, have) = Self::wanted(step, &given);
-                Output::Sent(copy_one(self.tree, self.node, &file, have.as_deref(), step.id.is_delve(), self.reporter)?)
+                let sent = copy_one(self.tree, self.node, &file, have.as_deref(), step.id.is_delve(), self.reporter)?;
+                if let (Some(chosen), Some(version)) = (given.delve().filter(|_| step.id.is_delve()), &sent.dlv_version)
+                {
+                    self.verify(chosen, version)?;
+                }
+                Output::Sent(sent)
             }
             other => unreachable!("a deploy plan has no {} step", other.verb()),
         };

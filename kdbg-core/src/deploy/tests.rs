@@ -121,7 +121,10 @@ fn deploy(root: &Utf8Path, node: &FakeNode) -> (Result<(), super::DeployError>, 
     let tree = tree(root);
     let apiserver = Component::resolve(&["apiserver"]).unwrap();
     let config = DeployConfig {
-        dlv: which::which("dlv").ok().and_then(|p| Utf8PathBuf::from_path_buf(p).ok()),
+        dlv: super::DlvPaths {
+            any: which::which("dlv").ok().and_then(|p| Utf8PathBuf::from_path_buf(p).ok()),
+            ..Default::default()
+        },
         ..DeployConfig::default()
     };
     let events = Events::default();
@@ -133,7 +136,7 @@ fn deploy(root: &Utf8Path, node: &FakeNode) -> (Result<(), super::DeployError>, 
         tree: &tree,
         node,
         dest: &dest,
-        dlv_flag: config.dlv.as_deref(),
+        dlv_flag: config.dlv.any.as_deref(),
         building: &building,
         reporter: &events,
     };

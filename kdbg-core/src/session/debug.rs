@@ -131,7 +131,7 @@ pub(crate) fn plan(mut plan: Plan, components: &[&'static Component], tunnel: bo
     for s in plan.steps.iter_mut().filter(|s| s.id.kind == StepKind::Build) {
         s.deps.extend(captures.iter().cloned());
     }
-    let mut after = vec![StepKind::ChooseDlv.alone()];
+    let mut after = vec![StepKind::ChooseDlv.alone(), StepKind::Copy.delve()];
     after.extend(captures.iter().cloned());
     let why = vec!["a unix socket only the login user can reach, else loopback TCP (see kdbg status)".to_string()];
     let endpoint = plan.add(StepKind::ChooseEndpoint.alone(), &after, None, false, why);
@@ -284,7 +284,7 @@ fn run_debug(
         (0..nodes.len()).map(|i| DebugConfig { local_shift: 100 * i as u16, ..cfg.clone() }).collect();
     let mut fleet = Fleet { nodes: Vec::new() };
     for (i, ((name, node), journal)) in nodes.iter().zip(journals).enumerate() {
-        let dlv_flag = cfg.deploy.dlv.as_deref();
+        let dlv_flag = cfg.deploy.dlv.for_platform(&dests[i].prepared.platform);
         let deploy = Deploying { tree, node: node.node(), dest: &dests[i], dlv_flag, building: &building, reporter };
         let debugging = Debugging {
             tree,

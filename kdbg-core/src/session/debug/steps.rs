@@ -110,7 +110,16 @@ impl Debugging<'_> {
     /// that a busy node port fails before any component is stopped.
     fn choose_endpoint(&self, inputs: &Inputs<'_, Out>) -> Result<Out, SessionError> {
         let given = Given(inputs.iter().filter_map(|(_, o)| o.deploy()).collect());
-        let dlv = &given.delve().expect("choose-endpoint after choose-dlv").dlv;
+        let mut dlv = given.delve().expect("choose-endpoint after choose-dlv").dlv.clone();
+        // A Delve whose version only the node could tell: as copy:dlv read it there.
+        let on_node = given.0.iter().find_map(|o| match o {
+            Output::Sent(d) => d.dlv_version.clone(),
+            _ => None,
+        });
+        if let Some(version) = on_node.filter(|_| dlv.version == crate::deploy::dlv::UNKNOWN) {
+            dlv.version = version;
+        }
+        let dlv = &dlv;
         let mut all = BTreeMap::new();
         for (id, out) in inputs.iter() {
             if let (Some(c), Out::Captured { port, .. }) = (id.component(), out) {
