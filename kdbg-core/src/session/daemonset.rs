@@ -304,4 +304,88 @@ mod tests {
             ]
         );
     }
+
+    /// Writes the schema-1 journal of today's kdbg for kubeadm's kube-proxy DaemonSet under debug
+    /// (`--expose`: Delve on 0.0.0.0), when KDBG_WRITE_SCHEMA1 is set. Run once at the commit
+    /// before journal schema 2, then removed.
+    #[test]
+    fn schema1_journal_of_todays_kdbg() {
+        use crate::layout::{binary_path, dlv_path, log_path};
+        use crate::session::journal::{self, BuiltFrom, Entry, EntryState, Journal, Who, JOURNAL_SCHEMA};
+        if std::env::var_os("KDBG_WRITE_SCHEMA1").is_none() {
+            return;
+        }
+        // kubeadm v1.20's kube-proxy pod, as the node's kubectl shows it (the parts kdbg reads).
+        let pod: Value = serde_json::from_str(
+            r#"{"metadata":{"name":"kube-proxy-7xk2p","namespace":"kube-system"},
+              "spec":{"nodeName":"n1","hostNetwork":true,"containers":[{"name":"kube-proxy",
+                "command":["/usr/local/bin/kube-proxy","--config=/var/lib/kube-proxy/config.conf","--hostname-override=$(NODE_NAME)"],
+                "volumeMounts":[
+                {"name":"kube-proxy","mountPath":"/var/lib/kube-proxy"},
+                {"name":"xtables-lock","mountPath":"/run/xtables.lock"},
+                {"name":"lib-modules","mountPath":"/lib/modules","readOnly":true},
+                {"name":"kube-proxy-token-8d2kq","mountPath":"/var/run/secrets/kubernetes.io/serviceaccount","readOnly":true}]}],
+              "volumes":[{"name":"kube-proxy","configMap":{"name":"kube-proxy","defaultMode":420}},
+                {"name":"xtables-lock","hostPath":{"path":"/run/xtables.lock","type":"FileOrCreate"}},
+                {"name":"lib-modules","hostPath":{"path":"/lib/modules","type":""}},
+                {"name":"kube-proxy-token-8d2kq","secret":{"secretName":"kube-proxy-token-8d2kq","defaultMode":420}}]}}"#,
+        )
+        .unwrap();
+        let ds: Value = serde_json::from_str(
+            r#"{"spec":{"updateStrategy":{"rollingUpdate":{"maxUnavailable":1},"type":"RollingUpdate"},
+              "template":{"spec":{"nodeSelector":{"kubernetes.io/os":"linux"}}}}}"#,
+        )
+        .unwrap();
+        let spec = &ds["spec"];
+        let how = How::DaemonSet {
+            namespace: "kube-system".into(),
+            name: "kube-proxy".into(),
+            node: pod["spec"]["nodeName"].as_str().unwrap().into(),
+            pod: pod["metadata"]["name"].as_str().unwrap().into(),
+            update_strategy: spec["updateStrategy"].to_string(),
+            affinity: spec["template"]["spec"].get("affinity").map(Value::to_string),
+            mounts: mounts(&pod, "kube-proxy"),
+            files: format!("{PODS_DIR}/kube-proxy"),
+            created: vec!["/var/lib/kube-proxy".into(), "/var/run/secrets/kubernetes.io/serviceaccount".into()],
+        };
+        let argv: Vec<String> =
+            ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf", "--hostname-override=n1"]
+                .map(String::from)
+                .to_vec();
+        let now = journal::now();
+        let entry = Entry {
+            component: "kube-proxy".into(),
+            state: EntryState::Launched,
+            who: Who::me(),
+            started_at: now,
+            updated_at: now + 2,
+            how,
+            captured_from: "process 2231".into(),
+            was_running: true,
+            args: crate::session::capture::debug_argv(&argv, &binary_path("kube-proxy"), false),
+            env_names: ["PATH", "HOSTNAME", "NODE_NAME", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "HOME"]
+                .map(String::from)
+                .to_vec(),
+            ports: vec![10249, 10256],
+            binary: binary_path("kube-proxy"),
+            dlv: dlv_path(),
+            listen: "0.0.0.0:2349".into(),
+            tcp_because: Some("--expose".into()),
+            port: 2349,
+            dlv_pid: Some(51877),
+            log: log_path("kube-proxy"),
+            built_from: Some(BuiltFrom {
+                tree: "/home/dev/kubernetes".into(),
+                version: "v1.20.2".into(),
+                commit: Some("faecb196815e248d3ecfb03c680a4507229c2a56".into()),
+                at: None,
+            }),
+        };
+        let mut j = Journal { schema: JOURNAL_SCHEMA, ..Journal::default() };
+        j.components.insert(entry.component.clone(), entry);
+        let mut bytes = serde_json::to_vec_pretty(&j).unwrap();
+        bytes.push(b'\n');
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/session/journal/testdata");
+        std::fs::write(format!("{dir}/daemonset-kube-proxy.json"), bytes).unwrap();
+    }
 }

@@ -73,3 +73,34 @@ fn program_state(node: &dyn Node, endpoint: &Endpoint, tunnel: Option<u16>) -> S
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `kdbg status --json`'s component objects as today's kdbg makes them from each
+    /// schema-1 journal in journal/testdata (`status-<name>`), when KDBG_WRITE_SCHEMA1 is set.
+    /// Run once at the commit before journal schema 2, then removed.
+    #[test]
+    fn status_json_of_todays_kdbg() {
+        if std::env::var_os("KDBG_WRITE_SCHEMA1").is_none() {
+            return;
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/session/journal/testdata");
+        for name in ["static-pod-socket", "static-pod-tcp", "systemd-kubelet", "daemonset-kube-proxy"] {
+            let text = std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap();
+            let journal: journal::Journal = serde_json::from_str(&text).unwrap();
+            let states: Vec<ComponentStatus> = journal
+                .components
+                .into_values()
+                .map(|entry| {
+                    let socket = super::super::endpoint::socket_of(&entry.endpoint()).map(String::from);
+                    ComponentStatus { entry, dlv_up: true, socket, program: "running".into(), tunnel: Some(40001) }
+                })
+                .collect();
+            let doc = serde_json::json!({ "node": "docker@192.168.49.2", "components": states });
+            let text = serde_json::to_string_pretty(&doc).unwrap();
+            std::fs::write(format!("{dir}/status-{name}.json"), text + "\n").unwrap();
+        }
+    }
+}

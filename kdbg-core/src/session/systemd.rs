@@ -254,4 +254,52 @@ ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELE
         // ExecStart outside [Service] does not count.
         assert_eq!(parse_unit("[Unit]\nExecStart=/bin/k\n").exec_start, None);
     }
+
+    /// Writes the schema-1 journal of today's kdbg for a kubeadm kubelet under debug (systemd,
+    /// Delve on its socket), when KDBG_WRITE_SCHEMA1 is set. Run once at the commit before journal
+    /// schema 2, then removed.
+    #[test]
+    fn schema1_journal_of_todays_kdbg() {
+        use crate::layout::{binary_path, dlv_path, log_path, socket_path};
+        use crate::session::journal::{self, BuiltFrom, Entry, EntryState, How, Journal, Who, JOURNAL_SCHEMA};
+        if std::env::var_os("KDBG_WRITE_SCHEMA1").is_none() {
+            return;
+        }
+        let unit = parse_unit(KUBEADM_CAT);
+        let files = [("/var/lib/kubelet/kubeadm-flags.env".to_string(), Some(KUBEADM_FLAGS.to_string()))];
+        let (argv, env) = command(&unit, &files).unwrap();
+        let now = journal::now();
+        let entry = Entry {
+            component: "kubelet".into(),
+            state: EntryState::Launched,
+            who: Who::me(),
+            started_at: now,
+            updated_at: now + 3,
+            how: How::Systemd { unit: "kubelet.service".into(), active: true, enabled: Some("enabled".into()) },
+            captured_from: "process 1207".into(),
+            was_running: true,
+            args: crate::session::capture::debug_argv(&argv, &binary_path("kubelet"), false),
+            env_names: std::iter::once("PATH".to_string()).chain(env.iter().map(|(k, _)| k.clone())).collect(),
+            ports: vec![10248, 10250],
+            binary: binary_path("kubelet"),
+            dlv: dlv_path(),
+            listen: format!("unix:{}", socket_path("kubelet")),
+            tcp_because: None,
+            port: 2348,
+            dlv_pid: Some(48213),
+            log: log_path("kubelet"),
+            built_from: Some(BuiltFrom {
+                tree: "/home/dev/kubernetes".into(),
+                version: "v1.20.2".into(),
+                commit: Some("faecb196815e248d3ecfb03c680a4507229c2a56".into()),
+                at: None,
+            }),
+        };
+        let mut j = Journal { schema: JOURNAL_SCHEMA, ..Journal::default() };
+        j.components.insert(entry.component.clone(), entry);
+        let mut bytes = serde_json::to_vec_pretty(&j).unwrap();
+        bytes.push(b'\n');
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/session/journal/testdata");
+        std::fs::write(format!("{dir}/systemd-kubelet.json"), bytes).unwrap();
+    }
 }
