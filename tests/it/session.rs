@@ -6,7 +6,6 @@ mod faults;
 mod nodes;
 mod race;
 mod recovery;
-mod schema1_gen;
 mod steps;
 mod tasks;
 

@@ -104,7 +104,8 @@ impl DebugError {
 pub struct Session {
     pub component: String,
     /// Delve on the node: `unix:/var/lib/kdbg/run/<component>/dlv.sock` or `127.0.0.1:2345`.
-    pub listen: String,
+    #[serde(serialize_with = "super::listen::as_delve::serialize")]
+    pub listen: super::listen::Listen,
     /// Why Delve listens on TCP, when it does.
     pub tcp_because: Option<String>,
     /// The IDE's port (on TCP also Delve's on the node).

@@ -16,8 +16,8 @@ use crate::plan::{Step, StepId, StepKind};
 use crate::report::{OnNode, Reporter};
 use crate::session::attach::{self, Attach};
 use crate::session::capture::{self, Captured};
-use crate::session::endpoint::{self, Listen};
-use crate::session::journal::{self, BuiltFrom, Entry, EntryState, Journal, Who};
+use crate::session::endpoint::{self, Choice};
+use crate::session::journal::{self, BuiltFrom, Entry, EntryState, Journal, SessionId, Who};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::restore::{self, RestoreConfig};
 use crate::session::tunnels::{self, TunnelRecord};
@@ -35,7 +35,7 @@ pub(super) struct Debugging<'a> {
     /// Per component: what capture found and Delve's port.
     caps: Mutex<BTreeMap<String, (Captured, u16)>>,
     /// Per component: where Delve listens, chosen for all at the first stop (see [`Self::listen`]).
-    listens: Mutex<Option<BTreeMap<String, Listen>>>,
+    listens: Mutex<Option<BTreeMap<String, Choice>>>,
     entries: Mutex<BTreeMap<String, Entry>>,
     sessions: Mutex<BTreeMap<String, Session>>,
     attach: Mutex<Option<Attach>>,
@@ -120,7 +120,7 @@ impl<'a> Debugging<'a> {
     /// Where `c`'s Delve listens. Chosen for every component at once, when the Delve is known
     /// (after `copy:dlv`) and before the first stop, so that a busy node port fails before any
     /// component is stopped.
-    fn listen(&self, c: &'static Component) -> Result<Listen, SessionError> {
+    fn listen(&self, c: &'static Component) -> Result<Choice, SessionError> {
         let mut listens = self.listens.lock().unwrap();
         if listens.is_none() {
             let dlv = self.deploy.dlv().expect("copy:dlv runs before every stop");
@@ -145,6 +145,7 @@ impl<'a> Debugging<'a> {
             component: c.name.into(),
             state: EntryState::Stopping,
             who: Who::me(),
+            session: SessionId::mine(),
             started_at: now,
             updated_at: now,
             how: cap.how.clone(),
