@@ -13,7 +13,7 @@
 pub(crate) mod v1;
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -63,9 +63,8 @@ impl SessionId {
     pub fn mine() -> SessionId {
         static MINE: OnceLock<SessionId> = OnceLock::new();
         MINE.get_or_init(|| {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            (std::process::id(), SystemTime::now()).hash(&mut h);
-            SessionId(format!("{:016x}", h.finish()))
+            let random = std::collections::hash_map::RandomState::new();
+            SessionId(format!("{:016x}", random.hash_one((std::process::id(), SystemTime::now()))))
         })
         .clone()
     }

@@ -151,3 +151,11 @@ fn unknown_schemas_and_broken_journals_are_errors() {
         .replace(r#"{"kind":"tcp","host":"127.0.0.1","port":46647}"#, "\"127.0.0.1:46647\"");
     assert!(parse(wrong.as_bytes()).is_err());
 }
+
+#[test]
+fn one_session_id_per_process() {
+    let id = SessionId::mine();
+    assert_eq!(id, SessionId::mine());
+    assert!(id.0.len() == 16 && id.0.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    assert_eq!(SessionId::of_v1(&Who { host: "ws".into(), pid: 7 }).to_string(), "v1:ws:7");
+}
