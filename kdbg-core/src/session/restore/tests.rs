@@ -12,15 +12,25 @@ use crate::node::{sh_join, CopyStats, Endpoint, NodeError, NodeOutput, Privilege
 use crate::report::Event;
 use crate::session::journal::testdata;
 
-/// A node that holds one file, the journal, and records what kdbg asks of it.
+/// A node that holds the journal and a static pod's backup (as the journal names it, with its
+/// sha256), and records what kdbg asks of it.
 struct Recorder {
     journal: Mutex<Option<Vec<u8>>>,
+    /// `(path, sha256)` of the parked manifest.
+    backup: Option<(String, String)>,
     said: Mutex<Vec<String>>,
 }
 
 impl Recorder {
     fn new(journal: &str) -> Recorder {
-        Recorder { journal: Mutex::new(Some(journal.as_bytes().to_vec())), said: Mutex::default() }
+        let j: serde_json::Value = serde_json::from_str(journal).unwrap();
+        let how = j["components"].as_object().unwrap().values().map(|e| &e["how"]).find(|h| h["kind"] == "static_pod");
+        let backup = how.map(|h| (h["backup"].as_str().unwrap().into(), h["sha256"].as_str().unwrap().into()));
+        Recorder { journal: Mutex::new(Some(journal.as_bytes().to_vec())), backup, said: Mutex::default() }
+    }
+
+    fn is_backup(&self, path: &str) -> bool {
+        self.backup.as_ref().is_some_and(|(b, _)| b == path)
     }
 
     fn note(&self, line: String) {
@@ -52,7 +62,11 @@ impl Node for Recorder {
 
     fn read_file(&self, path: &str, privilege: Privilege) -> Result<Option<Vec<u8>>, NodeError> {
         self.note(format!("{privilege:?} read {path}"));
-        Ok(if path == JOURNAL { self.journal.lock().unwrap().clone() } else { None })
+        Ok(match path {
+            JOURNAL => self.journal.lock().unwrap().clone(),
+            _ if self.is_backup(path) => Some(b"the original manifest\n".to_vec()),
+            _ => None,
+        })
     }
 
     fn write_file(&self, path: &str, bytes: &[u8], mode: u32, privilege: Privilege) -> Result<(), NodeError> {
@@ -72,7 +86,8 @@ impl Node for Recorder {
 
     fn sha256s(&self, paths: &[&str]) -> Result<Vec<Option<String>>, NodeError> {
         self.note(format!("sha256s {paths:?}"));
-        Ok(vec![None; paths.len()])
+        let sum = |p: &&str| self.backup.as_ref().filter(|_| self.is_backup(p)).map(|(_, sha)| sha.clone());
+        Ok(paths.iter().map(sum).collect())
     }
 
     fn platform(&self) -> Result<(String, String), NodeError> {
@@ -136,9 +151,9 @@ fn restore_decides_the_same_from_a_schema_1_journal_and_its_upgrade() {
         (
             "static-pod-socket",
             testdata::STATIC_POD_SOCKET,
-            &["/var/lib/kdbg/run/kube-apiserver", "/etc/kubernetes/manifests/kube-apiserver.yaml"],
+            &["/var/lib/kdbg/run/kube-apiserver", "write /etc/kubernetes/manifests/kube-apiserver.yaml 644"],
         ),
-        ("static-pod-tcp", testdata::STATIC_POD_TCP, &["/etc/kubernetes/manifests/kube-apiserver.yaml"]),
+        ("static-pod-tcp", testdata::STATIC_POD_TCP, &["write /etc/kubernetes/manifests/kube-apiserver.yaml 644"]),
     ] {
         let upgraded = crate::session::journal::parse(v1.as_bytes()).unwrap();
         let v2 = serde_json::to_string_pretty(&upgraded).unwrap();
@@ -149,5 +164,8 @@ fn restore_decides_the_same_from_a_schema_1_journal_and_its_upgrade() {
         for w in wants {
             assert!(all.contains(w), "{name}: {w:?} in\n{all}");
         }
+        // The socket's directory goes exactly when Delve listened on one.
+        let socket = upgraded.components.values().any(|e| e.listen.socket().is_some());
+        assert_eq!(all.contains("/dlv.sock"), socket, "{name}:\n{all}");
     }
 }
