@@ -236,7 +236,7 @@ fn print_status(node: &str, states: &[status::ComponentStatus], heading: bool) -
         let e = &st.entry;
         let state = serde_json::to_value(e.state)?.as_str().unwrap_or_default().to_string();
         let tunnel = st.tunnel.map(|p| format!("localhost:{p}")).unwrap_or_else(|| "-".into());
-        let delve = if st.dlv_up { e.listen.clone() } else { format!("{} (down)", e.listen) };
+        let delve = if st.dlv_up { e.listen.to_string() } else { format!("{} (down)", e.listen) };
         let when = since(e.started_at, now());
         let when = when.trim_start_matches("since ");
         println!("{:<24} {state:<10} {delve:<18} {tunnel:<16} {when:<10} {}", e.component, st.program);

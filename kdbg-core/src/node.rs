@@ -98,14 +98,6 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// From Delve's `--listen` value: `unix:/path`, else `HOST:PORT` (reached on the node's loopback).
-    pub(crate) fn from_listen(listen: &str) -> Option<Endpoint> {
-        if let Some(path) = listen.strip_prefix("unix:") {
-            return Some(Endpoint::Socket(path.to_string()));
-        }
-        listen.rsplit_once(':')?.1.parse().ok().map(Endpoint::Loopback)
-    }
-
     /// The far end of `ssh -L 127.0.0.1:PORT:<this>`: `127.0.0.1:2345` or the socket's path.
     pub(crate) fn ssh_target(&self) -> String {
         match self {
@@ -236,14 +228,13 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_read_delves_listen_values() {
-        let sock = Endpoint::from_listen("unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock").unwrap();
-        assert_eq!(sock, Endpoint::Socket("/var/lib/kdbg/run/kube-apiserver/dlv.sock".into()));
+    fn endpoints_name_their_far_end() {
+        // Delve's listen values and the endpoints derived from them: `session::listen`.
+        let sock = Endpoint::Socket("/var/lib/kdbg/run/kube-apiserver/dlv.sock".into());
         assert_eq!(sock.ssh_target(), "/var/lib/kdbg/run/kube-apiserver/dlv.sock");
         assert_eq!(sock.socat(), "UNIX-CONNECT:/var/lib/kdbg/run/kube-apiserver/dlv.sock");
         assert_eq!(sock.to_string(), "unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock");
-        let tcp = Endpoint::from_listen("0.0.0.0:2345").unwrap();
+        let tcp = Endpoint::Loopback(2345);
         assert_eq!((tcp.ssh_target(), tcp.socat()), ("127.0.0.1:2345".into(), "TCP:127.0.0.1:2345".into()));
-        assert_eq!(Endpoint::from_listen("nonsense"), None);
     }
 }

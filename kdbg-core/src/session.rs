@@ -37,6 +37,7 @@ pub mod debug;
 pub(crate) mod endpoint;
 pub mod journal;
 pub(crate) mod launch;
+pub mod listen;
 pub(crate) mod manifest;
 pub mod node_lock;
 pub(crate) mod preflight;

@@ -6,6 +6,7 @@ mod faults;
 mod nodes;
 mod race;
 mod recovery;
+mod schema1;
 mod steps;
 mod tasks;
 

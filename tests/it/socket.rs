@@ -53,7 +53,9 @@ fn delve_on_a_socket_only_the_login_user_reaches_vscode_attaches_and_restore_rem
 
 fn on_the_socket(lab: &Lab) {
     // The journal records the socket; Delve runs without `--only-same-user=false`.
-    assert!(lab.journal().contains(&format!("\"listen\": \"unix:{SOCKET}\"")), "{}", lab.journal());
+    let journal: serde_json::Value = serde_json::from_str(&lab.journal()).unwrap();
+    let listen = &journal["components"]["kube-apiserver"]["listen"];
+    assert_eq!(listen, &serde_json::json!({ "kind": "unix", "path": SOCKET }), "{journal:#}");
     let dlv = lab.node_procs().into_iter().find(|(_, exe)| exe == "/var/lib/kdbg/bin/dlv").expect("Delve runs");
     let cmdline = lab.node.exec(["cat", &format!("/proc/{}/cmdline", dlv.0)]).unwrap().stdout;
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");

@@ -43,8 +43,9 @@ pub enum DlvPickError {
     /// The message names the binary, its Go and DWARF, the Delves tried and the Delve to use.
     #[error("{message}")]
     TooOld { binary: Utf8PathBuf, message: String },
-    #[error("no Delve for {platform} nodes: {why}\n  searched: {searched}\n  fix: build one: `GOOS={} GOARCH={} CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@{version}` (it lands in ~/go/bin/{}/dlv), or pass --dlv {platform}=PATH", platform.os, platform.arch, platform.go_install_dir())]
-    NoneForPlatform { platform: Platform, why: String, searched: String, version: String },
+    /// No Delve for a node of another platform: what was tried, the searched paths, the fix.
+    #[error("{message}")]
+    NoneForPlatform { message: String },
     #[error("failed to read {path}: {detail}")]
     Binary { path: Utf8PathBuf, detail: String },
 }
@@ -159,7 +160,7 @@ pub(crate) fn candidates(explicit: Option<&Utf8Path>, platform: &Platform) -> Re
     match (all.is_empty(), *platform == host_platform()) {
         (false, _) => Ok(all),
         (true, true) => Err(DlvPickError::Missing),
-        (true, false) => Err(none_for(platform, &searched, "no Delve found")),
+        (true, false) => Err(none_for(platform, &searched, "no Delve found", "latest")),
     }
 }
 
@@ -181,14 +182,16 @@ fn search_paths(platform: &Platform) -> Vec<Utf8PathBuf> {
 
 /// No usable Delve for a node of another platform than this machine's: the `go install` command
 /// that makes one, and where kdbg looked.
-fn none_for(platform: &Platform, searched: &[Utf8PathBuf], why: &str) -> DlvPickError {
+fn none_for(platform: &Platform, searched: &[Utf8PathBuf], why: &str, version: &str) -> DlvPickError {
     let searched: Vec<String> = searched.iter().map(|p| p.to_string()).collect();
-    DlvPickError::NoneForPlatform {
-        platform: platform.clone(),
-        why: why.to_string(),
-        searched: searched.join(", "),
-        version: "latest".into(),
-    }
+    let (os, arch, dir) = (&platform.os, &platform.arch, platform.go_install_dir());
+    let message = format!(
+        "no Delve for {platform} nodes: {why}\n  searched: {}\n  fix: build one: `GOOS={os} GOARCH={arch} \
+         CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@{version}` (it lands in ~/go/bin/{dir}/dlv), \
+         or pass --dlv {platform}=PATH",
+        searched.join(", ")
+    );
+    DlvPickError::NoneForPlatform { message }
 }
 
 /// The platform this machine's own binaries are for (`linux/amd64`; `darwin/arm64` on a Mac).
@@ -225,11 +228,7 @@ pub(crate) fn choose(
     }
     let minor = go_minor(&needs.go_version).unwrap_or(0);
     if *platform != host_platform() {
-        let mut e = none_for(platform, &search_paths(platform), &tried.join(", "));
-        if let DlvPickError::NoneForPlatform { version, .. } = &mut e {
-            *version = format!("v1.{minor}");
-        }
-        return Err(e);
+        return Err(none_for(platform, &search_paths(platform), &tried.join(", "), &format!("v1.{minor}")));
     }
     let tried = if tried.is_empty() { "no dlv found".into() } else { tried.join(", ") };
     let need_go = if needs.dwarf >= 5 { minor.max(DWARF5_GO_MINOR) } else { minor };

@@ -105,7 +105,8 @@ impl DebugError {
 pub struct Session {
     pub component: String,
     /// Delve on the node: `unix:/var/lib/kdbg/run/<component>/dlv.sock` or `127.0.0.1:2345`.
-    pub listen: String,
+    #[serde(serialize_with = "super::listen::as_delve::serialize")]
+    pub listen: super::listen::Listen,
     /// Why Delve listens on TCP, when it does.
     pub tcp_because: Option<String>,
     /// The IDE's port (on TCP also Delve's on the node).
@@ -386,16 +387,16 @@ mod tests {
                  the Delve that reads the built binaries (Go and DWARF version) and runs on the node
             4. hash-node                        will run  after build:kube-apiserver, choose-dlv
                  one round trip for every file
-            4. choose-endpoint                  will run  after choose-dlv, capture-args:kube-apiserver
-                 a unix socket only the login user can reach, else loopback TCP (see kdbg status)
             5. copy:kube-apiserver              will run  after build:kube-apiserver, hash-node
                  sent only if the node's sha256 differs
             5. copy:dlv                         will run  after choose-dlv, hash-node
                  sent only if the node's sha256 differs
-            6. stop:kube-apiserver              will run  after copy:kube-apiserver, copy:dlv, capture-args:kube-apiserver, choose-endpoint
-            7. launch:kube-apiserver            will run  after stop:kube-apiserver
-            8. tunnel:kube-apiserver            will run  after launch:kube-apiserver
-            9. write-ide                        will run  after tunnel:kube-apiserver, build:kube-apiserver
+            6. choose-endpoint                  will run  after choose-dlv, copy:dlv, capture-args:kube-apiserver
+                 a unix socket only the login user can reach, else loopback TCP (see kdbg status)
+            7. stop:kube-apiserver              will run  after copy:kube-apiserver, copy:dlv, capture-args:kube-apiserver, choose-endpoint
+            8. launch:kube-apiserver            will run  after stop:kube-apiserver
+            9. tunnel:kube-apiserver            will run  after launch:kube-apiserver
+            10. write-ide                        will run  after tunnel:kube-apiserver, build:kube-apiserver
         "#]]
         .assert_eq(&p.render());
     }

@@ -16,16 +16,17 @@
 //! `/var/lib/kdbg`; `0.0.0.0:PORT` with `--expose`.
 
 use super::debug::DebugConfig;
+use super::listen::Listen;
 use super::{preflight, stop, SessionError};
 use crate::component::Component;
 use crate::deploy::Dlv;
 use crate::layout::{socket_path, KDBG_DIR, RUN_DIR};
 use crate::node::{Endpoint, Node, Privilege};
 
-/// Delve's `--listen` value, and why it is TCP when it is.
+/// Where Delve listens, and why it is TCP when it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Listen {
-    pub listen: String,
+pub(crate) struct Choice {
+    pub listen: Listen,
     pub tcp_because: Option<String>,
 }
 
@@ -40,7 +41,7 @@ pub(crate) fn choose(
     cfg: &DebugConfig,
     c: &Component,
     port: u16,
-) -> Result<Listen, SessionError> {
+) -> Result<Choice, SessionError> {
     let because = if cfg.expose {
         Some("--expose".to_string())
     } else if !cfg.tunnel {
@@ -56,11 +57,11 @@ pub(crate) fn choose(
         (!closed.is_empty()).then(|| format!("the login user cannot enter {closed}"))
     };
     let Some(because) = because else {
-        return Ok(Listen { listen: format!("unix:{}", socket_path(c.name)), tcp_because: None });
+        return Ok(Choice { listen: Listen::Unix { path: socket_path(c.name) }, tcp_because: None });
     };
     preflight::node_port(node, c, port)?;
-    let host = if cfg.expose { "0.0.0.0" } else { "127.0.0.1" };
-    Ok(Listen { listen: format!("{host}:{port}"), tcp_because: Some(because) })
+    let listen = if cfg.expose { Listen::every_interface(port) } else { Listen::loopback(port) };
+    Ok(Choice { listen, tcp_because: Some(because) })
 }
 
 /// Makes the socket's directory afresh: mode 0700, owned by the login user (whose ids are asked
@@ -104,7 +105,7 @@ mod tests {
     #[test]
     fn the_socket_sits_in_its_components_directory_under_the_run_dir() {
         assert_eq!(socket_path("kube-apiserver"), "/var/lib/kdbg/run/kube-apiserver/dlv.sock");
-        let e = Endpoint::from_listen(&format!("unix:{}", socket_path("kubelet"))).unwrap();
+        let e = Listen::Unix { path: socket_path("kubelet") }.endpoint();
         assert_eq!(socket_of(&e), Some("/var/lib/kdbg/run/kubelet/dlv.sock"));
         assert_eq!(socket_of(&Endpoint::Loopback(2345)), None);
     }

@@ -4,25 +4,81 @@
 //! journal that `kdbg restore` — from this or any other workstation — can act on. It holds paths,
 //! hashes, pids and arguments, never the contents of files (certificates and keys stay where the
 //! manifest points) and never environment values (only their names).
+//!
+//! Schema 2 (this kdbg writes it): Delve's listen address is a typed value ([`Listen`]), each
+//! entry names the session that owns it ([`SessionId`]), and the journal carries the session's
+//! lease ([`Lease`], none yet). Schema-1 journals are read and upgraded ([`v1`]); a newer schema
+//! is an error.
+
+pub(crate) mod v1;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::hash::BuildHasher;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::listen::Listen;
 use super::SessionError;
 use crate::layout::JOURNAL;
 use crate::node::{Endpoint, Node, Privilege};
 
 /// Version of the journal's JSON.
-pub(crate) const JOURNAL_SCHEMA: u32 = 1;
+pub(crate) const JOURNAL_SCHEMA: u32 = 2;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Journal {
     pub schema: u32,
+    /// The session's lease on the node; `None`: no lease (the session lasts until `kdbg restore`).
+    pub lease: Option<Lease>,
     /// By component name.
     pub components: BTreeMap<String, Entry>,
+}
+
+impl Default for Journal {
+    fn default() -> Journal {
+        Journal { schema: JOURNAL_SCHEMA, lease: None, components: BTreeMap::new() }
+    }
+}
+
+/// How long a session may go without its workstation: the node holds the deadline, the
+/// workstation renews it (not the node lock's heartbeat, see `session::node_lock`). Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Its length, as chosen (`--lease`).
+    pub seconds: u64,
+    pub expires_at: u64,
+    pub renewed_at: u64,
+}
+
+/// The kdbg run a journal entry belongs to: one id per process that starts sessions, so a kdbg
+/// can tell its own entries from another's (a pid alone may be reused).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(pub String);
+
+impl SessionId {
+    /// This process's session: 16 hex digits, random (std's hasher keys come from the OS).
+    pub fn mine() -> SessionId {
+        static MINE: OnceLock<SessionId> = OnceLock::new();
+        MINE.get_or_init(|| {
+            let random = std::collections::hash_map::RandomState::new();
+            SessionId(format!("{:016x}", random.hash_one((std::process::id(), SystemTime::now()))))
+        })
+        .clone()
+    }
+
+    /// The session of a schema-1 entry, which named none: the kdbg run `who` names (`v1:HOST:PID`).
+    pub(crate) fn of_v1(who: &Who) -> SessionId {
+        SessionId(format!("v1:{}:{}", who.host, who.pid))
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Where a component is in its session.
@@ -146,6 +202,8 @@ pub struct Entry {
     pub component: String,
     pub state: EntryState,
     pub who: Who,
+    /// The session that owns this entry (schema 2; a schema-1 entry's is derived from `who`).
+    pub session: SessionId,
     /// Unix seconds.
     pub started_at: u64,
     pub updated_at: u64,
@@ -163,9 +221,9 @@ pub struct Entry {
     /// The debug build and Delve on the node.
     pub binary: String,
     pub dlv: String,
-    /// Delve's `--listen` on the node: `unix:/var/lib/kdbg/run/<component>/dlv.sock`, or
+    /// Where Delve listens on the node: `/var/lib/kdbg/run/<component>/dlv.sock`, or
     /// `127.0.0.1:2345` (see `session::endpoint`).
-    pub listen: String,
+    pub listen: Listen,
     /// Why Delve listens on TCP, when it does (`Delve 1.20.2 has no unix sockets ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_because: Option<String>,
@@ -205,7 +263,7 @@ impl BuiltFrom {
 impl Entry {
     /// What a forward to this Delve reaches on the node.
     pub(crate) fn endpoint(&self) -> Endpoint {
-        Endpoint::from_listen(&self.listen).unwrap_or(Endpoint::Loopback(self.port))
+        self.listen.endpoint()
     }
 
     /// `kdbg on HOST (pid N) since T, Delve on 127.0.0.1:2345`, for messages.
@@ -239,14 +297,24 @@ pub fn since(then: u64, now: u64) -> String {
 /// Reads the node's journal; an absent journal is an empty one.
 pub(crate) fn load(node: &dyn Node) -> Result<Journal, SessionError> {
     let Some(bytes) = node.read_file(JOURNAL, Privilege::Root)? else {
-        return Ok(Journal { schema: JOURNAL_SCHEMA, components: BTreeMap::new() });
+        return Ok(Journal::default());
     };
-    let bad = |detail: String| SessionError::Journal { node: node.describe(), path: JOURNAL.into(), detail };
-    let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    if journal.schema != JOURNAL_SCHEMA {
-        return Err(bad(format!("schema {} (this kdbg knows {JOURNAL_SCHEMA})", journal.schema)));
+    parse(&bytes).map_err(|detail| SessionError::Journal { node: node.describe(), path: JOURNAL.into(), detail })
+}
+
+/// A journal's JSON, in this schema or upgraded from schema 1; `Err(what is wrong)`.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Journal, String> {
+    #[derive(Deserialize)]
+    struct Schema {
+        schema: u32,
     }
-    Ok(journal)
+    let Schema { schema } = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    match schema {
+        1 => serde_json::from_slice::<v1::Journal>(bytes).map(v1::Journal::upgrade),
+        JOURNAL_SCHEMA => serde_json::from_slice(bytes),
+        _ => return Err(format!("schema {schema} (this kdbg knows {JOURNAL_SCHEMA})")),
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// Renames an unreadable journal to `journal.json.unreadable.<unix seconds>` beside it (never
@@ -308,57 +376,6 @@ pub(crate) fn launched(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_reads_naturally() {
-        assert_eq!(since(100, 105), "since 5s");
-        assert_eq!(since(100, 292), "since 3m12s");
-        assert_eq!(since(0, 7260), "since 2h01m");
-        assert_eq!(since(10, 5), "since 0s");
-    }
-
-    #[test]
-    fn entries_round_trip_through_json() {
-        let e = Entry {
-            component: "kube-apiserver".into(),
-            state: EntryState::Launched,
-            who: Who { host: "ws".into(), pid: 1 },
-            started_at: 1,
-            updated_at: 2,
-            how: How::StaticPod { manifest: "/m".into(), sha256: "ab".into(), mode: 0o600, backup: "/b".into() },
-            captured_from: "process 7".into(),
-            was_running: true,
-            args: vec!["/var/lib/kdbg/bin/kube-apiserver".into(), "--secure-port=8443".into()],
-            env_names: vec!["PATH".into()],
-            ports: vec![8443],
-            binary: "/var/lib/kdbg/bin/kube-apiserver".into(),
-            dlv: "/var/lib/kdbg/bin/dlv".into(),
-            listen: "unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock".into(),
-            tcp_because: None,
-            port: 2345,
-            dlv_pid: Some(9),
-            log: "/var/log/kdbg/kube-apiserver.log".into(),
-            built_from: Some(BuiltFrom {
-                tree: "/src/kubernetes/_output/kdbg/worktrees/v1.20.1".into(),
-                version: "v1.20.1".into(),
-                commit: Some("0123456789abcdef".into()),
-                at: Some("v1.20.1".into()),
-            }),
-        };
-        let mut j = Journal { schema: JOURNAL_SCHEMA, ..Journal::default() };
-        j.components.insert(e.component.clone(), e);
-        let text = serde_json::to_string(&j).unwrap();
-        assert!(text.contains(r#""kind":"static_pod""#) && text.contains(r#""state":"launched""#), "{text}");
-        assert_eq!(serde_json::from_str::<Journal>(&text).unwrap(), j);
-        assert!(j.components["kube-apiserver"].holder().starts_with("kdbg on ws (pid 1) since "));
-        let e = &j.components["kube-apiserver"];
-        assert_eq!(e.endpoint(), Endpoint::Socket("/var/lib/kdbg/run/kube-apiserver/dlv.sock".into()));
-        assert!(!text.contains("tcp_because"), "{text}");
-        // A journal written before sockets: no `tcp_because`, a TCP endpoint.
-        let old = text.replace("unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock", "127.0.0.1:2345");
-        let old: Journal = serde_json::from_str(&old).unwrap();
-        assert_eq!(old.components["kube-apiserver"].endpoint(), Endpoint::Loopback(2345));
-    }
-}
+pub(crate) mod testdata;
+#[cfg(test)]
+mod tests;

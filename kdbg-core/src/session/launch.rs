@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::listen::Listen;
 use super::{procs, scripts, SessionError};
-use crate::node::{Endpoint, Node, NodeError, Privilege};
+use crate::node::{Node, NodeError, Privilege};
 use crate::report::Reporter;
 
 /// Starts `$@` in a new session (`scripts::START`), output appended to `$1` (the log), cwd `$2`;
@@ -24,7 +25,7 @@ pub(crate) struct LaunchSpec {
     pub working_dir: String,
     /// `unix:/var/lib/kdbg/run/<component>/dlv.sock`, `127.0.0.1:2345` (or `0.0.0.0:2345` with
     /// `--expose`).
-    pub listen: String,
+    pub listen: Listen,
     /// `--continue`: run at once; without it the program waits at its entry for a debugger.
     pub run: bool,
     pub log: String,
@@ -61,7 +62,7 @@ impl LaunchSpec {
             "--api-version=2".into(),
             "--accept-multiclient".into(),
         ]);
-        if !self.listen.starts_with("unix:") {
+        if let Listen::Tcp { .. } = self.listen {
             // The forwarded connection comes from the login user's sshd, not from root. Delve
             // checks the user of loopback TCP connections only: a socket needs no such flag.
             cmd.push("--only-same-user=false".into());
@@ -109,13 +110,13 @@ pub(crate) fn wait_listening(
     timeout: Duration,
 ) -> Result<(), SessionError> {
     let deadline = Instant::now() + timeout;
-    let endpoint = Endpoint::from_listen(&spec.listen).expect("kdbg's own --listen value");
+    let endpoint = spec.listen.endpoint();
     loop {
         let poll = procs::poll(node, &[pid])?;
         let detail = if poll.alive.is_empty() {
             "Delve exited".to_string()
         } else if poll.serves(&endpoint) {
-            if let Some(socket) = super::endpoint::socket_of(&endpoint) {
+            if let Some(socket) = spec.listen.socket() {
                 super::endpoint::hand_over(node, socket)?;
             }
             return Ok(());
@@ -198,15 +199,19 @@ mod tests {
             args: vec!["/var/lib/kdbg/bin/kube-apiserver".into(), "--secure-port=8443".into(), "--v=2".into()],
             env: vec![("PATH".into(), "/bin".into())],
             working_dir: "/".into(),
-            listen: "127.0.0.1:2345".into(),
+            listen: Listen::loopback(2345),
             run: true,
             log: "/var/log/kdbg/kube-apiserver.log".into(),
             mounts: vec![],
         };
         expect_test::expect![[r#"env -i PATH=/bin /var/lib/kdbg/bin/dlv exec /var/lib/kdbg/bin/kube-apiserver --headless --listen=127.0.0.1:2345 --api-version=2 --accept-multiclient --only-same-user=false --continue -- --secure-port=8443 --v=2"#]]
             .assert_eq(&spec.command().join(" "));
-        let socket = LaunchSpec { listen: "unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock".into(), ..spec.clone() };
+        let socket = Listen::Unix { path: "/var/lib/kdbg/run/kube-apiserver/dlv.sock".into() };
+        let socket = LaunchSpec { listen: socket, ..spec.clone() };
         expect_test::expect!["env -i PATH=/bin /var/lib/kdbg/bin/dlv exec /var/lib/kdbg/bin/kube-apiserver --headless --listen=unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock --api-version=2 --accept-multiclient --continue -- --secure-port=8443 --v=2"].assert_eq(&socket.command().join(" "));
+        let exposed = LaunchSpec { listen: Listen::every_interface(2345), ..spec.clone() };
+        let exposed = exposed.command().join(" ");
+        assert!(exposed.contains(" --listen=0.0.0.0:2345 --api-version=2 --accept-multiclient --only-same-user=false "));
         let waiting = LaunchSpec { run: false, ..spec.clone() };
         assert!(!waiting.command().contains(&"--continue".to_string()));
         let mounted =

@@ -87,6 +87,14 @@ pub struct Locked<'a> {
     _lock: &'a NodeLock,
 }
 
+impl NodeLock {
+    /// A lock that holds nothing, for unit tests on fake nodes.
+    #[cfg(test)]
+    pub(crate) fn fake(node: &dyn Node) -> NodeLock {
+        NodeLock { held: None, node: node.describe() }
+    }
+}
+
 impl<'a> Locked<'a> {
     /// `node` under `lock`, which must be this node's.
     pub fn new(node: &'a dyn Node, lock: &'a NodeLock) -> Locked<'a> {

@@ -62,7 +62,7 @@ pub fn restore(node: Locked<'_>, cfg: &RestoreConfig, reporter: &dyn Reporter) -
         Err(SessionError::Journal { detail, .. }) if cfg.from_node_state => {
             let aside = journal::keep_aside(node)?;
             reporter.warn(format!("the journal could not be read ({detail}); kept it as {aside}"));
-            journal::Journal { schema: journal::JOURNAL_SCHEMA, ..journal::Journal::default() }
+            journal::Journal::default()
         }
         other => other?,
     };
@@ -194,7 +194,7 @@ fn restore_one(
     if !victims.is_empty() {
         done.push(format!("killed Delve and the debug build (pids {victims:?})"));
     }
-    if let Some(socket) = endpoint::socket_of(&entry.endpoint()) {
+    if let Some(socket) = entry.listen.socket() {
         endpoint::remove(node, socket)?;
         done.push(format!("removed Delve's socket directory {}", socket.rsplit_once('/').map_or(socket, |p| p.0)));
     }
@@ -279,3 +279,6 @@ fn wait_back(node: &dyn Node, entry: &Entry, timeout: Duration) -> Result<bool, 
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+#[cfg(test)]
+mod tests;

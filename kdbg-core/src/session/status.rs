@@ -4,17 +4,17 @@
 use std::time::Duration;
 
 use camino::Utf8Path;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::journal::{self, Entry};
 use super::{procs, tunnels, SessionError};
 use crate::dlv::{DebuggerState, DlvClient, DlvRpcError};
 use crate::node::{Endpoint, Node};
 
-/// One component under debug.
-#[derive(Debug, Clone, Serialize)]
+/// One component under debug. As JSON (`kdbg status --json`): the journal entry in its schema-1
+/// shape (Delve's `--listen` string, no session id; see `journal::v1`), then the fields below.
+#[derive(Debug, Clone)]
 pub struct ComponentStatus {
-    #[serde(flatten)]
     pub entry: Entry,
     /// Delve's process is alive and listens (on its socket or port).
     pub dlv_up: bool,
@@ -24,6 +24,22 @@ pub struct ComponentStatus {
     pub program: String,
     /// The tunnel this workstation holds to it, if any: `localhost:<port>`.
     pub tunnel: Option<u16>,
+}
+
+impl Serialize for ComponentStatus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            #[serde(flatten)]
+            entry: journal::v1::Entry,
+            dlv_up: bool,
+            socket: &'a Option<String>,
+            program: &'a str,
+            tunnel: Option<u16>,
+        }
+        let ComponentStatus { entry, dlv_up, socket, program, tunnel } = self;
+        Json { entry: entry.into(), dlv_up: *dlv_up, socket, program, tunnel: *tunnel }.serialize(s)
+    }
 }
 
 /// Reads the journal and asks each Delve for its state.
@@ -40,7 +56,7 @@ pub fn status(node: &dyn Node, state_dir: Option<&Utf8Path>) -> Result<Vec<Compo
             .find(|r| r.node == node.describe() && r.component == entry.component && r.alive())
             .map(|r| r.local_port);
         let program = if dlv_up { program_state(node, &endpoint, tunnel) } else { "Delve is not running".into() };
-        let socket = super::endpoint::socket_of(&endpoint).map(String::from);
+        let socket = entry.listen.socket().map(String::from);
         out.push(ComponentStatus { entry, dlv_up, socket, program, tunnel });
     }
     Ok(out)
@@ -71,5 +87,30 @@ fn program_state(node: &dyn Node, endpoint: &Endpoint, tunnel: Option<u16>) -> S
             Some(l) => format!("halted at {}:{}", l.file, l.line),
             None => "halted".into(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::journal::testdata;
+
+    /// `kdbg status --json` reads as it did before journal schema 2, byte for byte: from each
+    /// schema-1 journal, what the kdbg before printed for it.
+    #[test]
+    fn status_json_is_unchanged_by_journal_schema_2() {
+        for (name, v1, before) in testdata::ALL {
+            let journal = journal::parse(v1.as_bytes()).unwrap();
+            let states: Vec<ComponentStatus> = journal
+                .components
+                .into_values()
+                .map(|entry| {
+                    let socket = entry.listen.socket().map(String::from);
+                    ComponentStatus { entry, dlv_up: true, socket, program: "running".into(), tunnel: Some(40001) }
+                })
+                .collect();
+            let doc = serde_json::json!({ "node": "docker@192.168.49.2", "components": states });
+            assert_eq!(serde_json::to_string_pretty(&doc).unwrap() + "\n", before, "{name}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::journal::{How, Journal};
 use super::{procs, stop};
 use crate::component::{Component, Launch, COMPONENTS, MANIFESTS_DIR};
-use crate::layout::{BACKUP_DIR, BIN_DIR, RUN_DIR};
+use crate::layout::{socket_path, BACKUP_DIR, BIN_DIR, RUN_DIR};
 use crate::node::{Node, NodeError, Privilege};
 
 /// For each file in the backup directory: `name mode sha256-of-backup sha256-of-manifest|-`.
@@ -138,8 +138,8 @@ pub(crate) fn recover(
         done.push(format!("killed the debug processes {pids:?}"));
     }
     for t in traces {
-        if let Trace::SocketDir { dir, .. } = t {
-            let gone = super::endpoint::remove(node, &format!("{dir}/dlv.sock"));
+        if let Trace::SocketDir { dir, component } = t {
+            let gone = super::endpoint::remove(node, &socket_path(component));
             gone.map_err(|e| NodeError::other(node.describe(), format!("remove {dir}"), e))?;
             done.push(format!("removed {dir}"));
         }

@@ -13,9 +13,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::WatchError;
-use crate::node::{Endpoint, Node, NodeError, Privilege};
+use crate::node::{Node, NodeError, Privilege};
 use crate::session::journal::{self, Entry, EntryState, Journal};
 use crate::session::launch::{self, LaunchSpec};
+use crate::session::listen::Listen;
 use crate::session::{scripts, SessionError};
 
 /// Stops the old Delve and debug build, starts Delve, waits (polling every 20 ms on the node) until
@@ -72,9 +73,8 @@ done"#;
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
     pub component: String,
+    /// How Delve runs, `listen` included.
     pub spec: LaunchSpec,
-    /// Where Delve listens on the node.
-    pub endpoint: Endpoint,
     /// The ports the program serves on.
     pub ports: Vec<u16>,
 }
@@ -127,7 +127,7 @@ pub(crate) fn capture(node: &dyn Node, entry: &Entry) -> Result<Held, WatchError
         log: entry.log.clone(),
         mounts: entry.how.bind_mounts(),
     };
-    Ok(Held { component: entry.component.clone(), spec, endpoint: entry.endpoint(), ports: entry.ports.clone() })
+    Ok(Held { component: entry.component.clone(), spec, ports: entry.ports.clone() })
 }
 
 /// Relaunches Delve on the binary now on the node, journaling before and after. Relaunches of
@@ -150,11 +150,7 @@ pub(crate) fn relaunch(
     let ports: Vec<String> = held.ports.iter().map(u16::to_string).collect();
     let mut argv: Vec<String> = vec!["sh".into(), "-s".into(), "--".into()];
     argv.extend([spec.log.clone(), spec.working_dir.clone(), spec.args[0].clone(), spec.dlv.clone()]);
-    let dport = match &held.endpoint {
-        Endpoint::Loopback(port) => port.to_string(),
-        socket => socket.to_string(),
-    };
-    argv.extend([dport, ports.join(","), u8::from(spec.run).to_string()]);
+    argv.extend([delve_port(&spec.listen), ports.join(","), u8::from(spec.run).to_string()]);
     argv.extend([dlv_timeout.as_secs().max(1).to_string(), serve_timeout.as_secs().max(1).to_string()]);
     argv.extend(spec.command());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -220,6 +216,14 @@ pub(crate) fn relaunch(
     Ok(r)
 }
 
+/// The script's `dport`: Delve's TCP port, or `unix:SOCKET`.
+fn delve_port(listen: &Listen) -> String {
+    match listen {
+        Listen::Tcp { port, .. } => port.to_string(),
+        Listen::Unix { .. } => listen.to_string(),
+    }
+}
+
 /// The marks the relaunch script printed, and its last word.
 #[derive(Debug, Default, PartialEq)]
 struct Marks {
@@ -265,6 +269,14 @@ mod tests {
         assert_eq!(last, "serving 101.05");
         let (m, last) = parse("begin 1\nstopped 1\npid 7\ntimeout dlv\n");
         assert_eq!((m.dlv, last.as_str()), (None, "timeout dlv"));
+    }
+
+    #[test]
+    fn the_script_waits_for_delves_port_or_socket() {
+        assert_eq!(delve_port(&Listen::every_interface(2349)), "2349");
+        assert_eq!(delve_port(&Listen::loopback(2345)), "2345");
+        let socket = Listen::Unix { path: "/var/lib/kdbg/run/kubelet/dlv.sock".into() };
+        assert_eq!(delve_port(&socket), "unix:/var/lib/kdbg/run/kubelet/dlv.sock");
     }
 
     #[test]

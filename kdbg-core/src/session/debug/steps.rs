@@ -27,8 +27,8 @@ use crate::plan::{Step, StepId, StepKind};
 use crate::report::{OnNode, Reporter};
 use crate::session::attach::{self, Attach};
 use crate::session::capture::{self, Captured};
-use crate::session::endpoint::{self, Listen};
-use crate::session::journal::{self, BuiltFrom, Entry, EntryState, Journal, Who};
+use crate::session::endpoint::{self, Choice};
+use crate::session::journal::{self, BuiltFrom, Entry, EntryState, Journal, SessionId, Who};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::node_lock::Locked;
 use crate::session::restore::{self, RestoreConfig};
@@ -44,7 +44,7 @@ pub(crate) enum Out {
     /// `capture-args:<c>`: how the original runs, and Delve's port.
     Captured { captured: Box<Captured>, port: u16 },
     /// `choose-endpoint`: where each component's Delve listens.
-    Endpoints(BTreeMap<String, Listen>),
+    Endpoints(BTreeMap<String, Choice>),
     /// `stop:<c>`: the journal entry of the stopped component.
     Stopped { entry: Box<Entry>, captured: Box<Captured> },
     /// `launch:<c>` (and `tunnel:<c>`, with the forward): the component under Delve.
@@ -151,6 +151,7 @@ impl Debugging<'_> {
             component: c.name.into(),
             state: EntryState::Stopping,
             who: Who::me(),
+            session: SessionId::mine(),
             started_at: now,
             updated_at: now,
             how: cap.how.clone(),
