@@ -9,7 +9,7 @@ use kdbg_core::build::BuildConfig;
 use kdbg_core::component::Component;
 use kdbg_core::node::target::{ConnectOptions, Target};
 use kdbg_core::node::Node;
-use kdbg_core::session::node_lock::{Locked, NodeLock};
+use kdbg_core::node_lock::{Locked, NodeLock};
 use kdbg_core::tree::{self, SourceTree, TreeConfig, TreeSearch, VersionChoice};
 
 use crate::render::Terminal;

@@ -74,10 +74,9 @@ pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
         eprintln!("  when done: kdbg restore {} {target}", names.join(" "));
         return Ok(());
     }
-    let lock =
-        kdbg_core::session::node_lock::NodeLock::acquire(&*node, &format!("restore {}", names.join(" ")), true, &term)?;
+    let lock = kdbg_core::node_lock::NodeLock::acquire(&*node, &format!("restore {}", names.join(" ")), true, &term)?;
     let config = RestoreConfig { components: comps, state_dir: state_dir(), ..RestoreConfig::default() };
-    let restored = restore::restore(kdbg_core::session::node_lock::Locked::new(&*node, &lock), &config, &term)
+    let restored = restore::restore(kdbg_core::node_lock::Locked::new(&*node, &lock), &config, &term)
         .with_context(|| format!("failed to restore {}", args.target.target()))?;
     for r in restored.iter().filter(|r| !r.done.is_empty()) {
         println!("{}: {}", r.component, r.done.join("; "));

@@ -211,7 +211,7 @@ fn platform_check(node: &dyn Node) -> Check {
 
 /// zstd on the node, for compressed, delta copies (a warning without it).
 fn zstd_check(node: &dyn Node) -> Check {
-    match node.exec(&["sh", "-c", "command -v zstd"], Privilege::User, &[]) {
+    match node.sh(Privilege::User, "command -v zstd", &[]) {
         Ok(o) if o.success() => Check::ok("zstd", format!("on the node at {}", o.stdout_str().trim())),
         Ok(_) => Check::new(
             "zstd",
@@ -256,7 +256,7 @@ const DF: &str = r#"for d in /var/lib/kdbg /var/lib /var /; do [ -d "$d" ] && br
 df -Pk "$d" | tail -n 1"#;
 
 fn space(node: &dyn Node) -> Check {
-    let out = match node.exec(&["sh", "-c", DF], Privilege::Root, &[]) {
+    let out = match node.sh(Privilege::Root, DF, &[]) {
         Ok(o) if o.success() => o.stdout_str(),
         Ok(o) => return Check::new("space", Status::Fail, format!("df failed: {}", o.stderr_str().trim()), None),
         Err(e) => return Check::failed("space", &e),

@@ -52,7 +52,7 @@ fn class_of(e: &(dyn Error + 'static)) -> ExitClass {
         crate::deploy::DeployError,
         crate::session::SessionError,
         crate::session::debug::DebugError,
-        crate::session::version::MatchError,
+        crate::node_version::MatchError,
         crate::watch::WatchError,
         crate::trace::TraceError,
         crate::tree::ChooseError,

@@ -142,9 +142,12 @@ pub trait Node: Send + Sync {
     /// Runs `argv` (no shell) on the node, with `stdin` fed to it.
     fn exec(&self, argv: &[&str], privilege: Privilege, stdin: &[u8]) -> Result<NodeOutput, NodeError>;
 
-    /// Runs a POSIX `sh` script on the node (sent on stdin, never interpolated into a command line).
-    fn script(&self, script: &str, privilege: Privilege) -> Result<NodeOutput, NodeError> {
-        self.exec(&["sh", "-s"], privilege, script.as_bytes())
+    /// Runs a POSIX `sh` script on the node as root or the login user, its arguments as `$1…`
+    /// (never interpolated into the script): the one way kdbg runs a node-side script.
+    fn sh(&self, privilege: Privilege, script: &str, args: &[&str]) -> Result<NodeOutput, NodeError> {
+        let mut argv = vec!["sh", "-c", script, "kdbg"];
+        argv.extend_from_slice(args);
+        self.exec(&argv, privilege, &[])
     }
 
     /// Starts `argv` on the node and returns at once: a long-lived node process with stdin,
@@ -202,6 +205,31 @@ impl NodeError {
 }
 
 /// Quotes `arg` for a POSIX shell (the remote login shell, `sh -c`): a word that stays one word.
+/// [`Node::sh`] that must succeed: its stdout, or an error naming `what` and the script's stderr.
+pub(crate) fn sh_ok(
+    node: &dyn Node,
+    privilege: Privilege,
+    script: &str,
+    args: &[&str],
+    what: &str,
+) -> Result<String, NodeError> {
+    let out = node.sh(privilege, script, args)?;
+    if !out.success() {
+        return Err(NodeError::Command {
+            node: node.describe(),
+            cmd: what.into(),
+            status: out.status,
+            stderr: out.stderr_str().trim().to_string(),
+        });
+    }
+    Ok(out.stdout_str())
+}
+
+/// [`sh_ok`] as root: the node-side script every change to the node runs through.
+pub(crate) fn root_sh(node: &dyn Node, script: &str, args: &[&str], what: &str) -> Result<String, NodeError> {
+    sh_ok(node, Privilege::Root, script, args, what)
+}
+
 pub(crate) fn sh_quote(arg: &str) -> String {
     let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {

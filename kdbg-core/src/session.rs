@@ -39,7 +39,6 @@ pub mod journal;
 pub(crate) mod launch;
 pub mod listen;
 pub(crate) mod manifest;
-pub mod node_lock;
 pub(crate) mod preflight;
 pub(crate) mod procs;
 pub mod restore;
@@ -48,7 +47,7 @@ pub mod status;
 pub(crate) mod stop;
 pub(crate) mod systemd;
 pub(crate) mod traces;
-pub(crate) mod tunnels;
-pub mod version;
 
 pub use error::SessionError;
+#[cfg(test)]
+mod tidy;

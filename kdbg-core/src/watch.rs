@@ -15,7 +15,7 @@
 //! build is reported and the running session is kept. Stopping (`stop`) ends the loop between
 //! cycles and leaves the session running.
 //!
-//! The copy and relaunch of a cycle hold the node's lock ([`crate::session::node_lock`]), so a
+//! The copy and relaunch of a cycle hold the node's lock ([`crate::node_lock`]), so a
 //! `kdbg restore` or another kdbg waits for the cycle, never races it.
 //!
 //! What the node holds is asked once (one `sha256s` round trip) and then tracked: each copy
@@ -37,10 +37,10 @@ use crate::build::{self, BuildConfig};
 use crate::component::Component;
 use crate::layout::binary_path;
 use crate::node::{Node, NodeError};
+use crate::node_lock::NodeLock;
 use crate::plan::StepKind;
 use crate::report::{Event, Reporter, StepStatus};
 use crate::session::debug::Timeouts;
-use crate::session::node_lock::NodeLock;
 use crate::session::{journal, SessionError};
 use crate::tree::SourceTree;
 use relaunch::Held;

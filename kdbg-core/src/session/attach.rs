@@ -1,12 +1,31 @@
 //! How to attach once Delve runs: VSCode entries (unless `--no-ide`) with `substitutePath` rules
 //! read from the built binary's DWARF, and instructions for `dlv connect`, GoLand and nvim-dap.
 
-use super::debug::Session;
 use crate::build::Built;
 use crate::ide::other_editors;
 use crate::ide::vscode::{self, IdeEntry, IdeReport, TaskArgs};
 use crate::report::Reporter;
 use crate::tree::SourceTree;
+
+/// One component under debug, as `kdbg debug` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Session {
+    pub component: String,
+    /// Delve on the node: `unix:/var/lib/kdbg/run/<component>/dlv.sock` or `127.0.0.1:2345`.
+    #[serde(serialize_with = "super::listen::as_delve::serialize")]
+    pub listen: super::listen::Listen,
+    /// Why Delve listens on TCP, when it does.
+    pub tcp_because: Option<String>,
+    /// The IDE's port (on TCP also Delve's on the node).
+    pub port: u16,
+    /// Where the IDE attaches on this workstation (`localhost:<port>`), when tunneled.
+    pub local_port: Option<u16>,
+    pub dlv_pid: u32,
+    pub tunnel_pid: Option<u32>,
+    pub log: String,
+    pub captured_from: String,
+    pub args: Vec<String>,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Attach {

@@ -124,11 +124,7 @@ fn systemd_unit(
         path: unit.into(),
         detail,
     })?;
-    let state = node.exec(
-        &["sh", "-c", "systemctl is-active \"$1\"; systemctl is-enabled \"$1\"; true", "kdbg", unit],
-        Privilege::Root,
-        &[],
-    )?;
+    let state = node.sh(Privilege::Root, "systemctl is-active \"$1\"; systemctl is-enabled \"$1\"; true", &[unit])?;
     let state = state.stdout_str();
     let mut lines = state.lines().map(str::trim);
     let (active, enabled) = (lines.next().unwrap_or("unknown").to_string(), lines.next().map(String::from));

@@ -13,10 +13,10 @@
 //! a private mount namespace where each is bind-mounted at its `mountPath`. Nothing of it passes
 //! through the workstation, the journal or a log.
 
+use crate::node::root_sh;
 use serde_json::Value;
 
 use super::journal::{How, PodMount};
-use super::stop::run;
 use super::SessionError;
 use crate::component::Component;
 use crate::layout::PODS_DIR;
@@ -65,7 +65,7 @@ pub(crate) struct DsPod {
 /// Finds the DaemonSet's pod on this node; changes nothing.
 pub(crate) fn look(node: &dyn Node, c: &Component, namespace: &str, name: &str) -> Result<DsPod, SessionError> {
     let unsupported = |why: String| SessionError::Unsupported { component: c.name.into(), node: node.describe(), why };
-    let out = node.exec(&["sh", "-c", &format!("{KUBECTL}{LOOK}"), "kdbg", namespace, name], Privilege::Root, &[])?;
+    let out = node.sh(Privilege::Root, &format!("{KUBECTL}{LOOK}"), &[namespace, name])?;
     if !out.success() {
         let said = out.stderr_str().trim().to_string();
         return Err(unsupported(match out.status {
@@ -148,7 +148,7 @@ pub(crate) fn missing_mount_points(node: &dyn Node, mounts: &[PodMount]) -> Resu
     if targets.is_empty() {
         return Ok(Vec::new());
     }
-    let out = run(node, MISSING, &targets, "look for missing mount points")?;
+    let out = root_sh(node, MISSING, &targets, "look for missing mount points")?;
     let mut seen = Vec::new();
     for l in out.lines().filter(|l| !l.is_empty()) {
         if !seen.iter().any(|s: &String| s == l) {
@@ -175,7 +175,7 @@ pub(crate) fn stop(node: &dyn Node, how: &How, component: &str, pid: Option<u32>
             args.extend([m.source.clone(), m.target.clone()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(node, COPY, &args, &format!("copy {pod}'s mounted files into {files}"))?;
+        root_sh(node, COPY, &args, &format!("copy {pod}'s mounted files into {files}"))?;
     }
     let mut aff: Value = affinity.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or(Value::Null);
     exclude_node(&mut aff, node_name);
@@ -187,7 +187,7 @@ pub(crate) fn stop(node: &dyn Node, how: &How, component: &str, pid: Option<u32>
         "{KUBECTL}kubectl patch daemonset -n \"$1\" \"$2\" --type=json -p \"$3\" >/dev/null && \
          kubectl delete pod -n \"$1\" \"$4\" --wait=false >/dev/null"
     );
-    run(
+    root_sh(
         node,
         &script,
         &[namespace, name, &patch.to_string(), pod],
@@ -243,13 +243,13 @@ pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
          kubectl patch daemonset -n \"$1\" \"$2\" --type=json -p \"$4\" >/dev/null"
     );
     let what = format!("put the DaemonSet {namespace}/{name} back");
-    run(node, &script, &[namespace, name, &with.to_string(), &without.to_string()], &what)
+    root_sh(node, &script, &[namespace, name, &with.to_string(), &without.to_string()], &what)
         .map_err(|e| e.to_string())?;
     let mut args = vec![files.clone()];
     args.extend(created.iter().rev().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let cleanup = r#"rm -rf "$1"; shift; rmdir "$PODS" 2>/dev/null; for d; do rmdir "$d" 2>/dev/null || rm -f "$d" 2>/dev/null; done; true"#;
-    run(node, &cleanup.replace("$PODS", PODS_DIR), &args, "remove the pod's copied files")
+    root_sh(node, &cleanup.replace("$PODS", PODS_DIR), &args, "remove the pod's copied files")
         .map(drop)
         .map_err(|e| e.to_string())
 }

@@ -10,7 +10,6 @@ use camino::Utf8PathBuf;
 
 use super::attach::Attach;
 use super::journal;
-use super::node_lock::Locked;
 use super::SessionError;
 use crate::build;
 use crate::build::Building;
@@ -19,6 +18,7 @@ use crate::crash::CrashAt;
 use crate::deploy::{self, DeployConfig, DeployError, DeployOutcome, Deploying, Destination};
 use crate::ide::vscode::TaskArgs;
 use crate::node::Node;
+use crate::node_lock::Locked;
 use crate::plan::exec::{Exec, Fresh, Inputs, Policy, Ran, Run, Runner, StepEvent};
 use crate::plan::fleet::Fleet;
 use crate::plan::{Plan, StepId, StepKind};
@@ -72,6 +72,13 @@ pub struct DebugConfig {
     pub crash: CrashAt,
 }
 
+impl DebugConfig {
+    /// What this session asks of Delve's endpoint.
+    pub(crate) fn policy(&self) -> super::endpoint::Policy {
+        super::endpoint::Policy { expose: self.expose, tunnel: self.tunnel }
+    }
+}
+
 /// What `kdbg debug` did.
 #[derive(Debug, Clone)]
 pub struct DebugOutcome {
@@ -100,25 +107,7 @@ impl DebugError {
     }
 }
 
-/// One component under debug, as `kdbg debug` reports it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Session {
-    pub component: String,
-    /// Delve on the node: `unix:/var/lib/kdbg/run/<component>/dlv.sock` or `127.0.0.1:2345`.
-    #[serde(serialize_with = "super::listen::as_delve::serialize")]
-    pub listen: super::listen::Listen,
-    /// Why Delve listens on TCP, when it does.
-    pub tcp_because: Option<String>,
-    /// The IDE's port (on TCP also Delve's on the node).
-    pub port: u16,
-    /// Where the IDE attaches on this workstation (`localhost:<port>`), when tunneled.
-    pub local_port: Option<u16>,
-    pub dlv_pid: u32,
-    pub tunnel_pid: Option<u32>,
-    pub log: String,
-    pub captured_from: String,
-    pub args: Vec<String>,
-}
+pub use super::attach::Session;
 
 /// The steps of `kdbg debug` added to a deploy plan ([`deploy::steps::plan`]): the builds wait
 /// for every capture (bad input fails before a long build); the endpoints are chosen once Delve

@@ -15,12 +15,12 @@
 //! socket would be a proxy that ends with kdbg), when the login user cannot enter
 //! `/var/lib/kdbg`; `0.0.0.0:PORT` with `--expose`.
 
-use super::debug::DebugConfig;
 use super::listen::Listen;
-use super::{preflight, stop, SessionError};
+use super::{preflight, SessionError};
 use crate::component::Component;
 use crate::deploy::Dlv;
 use crate::layout::{socket_path, KDBG_DIR, RUN_DIR};
+use crate::node::root_sh;
 use crate::node::{Endpoint, Node, Privilege};
 
 /// Where Delve listens, and why it is TCP when it is.
@@ -28,6 +28,15 @@ use crate::node::{Endpoint, Node, Privilege};
 pub(crate) struct Choice {
     pub listen: Listen,
     pub tcp_because: Option<String>,
+}
+
+/// What the user asked of Delve's endpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Policy {
+    /// `--expose`: every interface of the node.
+    pub expose: bool,
+    /// The IDE reaches the node through a forward (every target but `local`).
+    pub tunnel: bool,
 }
 
 /// The first directory on the way to the socket that the login user cannot enter, if any.
@@ -38,7 +47,7 @@ const ENTER: &str = r#"for d; do [ ! -e "$d" ] || [ -x "$d" ] || { echo "$d"; ex
 pub(crate) fn choose(
     node: &dyn Node,
     dlv: &Dlv,
-    cfg: &DebugConfig,
+    cfg: &Policy,
     c: &Component,
     port: u16,
 ) -> Result<Choice, SessionError> {
@@ -50,9 +59,7 @@ pub(crate) fn choose(
         Some(gap)
     } else {
         let dirs = ["/var", "/var/lib", KDBG_DIR, RUN_DIR];
-        let mut argv = vec!["sh", "-c", ENTER, "kdbg"];
-        argv.extend(dirs);
-        let out = node.exec(&argv, Privilege::User, &[])?;
+        let out = node.sh(Privilege::User, ENTER, &dirs)?;
         let closed = out.stdout_str().trim().to_string();
         (!closed.is_empty()).then(|| format!("the login user cannot enter {closed}"))
     };
@@ -67,7 +74,7 @@ pub(crate) fn choose(
 /// Makes the socket's directory afresh: mode 0700, owned by the login user (whose ids are asked
 /// as that user), inside `/var/lib/kdbg/run` (0755).
 pub(crate) fn prepare(node: &dyn Node, socket: &str) -> Result<(), SessionError> {
-    let ids = node.exec(&["sh", "-c", "echo $(id -u):$(id -g)"], Privilege::User, &[])?;
+    let ids = node.sh(Privilege::User, "echo $(id -u):$(id -g)", &[])?;
     let owner = ids.stdout_str().trim().to_string();
     let script = r#"set -eu
 d=${1%/*}
@@ -75,19 +82,23 @@ mkdir -p -m 0755 "${d%/*}"
 rm -rf "$d"
 mkdir -m 0700 "$d"
 chown "$2" "$d""#;
-    stop::run(node, script, &[socket, &owner], &format!("create the socket directory for {socket}")).map(drop)
+    root_sh(node, script, &[socket, &owner], &format!("create the socket directory for {socket}"))
+        .map(drop)
+        .map_err(SessionError::from)
 }
 
 /// Once Delve listens: the socket goes to the directory's owner, mode 0600 (Delve made it as root).
 pub(crate) fn hand_over(node: &dyn Node, socket: &str) -> Result<(), SessionError> {
     let script = super::scripts::with(&[super::scripts::HAND_OVER], r#"hand_over "$1""#);
-    stop::run(node, &script, &[socket], &format!("hand {socket} to the login user")).map(drop)
+    root_sh(node, &script, &[socket], &format!("hand {socket} to the login user")).map(drop).map_err(SessionError::from)
 }
 
 /// Removes the socket's directory (and `/var/lib/kdbg/run` once empty); nothing there is fine.
 pub(crate) fn remove(node: &dyn Node, socket: &str) -> Result<(), SessionError> {
     let script = r#"d=${1%/*}; rm -rf "$d" && { rmdir "${d%/*}" 2>/dev/null; true; }"#;
-    stop::run(node, script, &[socket], &format!("remove {}", socket.rsplit_once('/').map_or(socket, |p| p.0))).map(drop)
+    root_sh(node, script, &[socket], &format!("remove {}", socket.rsplit_once('/').map_or(socket, |p| p.0)))
+        .map(drop)
+        .map_err(SessionError::from)
 }
 
 /// The socket of an endpoint, if it is one.

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::scripts;
 use crate::component::Component;
-use crate::node::{Endpoint, Node, NodeError, Privilege};
+use crate::node::{Endpoint, Node, NodeError};
 
 /// `#PID` then one argument per line, for each pid given.
 const CMDLINES: &str = r##"for p; do echo "#$p"; tr '\0' '\n' < "/proc/$p/cmdline" 2>/dev/null; echo; done"##;
@@ -60,19 +60,10 @@ impl Poll {
     }
 }
 
+/// A root script of this module; a failure names the script's first line.
 fn run(node: &dyn Node, script: &str, args: &[String]) -> Result<String, NodeError> {
-    let mut argv = vec!["sh", "-s", "--"];
-    argv.extend(args.iter().map(String::as_str));
-    let out = node.exec(&argv, Privilege::Root, script.as_bytes())?;
-    if !out.success() {
-        return Err(NodeError::Command {
-            node: node.describe(),
-            cmd: script.lines().next().unwrap_or_default().to_string(),
-            status: out.status,
-            stderr: out.stderr_str().trim().to_string(),
-        });
-    }
-    Ok(out.stdout_str())
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    crate::node::root_sh(node, script, &args, script.lines().next().unwrap_or_default())
 }
 
 /// Every process and its executable (` (deleted)` stripped).

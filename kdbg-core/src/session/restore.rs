@@ -2,22 +2,24 @@
 //! the manifest back byte-identical (or start the unit), wait until the original runs again, then
 //! forget the entry. Idempotent, and needs nothing but the node's journal.
 
+use crate::node::root_sh;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 
 use super::journal::{self, Entry, EntryState, Journal, Who};
-use super::node_lock::Locked;
 use super::traces::{self, Trace};
-use super::{endpoint, procs, stop, tunnels, SessionError};
+use super::{endpoint, procs, stop, SessionError};
 use crate::component::Component;
 use crate::crash::CrashAt;
 use crate::layout::{binary_path, dlv_path, BIN_DIR};
 use crate::node::Node;
+use crate::node_lock::Locked;
 use crate::plan::exec::{Exec, Inputs, Policy, Ran, Runner};
 use crate::plan::{Plan, Step, StepKind};
 use crate::report::Reporter;
+use crate::tunnels;
 
 #[derive(Debug, Clone)]
 pub struct RestoreConfig {
@@ -239,7 +241,7 @@ fn restore_one(
     }
     // The session's log goes once the original is back: kdbg leaves nothing but its binaries.
     let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
-    stop::run(node, script, &[&entry.log], &format!("remove {}", entry.log))?;
+    root_sh(node, script, &[&entry.log], &format!("remove {}", entry.log))?;
     Ok(Restored { component: name.into(), done })
 }
 

@@ -7,9 +7,10 @@ use camino::Utf8Path;
 use serde::{Serialize, Serializer};
 
 use super::journal::{self, Entry};
-use super::{procs, tunnels, SessionError};
+use super::{procs, SessionError};
 use crate::dlv::{DebuggerState, DlvClient, DlvRpcError};
 use crate::node::{Endpoint, Node};
+use crate::tunnels;
 
 /// One component under debug. As JSON (`kdbg status --json`): the journal entry in its schema-1
 /// shape (Delve's `--listen` string, no session id; see `journal::v1`), then the fields below.

@@ -2,6 +2,7 @@
 //! kubelet's directory (or `systemctl stop`), then a bounded wait until the process is gone and its
 //! ports are free. On timeout the manifest goes back and the node is as it was.
 
+use crate::node::root_sh;
 use std::time::{Duration, Instant};
 
 use super::capture::Captured;
@@ -33,7 +34,7 @@ pub(crate) fn stop(
             node.write_file(backup, bytes, *mode, Privilege::Root)?;
             crash.within(&id, "backup");
             let dir = manifest.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
-            run(node, REMOVE, &[manifest, dir], &format!("remove {manifest}"))?;
+            root_sh(node, REMOVE, &[manifest, dir], &format!("remove {manifest}"))?;
             crash.within(&id, "moved");
         }
         How::DaemonSet { .. } => {
@@ -43,7 +44,7 @@ pub(crate) fn stop(
         }
         How::Systemd { unit, .. } => {
             crash.within(&id, "backup");
-            run(node, "systemctl stop \"$1\"", &[unit], &format!("systemctl stop {unit}"))?;
+            root_sh(node, "systemctl stop \"$1\"", &[unit], &format!("systemctl stop {unit}"))?;
             crash.within(&id, "moved");
         }
     }
@@ -130,14 +131,14 @@ pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
             }
             // The backup directory goes too once empty: kdbg leaves nothing it does not need.
             let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
-            run(node, script, &[backup], &format!("remove {backup}")).map(drop).map_err(|e| e.to_string())
+            root_sh(node, script, &[backup], &format!("remove {backup}")).map(drop).map_err(|e| e.to_string())
         }
         How::DaemonSet { .. } => super::daemonset::put_back(node, how),
         How::Systemd { unit, active, enabled } => {
             // The unit returns to the state kdbg found: started only if it was active, and its
             // enablement as it was (kdbg never changes it; someone else may have meanwhile).
             if *active {
-                run(node, "systemctl start \"$1\"", &[unit], &format!("systemctl start {unit}"))
+                root_sh(node, "systemctl start \"$1\"", &[unit], &format!("systemctl start {unit}"))
                     .map_err(|e| e.to_string())?;
             }
             match enabled.as_deref() {
@@ -145,7 +146,7 @@ pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
                     let verb = if want == "enabled" { "enable" } else { "disable" };
                     let script =
                         r#"[ "$(systemctl is-enabled "$1" 2>/dev/null)" = "$2" ] || systemctl "$3" --quiet "$1""#;
-                    run(node, script, &[unit, want, verb], &format!("systemctl {verb} {unit}"))
+                    root_sh(node, script, &[unit, want, verb], &format!("systemctl {verb} {unit}"))
                         .map(drop)
                         .map_err(|e| e.to_string())
                 }
@@ -153,20 +154,4 @@ pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
             }
         }
     }
-}
-
-/// Runs a small root script with arguments; a failure is an error naming `what`.
-pub(crate) fn run(node: &dyn Node, script: &str, args: &[&str], what: &str) -> Result<String, SessionError> {
-    let mut argv = vec!["sh", "-c", script, "kdbg"];
-    argv.extend_from_slice(args);
-    let out = node.exec(&argv, Privilege::Root, &[])?;
-    if !out.success() {
-        return Err(SessionError::Node(crate::node::NodeError::Command {
-            node: node.describe(),
-            cmd: what.into(),
-            status: out.status,
-            stderr: out.stderr_str().trim().to_string(),
-        }));
-    }
-    Ok(out.stdout_str())
 }

@@ -11,6 +11,7 @@
 //! (with `--from-node-state` also when the journal cannot be read, after keeping it aside), and
 //! `kdbg doctor` reports them.
 
+use crate::node::root_sh;
 use std::time::{Duration, Instant};
 
 use super::journal::{How, Journal};
@@ -84,7 +85,7 @@ impl Trace {
 pub(crate) fn find(node: &dyn Node, journal: &Journal, only: &[&str]) -> Result<Vec<Trace>, NodeError> {
     let wanted = |name: &str| (only.is_empty() || only.contains(&name)) && !journal.components.contains_key(name);
     let mut out = Vec::new();
-    let listed = node.exec(&["sh", "-c", BACKUPS, "kdbg-backups", BACKUP_DIR, MANIFESTS_DIR], Privilege::Root, &[])?;
+    let listed = node.sh(Privilege::Root, BACKUPS, &[BACKUP_DIR, MANIFESTS_DIR])?;
     for line in listed.stdout_str().lines() {
         let f: Vec<&str> = line.split(' ').collect();
         let [file, mode, sha256, manifest_sha] = f[..] else { continue };
@@ -116,7 +117,7 @@ pub(crate) fn find(node: &dyn Node, journal: &Journal, only: &[&str]) -> Result<
             out.push(Trace::Process { component, pid, exe });
         }
     }
-    let dirs = node.exec(&["sh", "-c", SOCKET_DIRS, "kdbg-sockets", RUN_DIR], Privilege::Root, &[])?;
+    let dirs = node.sh(Privilege::Root, SOCKET_DIRS, &[RUN_DIR])?;
     for component in dirs.stdout_str().lines().filter(|c| wanted(c)) {
         out.push(Trace::SocketDir { component: component.into(), dir: format!("{RUN_DIR}/{component}") });
     }
@@ -176,7 +177,7 @@ pub(crate) fn recover(
     for t in traces {
         if let Trace::Process { component, .. } = t {
             if let Some(Launch::Systemd { unit }) = Component::lookup(component).ok().map(|c| c.launch) {
-                stop::run(node, "systemctl start \"$1\"", &[unit], &format!("systemctl start {unit}"))
+                root_sh(node, "systemctl start \"$1\"", &[unit], &format!("systemctl start {unit}"))
                     .map_err(|e| NodeError::other(node.describe(), format!("start {unit}"), e))?;
                 done.push(format!("started {unit}"));
                 started = Some(component.clone());

@@ -11,7 +11,8 @@ use crate::component::Component;
 use crate::dlv::{DlvClient, DlvRpcError, TraceBreakpoint};
 use crate::node::{Node, Tunnel};
 use crate::report::Reporter;
-use crate::session::{journal, tunnels};
+use crate::session::journal;
+use crate::tunnels;
 
 pub struct TraceConfig<'a> {
     pub component: &'static Component,

@@ -6,8 +6,8 @@ use camino::Utf8PathBuf;
 use super::{SourceTree, TreeError, TreeSearch};
 use crate::component::Component;
 use crate::node::Node;
+use crate::node_version::{self, MatchError};
 use crate::report::Reporter;
-use crate::session::version::{self, MatchError};
 use crate::worktree::{self, WorktreeError};
 
 /// Which version of the found tree to build.
@@ -90,7 +90,7 @@ fn node_ref(
     if nodes.is_empty() || components.is_empty() {
         return Err(ChooseError::NothingToMatch);
     }
-    let found = version::matching(nodes, components)?;
+    let found = node_version::matching(nodes, components)?;
     if let Some(w) = &found.warning {
         reporter.warn(w.clone());
     }

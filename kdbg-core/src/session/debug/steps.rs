@@ -22,6 +22,7 @@ use crate::deploy::Deploying;
 use crate::ide::vscode::IdeEntry;
 use crate::layout::{binary_path, dlv_path, log_path};
 use crate::node::Node;
+use crate::node_lock::Locked;
 use crate::plan::exec::{Fresh, Inputs, Ran, Runner};
 use crate::plan::{Step, StepId, StepKind};
 use crate::report::{OnNode, Reporter};
@@ -30,11 +31,10 @@ use crate::session::capture::{self, Captured};
 use crate::session::endpoint::{self, Choice};
 use crate::session::journal::{self, BuiltFrom, Entry, EntryState, Journal, SessionId, Who};
 use crate::session::launch::{self, LaunchSpec};
-use crate::session::node_lock::Locked;
 use crate::session::restore::{self, RestoreConfig};
-use crate::session::tunnels::{self, TunnelRecord};
 use crate::session::{preflight, status, stop, SessionError};
 use crate::tree::SourceTree;
+use crate::tunnels::{self, TunnelRecord};
 
 /// What a step of `kdbg debug`'s plan yields.
 #[derive(Debug, Clone)]
@@ -99,10 +99,12 @@ impl Debugging<'_> {
         let cap = capture::capture(self.node, c, cfg.wait_for_debugger)?;
         cap.warnings.iter().for_each(|w| self.reporter.warn(w.clone()));
         preflight::warn_version(self.node, self.tree, &cap, self.reporter);
-        preflight::warn_pausing(c, cfg, self.reporter);
+        preflight::warn_pausing(c, cfg.leader_elect_false, self.reporter);
         let i = self.components.iter().position(|x| x.name == c.name).unwrap_or(0);
         let port = cfg.port.map(|p| p + i as u16).unwrap_or(c.default_port);
-        preflight::port(self.node, cfg, c, port + cfg.local_shift)?;
+        if cfg.tunnel {
+            preflight::local_port(self.node, cfg.state_dir.as_deref(), c, port + cfg.local_shift)?;
+        }
         Ok(Out::Captured { captured: Box::new(cap), port })
     }
 
@@ -124,7 +126,7 @@ impl Debugging<'_> {
         for (id, out) in inputs.iter() {
             if let (Some(c), Out::Captured { port, .. }) = (id.component(), out) {
                 let c = self.component(&StepKind::CaptureArgs.on(c));
-                all.insert(c.name.to_string(), endpoint::choose(self.node, dlv, self.cfg, c, *port)?);
+                all.insert(c.name.to_string(), endpoint::choose(self.node, dlv, &self.cfg.policy(), c, *port)?);
             }
         }
         Ok(Out::Endpoints(all))

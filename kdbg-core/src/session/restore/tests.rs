@@ -125,8 +125,8 @@ fn decisions(journal: &str) -> Vec<String> {
     let said = Said::default();
     // The original never comes back on this node: restore waits no time for it.
     let cfg = RestoreConfig { back_timeout: Duration::ZERO, ..RestoreConfig::default() };
-    let lock = crate::session::node_lock::NodeLock::fake(&node);
-    let outcome = match restore(crate::session::node_lock::Locked::new(&node, &lock), &cfg, &said) {
+    let lock = crate::node_lock::NodeLock::fake(&node);
+    let outcome = match restore(crate::node_lock::Locked::new(&node, &lock), &cfg, &said) {
         Ok(r) => format!("{r:?}"),
         Err(e) => format!("error: {e}"),
     };

@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{self, Who};
-use super::SessionError;
 use crate::layout::{KDBG_DIR, LOCK};
 use crate::node::{Node, NodeError, Privilege};
 use crate::report::Reporter;
+use crate::session::journal::{self, Who};
+use crate::session::SessionError;
 
 /// How long the node keeps the lock of an owner it no longer hears from.
 pub(crate) const LEASE: Duration = Duration::from_secs(60);

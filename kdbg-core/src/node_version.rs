@@ -2,11 +2,11 @@
 //! else its pod's image tag, else the node's kubelet's version. For the skew warning of
 //! `kdbg debug` and for `--match-node`, which builds exactly that version.
 
-use super::capture::{self, Captured};
-use super::{procs, SessionError};
 use crate::component::{Component, Launch};
 use crate::layout::BIN_DIR;
 use crate::node::{Node, Privilege};
+use crate::session::capture::{self, Captured};
+use crate::session::{procs, SessionError};
 use crate::tree::KubeVersion;
 
 /// A version found on the node, and where it was read.
