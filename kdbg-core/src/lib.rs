@@ -32,4 +32,5 @@ pub mod trace;
 pub mod tree;
 pub(crate) mod tunnels;
 pub mod watch;
+pub(crate) mod workstation;
 pub mod worktree;
