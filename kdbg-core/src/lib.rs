@@ -7,6 +7,7 @@
 pub(crate) mod binary;
 pub mod build;
 pub mod cache;
+pub mod cgo;
 pub mod component;
 pub mod crash;
 pub mod deploy;
