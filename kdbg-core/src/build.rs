@@ -60,8 +60,9 @@ pub enum BuildError {
     NotWritable { path: Utf8PathBuf, detail: String, output: Utf8PathBuf },
     #[error("{path} is a directory, where kdbg keeps its build state file\n  fix: remove it (`rm -r {path}`); kdbg rebuilds its state on the next run")]
     StateIsDir { path: Utf8PathBuf },
-    #[error("{components} for {platform}: this tree builds it with cgo, and the C cross compiler {cc} is missing\n  fix: {install}; or build it static with --static (the tree's KUBE_STATIC_OVERRIDES={overrides}), which the node's cgo binary is not")]
-    NoCrossCompiler { components: String, platform: String, cc: String, install: String, overrides: String },
+    /// A cgo component for another platform without its C cross compiler: which, and the fix.
+    #[error("{message}")]
+    NoCrossCompiler { message: String },
     /// Another step of the same make (or replay) failed; its error says why.
     #[error("not built: the same build as {first} failed")]
     SameBuild { first: String },
@@ -297,16 +298,18 @@ fn cgo_check(components: &[&'static Component], p: &Prepared, reporter: &dyn Rep
     if !p.cross() || crate::cgo::cc_found(&cc) {
         return Ok(());
     }
-    Err(BuildError::NoCrossCompiler {
-        components: by_tree.join(", "),
-        platform: p.platform.to_string(),
-        install: match package {
-            Some(pkg) => format!("install {cc} (Debian: `apt-get install {pkg}`)"),
-            None => format!("make {cc} runnable"),
-        },
-        overrides: by_tree.join(" "),
-        cc,
-    })
+    let install = match package {
+        Some(pkg) => format!("install {cc} (Debian: `apt-get install {pkg}`)"),
+        None => format!("make {cc} runnable"),
+    };
+    let message = format!(
+        "{} for {}: this tree builds it with cgo, and the C cross compiler {cc} is missing\n  fix: {install}; \
+         or build it static with --static (the tree's KUBE_STATIC_OVERRIDES={}), which the node's cgo binary is not",
+        by_tree.join(", "),
+        p.platform,
+        by_tree.join(" ")
+    );
+    Err(BuildError::NoCrossCompiler { message })
 }
 
 /// The plan `kdbg plan` shows for a build.

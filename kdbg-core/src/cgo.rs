@@ -42,7 +42,7 @@ impl Cgo {
     }
 
     /// Whether this tree builds `c` with cgo.
-    pub(crate) fn enabled(&self, c: &Component) -> bool {
+    pub fn enabled(&self, c: &Component) -> bool {
         let named = |list: &[String]| list.iter().any(|n| n == c.name);
         if named(&self.cgo_overrides) {
             return true;
