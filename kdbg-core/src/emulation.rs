@@ -168,7 +168,7 @@ fn elf_machine(head: &[u8]) -> Option<u16> {
 
 /// The ELF machine a binfmt handler's magic (from `offset`, as one hex string) matches.
 fn magic_machine(offset: &str, magic: &str) -> Option<u16> {
-    if offset != "0" || magic.len() % 2 != 0 {
+    if offset != "0" || !magic.is_ascii() || !magic.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Vec<u8> =
@@ -191,6 +191,12 @@ const MACHINES: &[(&str, u16, &str)] = &[
 
 fn machine_of_uname(uname: &str) -> Option<u16> {
     MACHINES.iter().find(|m| m.0 == uname).map(|m| m.1)
+}
+
+/// Whether a kernel of machine `kernel` runs executables of `exe` itself: its own, or the 32-bit
+/// ones of its family (a 32-bit Raspberry Pi OS on a 64-bit kernel is native, not emulated).
+fn runs_natively(kernel: u16, exe: u16) -> bool {
+    exe == kernel || matches!((kernel, exe), (183, 40) | (62, 3))
 }
 
 /// `linux/arm64` for an ELF machine.
@@ -220,7 +226,7 @@ pub(crate) fn judge(signals: &str) -> Option<Emulated> {
     }
     for (what, _, p) in &procs {
         if let (Some(exe), Some(u)) = (p.machine, uname) {
-            if exe != u {
+            if !runs_natively(u, exe) {
                 let (p, e) = (platform_of_machine(exe), platform_of_machine(u));
                 let signal = format!(
                     "{what} is an executable for {p}, but `uname -m` answers {} ({e}): an emulator answers for it",

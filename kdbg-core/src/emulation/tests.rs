@@ -37,6 +37,10 @@ fn native_processes_and_foreign_handlers_are_not_emulation() {
     assert_eq!(judged("uname=x86_64\nbinfmt_status=absent\n"), "not emulated");
     assert_eq!(judged("uname=x86_64\npid=7\npid_gone=1\n"), "not emulated");
     assert_eq!(judged(""), "not emulated");
+    // A 32-bit ARM userland on a 64-bit kernel (Raspberry Pi OS) runs natively.
+    let armhf =
+        "uname=aarch64\nself_exe=/bin/dash\nself_head=7f 45 4c 46 01 01 01 00 00 00 00 00 00 00 00 00 03 00 28 00\n";
+    assert_eq!(judged(armhf), "not emulated");
 }
 
 #[test]
