@@ -14,6 +14,7 @@ pub mod deploy;
 pub(crate) mod digest;
 pub mod dlv;
 pub mod doctor;
+pub(crate) mod emulation;
 pub mod exit;
 pub mod flags;
 pub mod host;

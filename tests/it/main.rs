@@ -4,8 +4,10 @@
 mod build_cache;
 mod dap;
 mod dap_node;
+mod emulation;
 mod modern;
 mod node;
+mod platforms;
 mod session;
 mod snapshots;
 mod socket;
