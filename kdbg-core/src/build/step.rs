@@ -139,6 +139,7 @@ impl<'a> Building<'a> {
         let state_dir = &prepared.state_dir;
         let what: Vec<&str> = stale.iter().map(|k| k.component.what).collect();
         let version_file = state_dir.join("version.env");
+        std::fs::create_dir_all(state_dir).map_err(not_writable(tree, state_dir))?;
         std::fs::write(&version_file, flags::version_file(&tree.version)).map_err(not_writable(tree, &version_file))?;
         let shim = capture::write_shim(state_dir, &prepared.toolchain.go)
             .map_err(not_writable(tree, &capture::shim_dir(state_dir)))?;
