@@ -249,13 +249,15 @@ fn print_status(node: &str, states: &[status::ComponentStatus], heading: bool) -
     Ok(())
 }
 
-/// `built from v1.20.1 (worktree at --at v1.20.1, commit 0123456789ab) in /src/k/_output/...`.
+/// `built from v1.20.1 (worktree at --at v1.20.1, commit 0123456789ab) in /src/k/_output/..., for
+/// linux/arm64`.
 fn built_line(b: &journal::BuiltFrom) -> String {
     let commit = b.commit.as_deref().map(|c| format!("commit {}", &c[..12.min(c.len())]));
     let at = b.at.as_deref().map(|r| format!("worktree at --at {r}"));
     let what: Vec<String> = at.into_iter().chain(commit).collect();
     let what = if what.is_empty() { String::new() } else { format!(" ({})", what.join(", ")) };
-    format!("built from {}{what} in {}", b.version, b.tree)
+    let platform = b.platform.as_deref().map(|p| format!(", for {p}")).unwrap_or_default();
+    format!("built from {}{what} in {}{platform}", b.version, b.tree)
 }
 
 /// `Delve listens on unix:/var/lib/kdbg/run/kube-apiserver/dlv.sock (socket: only the login user

@@ -247,15 +247,19 @@ pub struct BuiltFrom {
     pub commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
+    /// The platform the binary was built for (`linux/arm64`); absent in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 impl BuiltFrom {
-    pub(crate) fn of(tree: &crate::tree::SourceTree) -> BuiltFrom {
+    pub(crate) fn of(tree: &crate::tree::SourceTree, platform: &crate::platform::Platform) -> BuiltFrom {
         BuiltFrom {
             tree: tree.root.to_string(),
             version: tree.version.text.clone(),
             commit: tree.commit.clone(),
             at: tree.at.clone(),
+            platform: Some(platform.to_string()),
         }
     }
 }

@@ -182,7 +182,7 @@ impl Debugging<'_> {
             port,
             dlv_pid: None,
             log: log_path(c.name),
-            built_from: Some(BuiltFrom::of(self.tree)),
+            built_from: Some(BuiltFrom::of(self.tree, &self.deploy.dest.prepared.platform)),
         };
         let mut journal = self.journal.lock().unwrap();
         stop::stop(self.node, cap, &mut journal, &mut entry, self.cfg.timeouts.stop, &self.cfg.crash)?;

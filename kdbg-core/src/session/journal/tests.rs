@@ -38,6 +38,7 @@ fn apiserver(listen: Listen, tcp_because: Option<&str>) -> Entry {
             version: "v1.20.1".into(),
             commit: Some("0123456789abcdef".into()),
             at: Some("v1.20.1".into()),
+            platform: Some("linux/arm64".into()),
         }),
     }
 }
