@@ -33,7 +33,7 @@ pub enum Command {
     Components,
     /// Build components with debug information, rebuilding only what changed.
     #[command(
-        after_help = "Examples:\n  kdbg build apiserver\n  kdbg build apiserver scheduler --json\n  kdbg build cm --optimized --src ~/go/src/k8s.io/kubernetes"
+        after_help = "Examples:\n  kdbg build apiserver\n  kdbg build apiserver scheduler --json\n  kdbg build cm --optimized --src ~/go/src/k8s.io/kubernetes\n  kdbg build apiserver kubelet --platform linux/arm64 --static   # for arm64 nodes, kubelet without cgo"
     )]
     Build {
         #[command(flatten)]
@@ -64,7 +64,7 @@ pub enum Command {
     /// Print a stable cache key for CI (same for any checkout of the same sources).
     #[command(
         name = "cache-key",
-        after_help = "Examples:\n  kdbg cache-key apiserver\n  kdbg cache-key apiserver --explain   # which inputs changed since the last build\n  kdbg cache-key apiserver scheduler --json"
+        after_help = "Examples:\n  kdbg cache-key apiserver\n  kdbg cache-key apiserver --explain   # which inputs changed since the last build\n  kdbg cache-key apiserver scheduler --json\n  kdbg cache-key apiserver --platform linux/arm64   # the key of an arm64 build"
     )]
     CacheKey {
         #[command(flatten)]

@@ -34,6 +34,7 @@ const DEFAULT_STOP_TIMEOUT: u64 = 90;
   kdbg debug apiserver --target ssh://docker@10.0.0.1 --target ssh://docker@10.0.0.2
   kdbg debug apiserver --target kind://dev --match-node  # build the version the node runs
   kdbg debug scheduler --at v1.34.2                      # any tag or commit, from a git worktree
+  kdbg debug apiserver --target kind://kind --dlv linux/arm64=~/go/bin/linux_arm64/dlv  # arm64 node
 
 Delve listens on a unix socket on the node that only the login user can reach (Delve ≥ 1.22.1;
 older Delve: the node's 127.0.0.1), reached through an ssh tunnel from localhost:PORT; `kdbg
