@@ -82,8 +82,21 @@ pub enum DeployError {
     Dlv(#[from] DlvPickError),
     #[error("{node} runs {os}, but kdbg debugs Linux nodes only\n  fix: pick a Linux node (kind, minikube, kubeadm)")]
     NotLinux { node: String, os: String },
+    /// Several nodes of different platforms in one run (not built yet: one run builds once).
+    #[error("the nodes of this run are of different platforms ({platforms}); one run builds for one platform\n  fix: run kdbg once per platform, each with the --target of its nodes")]
+    MixedPlatforms { platforms: String },
     #[error("dlv does not run on {node}: {detail}\n  fix: {}", dlv::STATIC)]
     DlvOnNode { node: String, detail: String },
+}
+
+/// One platform for every node of a run (see [`DeployError::MixedPlatforms`]).
+pub(crate) fn one_platform(dests: &[Destination], nodes: &[(String, &dyn Node)]) -> Result<(), DeployError> {
+    let first = &dests[0].platform;
+    if dests.iter().all(|d| &d.platform == first) {
+        return Ok(());
+    }
+    let each: Vec<String> = nodes.iter().zip(dests).map(|((n, _), d)| format!("{n}: {}", d.platform)).collect();
+    Err(DeployError::MixedPlatforms { platforms: each.join(", ") })
 }
 
 impl DeployError {

@@ -203,6 +203,7 @@ pub fn debug_nodes(
         journals.push(journal);
         dests.push(Destination::check(tree, *node, &cfg.deploy)?);
     }
+    deploy::one_platform(&dests, nodes)?;
     // Before the nodes change, so a kdbg killed mid-way still keeps the tree from being pruned.
     let uses = Uses { nodes, state_dir: cfg.state_dir.as_deref(), tree, components };
     uses.update(true)?;
