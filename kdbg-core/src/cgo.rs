@@ -66,12 +66,19 @@ impl Cgo {
     }
 }
 
-/// `readonly KUBE_STATIC_LIBRARIES=( a b … )` (possibly over several lines).
+/// The static list, `readonly KUBE_STATIC_LIBRARIES=( a b … )` (v1.20's name) or
+/// `KUBE_STATIC_BINARIES=( … )` (newer trees), possibly over several lines.
 fn static_libraries(golang_sh: &str) -> Option<Vec<String>> {
-    let start = golang_sh.find("KUBE_STATIC_LIBRARIES=(")? + "KUBE_STATIC_LIBRARIES=(".len();
-    let body = &golang_sh[start..start + golang_sh[start..].find(')')?];
-    let words = body.lines().map(|l| l.split('#').next().unwrap_or_default()).flat_map(str::split_whitespace);
-    Some(words.map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string()).collect())
+    let mut found: Option<Vec<String>> = None;
+    for name in ["KUBE_STATIC_LIBRARIES=(", "KUBE_STATIC_BINARIES=("] {
+        let Some(at) = golang_sh.find(name) else { continue };
+        let start = at + name.len();
+        let Some(len) = golang_sh[start..].find(')') else { continue };
+        let body = &golang_sh[start..start + len];
+        let words = body.lines().map(|l| l.split('#').next().unwrap_or_default()).flat_map(str::split_whitespace);
+        found.get_or_insert_with(Vec::new).extend(words.map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_string()));
+    }
+    found
 }
 
 /// The C cross compiler golang.sh uses for `platform`: `KUBE_<OS>_<ARCH>_CC`, else its default,
