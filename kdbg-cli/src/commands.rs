@@ -82,8 +82,9 @@ fn cache_key(sel: Selection, explain: bool, json: bool) -> anyhow::Result<()> {
         println!("{ci}");
     }
     if explain {
+        let cgo = |c| if prepared.cgo.enabled(c) { "with cgo" } else { "static" };
         for k in &keys.components {
-            eprintln!("{}:", k.component.name);
+            eprintln!("{} (for {}, {}):", k.component.name, prepared.platform, cgo(k.component));
             for line in kdbg_core::plan::why(k) {
                 eprintln!("  {line}");
             }
@@ -94,7 +95,7 @@ fn cache_key(sel: Selection, explain: bool, json: bool) -> anyhow::Result<()> {
     }
     // Keep the refreshed stat index, so the next call is fast; a read-only tree is fine.
     if keys.state.index.dirty {
-        let _ = keys.state.save(&tree.state_dir());
+        let _ = keys.state.save(&prepared.state_dir);
     }
     Ok(())
 }

@@ -66,6 +66,10 @@ pub struct SrcArgs {
     /// platform decides.
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<kdbg_core::platform::Platform>,
+    /// Build the components this tree links with cgo (the kubelet of older trees) static, through
+    /// its KUBE_STATIC_OVERRIDES: for another platform without its C cross compiler.
+    #[arg(long = "static")]
+    pub static_cgo: bool,
 }
 
 impl SrcArgs {
@@ -75,6 +79,7 @@ impl SrcArgs {
             go: self.go.clone(),
             via_make: self.via_make,
             platform: self.platform.clone(),
+            static_cgo: self.static_cgo,
         }
     }
 }

@@ -114,7 +114,7 @@ fn mb(bytes: u64) -> String {
 pub fn doctor(args: DoctorArgs, _verbose: bool) -> anyhow::Result<()> {
     let t = &args.target;
     let config = DoctorConfig {
-        dlv: t.dlv_paths()?.any,
+        dlv: t.dlv_paths()?,
         needs_ssh: matches!(t.target(), Target::Ssh { .. } | Target::Minikube { .. }),
         // Outside a tree the Go on PATH is checked; inside one, the Go its .go-version asks for.
         tree_root: find_tree(&args.src).ok().map(|t| t.root),
@@ -122,7 +122,7 @@ pub fn doctor(args: DoctorArgs, _verbose: bool) -> anyhow::Result<()> {
     };
     let mut checks = doctor::workstation(&config);
     let node = t.target().connect(&t.connect_options());
-    checks.extend(doctor::node(&t.target().to_string(), node.as_ref().map(|n| &**n)));
+    checks.extend(doctor::node(&t.target().to_string(), node.as_ref().map(|n| &**n), &config));
     if args.json {
         println!("{}", json!({ "schema": JSON_SCHEMA, "ok": doctor::all_ok(&checks), "checks": checks }));
     } else {

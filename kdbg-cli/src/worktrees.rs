@@ -57,6 +57,7 @@ pub fn run(args: WorktreesArgs, _verbose: bool) -> anyhow::Result<()> {
         at: None,
         worktrees: None,
         platform: None,
+        static_cgo: false,
     };
     let root = tree_root(&src)?;
     let clone = worktree::clone_of(&root)?;

@@ -79,3 +79,26 @@ pub(crate) fn go_minor(version: &str) -> Option<u32> {
     let rest = version.trim().strip_prefix("go1.")?;
     rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
+
+/// The Go architecture of an ELF file (`amd64`, `arm64`, …) from its header alone; `None` for a
+/// file that is not ELF or not readable.
+pub(crate) fn elf_arch(path: &Utf8Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    if &head[..4] != b"\x7fELF" {
+        return None;
+    }
+    let machine = u16::from_le_bytes([head[18], head[19]]);
+    let arch = match machine {
+        0x3e => "amd64",
+        0xb7 => "arm64",
+        0x28 => "arm",
+        0x03 => "386",
+        0x15 => "ppc64le",
+        0x16 => "s390x",
+        0xf3 => "riscv64",
+        _ => return Some(format!("elf-machine-{machine:#x}")),
+    };
+    Some(arch.to_string())
+}

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::binary::Needs;
 use crate::cache::state::STATE_FILE;
 use crate::cache::{self, CacheError, KeyRequest, Keys};
+use crate::cgo::Cgo;
 use crate::component::Component;
 use crate::flags::{self, Profile};
 use crate::host::HostError;
@@ -36,6 +37,9 @@ pub struct BuildConfig {
     /// `--platform`, or the node's: what to build for (default: [`Platform::default_for`] the Go
     /// toolchain's own).
     pub platform: Option<Platform>,
+    /// `--static`: build the tree's cgo binaries static through `KUBE_STATIC_OVERRIDES` (for
+    /// another platform without its C cross compiler).
+    pub static_cgo: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,9 @@ pub enum BuildError {
     NotWritable { path: Utf8PathBuf, detail: String, output: Utf8PathBuf },
     #[error("{path} is a directory, where kdbg keeps its build state file\n  fix: remove it (`rm -r {path}`); kdbg rebuilds its state on the next run")]
     StateIsDir { path: Utf8PathBuf },
+    /// A cgo component for another platform without its C cross compiler: which, and the fix.
+    #[error("{message}")]
+    NoCrossCompiler { message: String },
     /// Another step of the same make (or replay) failed; its error says why.
     #[error("not built: the same build as {first} failed")]
     SameBuild { first: String },
@@ -159,6 +166,8 @@ pub struct Prepared {
     pub via_make: bool,
     /// What the binaries are built for.
     pub platform: Platform,
+    /// Which components are built with cgo (the tree's rule, the overrides, `--static`).
+    pub cgo: Cgo,
     /// Where this platform's build state lives: `_output/kdbg` for the toolchain's own platform,
     /// `_output/kdbg/platforms/<os>-<arch>` for another (so switching platforms rebuilds nothing).
     pub state_dir: Utf8PathBuf,
@@ -185,11 +194,14 @@ pub fn prepare(tree: &SourceTree, config: &BuildConfig) -> Result<Prepared, Cach
         true => tree.state_dir(),
         false => tree.state_dir().join("platforms").join(platform.dashed()),
     };
+    let mut cgo = Cgo::of_tree(&tree.root);
+    cgo.force_static = config.static_cgo;
     Ok(Prepared {
         toolchain,
         make_vars: flags::make_vars(tree.debug_policy, config.profile),
         via_make: config.via_make,
         platform,
+        cgo,
         state_dir,
     })
 }
@@ -208,6 +220,7 @@ pub fn keys(tree: &SourceTree, components: &[&'static Component], p: &Prepared) 
         make_vars: &p.make_vars,
         toolchain: &p.toolchain,
         state_dir: &p.state_dir,
+        cgo: &p.cgo,
     })
 }
 
@@ -251,6 +264,7 @@ pub(crate) fn keyed(
     prepared: &Prepared,
     reporter: &dyn Reporter,
 ) -> Result<Keyed, BuildError> {
+    cgo_check(components, prepared, reporter)?;
     let state_dir = tree.state_dir();
     let lock = TreeLock::acquire(&state_dir, reporter).map_err(not_writable(tree, &state_dir.join("lock")))?;
     if let Some(w) = &prepared.toolchain.warning {
@@ -261,6 +275,41 @@ pub(crate) fn keyed(
         reporter.warn(w.clone());
     }
     Ok(Keyed { keys, lock })
+}
+
+/// Before anything runs: a component this tree builds with cgo for another platform needs that
+/// platform's C cross compiler; missing, the error names it and the static override. With
+/// `--static`, says which components are built static although the tree would use cgo.
+fn cgo_check(components: &[&'static Component], p: &Prepared, reporter: &dyn Reporter) -> Result<(), BuildError> {
+    let by_tree: Vec<&str> = components.iter().filter(|c| p.cgo.by_tree(c)).map(|c| c.name).collect();
+    if by_tree.is_empty() {
+        return Ok(());
+    }
+    if p.cgo.force_static {
+        reporter.warn(format!(
+            "building {} static (KUBE_STATIC_OVERRIDES, --static): this tree builds {} with cgo, so the node may \
+             run a cgo binary where your debug build has none",
+            by_tree.join(", "),
+            if by_tree.len() == 1 { "it" } else { "them" }
+        ));
+        return Ok(());
+    }
+    let (cc, package) = crate::cgo::cross_cc(&p.platform);
+    if !p.cross() || crate::cgo::cc_found(&cc) {
+        return Ok(());
+    }
+    let install = match package {
+        Some(pkg) => format!("install {cc} (Debian: `apt-get install {pkg}`)"),
+        None => format!("make {cc} runnable"),
+    };
+    let message = format!(
+        "{} for {}: this tree builds it with cgo, and the C cross compiler {cc} is missing\n  fix: {install}; \
+         or build it static with --static (the tree's KUBE_STATIC_OVERRIDES={}), which the node's cgo binary is not",
+        by_tree.join(", "),
+        p.platform,
+        by_tree.join(" ")
+    );
+    Err(BuildError::NoCrossCompiler { message })
 }
 
 /// The plan `kdbg plan` shows for a build.

@@ -109,6 +109,8 @@ pub(crate) struct KeyRequest<'a> {
     pub toolchain: &'a GoToolchain,
     /// The platform's state directory (see [`crate::build::Prepared::state_dir`]).
     pub state_dir: &'a camino::Utf8Path,
+    /// Which components the tree builds with cgo.
+    pub cgo: &'a crate::cgo::Cgo,
 }
 
 /// One component's key and what it means against the last build.
@@ -180,7 +182,7 @@ fn trusted_closures(
         let Some(s) = state.components.get(c.name) else {
             continue;
         };
-        let holds = s.closure_env == closure_env(req.tree, req.toolchain, c)
+        let holds = s.closure_env == closure_env(req, c)
             && !s.closure.files.is_empty()
             && !module_files_changed
             && state.index.dirs_unchanged(root, &s.closure.dirs, &|p: &str| ignored.matches(p))?;
@@ -207,7 +209,7 @@ fn list_closures(
 ) -> Result<(usize, usize), CacheError> {
     let (mut go_list_runs, mut files_hashed) = (0, 0);
     for cgo in ["0", "1"] {
-        let group: Vec<&'static Component> = stale.iter().copied().filter(|c| c.cgo_enabled() == cgo).collect();
+        let group: Vec<&'static Component> = stale.iter().copied().filter(|c| req.cgo.cgo_enabled(c) == cgo).collect();
         if group.is_empty() {
             continue;
         }
@@ -239,7 +241,7 @@ fn record_closure(
     }
     let entry = state.components.entry(c.name.to_string()).or_default();
     entry.closure = closure;
-    entry.closure_env = closure_env(req.tree, req.toolchain, c);
+    entry.closure_env = closure_env(req, c);
     Ok(refresh.rehashed)
 }
 
@@ -265,7 +267,7 @@ fn component_key(
         component: c.name.to_string(),
         what: c.what.to_string(),
         toolchain: toolchain.clone(),
-        cgo_enabled: c.cgo_enabled().to_string(),
+        cgo_enabled: req.cgo.cgo_enabled(c).to_string(),
         go_mode: tree.go_mode,
         make_vars: req.make_vars.clone(),
         kube_version: tree.version.text.clone(),
@@ -303,12 +305,13 @@ fn unreadable(root: &Utf8Path, path: String, detail: String) -> CacheError {
 }
 
 /// Conditions under which a stored closure was listed; if they differ, list again.
-fn closure_env(tree: &SourceTree, go: &GoToolchain, c: &Component) -> String {
+fn closure_env(req: &KeyRequest<'_>, c: &Component) -> String {
+    let (tree, go) = (req.tree, req.toolchain);
     let t = &go.identity;
     format!(
         "{:?} CGO_ENABLED={} {} {}/{} GOFLAGS={} GOWORK={}",
         tree.go_mode,
-        c.cgo_enabled(),
+        req.cgo.cgo_enabled(c),
         t.go_version,
         t.goos,
         t.goarch,

@@ -133,15 +133,6 @@ impl Component {
         picked.sort_by_key(|c| COMPONENTS.iter().position(|k| k == *c));
         Ok(picked)
     }
-
-    /// `CGO_ENABLED` as kubernetes' build sets it for this binary.
-    pub(crate) fn cgo_enabled(&self) -> &'static str {
-        if self.static_binary {
-            "0"
-        } else {
-            "1"
-        }
-    }
 }
 
 #[cfg(test)]

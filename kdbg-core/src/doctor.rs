@@ -10,6 +10,7 @@ use crate::deploy::dlv::{self, Needs};
 use crate::host::{install_hint, Cmd};
 use crate::layout::KDBG_DIR;
 use crate::node::{Node, NodeError, Privilege};
+use crate::platform::Platform;
 use crate::session::{journal, traces};
 use crate::toolchain::{self, GoSearch};
 
@@ -34,8 +35,8 @@ pub struct Check {
 
 #[derive(Debug, Clone, Default)]
 pub struct DoctorConfig {
-    /// `--dlv PATH`.
-    pub dlv: Option<Utf8PathBuf>,
+    /// `--dlv [OS/ARCH=]PATH`.
+    pub dlv: crate::deploy::DlvPaths,
     /// Whether the target is reached over ssh (then a missing `ssh` fails, else it warns).
     pub needs_ssh: bool,
     /// The tree, when kdbg runs in one: its `.go-version` decides the Go.
@@ -127,7 +128,7 @@ fn go_check(config: &DoctorConfig) -> Check {
 
 /// The dlv a session would install, and whether it reads the binaries of `go_version`.
 fn dlv_check(config: &DoctorConfig, go_version: Option<&str>) -> Check {
-    let d = match dlv::find(config.dlv.as_deref()).and_then(|path| dlv::inspect(&path, None)) {
+    let d = match dlv::find(config.dlv.any.as_deref()).and_then(|path| dlv::inspect(&path, None)) {
         Ok(d) => d,
         Err(e) => return Check::failed("dlv", &e),
     };
@@ -151,7 +152,7 @@ fn dlv_check(config: &DoctorConfig, go_version: Option<&str>) -> Check {
 
 /// Reachability, sudo, platform, free space and zstd on the target node. `node` is the result of
 /// connecting to `target`.
-pub fn node(target: &str, node: Result<&dyn Node, &NodeError>) -> Vec<Check> {
+pub fn node(target: &str, node: Result<&dyn Node, &NodeError>, config: &DoctorConfig) -> Vec<Check> {
     let unreachable =
         |e: &dyn std::fmt::Display| vec![Check::failed("target", e), skipped("sudo", target), skipped("space", target)];
     let node = match node {
@@ -171,7 +172,7 @@ pub fn node(target: &str, node: Result<&dyn Node, &NodeError>) -> Vec<Check> {
             return checks;
         }
     }
-    checks.extend([platform_check(node), space(node), zstd_check(node), leftovers(node, target)]);
+    checks.extend([platform_check(node, config), space(node), zstd_check(node), leftovers(node, target)]);
     checks
 }
 
@@ -189,24 +190,46 @@ fn sudo_check(node: &dyn Node) -> Result<Check, Check> {
     }
 }
 
-/// The node's platform against the one this machine's Go builds for.
-fn platform_check(node: &dyn Node) -> Check {
+/// The node's platform → how the binaries are built for it → the Delve that runs there.
+fn platform_check(node: &dyn Node, config: &DoctorConfig) -> Check {
     let (os, arch) = match node.platform() {
         Ok(p) => p,
         Err(e) => return Check::failed("platform", &e),
     };
+    if os != "linux" {
+        let fix = Some("pick a Linux node (kind, minikube, kubeadm)".to_string());
+        return Check::new("platform", Status::Fail, format!("the node runs {os}; kdbg debugs Linux nodes"), fix);
+    }
+    let platform = Platform::new(&os, &arch);
     let host = Cmd::new("go").args(["env", "GOOS", "GOARCH"]).read().unwrap_or_default();
     let host = host.split_whitespace().collect::<Vec<_>>().join("/");
-    let platform = format!("{os}/{arch}");
-    if host.is_empty() || host == platform {
-        return Check::ok("platform", platform);
+    let build = match host == platform.to_string() || host.is_empty() {
+        true => "built natively".to_string(),
+        false => format!("cross-built by this Go ({host}) with KUBE_BUILD_PLATFORMS={platform}"),
+    };
+    let explicit = config.dlv.for_platform(&platform);
+    let picked = dlv::candidates(explicit, &platform).and_then(|all| {
+        let mut last = None;
+        for path in all {
+            match dlv::inspect(&path, Some(&arch)) {
+                Ok(d) => return Ok(d),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(dlv::DlvPickError::Missing))
+    });
+    match picked {
+        Ok(d) => Check::ok(
+            "platform",
+            format!("node {platform} → binaries {build} → Delve {} ({}) at {}", d.version, d.arch, d.path),
+        ),
+        Err(e) => {
+            let text = e.to_string();
+            let (detail, fix) = text.split_once("\n  fix: ").unwrap_or((&text, ""));
+            let detail = format!("node {platform} → binaries {build} → no Delve: {detail}");
+            Check::new("platform", Status::Fail, detail, (!fix.is_empty()).then(|| fix.to_string()))
+        }
     }
-    Check::new(
-        "platform",
-        Status::Fail,
-        format!("the node is {platform}, this Go builds {host}; cross-building is not yet supported"),
-        Some(format!("run kdbg on a {platform} machine")),
-    )
 }
 
 /// zstd on the node, for compressed, delta copies (a warning without it).

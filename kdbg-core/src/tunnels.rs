@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::node::Endpoint;
 use crate::statefile;
+use crate::workstation;
 
 pub(crate) const FILE: &str = "tunnels.json";
 
@@ -38,22 +39,21 @@ impl TunnelRecord {
 
     /// The recorded process still runs and still looks like this forward (not a reused pid).
     pub(crate) fn alive(&self) -> bool {
-        self.pid != PENDING && self.is(self.pid)
+        let source = workstation::Source::here();
+        self.pid != PENDING && workstation::process(source, self.pid).is_some_and(|p| self.is(&p))
     }
 
-    /// Does process `pid` look like this forward?
-    fn is(&self, pid: u32) -> bool {
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    /// Does this process look like this forward?
+    fn is(&self, p: &workstation::Process) -> bool {
         let to = self.endpoint();
         // `ssh -N -L 127.0.0.1:LOCAL:127.0.0.1:REMOTE …` or `… -L 127.0.0.1:LOCAL:/path/dlv.sock …`
         let forward = format!("127.0.0.1:{}:{}", self.local_port, to.ssh_target());
-        let ssh = args.contains(&forward);
+        let ssh = p.args.contains(&forward);
         // `socat TCP-LISTEN:LOCAL,… EXEC:'docker exec -i NODE socat - TCP:127.0.0.1:REMOTE'` (kind;
         // `UNIX-CONNECT:PATH` for a socket)
         let listen = format!("TCP-LISTEN:{},", self.local_port);
-        let target = format!(" {}'", to.socat());
-        let socat = args.iter().any(|a| a.starts_with(&listen)) && args.iter().any(|a| a.ends_with(&target));
+        let line = p.line();
+        let socat = p.args.iter().any(|a| a.starts_with(&listen)) && line.ends_with(&format!(" {}'", to.socat()));
         ssh || socat
     }
 
@@ -63,11 +63,8 @@ impl TunnelRecord {
         if self.alive() {
             return vec![self.pid];
         }
-        let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-        let me = std::process::id();
-        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| pid != me && self.is(pid))
-            .collect()
+        let all = workstation::processes(workstation::Source::here());
+        all.iter().filter(|p| self.is(p)).map(|p| p.pid).collect()
     }
 }
 
@@ -119,7 +116,8 @@ fn stop_one(r: &TunnelRecord) -> Vec<TunnelRecord> {
     let mut stopped = Vec::new();
     for pid in pids {
         for _ in 0..50 {
-            if !r.is(pid) {
+            let source = workstation::Source::here();
+            if !workstation::process(source, pid).is_some_and(|p| r.is(&p)) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -132,6 +130,36 @@ fn stop_one(r: &TunnelRecord) -> Vec<TunnelRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The forwards of a macOS workstation, as `ps` shows them (recorded): found by the same
+    /// rules, though `ps` splits arguments at blanks.
+    #[test]
+    fn forwards_are_recognised_in_recorded_ps_output() {
+        let ps = "4242 ssh -N -o ControlMaster=no -L 127.0.0.1:2345:127.0.0.1:2345 docker@192.168.49.2\n\
+                  4300 socat TCP-LISTEN:2346,bind=127.0.0.1,reuseaddr,fork EXEC:'docker exec -i kind-control-plane \
+                  socat - UNIX-CONNECT:/var/lib/kdbg/run/kube-scheduler/dlv.sock'\n";
+        let procs: Vec<workstation::Process> = ps
+            .lines()
+            .map(|l| {
+                let mut w = l.split_whitespace();
+                let pid = w.next().unwrap().parse().unwrap();
+                workstation::Process { pid, args: w.map(String::from).collect() }
+            })
+            .collect();
+        let record = |local, remote, socket: Option<&str>| TunnelRecord {
+            node: "n".into(),
+            component: "c".into(),
+            local_port: local,
+            remote_port: remote,
+            remote_socket: socket.map(String::from),
+            pid: PENDING,
+            started_at: 0,
+        };
+        assert!(record(2345, 2345, None).is(&procs[0]));
+        assert!(!record(2346, 2345, None).is(&procs[0]));
+        assert!(record(2346, 0, Some("/var/lib/kdbg/run/kube-scheduler/dlv.sock")).is(&procs[1]));
+        assert!(!record(2346, 0, Some("/var/lib/kdbg/run/kube-apiserver/dlv.sock")).is(&procs[1]));
+    }
 
     /// A record of `child`, once it runs (until the child has exec'd, its command line is still
     /// this test's); `alive` is asserted.

@@ -226,6 +226,11 @@ pub fn watch(
     events: &(dyn Fn(WatchEvent) + Sync),
     stop: &AtomicBool,
 ) -> Result<WatchOutcome, WatchError> {
+    let (os, arch) = node.platform()?;
+    let cfg = &WatchConfig {
+        build: BuildConfig { platform: Some(crate::platform::Platform::new(&os, &arch)), ..cfg.build.clone() },
+        ..cfg.clone()
+    };
     let journal = journal::load(node)?;
     let mut held = Vec::new();
     for c in components {
@@ -241,7 +246,8 @@ pub fn watch(
 
     let (tx, rx) = std::sync::mpsc::channel();
     let mut watched = dirs::Dirs::new(&tree.root, tx)?;
-    let state_dir = tree.state_dir();
+    // The node's platform decides the build, and so which state (and closure) is watched.
+    let state_dir = build::prepare(tree, &cfg.build).map(|p| p.state_dir).unwrap_or_else(|_| tree.state_dir());
     watched.refresh(&dirs::wanted(&tree.root, &state_dir, components))?;
     let unlaunched = BTreeSet::new();
     let mut lp = Loop { tree, components, node, cfg, reporter, events, held, on_node, unlaunched };

@@ -2,10 +2,13 @@
 //! (as root: the tests build test nodes, see `kdbg_tests::TestNode`).
 
 mod build_cache;
+mod cross;
 mod dap;
 mod dap_node;
+mod emulation;
 mod modern;
 mod node;
+mod platforms;
 mod session;
 mod snapshots;
 mod socket;

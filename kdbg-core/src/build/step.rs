@@ -139,6 +139,7 @@ impl<'a> Building<'a> {
         let state_dir = &prepared.state_dir;
         let what: Vec<&str> = stale.iter().map(|k| k.component.what).collect();
         let version_file = state_dir.join("version.env");
+        std::fs::create_dir_all(state_dir).map_err(not_writable(tree, state_dir))?;
         std::fs::write(&version_file, flags::version_file(&tree.version)).map_err(not_writable(tree, &version_file))?;
         let shim = capture::write_shim(state_dir, &prepared.toolchain.go)
             .map_err(not_writable(tree, &capture::shim_dir(state_dir)))?;
@@ -150,6 +151,7 @@ impl<'a> Building<'a> {
             .env("SOURCE_DATE_EPOCH", flags::SOURCE_DATE_EPOCH)
             .env("KUBE_GIT_VERSION_FILE", version_file.as_str())
             .envs(prepared.cross().then(|| ("KUBE_BUILD_PLATFORMS".to_string(), prepared.platform.to_string())))
+            .envs(static_overrides(prepared, stale).map(|names| ("KUBE_STATIC_OVERRIDES".to_string(), names)))
             .cwd(&tree.root);
         let go = &prepared.toolchain;
         reporter.info(format!(
@@ -258,6 +260,17 @@ fn place_installed(tree: &SourceTree, stale: &[&ComponentKey], inv: &capture::Go
         }
     }
     Ok(())
+}
+
+/// `KUBE_STATIC_OVERRIDES` for make: with `--static`, the stale components the tree builds with
+/// cgo (and the environment's own overrides).
+fn static_overrides(prepared: &Prepared, stale: &[&ComponentKey]) -> Option<String> {
+    let cgo = &prepared.cgo;
+    let mut names = cgo.static_overrides.clone();
+    if cgo.force_static {
+        names.extend(stale.iter().filter(|k| cgo.by_tree(k.component)).map(|k| k.component.name.to_string()));
+    }
+    (!names.is_empty()).then(|| names.join(" "))
 }
 
 /// The toolchain's environment with the capture shim's directory first on PATH.

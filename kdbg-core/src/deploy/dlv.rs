@@ -280,6 +280,20 @@ pub(crate) fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, D
     Ok(Dlv { path: path.to_path_buf(), version, go_version, arch, dynamic })
 }
 
+/// A named Delve is a binary of the node's machine (read from its ELF header, before any build).
+pub(crate) fn check_machine(path: &Utf8Path, platform: &Platform) -> Result<(), DlvPickError> {
+    match crate::binary::elf_arch(path) {
+        Some(arch) if arch != platform.arch => Err(DlvPickError::WrongArch {
+            path: path.to_path_buf(),
+            machine: arch.clone(),
+            dlv_arch: arch,
+            platform_of: "the node".into(),
+            node_arch: platform.arch.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// A Delve's version kdbg could not read here (a foreign binary without module info).
 pub(crate) const UNKNOWN: &str = "unknown";
 

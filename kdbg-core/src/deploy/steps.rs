@@ -114,7 +114,11 @@ impl Destination {
         let target = Platform::new(&os, &arch);
         let build = BuildConfig { platform: Some(target.clone()), ..config.build.clone() };
         let prepared = build::prepare(tree, &build)?;
-        dlv::candidates(config.dlv.for_platform(&target), &target)?;
+        let explicit = config.dlv.for_platform(&target);
+        dlv::candidates(explicit, &target)?;
+        if let Some(path) = explicit {
+            dlv::check_machine(path, &target)?;
+        }
         Ok(Destination { prepared, platform: target.to_string() })
     }
 }

