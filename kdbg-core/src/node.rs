@@ -204,7 +204,6 @@ impl NodeError {
     }
 }
 
-/// Quotes `arg` for a POSIX shell (the remote login shell, `sh -c`): a word that stays one word.
 /// [`Node::sh`] that must succeed: its stdout, or an error naming `what` and the script's stderr.
 pub(crate) fn sh_ok(
     node: &dyn Node,
@@ -230,6 +229,7 @@ pub(crate) fn root_sh(node: &dyn Node, script: &str, args: &[&str], what: &str) 
     sh_ok(node, Privilege::Root, script, args, what)
 }
 
+/// Quotes `arg` for a POSIX shell (the remote login shell, `sh -c`): a word that stays one word.
 pub(crate) fn sh_quote(arg: &str) -> String {
     let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {

@@ -1,5 +1,13 @@
 //! A Kubernetes source tree: where it is, which version it is, and how its Go build is set up;
 //! [`choose`] decides which tree a command builds (`--at`, `--match-node`).
+//!
+//! Found at `--src`, `$KDBG_SRC`, the current directory or an ancestor, then
+//! `$GOPATH/src/k8s.io/kubernetes`. Its version comes from `--kube-version`, else the caller's
+//! `KUBE_GIT_VERSION_FILE`, else `git describe` — only when the tree is a git toplevel, so a tree
+//! copied inside another repository never takes that repository's tags. GOPATH or module mode is
+//! what the tree's own scripts say (v1.20's `hack/lib/init.sh` exports `GO111MODULE=off`, and
+//! `golang.sh` links the tree under `_output/local/go`). For the journal a tree also names its
+//! commit and, in a kdbg worktree, the `--at` ref it was made for.
 
 mod choose;
 
@@ -12,7 +20,7 @@ use crate::flags::DebugPolicy;
 use crate::host::Cmd;
 pub use choose::{choose, ChooseError, TreeConfig, VersionChoice};
 
-/// Where to look for the tree, in the order DESIGN.md gives: `--src`, `$KDBG_SRC`, the current
+/// Where to look for the tree, in this order: `--src`, `$KDBG_SRC`, the current
 /// directory (or an ancestor), `$GOPATH/src/k8s.io/kubernetes`.
 #[derive(Debug, Clone, Default)]
 pub struct TreeSearch {

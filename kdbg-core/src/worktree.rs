@@ -1,6 +1,15 @@
 //! Version switching: a git worktree of the user's clone per tag or commit (`--at REF`), made
 //! once and reused, with its own `_output`, cache state and Go; the user's checkout is never
 //! touched. Also which worktrees kdbg made, how big and how recently used, and pruning them.
+//!
+//! [`ensure`] checks a ref out once as `git worktree add --detach` under the clone's
+//! `_output/kdbg/worktrees/<ref>` (or `--worktrees DIR`), after [`resolve`] found its commit: a
+//! missing ref fails first, naming the `git fetch` that would bring it, and nothing is made. A
+//! moved branch is checked out again on reuse; [`clone_of`] maps a worktree back to its clone, so
+//! `--at` from inside one never nests. kdbg's record (ref, commit, clone, created, last use) is the
+//! worktree's own `_output/kdbg/worktree.json`: only worktrees with one are listed or pruned, and
+//! [`prune`] keeps a worktree in use (a recorded session, see `uses`, or a kdbg holding its tree
+//! lock) or holding the user's own changes.
 
 mod uses;
 

@@ -15,8 +15,8 @@
 //! drop(node); // tears everything down, also when a test panics
 //! ```
 //!
-//! Facts this rests on are in `shared/TESTNODE.md`; the layout of a node's state
-//! directory is in [`layout`]. Nodes of killed test processes are removed by the
+//! How a node is prepared is in [`setup`] and [`init`]; the layout of a node's
+//! state directory is in [`layout`]. Nodes of killed test processes are removed by the
 //! next `TestNode::up` (or `kdbg-testnode down --name NAME`).
 
 pub mod dap;

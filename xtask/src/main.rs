@@ -1,4 +1,4 @@
-//! Repository tasks: `cargo xtask demo|test|bench|debug|testnode|e2e`.
+//! Repository tasks: `cargo xtask test|e2e|bench|demo|toolchains|debug|kdbg`, one module per task.
 
 mod apt;
 mod bench;

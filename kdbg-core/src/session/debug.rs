@@ -1,6 +1,13 @@
 //! `kdbg debug`: the plan capture → build → copy → stop → launch → tunnel → IDE for one or more
 //! components, run by the executor ([`crate::plan::exec`]); what each step does is in
 //! [`steps`]. A failure after the first change rolls this run back.
+//!
+//! The order is chosen so a mistake costs little: every component is captured before the
+//! builds (bad input fails before a long make), Delve is chosen and copied before the endpoints
+//! are decided, and nothing on the node changes before every port was checked. Several nodes run
+//! in one executor run (one build, each node's steps `@node`, node `i` forwarding from
+//! `port + 100·i`, one `write-ide`); a rollback restores only the entries this run journaled
+//! (`Who::me`), never another kdbg's session.
 
 mod steps;
 

@@ -1,5 +1,12 @@
 //! Starting the debug build under Delve on the node, detached from the ssh session, and waiting
 //! (bounded) until Delve listens and the component serves.
+//!
+//! The node command is `env -i ENV… dlv exec BINARY --headless --listen=… --api-version=2
+//! --accept-multiclient [--only-same-user=false] [--continue] -- ARGS…`
+//! ([`LaunchSpec::command`]): exactly the captured environment, started in a new session
+//! (`scripts::START`) with its output appended to the log under `/var/log/kdbg`. Ready means Delve
+//! is alive and its socket (`/proc/net/unix`) or port (`/proc/net/tcp`) listens, then, with
+//! `--continue`, that the program listens on its ports (a warning, not an error, when it does not).
 
 use std::time::{Duration, Instant};
 

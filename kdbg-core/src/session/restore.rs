@@ -171,26 +171,58 @@ fn recover_traces(
     Ok(())
 }
 
+/// Restores one component: journal it as restoring, stop Delve and the debug build, put the
+/// original back, wait until it runs again, forget the entry, then remove the session's log.
+/// Without an entry, only stray debug processes are killed.
 fn restore_one(
     node: &dyn Node,
     journal: &mut journal::Journal,
     name: &str,
     cfg: &RestoreConfig,
 ) -> Result<Restored, SessionError> {
-    let mut done = Vec::new();
     let Some(mut entry) = journal.components.get(name).cloned() else {
-        let strays = strays(node, Some(name))?;
-        procs::kill(node, &strays)?;
-        if !strays.is_empty() {
-            done.push(format!("killed stray debug processes {strays:?}"));
-        }
-        return Ok(Restored { component: name.into(), done });
+        return kill_strays(node, name);
     };
     let id = StepKind::Restore.on(name);
     entry.state = EntryState::Restoring;
     journal::put(node, journal, entry.clone())?;
     cfg.crash.within(&id, "journal");
 
+    let mut done = stop_debug(node, name, &entry)?;
+    cfg.crash.within(&id, "killed");
+
+    done.push(put_original_back(node, name, &entry)?);
+    cfg.crash.within(&id, "manifest");
+
+    let back = if entry.was_running { wait_back(node, &entry, cfg.back_timeout)? } else { true };
+    journal.components.remove(name);
+    journal::save(node, journal)?;
+    if !back {
+        return Err(not_back(node, name, &entry, cfg.back_timeout));
+    }
+    if entry.was_running {
+        done.push("the original runs again".into());
+    }
+    // The session's log goes once the original is back: kdbg leaves nothing but its binaries.
+    let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
+    root_sh(node, script, &[&entry.log], &format!("remove {}", entry.log))?;
+    Ok(Restored { component: name.into(), done })
+}
+
+/// A component the journal does not hold: kill any debug processes of it left running.
+fn kill_strays(node: &dyn Node, name: &str) -> Result<Restored, SessionError> {
+    let mut done = Vec::new();
+    let strays = strays(node, Some(name))?;
+    procs::kill(node, &strays)?;
+    if !strays.is_empty() {
+        done.push(format!("killed stray debug processes {strays:?}"));
+    }
+    Ok(Restored { component: name.into(), done })
+}
+
+/// Kills Delve and the debug build of `name` and removes Delve's socket directory: what was done.
+fn stop_debug(node: &dyn Node, name: &str, entry: &Entry) -> Result<Vec<String>, SessionError> {
+    let mut done = Vec::new();
     let victims = strays(node, Some(name))?;
     procs::kill(node, &victims)?;
     if !victims.is_empty() {
@@ -200,49 +232,43 @@ fn restore_one(
         endpoint::remove(node, socket)?;
         done.push(format!("removed Delve's socket directory {}", socket.rsplit_once('/').map_or(socket, |p| p.0)));
     }
-    cfg.crash.within(&id, "killed");
+    Ok(done)
+}
 
+/// Puts the original back as the journal recorded it (manifest, unit or DaemonSet spec): what
+/// was done.
+fn put_original_back(node: &dyn Node, name: &str, entry: &Entry) -> Result<String, SessionError> {
     stop::put_back(node, &entry.how).map_err(|detail| SessionError::Restore {
         component: name.into(),
         node: node.describe(),
         detail,
     })?;
-    done.push(match &entry.how {
+    Ok(match &entry.how {
         journal::How::StaticPod { manifest, .. } => format!("put {manifest} back"),
         journal::How::Systemd { unit, active: true, .. } => format!("started {unit}"),
         journal::How::Systemd { unit, .. } => format!("left {unit} inactive, as it was before `kdbg debug`"),
         journal::How::DaemonSet { namespace, name, .. } => format!("put the DaemonSet {namespace}/{name}'s spec back"),
-    });
-    cfg.crash.within(&id, "manifest");
+    })
+}
 
-    let back = if entry.was_running { wait_back(node, &entry, cfg.back_timeout)? } else { true };
-    journal.components.remove(name);
-    journal::save(node, journal)?;
-    if !back {
-        let logs = match &entry.how {
-            journal::How::Systemd { unit, .. } => format!("journalctl -u {unit}"),
-            journal::How::StaticPod { .. } | journal::How::DaemonSet { .. } => {
-                "the kubelet's, and `crictl logs` of the pod's container".into()
-            }
-        };
-        let waiting = match entry.ports.as_slice() {
-            [] => "its process".to_string(),
-            ports => format!("its process listening on {ports:?}, the ports the original listened on"),
-        };
-        return Err(SessionError::NotBack {
-            component: name.into(),
-            node: node.describe(),
-            seconds: cfg.back_timeout.as_secs(),
-            detail: format!("{}; waited for {waiting}\n  fix: look at its logs ({logs})", entry.how.back_phrase()),
-        });
+/// The original did not run again in time: what was waited for and where its logs are.
+fn not_back(node: &dyn Node, name: &str, entry: &Entry, timeout: Duration) -> SessionError {
+    let logs = match &entry.how {
+        journal::How::Systemd { unit, .. } => format!("journalctl -u {unit}"),
+        journal::How::StaticPod { .. } | journal::How::DaemonSet { .. } => {
+            "the kubelet's, and `crictl logs` of the pod's container".into()
+        }
+    };
+    let waiting = match entry.ports.as_slice() {
+        [] => "its process".to_string(),
+        ports => format!("its process listening on {ports:?}, the ports the original listened on"),
+    };
+    SessionError::NotBack {
+        component: name.into(),
+        node: node.describe(),
+        seconds: timeout.as_secs(),
+        detail: format!("{}; waited for {waiting}\n  fix: look at its logs ({logs})", entry.how.back_phrase()),
     }
-    if entry.was_running {
-        done.push("the original runs again".into());
-    }
-    // The session's log goes once the original is back: kdbg leaves nothing but its binaries.
-    let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
-    root_sh(node, script, &[&entry.log], &format!("remove {}", entry.log))?;
-    Ok(Restored { component: name.into(), done })
 }
 
 /// Processes running kdbg's debug build of `name` (all components when `None`), and the Delves

@@ -131,13 +131,31 @@ pub(crate) fn recover(
     traces: &[&Trace],
     back: Duration,
 ) -> Result<(Vec<String>, Vec<String>), NodeError> {
-    let (mut done, mut left) = (Vec::new(), Vec::new());
+    let mut done = kill_processes(node, traces)?;
+    done.extend(remove_socket_dirs(node, traces)?);
+    let (put_back, mut left) = settle_backups(node, traces, &mut done)?;
+    let started = start_units(node, traces, &mut done)?.or(put_back);
+    if let Some(name) = started {
+        if wait_running(node, &name, back)? {
+            done.push("the original runs again".into());
+        } else {
+            left.push(format!("{name} does not run again yet: look at the kubelet's (or its unit's) logs"));
+        }
+    }
+    Ok((done, left))
+}
+
+/// Kills the debug processes among `traces`: what was done.
+fn kill_processes(node: &dyn Node, traces: &[&Trace]) -> Result<Vec<String>, NodeError> {
     let pids: Vec<u32> =
         traces.iter().filter_map(|t| if let Trace::Process { pid, .. } = t { Some(*pid) } else { None }).collect();
     procs::kill(node, &pids)?;
-    if !pids.is_empty() {
-        done.push(format!("killed the debug processes {pids:?}"));
-    }
+    Ok(if pids.is_empty() { vec![] } else { vec![format!("killed the debug processes {pids:?}")] })
+}
+
+/// Removes the socket directories among `traces`: what was done.
+fn remove_socket_dirs(node: &dyn Node, traces: &[&Trace]) -> Result<Vec<String>, NodeError> {
+    let mut done = Vec::new();
     for t in traces {
         if let Trace::SocketDir { dir, component } = t {
             let gone = super::endpoint::remove(node, &socket_path(component));
@@ -145,57 +163,65 @@ pub(crate) fn recover(
             done.push(format!("removed {dir}"));
         }
     }
+    Ok(done)
+}
+
+/// Puts back or drops each backup by its [`Fate`], adding to `done`; returns the last component
+/// whose manifest was put back (it starts again), and the backups left to a person to choose.
+fn settle_backups(
+    node: &dyn Node,
+    traces: &[&Trace],
+    done: &mut Vec<String>,
+) -> Result<(Option<String>, Vec<String>), NodeError> {
+    let (mut started, mut left) = (None, Vec::new());
+    for t in traces {
+        let Trace::Backup { backup, manifest, mode, sha256, fate, component } = t else { continue };
+        if *fate == Fate::Choose {
+            left.push(format!(
+                "{backup} differs from {manifest}: compare them, then `sudo mv {backup} {manifest}` to put kdbg's \
+                 copy back, or `sudo rm {backup}` to keep the one in place"
+            ));
+            continue;
+        }
+        let how =
+            How::StaticPod { manifest: manifest.clone(), sha256: sha256.clone(), mode: *mode, backup: backup.clone() };
+        stop::put_back(node, &how).map_err(|d| NodeError::other(node.describe(), "put back", d))?;
+        if *fate == Fate::PutBack {
+            done.push(format!("put {manifest} back from {backup}"));
+            started = Some(component.clone());
+        } else {
+            done.push(format!("removed {backup} ({manifest} holds the same bytes)"));
+        }
+    }
+    Ok((started, left))
+}
+
+/// Starts the unit of each systemd component whose debug build ran (kdbg had stopped it), adding
+/// to `done`; returns the last component started.
+fn start_units(node: &dyn Node, traces: &[&Trace], done: &mut Vec<String>) -> Result<Option<String>, NodeError> {
     let mut started = None;
     for t in traces {
-        if let Trace::Backup { backup, manifest, mode, sha256, fate, component } = t {
-            let how = How::StaticPod {
-                manifest: manifest.clone(),
-                sha256: sha256.clone(),
-                mode: *mode,
-                backup: backup.clone(),
-            };
-            match fate {
-                Fate::Choose => left.push(format!(
-                    "{} differs from {manifest}: compare them, then `sudo mv {backup} {manifest}` to put kdbg's copy \
-                     back, or `sudo rm {backup}` to keep the one in place",
-                    backup
-                )),
-                Fate::PutBack | Fate::Drop => {
-                    stop::put_back(node, &how).map_err(|d| NodeError::other(node.describe(), "put back", d))?;
-                    done.push(match fate {
-                        Fate::PutBack => format!("put {manifest} back from {backup}"),
-                        _ => format!("removed {backup} ({manifest} holds the same bytes)"),
-                    });
-                    if *fate == Fate::PutBack {
-                        started = Some(component.clone());
-                    }
-                }
-            }
+        let Trace::Process { component, .. } = t else { continue };
+        if let Some(Launch::Systemd { unit }) = Component::lookup(component).ok().map(|c| c.launch) {
+            root_sh(node, "systemctl start \"$1\"", &[unit], &format!("systemctl start {unit}"))
+                .map_err(|e| NodeError::other(node.describe(), format!("start {unit}"), e))?;
+            done.push(format!("started {unit}"));
+            started = Some(component.clone());
         }
     }
-    // A systemd component whose debug build ran: kdbg had stopped its unit.
-    for t in traces {
-        if let Trace::Process { component, .. } = t {
-            if let Some(Launch::Systemd { unit }) = Component::lookup(component).ok().map(|c| c.launch) {
-                root_sh(node, "systemctl start \"$1\"", &[unit], &format!("systemctl start {unit}"))
-                    .map_err(|e| NodeError::other(node.describe(), format!("start {unit}"), e))?;
-                done.push(format!("started {unit}"));
-                started = Some(component.clone());
-            }
+    Ok(started)
+}
+
+/// Waits up to `back` until `name`'s original runs again: whether it does.
+fn wait_running(node: &dyn Node, name: &str, back: Duration) -> Result<bool, NodeError> {
+    let deadline = Instant::now() + back;
+    while procs::running(node, name, BIN_DIR)?.is_empty() {
+        if Instant::now() >= deadline {
+            return Ok(false);
         }
+        std::thread::sleep(Duration::from_millis(250));
     }
-    if let Some(name) = started {
-        let deadline = Instant::now() + back;
-        while procs::running(node, &name, BIN_DIR)?.is_empty() {
-            if Instant::now() >= deadline {
-                left.push(format!("{name} does not run again yet: look at the kubelet's (or its unit's) logs"));
-                return Ok((done, left));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        done.push("the original runs again".into());
-    }
-    Ok((done, left))
+    Ok(true)
 }
 
 fn static_pod(file: &str) -> Option<&'static Component> {

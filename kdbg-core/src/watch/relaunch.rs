@@ -145,7 +145,15 @@ pub(crate) fn relaunch(
         return Err(WatchError::NotUnderDebug { component: name.clone(), node: node.describe() });
     };
     journal::launching(node, journal, &mut entry)?;
+    let (marks, outcome) = run_script(node, held, dlv_timeout, serve_timeout)?;
+    let pid = delve_started(node, held, &marks, &outcome, dlv_timeout)?;
+    journal::launched(node, journal, &mut entry, pid)?;
+    let warning = program_outcome(node, held, &outcome, serve_timeout)?;
+    Ok(Relaunched { warning, ..stages(pid, &marks) })
+}
 
+/// The arguments of [`RELAUNCH`], in its order.
+fn script_args(held: &Held, dlv_timeout: Duration, serve_timeout: Duration) -> Vec<String> {
     let spec = &held.spec;
     let ports: Vec<String> = held.ports.iter().map(u16::to_string).collect();
     let mut argv: Vec<String> = vec!["sh".into(), "-s".into(), "--".into()];
@@ -153,6 +161,17 @@ pub(crate) fn relaunch(
     argv.extend([delve_port(&spec.listen), ports.join(","), u8::from(spec.run).to_string()]);
     argv.extend([dlv_timeout.as_secs().max(1).to_string(), serve_timeout.as_secs().max(1).to_string()]);
     argv.extend(spec.command());
+    argv
+}
+
+/// Runs [`RELAUNCH`] on the node as root: the marks it printed and its last word.
+fn run_script(
+    node: &dyn Node,
+    held: &Held,
+    dlv_timeout: Duration,
+    serve_timeout: Duration,
+) -> Result<(Marks, String), WatchError> {
+    let argv = script_args(held, dlv_timeout, serve_timeout);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let f = [
         scripts::ALIVE,
@@ -166,54 +185,82 @@ pub(crate) fn relaunch(
     let script = scripts::with(&f, RELAUNCH);
     let out = node.exec(&argv, Privilege::Root, script.as_bytes()).map_err(SessionError::from)?;
     if !out.success() {
-        let cmd = format!("relaunch {}", spec.dlv);
+        let cmd = format!("relaunch {}", held.spec.dlv);
         let e = NodeError::Command { node: node.describe(), cmd, status: out.status, stderr: out.stderr_str() };
         return Err(SessionError::from(e).into());
     }
-    let (done, outcome) = parse(&out.stdout_str());
-    let dlv_failed = |detail: String| {
-        WatchError::Session(SessionError::Dlv {
-            component: name.clone(),
-            node: node.describe(),
-            detail,
-            log: spec.log.clone(),
-            tail: launch::log_tail(node, &spec.log),
-        })
-    };
-    let pid = done.pid.ok_or_else(|| dlv_failed("Delve did not start".into()))?;
-    match outcome.as_str() {
-        "exited" if done.dlv.is_none() => return Err(dlv_failed("Delve exited".into())),
+    Ok(parse(&out.stdout_str()))
+}
+
+/// Delve's pid once the script saw it start and listen; the error (with Delve's log) when it
+/// did not.
+fn delve_started(
+    node: &dyn Node,
+    held: &Held,
+    marks: &Marks,
+    outcome: &str,
+    dlv_timeout: Duration,
+) -> Result<u32, WatchError> {
+    let pid = marks.pid.ok_or_else(|| dlv_failed(node, held, "Delve did not start".into()))?;
+    match outcome {
+        "exited" if marks.dlv.is_none() => Err(dlv_failed(node, held, "Delve exited".into())),
         "timeout dlv" => {
-            return Err(dlv_failed(format!(
-                "Delve does not listen on {} after {}s",
-                spec.listen,
-                dlv_timeout.as_secs()
-            )))
+            let detail = format!("Delve does not listen on {} after {}s", held.spec.listen, dlv_timeout.as_secs());
+            Err(dlv_failed(node, held, detail))
         }
-        _ => {}
+        _ => Ok(pid),
     }
-    journal::launched(node, journal, &mut entry, pid)?;
-    let mut r = Relaunched { dlv_pid: pid, ..Relaunched::default() };
+}
+
+/// What became of the program under a listening Delve: an error when it (or Delve) exited, a
+/// warning when it did not serve in time.
+fn program_outcome(
+    node: &dyn Node,
+    held: &Held,
+    outcome: &str,
+    serve_timeout: Duration,
+) -> Result<Option<String>, WatchError> {
+    let spec = &held.spec;
+    match outcome {
+        "exited" => Err(dlv_failed(node, held, "Delve exited while the program started".into())),
+        "gone" => Err(dlv_failed(
+            node,
+            held,
+            "the debug build exited as it started (Delve stays, the program is gone)".into(),
+        )),
+        "timeout serve" => Ok(Some(format!(
+            "{} does not listen on {:?} after {}s under Delve; its log ({}):\n{}",
+            held.component,
+            held.ports,
+            serve_timeout.as_secs(),
+            spec.log,
+            launch::log_tail(node, &spec.log)
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// How long each stage took on the node's clock, from the script's marks.
+fn stages(dlv_pid: u32, marks: &Marks) -> Relaunched {
     let span = |a: Option<f64>, b: Option<f64>| a.zip(b).map_or(0.0, |(a, b)| (b - a).max(0.0));
-    (r.stop_s, r.dlv_s, r.serve_s) =
-        (span(done.begin, done.stopped), span(done.stopped, done.dlv), span(done.dlv, done.serving));
-    match outcome.as_str() {
-        "exited" => return Err(dlv_failed("Delve exited while the program started".into())),
-        "gone" => {
-            return Err(dlv_failed("the debug build exited as it started (Delve stays, the program is gone)".into()))
-        }
-        "timeout serve" => {
-            r.warning = Some(format!(
-                "{name} does not listen on {:?} after {}s under Delve; its log ({}):\n{}",
-                held.ports,
-                serve_timeout.as_secs(),
-                spec.log,
-                launch::log_tail(node, &spec.log)
-            ))
-        }
-        _ => {}
+    Relaunched {
+        dlv_pid,
+        stop_s: span(marks.begin, marks.stopped),
+        dlv_s: span(marks.stopped, marks.dlv),
+        serve_s: span(marks.dlv, marks.serving),
+        warning: None,
     }
-    Ok(r)
+}
+
+/// Delve failed for `held`'s component: `detail` and the tail of its log.
+fn dlv_failed(node: &dyn Node, held: &Held, detail: String) -> WatchError {
+    WatchError::Session(SessionError::Dlv {
+        component: held.component.clone(),
+        node: node.describe(),
+        detail,
+        log: held.spec.log.clone(),
+        tail: launch::log_tail(node, &held.spec.log),
+    })
 }
 
 /// The script's `dport`: Delve's TCP port, or `unix:SOCKET`.

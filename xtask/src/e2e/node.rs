@@ -1,6 +1,14 @@
 //! A real kubeadm node, kind-shaped: the Debian rootfs plus the tree's kubelet, kubeadm and
 //! kubectl and the locally built images, imported into Docker and run as a container named and
 //! labelled like a kind node, with systemd as PID 1 and containerd inside; then `kubeadm init`.
+//!
+//! Why the node is not `--privileged`, as kind runs it: this machine's capability bounding set
+//! lacks CAP_SYS_RESOURCE, so Docker cannot grant "all capabilities" (`runc create failed: unable
+//! to apply caps: operation not permitted`). The node runs with every other capability, a private
+//! cgroup namespace, seccomp/apparmor unconfined and `systempaths=unconfined`; its entrypoint
+//! ([`files`]) remounts the cgroup v1 controllers read-write and creates `/dev/kmsg`, then execs
+//! systemd, and containerd runs with `restrict_oom_score_adj = true`. The kind CLI always passes
+//! `--privileged`, so on this machine it cannot start a node (see `super::kindcli`).
 
 mod files;
 
@@ -279,7 +287,7 @@ pub fn build_image(
 }
 
 /// Runs one node container of cluster `cluster` the way kind runs its nodes, minus `--privileged`
-/// (see ARCHITECTURE.md): systemd as PID 1, `/var` on a volume for containerd's overlayfs, a
+/// (see the module doc): systemd as PID 1, `/var` on a volume for containerd's overlayfs, a
 /// private cgroup namespace whose controllers the entrypoint makes writable, kind's labels.
 fn run_node(sh: &Shell, cluster: &str, container: &str, network: &str, role: &str) -> Result<()> {
     let _ = cmd!(sh, "docker rm -f -v {container}").quiet().ignore_stderr().ignore_stdout().run();
