@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use super::{DebugConfig, DebugError, Session};
 use crate::build::Built;
@@ -32,9 +31,8 @@ use crate::session::endpoint::{self, Choice};
 use crate::session::journal::{self, BuiltFrom, Entry, EntryState, Journal, SessionId, Who};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::restore::{self, RestoreConfig};
-use crate::session::{preflight, status, stop, SessionError};
+use crate::session::{preflight, stop, SessionError};
 use crate::tree::SourceTree;
-use crate::tunnels::{self, TunnelRecord};
 
 /// What a step of `kdbg debug`'s plan yields.
 #[derive(Debug, Clone)]
@@ -234,70 +232,6 @@ impl Debugging<'_> {
             args: entry.args.clone(),
         };
         Ok(Out::Launched { session: Box::new(session), entry: Box::new(entry) })
-    }
-
-    /// A detached local forward to Delve, recorded in the workstation's state directory (before
-    /// it starts: see [`tunnels::add`]).
-    fn tunnel(&self, c: &'static Component, inputs: &Inputs<'_, Out>) -> Result<Out, SessionError> {
-        let (node, cfg) = (self.node, self.cfg);
-        let launched = inputs.iter().find_map(|(_, o)| match o {
-            Out::Launched { session, entry } => Some((session, entry)),
-            _ => None,
-        });
-        let (session, entry) = launched.expect("tunnel after its launch");
-        let (mut session, entry) = (session.clone(), entry.clone());
-        let port = session.port + cfg.local_shift;
-        let remote = entry.endpoint();
-        let record = |pid| TunnelRecord {
-            node: node.describe(),
-            component: c.name.into(),
-            local_port: port,
-            remote_port: session.port,
-            remote_socket: endpoint::socket_of(&remote).map(String::from),
-            pid,
-            started_at: journal::now(),
-        };
-        let write = |record: Option<TunnelRecord>| -> Result<(), SessionError> {
-            let Some(dir) = &cfg.state_dir else { return Ok(()) };
-            let written = match record {
-                Some(r) => tunnels::add(dir, r),
-                None => tunnels::forget(dir, &node.describe(), c.name),
-            };
-            written.map_err(|source| SessionError::Local {
-                what: "write".into(),
-                path: dir.join(tunnels::FILE).to_string(),
-                source,
-            })
-        };
-        write(Some(record(tunnels::PENDING)))?;
-        let tunnel = node
-            .forward(port, &remote)
-            .map_err(|e| SessionError::Tunnel { component: c.name.into(), detail: e.to_string() })?;
-        session.local_port = Some(tunnel.local_port());
-        if let Some(socket) = endpoint::socket_of(&remote) {
-            // An ssh forward to a socket listens locally even when the node's sshd refuses
-            // every connection through it: Delve must answer through it.
-            status::state_via(tunnel.local_port(), Duration::from_secs(10)).map_err(|e| SessionError::Tunnel {
-                component: c.name.into(),
-                detail: format!(
-                    "Delve on {socket} does not answer through localhost:{port} ({e})\n  fix: the node's sshd \
-                     must allow streamlocal forwarding (`AllowStreamLocalForwarding yes`, no `DisableForwarding` \
-                     in its sshd_config)"
-                ),
-            })?;
-        }
-        let pid = tunnel.detach();
-        session.tunnel_pid = pid;
-        if pid.is_none() {
-            self.reporter.warn(format!(
-                "the forward to {}'s Delve on localhost:{port} ends when kdbg exits ({} has no detachable tunnel); \
-                 attach while kdbg runs, or use `kdbg debug --expose` on a trusted network",
-                c.name,
-                node.describe()
-            ));
-        }
-        write(pid.map(record))?;
-        Ok(Out::Launched { session, entry })
     }
 
     /// The `write-ide` step for the entries of every node of the run (this one alone, or all).
