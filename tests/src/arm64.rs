@@ -69,8 +69,9 @@ impl Arm64Image {
     /// The image recorded in `<cache>/image.json`.
     pub fn from_cache(cache: &Path) -> Result<Arm64Image> {
         let path = cache.join("image.json");
-        let text = std::fs::read(&path)
-            .with_context(|| format!("no arm64 node image in {}; build it with `cargo xtask e2e arm64`", cache.display()))?;
+        let text = std::fs::read(&path).with_context(|| {
+            format!("no arm64 node image in {}; build it with `cargo xtask e2e arm64`", cache.display())
+        })?;
         serde_json::from_slice(&text).with_context(|| format!("failed to read {}", path.display()))
     }
 }
@@ -288,7 +289,8 @@ impl Arm64Node {
 
     fn base_args(&self) -> Vec<String> {
         let opt = |o: String| ["-o".to_string(), o];
-        let mut args = vec!["-p".to_string(), self.port.to_string(), "-i".into(), self.identity().display().to_string()];
+        let mut args =
+            vec!["-p".to_string(), self.port.to_string(), "-i".into(), self.identity().display().to_string()];
         args.extend(opt(format!("UserKnownHostsFile={}", self.known_hosts().display())));
         args.extend(opt("StrictHostKeyChecking=yes".into()));
         args.extend(opt("IdentitiesOnly=yes".into()));

@@ -38,7 +38,8 @@ fn stages_of(sh: &Shell, stages: &mut Stages) -> Result<()> {
             ],
         )
     })?;
-    let image = stages.run("arm64 node image: qemu, kernel, initramfs, Delve (cached)", || image::ensure(sh, &cache))?;
+    let image =
+        stages.run("arm64 node image: qemu, kernel, initramfs, Delve (cached)", || image::ensure(sh, &cache))?;
     eprintln!("arm64: kernel {}, initramfs {}", image.kernel.display(), image.initrd.display());
     eprintln!("arm64: Delve for linux/arm64 (kdbg --dlv linux/arm64=PATH): {}", image.dlv.display());
     let scratch_dir = tempfile::Builder::new().prefix("kdbg-arm64-e2e-").tempdir()?;

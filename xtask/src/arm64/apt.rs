@@ -191,7 +191,8 @@ mod tests {
 
     #[test]
     fn depends_keeps_libraries_and_one_of_each_alternative() {
-        let out = "openssh-server\n  PreDepends: init-system-helpers\n  Depends: libpam-modules\n  Depends: lsb-base\n    \
+        let out =
+            "openssh-server\n  PreDepends: init-system-helpers\n  Depends: libpam-modules\n  Depends: lsb-base\n    \
             sysvinit-utils\n |Depends: debconf\n  Depends: <debconf-2.0>\n    cdebconf\n |Depends: libfoo1\n  \
             Depends: libbar1\n  Depends: libssl3:arm64\n  Depends: zlib1g\n";
         let keep = |n: &str| n.starts_with("lib") || n == "zlib1g";

@@ -96,11 +96,12 @@ fn build(sh: &Shell, cache: &Utf8Path, tmp: &Utf8Path, dir: &Utf8Path) -> Result
     let amd64 = Apt::update(sh, cache, "amd64")?;
     eprintln!("xtask: fetching and unpacking qemu-system-aarch64 (not installed: unpacked into {dir}/qemu)");
     for deb in amd64.download(sh, &qemu_pkgs, &tmp.join("debs-amd64"))? {
-        cmd!(sh, "dpkg-deb -x {deb} {tmp}/qemu").run()?;
+        cmd!(sh, "dpkg-deb -x {deb} {tmp}/qemu").quiet().run()?;
     }
     let qemu_lib_path = format!("{dir}/qemu/usr/lib/x86_64-linux-gnu:{dir}/qemu/lib/x86_64-linux-gnu");
     let tmp_libs = qemu_lib_path.replace(dir.as_str(), tmp.as_str());
-    let version = cmd!(sh, "{tmp}/qemu/usr/bin/qemu-system-aarch64 --version").env("LD_LIBRARY_PATH", tmp_libs).read()?;
+    let version =
+        cmd!(sh, "{tmp}/qemu/usr/bin/qemu-system-aarch64 --version").env("LD_LIBRARY_PATH", tmp_libs).read()?;
     eprintln!("xtask: {}", version.lines().next().unwrap_or_default());
 
     let arm64 = Apt::update(sh, cache, "arm64")?;

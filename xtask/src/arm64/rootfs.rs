@@ -25,7 +25,7 @@ const DOCKER_UID: u32 = 1000;
 /// moved out to `kernel`.
 pub fn populate(sh: &Shell, debs: &[camino::Utf8PathBuf], root: &Utf8Path, kernel: &Utf8Path) -> Result<()> {
     for deb in debs {
-        cmd!(sh, "dpkg-deb -x {deb} {root}").run()?;
+        cmd!(sh, "dpkg-deb -x {deb} {root}").quiet().run()?;
     }
     let vmlinuz = root
         .join("boot")
@@ -44,7 +44,8 @@ pub fn populate(sh: &Shell, debs: &[camino::Utf8PathBuf], root: &Utf8Path, kerne
 /// Drops what a node without man pages and with six kernel modules does not need.
 fn prune(sh: &Shell, root: &Utf8Path) -> Result<()> {
     let keep: Vec<String> = MODULES.iter().map(|m| format!("{m}.ko")).collect();
-    let modules: Vec<_> = ["lib/modules", "usr/lib/modules"].iter().map(|d| root.join(d)).filter(|d| d.is_dir()).collect();
+    let modules: Vec<_> =
+        ["lib/modules", "usr/lib/modules"].iter().map(|d| root.join(d)).filter(|d| d.is_dir()).collect();
     let all = cmd!(sh, "find {modules...} -type f").quiet().read()?;
     let mut kept = 0;
     for file in all.lines() {
@@ -70,7 +71,7 @@ fn usrmerge(sh: &Shell, root: &Utf8Path) -> Result<()> {
         let usr = root.join("usr").join(dir);
         std::fs::create_dir_all(&usr)?;
         if top.is_dir() && !top.is_symlink() {
-            cmd!(sh, "cp -a {top}/. {usr}/").run()?;
+            cmd!(sh, "cp -a {top}/. {usr}/").quiet().run()?;
             std::fs::remove_dir_all(&top)?;
         }
         std::os::unix::fs::symlink(format!("usr/{dir}"), &top)?;
@@ -120,7 +121,18 @@ fn write_files(root: &Utf8Path) -> Result<()> {
     for (path, text, mode) in files.iter().chain(GUEST_FILES) {
         put(root, path, text, *mode)?;
     }
-    for dir in ["etc/kubernetes/manifests", "var/lib/kdbg", "var/lib/minikube/certs", "var/log/pods", "root", "proc", "sys", "dev", "run"] {
+    for dir in [
+        "etc/kubernetes/manifests",
+        "var/lib/kdbg",
+        "var/lib/minikube/certs",
+        "var/log/pods",
+        "usr/local/bin",
+        "root",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+    ] {
         std::fs::create_dir_all(root.join(dir))?;
     }
     let tmp = root.join("tmp");

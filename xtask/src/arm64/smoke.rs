@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -21,6 +22,8 @@ use crate::e2e::{wait_until, Stages};
 pub const NODE_APISERVER: &str = "/usr/local/bin/kube-apiserver";
 const MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 const DLV_LISTEN: &str = "127.0.0.1:2345";
+/// From the first continue to the stop: the apiserver starting under Delve, then the request.
+const STOP_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// `GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -gcflags='all=-N -l'` of the fixture's
 /// apiserver with Debian's Go 1.19, into `out`; checks the ELF is aarch64.
@@ -73,6 +76,8 @@ pub fn wait_healthz(node: &Arm64Node, port: u16) -> Result<()> {
 
 /// Stops the static pod (its manifest moved out, as kdbg does), runs the apiserver under the
 /// node's Delve, sets the breakpoint from this host, and checks a probe request stops there.
+/// Delve runs as root and the forward arrives as `docker` (sshd), hence `--only-same-user=false`,
+/// as kdbg's TCP endpoint does.
 pub fn breakpoint_through_delve(stages: &mut Stages, node: &Arm64Node, api_port: u16) -> Result<()> {
     stages.run("static pod stopped (manifest moved out)", || {
         node.ssh(&format!("sudo -n mv {MANIFEST} /tmp/kube-apiserver.yaml"))?;
@@ -83,7 +88,7 @@ pub fn breakpoint_through_delve(stages: &mut Stages, node: &Arm64Node, api_port:
     let dlv_port = stages.run("arm64 Delve on the node: dlv exec --headless (API answering)", || {
         let args = lab::manifest_args(&manifest()).join(" ");
         node.ssh(&format!(
-            "sudo -n setsid {NODE_DLV} exec --headless --listen={DLV_LISTEN} --api-version=2 --accept-multiclient \
+            "sudo -n setsid {NODE_DLV} exec --headless --listen={DLV_LISTEN} --api-version=2 --accept-multiclient --only-same-user=false \
              {NODE_APISERVER} -- {args} </dev/null >/tmp/dlv.log 2>&1 &"
         ))?;
         let port = node.forward(DLV_LISTEN)?;
@@ -91,7 +96,8 @@ pub fn breakpoint_through_delve(stages: &mut Stages, node: &Arm64Node, api_port:
             DlvClient::connect(&format!("127.0.0.1:{port}"), Duration::from_secs(5))
                 .and_then(|mut c| c.state_nonblocking())
                 .is_ok()
-        })?;
+        })
+        .with_context(|| format!("Delve's output: {}", node.ssh("cat /tmp/dlv.log").unwrap_or_default()))?;
         Ok(port)
     })?;
     stages.run("breakpoint in the healthz handler hit from the host (JSON-RPC)", || {
@@ -116,23 +122,37 @@ fn hit_breakpoint(addr: &str, api_port: u16) -> Result<()> {
     dlv.continue_async()?;
     let probe = Probe::new();
     let path = probe.path();
-    let request = std::thread::spawn(move || {
-        wait_until("the apiserver under Delve to accept the probe", Duration::from_secs(120), || {
-            TcpStream::connect(("127.0.0.1", api_port)).is_ok_and(|s| send_get(&s, &path).is_ok())
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let request = {
+        let done = done.clone();
+        // Until Delve reports the stop: a forward whose far end does not listen yet accepts and
+        // closes, so the request is sent again until the server holds it.
+        std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            while !done.load(Ordering::SeqCst) && t.elapsed() < STOP_TIMEOUT {
+                let held = TcpStream::connect(("127.0.0.1", api_port)).is_ok_and(|s| send_get(&s, &path).is_ok());
+                if held {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
         })
-    });
-    let stopped = dlv.wait_stopped(Duration::from_secs(180))?;
+    };
+    let stopped = dlv.wait_stopped(STOP_TIMEOUT);
+    done.store(true, Ordering::SeqCst);
+    let stopped = stopped?;
     let at = stopped.current_thread.context("Delve stopped without a current thread")?;
     ensure!(at.file == file.as_str() && at.line == line, "stopped at {}:{}, not at the breakpoint", at.file, at.line);
     let query = kdbg_tests::probe::rpc_eval(addr, QUERY_EXPR)?;
     ensure!(query == probe.query(), "stopped serving {query:?}, not the probe {:?}", probe.query());
     eprintln!("arm64: stopped at {}:{} serving {query}", at.file, at.line);
     dlv.detach(true)?;
-    request.join().map_err(|_| anyhow::anyhow!("the probe thread panicked"))??;
+    request.join().map_err(|_| anyhow::anyhow!("the probe thread panicked"))?;
     Ok(())
 }
 
-/// Sends a GET and returns without reading the answer (it comes only after the breakpoint).
+/// Sends a GET; `Ok` once the server holds it (no answer within 5 s: stopped at the breakpoint)
+/// or answers it.
 fn send_get(stream: &TcpStream, path: &str) -> std::io::Result<()> {
     let mut s = stream;
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())?;

@@ -28,17 +28,18 @@ stop() {
 }
 
 start() {
-    words=$(awk -f /usr/local/share/kdbg/argv.awk "$2")
+    local key=$1 file=$2 sum=$3 words
+    words=$(awk -f /usr/local/share/kdbg/argv.awk "$file")
     if [ -z "$words" ]; then
-        [ -e "$S/$1.bad" ] || echo "runner: $2 has no command; skipped"
-        echo "$3" >"$S/$1.bad"
+        [ -e "$S/$key.bad" ] || echo "runner: $file has no command; skipped"
+        echo "$sum" >"$S/$key.bad"
         return
     fi
     eval "set -- $words"
-    setsid env -i "PATH=$PODPATH" "$@" </dev/null >>"$L/$1.log" 2>&1 &
-    echo "$!" >"$S/$1.pid"
-    echo "$3" >"$S/$1.sum"
-    echo "runner: started $1 (pid $!)"
+    setsid env -i "PATH=$PODPATH" "$@" </dev/null >>"$L/$key.log" 2>&1 &
+    echo "$!" >"$S/$key.pid"
+    echo "$sum" >"$S/$key.sum"
+    echo "runner: started $key (pid $!)"
 }
 
 while :; do
