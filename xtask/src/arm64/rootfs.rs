@@ -162,3 +162,40 @@ pub fn pack(sh: &Shell, root: &Utf8Path, out: &Utf8Path) -> Result<()> {
     cmd!(sh, "sh -c {script} {out}").run()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runner's manifest parser (busybox awk on the node; the host's awk reads the same
+    /// POSIX subset) on the manifest the fixture writes, with an env entry and a quote to escape.
+    #[test]
+    fn the_runner_reads_command_args_and_env_of_the_first_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, awk, _) = GUEST_FILES.iter().find(|(p, _, _)| p.ends_with("argv.awk")).unwrap();
+        std::fs::write(dir.path().join("argv.awk"), awk).unwrap();
+        let manifest =
+            kdbg_tests::lab::apiserver_manifest(std::net::Ipv4Addr::new(10, 0, 2, 15), &[("GODEBUG", "it's")]).replace(
+                "  hostNetwork: true",
+                "    args:\n    - --v=2\n  - command:\n    - /second/container\n  hostNetwork: true",
+            );
+        std::fs::write(dir.path().join("m.yaml"), manifest).unwrap();
+        let out = std::process::Command::new("awk")
+            .arg("-f")
+            .arg("argv.awk")
+            .arg("m.yaml")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let words = String::from_utf8(out.stdout).unwrap();
+        let expected =
+            " 'GODEBUG=it'\\''s' '/var/lib/minikube/binaries/kube-apiserver' '--advertise-address=10.0.2.15' \
+             '--allow-privileged=true' '--bind-address=10.0.2.15' '--client-ca-file=/var/lib/minikube/certs/ca.crt' \
+             '--etcd-servers=http://127.0.0.1:2379' '--secure-port=8443' \
+             '--service-account-issuer=https://kubernetes.default.svc.cluster.local' \
+             '--service-account-key-file=/var/lib/minikube/certs/sa.pub' \
+             '--service-account-signing-key-file=/var/lib/minikube/certs/sa.key' '--v=2'\n";
+        assert_eq!(words, expected);
+    }
+}
