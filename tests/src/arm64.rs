@@ -150,8 +150,10 @@ impl Arm64Node {
             if let Some(status) = self.qemu.try_wait()? {
                 bail!("qemu exited ({status}) before ssh answered\n{}", self.diagnostics());
             }
+            // Until sshd runs, qemu's forward accepts and the banner never comes: a short
+            // ConnectTimeout keeps each such try short.
             let mut probe = self.ssh_command("sudo -n true");
-            probe.arg("-o").arg("ConnectTimeout=5").stdout(Stdio::null()).stderr(Stdio::null());
+            probe.arg("-o").arg("ConnectTimeout=3").stdout(Stdio::null()).stderr(Stdio::null());
             if probe.status()?.success() {
                 return Ok(());
             }

@@ -32,6 +32,8 @@ pub const NODE_PACKAGES: &[&str] = &[
     "sudo",
     "delve",
     "kmod",
+    // kdbg copies binaries zstd-compressed (and as deltas) when the node has zstd.
+    "zstd",
 ];
 /// `qemu-system-aarch64` and the shared libraries it needs that the base image lacks.
 pub const QEMU_PACKAGES: &[&str] = &[

@@ -10,6 +10,10 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/sshd /run/kdbg-pods
+# The initramfs root is not a mount busybox df can report on: kdbg's own directory gets a tmpfs
+# (its space check reads `df /var/lib/kdbg`), as does /tmp.
+mount -t tmpfs -o mode=0755 tmpfs /var/lib/kdbg
+mount -t tmpfs -o mode=1777 tmpfs /tmp
 # The kernel builds virtio-net as modules without modules.dep: load them in dependency order.
 for m in virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
     insmod "$(find /lib/modules -name "$m.ko" | head -n 1)" || echo "init: insmod $m failed"
