@@ -19,6 +19,7 @@
 //! state directory is in [`layout`]. Nodes of killed test processes are removed by the
 //! next `TestNode::up` (or `kdbg-testnode down --name NAME`).
 
+pub mod arm64;
 pub mod dap;
 pub mod faults;
 pub mod fixture;

@@ -1,6 +1,7 @@
 //! Repository tasks: `cargo xtask test|e2e|bench|demo|toolchains|debug|kdbg`, one module per task.
 
 mod apt;
+mod arm64;
 mod bench;
 mod bench_deploy;
 mod bench_replay;
@@ -25,6 +26,8 @@ Tasks:
   e2e k8s [--only FLOW,...]
                      the real-cluster tier: kubeadm nodes, kdbg through kind:// and ssh://
                      (flows: apiserver, scheduler, kubelet, proxy, crash, modern, all-nodes)
+  e2e arm64          the linux/arm64 tier: a Debian arm64 node under qemu (image cached in
+                     /var/cache/kdbg-arm64), the fixture apiserver cross-built and debugged there
   toolchains         install the matrix's Go and Delve into /var/cache/kdbg-toolchains
   bench [--only tree,deploy,replay,watch] [--real-only]
                      measure kdbg against make and go list; prints ratios
@@ -52,6 +55,7 @@ fn run() -> Result<ExitCode> {
     match task.as_str() {
         "demo" => demo::run(sh).map(|()| ExitCode::SUCCESS),
         "test" => setup::test(sh, &rest).map(|()| ExitCode::SUCCESS),
+        "e2e" if rest.first().is_some_and(|t| t == "arm64") => arm64::run(sh, &rest[1..]).map(|()| ExitCode::SUCCESS),
         "e2e" => e2e::run(sh, &rest).map(|()| ExitCode::SUCCESS),
         "toolchains" => toolchains::ensure_all(sh).map(|_| ExitCode::SUCCESS),
         "bench" => bench::run(sh, &rest).map(|()| ExitCode::SUCCESS),
