@@ -5,6 +5,7 @@
 //! stops it at a breakpoint set from this host ([`smoke`]). Every stage is timed.
 
 mod apt;
+mod flow;
 mod image;
 mod rootfs;
 mod smoke;
@@ -59,6 +60,16 @@ fn stages_of(sh: &Shell, stages: &mut Stages) -> Result<()> {
     stages.run("the node is as it was (manifests, /var/lib/kdbg, processes)", || {
         smoke::same_node(&before, &node.snapshot()?)
     })?;
+    let bin = stages.run("build kdbg", || crate::e2e::build_tools(sh))?.join("kdbg");
+    let tree = stages.run("the fixture tree, to build for linux/arm64", || {
+        std::fs::create_dir_all(scratch.join("src"))?;
+        let root = kdbg_tests::fixture::copy_to(scratch.join("src").as_std_path())?;
+        Ok(camino::Utf8PathBuf::try_from(root)?)
+    })?;
+    let state = scratch.join("state");
+    let dlv = camino::Utf8PathBuf::try_from(image.dlv.clone())?;
+    let k = flow::Kdbg { bin, tree, node: &node, dlv, state };
+    flow::run(stages, &k, api_port)?;
     stages.run("tear down (qemu killed, temp files removed)", || {
         drop(node);
         Ok(())

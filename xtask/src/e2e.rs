@@ -167,7 +167,7 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages, only: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn build_tools(sh: &Shell) -> Result<Utf8PathBuf> {
+pub(crate) fn build_tools(sh: &Shell) -> Result<Utf8PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     cmd!(sh, "{cargo} build --quiet -p kdbg-cli --bins").run()?;
     Ok(crate::target_dir().join("debug"))

@@ -159,16 +159,12 @@ impl Deploying<'_> {
                 dlv::choose(Some(&dlv.path), &b.binary, platform)?;
             }
         }
-        if dlv.version == dlv::UNKNOWN {
-            self.reporter.info(format!(
-                "{} carries no Delve version kdbg can read here; the node runs it once copied, and its version is \
-                 checked before anything else changes",
-                dlv.path
-            ));
-        }
+        let version = match dlv.version == dlv::UNKNOWN {
+            true => "(its version read on the node once copied, checked before anything else changes)".to_string(),
+            false => dlv.version.clone(),
+        };
         self.reporter.info(format!(
-            "Delve {} ({}, {}) for {} binaries built with {} (DWARF {})",
-            dlv.version,
+            "Delve {version} ({}, {}) for {} binaries built with {} (DWARF {})",
             dlv.go_version.as_deref().unwrap_or("unknown Go"),
             dlv.path,
             platform,
