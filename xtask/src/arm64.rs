@@ -7,6 +7,7 @@
 mod apt;
 mod flow;
 mod image;
+mod real;
 mod rootfs;
 mod smoke;
 
@@ -17,11 +18,16 @@ use xshell::Shell;
 use crate::e2e::Stages;
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
-    if !args.is_empty() {
-        bail!("usage: cargo xtask e2e arm64   (no options)");
-    }
+    let real = match args {
+        [] => false,
+        [flag] if flag == "--real-tree" => true,
+        _ => bail!("usage: cargo xtask e2e arm64 [--real-tree]"),
+    };
     let mut stages = Stages::default();
-    let result = stages_of(sh, &mut stages);
+    let result = match real {
+        true => real::run(sh, &mut stages),
+        false => stages_of(sh, &mut stages),
+    };
     stages.print();
     result
 }

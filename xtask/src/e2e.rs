@@ -14,7 +14,7 @@ mod multinode;
 mod node;
 mod proxy;
 mod rootfs;
-mod source;
+pub(crate) mod source;
 mod trace;
 
 use std::time::{Duration, Instant};

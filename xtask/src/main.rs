@@ -26,8 +26,10 @@ Tasks:
   e2e k8s [--only FLOW,...]
                      the real-cluster tier: kubeadm nodes, kdbg through kind:// and ssh://
                      (flows: apiserver, scheduler, kubelet, proxy, crash, modern, all-nodes)
-  e2e arm64          the linux/arm64 tier: a Debian arm64 node under qemu (image cached in
-                     /var/cache/kdbg-arm64), the fixture apiserver cross-built and debugged there
+  e2e arm64 [--real-tree]
+                     the linux/arm64 tier: a Debian arm64 node under qemu (image cached in
+                     /var/cache/kdbg-arm64), the fixture apiserver cross-built and debugged there;
+                     --real-tree (opt-in): Debian's kubernetes 1.20.2 built for linux/arm64
   toolchains         install the matrix's Go and Delve into /var/cache/kdbg-toolchains
   bench [--only tree,deploy,replay,watch] [--real-only]
                      measure kdbg against make and go list; prints ratios

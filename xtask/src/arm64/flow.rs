@@ -54,6 +54,13 @@ fn path() -> String {
 }
 
 pub fn run(stages: &mut Stages, k: &Kdbg<'_>, api_port: u16) -> Result<()> {
+    stages.run("kdbg doctor passes on the arm64 node (platform → build → Delve)", || {
+        let dlv = format!("linux/arm64={}", k.dlv);
+        let out = k.run(&["doctor", "--dlv", &dlv])?;
+        eprintln!("{out}");
+        ensure!(out.contains("node linux/arm64 → binaries cross-built"), "{out}");
+        Ok(())
+    })?;
     let before = k.node.snapshot()?;
     let port = PORT.to_string();
     let dlv = format!("linux/arm64={}", k.dlv);
