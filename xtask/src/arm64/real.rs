@@ -16,10 +16,18 @@ pub fn run(sh: &Shell, stages: &mut Stages) -> Result<()> {
         crate::setup::ensure_packages(sh)?;
         crate::setup::ensure_extra(sh, &[("/usr/bin/dpkg-source", "dpkg-dev")])
     })?;
-    let tree = stages.run("fetch kubernetes source (apt-get source kubernetes)", || {
+    let source = stages.run("fetch kubernetes source (apt-get source kubernetes)", || {
         let tree = crate::e2e::source::fetch(sh, &cache)?;
         crate::e2e::source::patch_reflect2(sh, &tree)?;
         Ok(tree)
+    })?;
+    // A copy of its own: the real-cluster tier builds in the source tree with plain make.
+    let tree = cache.join("arm64-real/kubernetes");
+    stages.run("a copy of the tree for the arm64 builds (kept in the cache)", || {
+        std::fs::create_dir_all(&tree)?;
+        let (from, to) = (format!("{source}/"), format!("{tree}/"));
+        cmd!(sh, "rsync -a --delete --exclude /_output {from} {to}").run()?;
+        Ok(())
     })?;
     let kdbg = stages.run("build kdbg", || crate::e2e::build_tools(sh))?.join("kdbg");
     let build = |components: &[&str], extra: &[&str], env: &[(&str, &str)]| {
