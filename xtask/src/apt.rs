@@ -14,21 +14,28 @@ pub struct PrivateApt {
 
 impl PrivateApt {
     pub fn options(&self) -> Vec<String> {
-        let r = &self.root;
-        [
-            format!("Dir::Etc::SourceList={r}/sources.list"),
-            "Dir::Etc::SourceParts=/dev/null".into(),
-            "Dir::Etc::Preferences=/dev/null".into(),
-            "Dir::Etc::PreferencesParts=/dev/null".into(),
-            format!("Dir::State::Lists={r}/lists"),
-            format!("Dir::Cache={r}/cache"),
-            // The private lists dir belongs to root; apt's download sandbox user could not write it.
-            "APT::Sandbox::User=root".into(),
-        ]
-        .into_iter()
-        .flat_map(|o| ["-o".to_string(), o])
-        .collect()
+        private_options(&self.root, &[])
     }
+}
+
+/// `-o` options that make apt use only the configuration under `root` (its sources list, lists and
+/// package cache), plus `extra` settings.
+pub fn private_options(root: &Utf8Path, extra: &[String]) -> Vec<String> {
+    let r = root;
+    [
+        format!("Dir::Etc::SourceList={r}/sources.list"),
+        "Dir::Etc::SourceParts=/dev/null".into(),
+        "Dir::Etc::Preferences=/dev/null".into(),
+        "Dir::Etc::PreferencesParts=/dev/null".into(),
+        format!("Dir::State::Lists={r}/lists"),
+        format!("Dir::Cache={r}/cache"),
+        // The private lists dir belongs to root; apt's download sandbox user could not write it.
+        "APT::Sandbox::User=root".into(),
+    ]
+    .into_iter()
+    .chain(extra.iter().cloned())
+    .flat_map(|o| ["-o".to_string(), o])
+    .collect()
 }
 
 pub fn private_apt(cache: &Utf8Path, suite: &str) -> Result<PrivateApt> {

@@ -37,22 +37,12 @@ impl Apt {
 
     fn options(&self) -> Vec<String> {
         let r = &self.root;
-        [
-            format!("Dir::Etc::SourceList={r}/sources.list"),
-            "Dir::Etc::SourceParts=/dev/null".into(),
-            "Dir::Etc::Preferences=/dev/null".into(),
-            "Dir::Etc::PreferencesParts=/dev/null".into(),
-            format!("Dir::State::Lists={r}/lists"),
+        let extra = [
             format!("Dir::State::status={r}/status"),
-            format!("Dir::Cache={r}/cache"),
             format!("APT::Architecture={}", self.arch),
             format!("APT::Architectures::={}", self.arch),
-            // The private lists dir belongs to root; apt's download sandbox user could not write it.
-            "APT::Sandbox::User=root".into(),
-        ]
-        .into_iter()
-        .flat_map(|o| ["-o".to_string(), o])
-        .collect()
+        ];
+        crate::apt::private_options(r, &extra)
     }
 
     /// `roots` and, transitively, those of their Depends/Pre-Depends that `keep` accepts (of a
