@@ -76,7 +76,8 @@ impl<'a> Building<'a> {
     fn recorded(&self, k: &ComponentKey) -> Built {
         let state = self.state.lock().unwrap();
         let output = state.components.get(k.component.name).and_then(|c| c.output.as_ref());
-        let needs = output.and_then(|o| o.needs.clone()).or_else(|| needs_of(&k.binary).ok());
+        // Records of an older kdbg lack them; Delve's choice reads the ELF then (not a no-op build).
+        let needs = output.and_then(|o| o.needs.clone());
         Built {
             name: k.component.name.to_string(),
             key: k.key.clone(),
