@@ -61,7 +61,14 @@ pub fn run(sh: &Shell, stages: &mut Stages) -> Result<()> {
         Ok(())
     })?;
     stages.run("gcc-aarch64-linux-gnu installed; the kubelet with cgo", || {
-        crate::setup::ensure_extra(sh, &[("/usr/bin/aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu")])?;
+        // Packages install without their recommends here: the arm64 libc headers are one of them.
+        crate::setup::ensure_extra(
+            sh,
+            &[
+                ("/usr/bin/aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+                ("/usr/aarch64-linux-gnu/include/stdio.h", "libc6-dev-arm64-cross"),
+            ],
+        )?;
         let (ok, text) = build(&["kubelet"], &[], &[])?;
         ensure!(ok, "{text}");
         describe(&arm.join("kubelet"), true)
