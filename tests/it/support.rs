@@ -128,6 +128,11 @@ pub struct Out {
 }
 
 impl Run {
+    pub fn env_remove(mut self, k: &str) -> Run {
+        self.cmd.env_remove(k);
+        self
+    }
+
     pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Run {
         self.cmd.env(k, v);
         self
