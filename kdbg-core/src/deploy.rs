@@ -51,11 +51,10 @@ pub struct DlvPaths {
 }
 
 impl DlvPaths {
-    /// The Delve named for `platform`: its own, else the one for any platform when it is a
-    /// binary of that platform's machine (else the platform's own search applies).
+    /// The Delve named for `platform`: its own, else the one named for every node (which must
+    /// then be of the node's machine: checked before the build).
     pub fn for_platform(&self, platform: &Platform) -> Option<&Utf8Path> {
-        let fits = |p: &&Utf8PathBuf| crate::binary::elf_arch(p).is_none_or(|arch| arch == platform.arch);
-        self.per_platform.get(platform).or(self.any.as_ref().filter(fits)).map(Utf8PathBuf::as_path)
+        self.per_platform.get(platform).or(self.any.as_ref()).map(Utf8PathBuf::as_path)
     }
 
     /// Adds one `--dlv` value: `PATH` or `OS/ARCH=PATH`.

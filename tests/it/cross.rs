@@ -93,7 +93,7 @@ fn an_arm64_node_without_an_arm64_delve_is_refused_before_it_changes() {
     arm64_looking(&lab);
     let before = lab.snapshot();
     let home = tempfile::tempdir().unwrap();
-    let err = lab.debug(&[KUBE]).env("HOME", home.path()).env("GOPATH", home.path()).output();
+    let err = lab.debug(&[KUBE]).env("HOME", home.path()).env("GOPATH", home.path()).env_remove("KDBG_DLV").output();
     assert_ne!(err.code, 0, "{}", err.stdout);
     let text = &err.stderr;
     assert!(text.contains("no Delve for linux/arm64 nodes"), "{text}");

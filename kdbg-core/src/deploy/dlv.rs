@@ -283,13 +283,8 @@ pub(crate) fn inspect(path: &Utf8Path, node_arch: Option<&str>) -> Result<Dlv, D
 /// A named Delve is a binary of the node's machine (read from its ELF header, before any build).
 pub(crate) fn check_machine(path: &Utf8Path, platform: &Platform) -> Result<(), DlvPickError> {
     match crate::binary::elf_arch(path) {
-        Some(arch) if arch != platform.arch => Err(DlvPickError::WrongArch {
-            path: path.to_path_buf(),
-            machine: arch.clone(),
-            dlv_arch: arch,
-            platform_of: "the node".into(),
-            node_arch: platform.arch.clone(),
-        }),
+        // The whole ELF read names the machine (it fails on the machine before running anything).
+        Some(arch) if arch != platform.arch => inspect(path, Some(&platform.arch)).map(drop),
         _ => Ok(()),
     }
 }
