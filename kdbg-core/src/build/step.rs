@@ -227,8 +227,9 @@ impl Runner for Building<'_> {
         Ok(k.hit.then(|| Fresh { reason: plan::why(k).join("; "), output: self.recorded(k) }))
     }
 
-    fn run(&self, step: &Step, inputs: &Inputs<'_, Built>) -> Result<Ran<Built>, BuildError> {
-        let mut one = self.run_batch(&[(step, inputs.local())]);
+    /// A build step takes no inputs: one step alone is a batch of one.
+    fn run(&self, step: &Step, _: &Inputs<'_, Built>) -> Result<Ran<Built>, BuildError> {
+        let mut one = self.run_batch(&[(step, Inputs::none())]);
         one.pop().expect("one result per step")
     }
 

@@ -49,9 +49,9 @@ impl<R: Runner> Runner for Fleet<R> {
     }
 
     fn run_batch(&self, steps: &[(&Step, Inputs<'_, R::Output>)]) -> Vec<Result<Ran<R::Output>, R::Error>> {
-        let local: Vec<(Step, Inputs<'_, R::Output>)> =
-            steps.iter().map(|(s, inputs)| (self.route(s).1, inputs.local())).collect();
-        let with: Vec<(&Step, Inputs<'_, R::Output>)> = local.iter().map(|(s, i)| (s, i.local())).collect();
+        let local: Vec<Step> = steps.iter().map(|(s, _)| self.route(s).1).collect();
+        let with: Vec<(&Step, Inputs<'_, R::Output>)> =
+            local.iter().zip(steps).map(|(s, (_, inputs))| (s, inputs.local())).collect();
         self.nodes[0].1.run_batch(&with)
     }
 
