@@ -9,7 +9,7 @@ use anyhow::{ensure, Result};
 use camino::{Utf8Path, Utf8PathBuf};
 use xshell::{cmd, Shell};
 
-/// Which parts to run: `cargo xtask bench [--only tree,deploy,replay,watch] [--real-only]`.
+/// Which parts to run: `cargo xtask bench [--only tree,deploy,replay,watch,pull] [--real-only]`.
 struct Parts {
     only: Option<Vec<String>>,
     real_only: bool,
@@ -24,7 +24,7 @@ impl Parts {
                 "--only" => parts.only = it.next().map(|v| v.split(',').map(String::from).collect()),
                 "--real-only" => parts.real_only = true,
                 other => anyhow::bail!(
-                    "unknown bench argument `{other}`: use --only tree,deploy,replay,watch and --real-only"
+                    "unknown bench argument `{other}`: use --only tree,deploy,replay,watch,pull and --real-only"
                 ),
             }
         }
@@ -78,6 +78,9 @@ fn tree(sh: &Shell, parts: &Parts, kdbg: &Utf8Path, testnode: &Utf8Path, src: &U
     };
     if parts.has("watch") {
         crate::bench_watch::run(sh, kdbg, src, if runs > 2 { "fixture" } else { "KDBG_BENCH_SRC" }, replayed.as_ref())?;
+    }
+    if parts.has("pull") {
+        crate::bench_pull::run(sh, kdbg, src)?;
     }
     Ok(())
 }

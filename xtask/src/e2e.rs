@@ -3,9 +3,11 @@
 //! locally, `kubeadm init`, then kdbg debugs the apiserver, scheduler, controller-manager and
 //! kubelet through `kind://` and `ssh://` and restores each; a v1.30+-era clone (Go 1.27, Delve
 //! 1.27 on a unix socket) debugs the scheduler at the node's own version (`--match-node`, a git
-//! worktree) through `kind://`; then a worker joins and kdbg debugs
-//! both nodes' kubelets at once (`--all-nodes`); every stage is timed.
+//! worktree) through `kind://`; the five debug builds are pushed to a loopback `docker-registry`
+//! and an empty kdbg state pulls the scheduler for one flow (`cache`); then a worker joins and kdbg
+//! debugs both nodes' kubelets at once (`--all-nodes`); every stage is timed.
 
+mod cache;
 mod flows;
 mod images;
 mod kindcli;
@@ -33,7 +35,7 @@ const CLUSTER: &str = "kdbg-e2e";
 type Flow = fn(&Shell, &mut Stages, &flows::Kdbg) -> Result<()>;
 
 /// The flows `--only` can pick, in the order they run.
-const FLOWS: &[&str] = &["apiserver", "scheduler", "kubelet", "proxy", "crash", "modern", "all-nodes"];
+const FLOWS: &[&str] = &["apiserver", "scheduler", "kubelet", "proxy", "crash", "modern", "cache", "all-nodes"];
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let usage = || format!("usage: cargo xtask e2e k8s [--only FLOW,...]   (flows: {})", FLOWS.join(", "));
@@ -94,6 +96,7 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages, only: &[&str]) -> Result<()> {
                 ("/usr/bin/docker", "docker.io"),
                 ("/usr/bin/ssh-keyscan", "openssh-client"),
                 ("/usr/bin/socat", "socat"),
+                (crate::registry::PROGRAM, "docker-registry"),
             ],
         )
     })?;
@@ -136,17 +139,18 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages, only: &[&str]) -> Result<()> {
         let k = flows::Kdbg { bin: bins.join("kdbg"), tree: &tree, cluster: &cluster, target, via };
         // From here on, every exit path restores the node.
         let _restore = flows::RestoreGuard(&k);
-        let flows: [(&str, Flow); 6] = [
+        let flows: [(&str, Flow); 7] = [
             ("apiserver", flows::apiserver),
             ("scheduler", flows::scheduler_and_cm),
             ("kubelet", flows::kubelet),
             ("proxy", proxy::proxy),
             ("crash", flows::crash_apiserver),
             ("modern", modern::scheduler_at_the_nodes_version_on_a_socket),
+            ("cache", cache::scheduler_pulled),
         ];
-        // The crash logic is the same through every transport, and ssh's socket forward is run by
-        // the fast tier: once, through kind://, is enough for those two.
-        let kind_only = ["crash", "modern"];
+        // The crash logic and the cache's pull are the same through every transport, and ssh's
+        // socket forward is run by the fast tier: once, through kind://, is enough for those.
+        let kind_only = ["crash", "modern", "cache"];
         for (name, flow) in flows {
             if only.contains(&name) && (!kind_only.contains(&name) || via == "kind://") {
                 flow(sh, stages, &k)?;

@@ -2,12 +2,15 @@
 
 mod apt;
 mod arm64;
+mod aside;
 mod bench;
 mod bench_deploy;
+mod bench_pull;
 mod bench_replay;
 mod bench_watch;
 mod demo;
 mod e2e;
+mod registry;
 mod setup;
 mod toolchains;
 
@@ -25,14 +28,16 @@ Tasks:
   test               install what the tests need (apt packages), then run every test
   e2e k8s [--only FLOW,...]
                      the real-cluster tier: kubeadm nodes, kdbg through kind:// and ssh://
-                     (flows: apiserver, scheduler, kubelet, proxy, crash, modern, all-nodes)
+                     (flows: apiserver, scheduler, kubelet, proxy, crash, modern, cache,
+                     all-nodes)
   e2e arm64 [--real-tree]
                      the linux/arm64 tier: a Debian arm64 node under qemu (image cached in
                      /var/cache/kdbg-arm64), the fixture apiserver cross-built and debugged there;
                      --real-tree (opt-in): Debian's kubernetes 1.20.2 built for linux/arm64
   toolchains         install the matrix's Go and Delve into /var/cache/kdbg-toolchains
-  bench [--only tree,deploy,replay,watch] [--real-only]
-                     measure kdbg against make and go list; prints ratios
+  bench [--only tree,deploy,replay,watch,pull] [--real-only]
+                     measure kdbg against make and go list (pull: against a loopback
+                     docker-registry); prints ratios
   debug <args...>    run kdbg from this repo, e.g. `cargo xtask debug apiserver`
   kdbg <args...>     run any kdbg subcommand from this repo
 ";

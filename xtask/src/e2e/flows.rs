@@ -13,7 +13,8 @@ use super::node::Cluster;
 use super::{wait_until, Stages};
 
 /// The apiserver's `/healthz` handler (GOPATH-mode trees vendor staging under k8s.io/kubernetes/vendor).
-const HEALTHZ_FN: &str = "k8s.io/kubernetes/vendor/k8s.io/apiserver/pkg/server/healthz.handleRootHealth.func1";
+pub(super) const HEALTHZ_FN: &str =
+    "k8s.io/kubernetes/vendor/k8s.io/apiserver/pkg/server/healthz.handleRootHealth.func1";
 /// The kubelet's sync loop: one iteration at least every second.
 pub(super) const SYNC_LOOP_FN: &str = "k8s.io/kubernetes/pkg/kubelet.(*Kubelet).syncLoopIteration";
 pub(super) const SLOW: Duration = Duration::from_secs(240);
@@ -32,10 +33,11 @@ pub struct Kdbg<'a> {
 impl Kdbg<'_> {
     fn args(&self, args: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        if args.first() != Some(&"build") {
+        // `build` and `cache push|ls` need a tree, not a node.
+        if !matches!(args.first(), Some(&"build") | Some(&"cache")) {
             v.extend(self.target.iter().cloned());
         }
-        if matches!(args.first(), Some(&"build") | Some(&"debug") | Some(&"trace")) {
+        if matches!(args.first(), Some(&"build") | Some(&"cache") | Some(&"debug") | Some(&"trace")) {
             v.extend(["--src".into(), self.tree.to_string(), "--kube-version".into(), "v1.20.2".into()]);
         }
         v
@@ -144,7 +146,7 @@ pub(super) fn check_restored_in(sh: &Shell, c: &Cluster, node: &str, before: &No
     Ok(())
 }
 
-fn node_healthz(sh: &Shell, c: &Cluster, port: u16) -> bool {
+pub(super) fn node_healthz(sh: &Shell, c: &Cluster, port: u16) -> bool {
     c.sh(sh, &format!("curl -sk --max-time 10 https://127.0.0.1:{port}/healthz")).is_ok_and(|b| b.trim() == "ok")
 }
 
