@@ -50,7 +50,7 @@ pub fn scheduler_pulled(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()>
     let aside = Aside::move_paths(k.tree.join("_output/kdbg-e2e-aside"), paths)?;
     k.stage(stages, "empty kdbg state: kdbg debug scheduler --cache pulls it (make never runs)", || {
         let _path = sh.push_env("PATH", &path);
-        let said = k.output(sh, &["debug", "scheduler", "--no-ide", "--cache", &url])?;
+        let said = k.output(sh, &["debug", "scheduler", "--leader-elect=false", "--no-ide", "--cache", &url])?;
         ensure!(said.contains("kube-scheduler: pulled from oci://127.0.0.1:"), "no pull:\n{said}");
         let calls = std::fs::read_to_string(&make_log).unwrap_or_default();
         let builds: Vec<&str> = calls.lines().filter(|l| !l.starts_with("--version")).collect();
