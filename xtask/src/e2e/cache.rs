@@ -25,8 +25,10 @@ pub fn scheduler_pulled(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()>
             let registry = Registry::start(sh)?;
             let url = registry.url("kdbg");
             let said = k.output(sh, &[&["cache", "push"], FIVE, &["--cache", &url]].concat())?;
-            let done =
-                said.lines().filter(|l| l.trim_start().starts_with("pushed ") || l.contains("is already in the cache")).count();
+            let done = said
+                .lines()
+                .filter(|l| l.trim_start().starts_with("pushed ") || l.contains("is already in the cache"))
+                .count();
             ensure!(done == FIVE.len(), "kdbg cache push did not push the five components:\n{said}");
             let sizes = registry.blob_sizes()?;
             eprintln!(
