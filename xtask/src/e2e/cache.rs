@@ -21,23 +21,7 @@ const FIVE: &[&str] = &["apiserver", "scheduler", "cm", "kubelet", "proxy"];
 pub fn scheduler_pulled(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
     let c = k.cluster;
     let (registry, binaries) =
-        k.stage(stages, "docker-registry on 127.0.0.1; kdbg cache push of the five debug builds", || {
-            let registry = Registry::start(sh)?;
-            let url = registry.url("kdbg");
-            let said = k.output(sh, &[&["cache", "push"], FIVE, &["--cache", &url]].concat())?;
-            let done = said
-                .lines()
-                .filter(|l| l.trim_start().starts_with("pushed ") || l.contains("is already in the cache"))
-                .count();
-            ensure!(done == FIVE.len(), "kdbg cache push did not push the five components:\n{said}");
-            let sizes = registry.blob_sizes()?;
-            eprintln!(
-                "e2e: the registry holds {} blobs, {:.1} MB",
-                sizes.len(),
-                sizes.iter().sum::<u64>() as f64 / 1e6
-            );
-            Ok((registry, binaries(sh, k)?))
-        })?;
+        k.stage(stages, "docker-registry on 127.0.0.1; kdbg cache push of the five debug builds", || push_five(sh, k))?;
     let url = registry.url("kdbg");
     let scratch_dir = tempfile::Builder::new().prefix("kdbg-e2e-cache-").tempdir()?;
     let scratch = Utf8PathBuf::try_from(scratch_dir.path().to_owned())?;
@@ -49,6 +33,7 @@ pub fn scheduler_pulled(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()>
     let pushed_sha = sha256(&scheduler)?;
     let mut paths = vec![k.tree.join("_output/kdbg")];
     paths.extend(binaries.into_iter().map(|(_, p)| p));
+    // Put back when this function returns, whichever way.
     let aside = Aside::move_paths(k.tree.join("_output/kdbg-e2e-aside"), paths)?;
     k.stage(stages, "empty kdbg state: kdbg debug scheduler --cache pulls it (make never runs)", || {
         let _path = sh.push_env("PATH", &path);
@@ -62,18 +47,7 @@ pub fn scheduler_pulled(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()>
         Ok(())
     })?;
     k.stage(stages, "the pulled scheduler under Delve: breakpoint in its /healthz handler is hit", || {
-        wait_until("the debug scheduler's /healthz", flows::SLOW, || flows::node_healthz(sh, c, 10259))?;
-        let container = c.container.clone();
-        let at = flows::breakpoint(tunnel_port(sh, k)?, flows::HEALTHZ_FN, move || {
-            let sh = Shell::new()?;
-            let body =
-                cmd!(sh, "docker exec {container} curl -sk --max-time 200 https://127.0.0.1:10259/healthz").read()?;
-            ensure!(body == "ok", "GET /healthz after continue answered {body:?}");
-            Ok(())
-        })?;
-        eprintln!("e2e: stopped at {at}");
-        ensure!(at.contains("handleRootHealth"), "stopped somewhere else: {at}");
-        Ok(())
+        healthz_breakpoint(sh, k)
     })?;
     k.stage(stages, "kdbg restore -> the scheduler's static pod again, node as before", || {
         k.run(sh, &["restore"])?;
@@ -81,6 +55,37 @@ pub fn scheduler_pulled(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()>
     })?;
     aside.restore()?;
     drop(registry);
+    Ok(())
+}
+
+/// Starts the registry and pushes the five builds (up to date: nothing is built); returns the
+/// registry and the builds' (name, path).
+fn push_five(sh: &Shell, k: &Kdbg) -> Result<(Registry, Vec<(String, Utf8PathBuf)>)> {
+    let registry = Registry::start(sh)?;
+    let url = registry.url("kdbg");
+    let said = k.output(sh, &[&["cache", "push"], FIVE, &["--cache", &url]].concat())?;
+    let done =
+        said.lines().filter(|l| l.trim_start().starts_with("pushed ") || l.contains("is already in the cache")).count();
+    ensure!(done == FIVE.len(), "kdbg cache push did not push the five components:\n{said}");
+    let sizes = registry.blob_sizes()?;
+    eprintln!("e2e: the registry holds {} blobs, {:.1} MB", sizes.len(), sizes.iter().sum::<u64>() as f64 / 1e6);
+    Ok((registry, binaries(sh, k)?))
+}
+
+/// The debug scheduler answers `/healthz`, and a breakpoint in its handler is hit.
+fn healthz_breakpoint(sh: &Shell, k: &Kdbg) -> Result<()> {
+    let c = k.cluster;
+    wait_until("the debug scheduler's /healthz", flows::SLOW, || flows::node_healthz(sh, c, 10259))?;
+    let container = c.container.clone();
+    let at = flows::breakpoint(tunnel_port(sh, k)?, flows::HEALTHZ_FN, move || {
+        let sh = Shell::new()?;
+        let body =
+            cmd!(sh, "docker exec {container} curl -sk --max-time 200 https://127.0.0.1:10259/healthz").read()?;
+        ensure!(body == "ok", "GET /healthz after continue answered {body:?}");
+        Ok(())
+    })?;
+    eprintln!("e2e: stopped at {at}");
+    ensure!(at.contains("handleRootHealth"), "stopped somewhere else: {at}");
     Ok(())
 }
 
