@@ -43,6 +43,10 @@ pub fn run(sh: &Shell, kdbg: &Utf8Path, tree: &Utf8Path) -> Result<()> {
     let rel = HANDLERS.iter().find(|h| tree.join(h).is_file()).context("no healthz handler in the tree")?;
     let handler = Handler::read(tree.join(rel))?;
     let b = Bench { sh, kdbg, tree, version };
+    let scratch_dir = tempfile::Builder::new().prefix("kdbg-bench-pull-").tempdir()?;
+    let scratch = Utf8PathBuf::try_from(scratch_dir.path().to_owned())?;
+    // Only the cache named here: no configuration file, no KDBG_CACHE.
+    let _env = crate::registry::no_cache_settings(sh, &scratch);
     eprintln!("bench pull: settling the warm build, starting docker-registry on 127.0.0.1");
     b.build(&[], None)?;
     let settled = b.build(&[], None)?;
@@ -56,9 +60,7 @@ pub fn run(sh: &Shell, kdbg: &Utf8Path, tree: &Utf8Path) -> Result<()> {
         tree.join("_output/kdbg-bench-aside"),
         vec![tree.join("_output/kdbg"), Utf8PathBuf::from(binary)],
     )?;
-    let scratch = tempfile::Builder::new().prefix("kdbg-bench-gocache-").tempdir()?;
-    let gocache = |n: &str| Utf8PathBuf::try_from(scratch.path().join(n)).map_err(anyhow::Error::from);
-    let (cold_cache, pull_cache) = (gocache("cold")?, gocache("pull")?);
+    let (cold_cache, pull_cache) = (scratch.join("gocache-cold"), scratch.join("gocache-pull"));
     eprintln!("bench pull: a cold build (no kdbg state, empty GOCACHE): minutes on a real tree");
     let cold = b.build(&[], Some(&cold_cache))?;
     ensure!(cold.via() == "make", "the cold build did not run make: {}", cold.doc);

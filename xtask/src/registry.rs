@@ -107,6 +107,12 @@ impl Drop for Registry {
     }
 }
 
+/// Makes `sh`'s kdbg runs use only the cache their `--cache` names: `KDBG_CONFIG` points at a
+/// file that does not exist in `scratch`, `KDBG_CACHE` is empty. Undone when the guards drop.
+pub fn no_cache_settings<'a>(sh: &'a Shell, scratch: &Utf8Path) -> [xshell::PushEnv<'a>; 2] {
+    [sh.push_env("KDBG_CONFIG", scratch.join("no-kdbg-config.toml")), sh.push_env("KDBG_CACHE", "")]
+}
+
 /// A port nothing listens on now (the registry binds it right after).
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

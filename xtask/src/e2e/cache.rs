@@ -20,11 +20,13 @@ const FIVE: &[&str] = &["apiserver", "scheduler", "cm", "kubelet", "proxy"];
 
 pub fn scheduler_pulled(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
     let c = k.cluster;
+    let scratch_dir = tempfile::Builder::new().prefix("kdbg-e2e-cache-").tempdir()?;
+    let scratch = Utf8PathBuf::try_from(scratch_dir.path().to_owned())?;
+    // Only the cache this flow names: no configuration file, no KDBG_CACHE.
+    let _env = crate::registry::no_cache_settings(sh, &scratch);
     let (registry, binaries) =
         k.stage(stages, "docker-registry on 127.0.0.1; kdbg cache push of the five debug builds", || push_five(sh, k))?;
     let url = registry.url("kdbg");
-    let scratch_dir = tempfile::Builder::new().prefix("kdbg-e2e-cache-").tempdir()?;
-    let scratch = Utf8PathBuf::try_from(scratch_dir.path().to_owned())?;
     let make_log = fake_make(&scratch)?;
     let path = format!("{}:{}", scratch.join("bin"), sh.var("PATH").unwrap_or_default());
     let before = flows::node_state(sh, c)?;
