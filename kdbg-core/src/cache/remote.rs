@@ -11,6 +11,8 @@ mod oci;
 pub(crate) mod pull;
 pub(crate) mod push;
 pub mod settings;
+#[cfg(test)]
+mod tests;
 
 pub use artifact::{Expect, Facts};
 pub use settings::{CacheFlags, CacheUrl, RemoteSettings};
