@@ -13,10 +13,13 @@ use super::push::push;
 use super::{CacheUrl, Found, Layer, Pushed, Remote, RemoteError};
 use crate::ide::fixture;
 
-/// Artifacts in memory: (component, tag) → (layer, its digest when pushed, facts).
+/// (component, tag) → (layer, its digest when pushed, facts).
+type Store = HashMap<(String, String), (Vec<u8>, String, Facts)>;
+
+/// Artifacts in memory.
 struct Mem {
     url: CacheUrl,
-    store: Mutex<HashMap<(String, String), (Vec<u8>, String, Facts)>>,
+    store: Mutex<Store>,
 }
 
 impl Mem {
