@@ -176,14 +176,14 @@ impl TargetArgs {
     }
 
     /// The nodes of `--target`s (with `--all-nodes`, a kind cluster's every node): `(name in step
-    /// ids, target, node)`. A node named twice is an error.
+    /// ids, target, node)`. A node named twice, in any spelling, is an error.
     pub fn nodes(&self) -> anyhow::Result<Vec<NamedNode>> {
         let mut out: Vec<NamedNode> = Vec::new();
         for t in &self.targets {
             for t in t.expand(self.all_nodes)? {
                 let name = t.node_name();
-                if out.iter().any(|(n, ..)| *n == name) {
-                    anyhow::bail!("the node {name} is named twice (--target {t})");
+                if let Some((_, first, _)) = out.iter().find(|(_, o, _)| o.identity() == t.identity()) {
+                    anyhow::bail!("the node {name} is named twice (--target {first} and --target {t} are one node)");
                 }
                 let node = t.connect(&self.connect_options())?;
                 out.push((name, t, node));
@@ -270,12 +270,30 @@ pub fn target_args(t: &TargetArgs) -> Vec<String> {
     out
 }
 
-/// Version of every `--json` document kdbg prints: of every `--json` output; 2 added `build --json`'s per-component `via`.
+/// Version of every `--json` document kdbg prints; 2 added `build --json`'s per-component `via`.
 pub const JSON_SCHEMA: u32 = 2;
+
+/// Arguments as one line a shell reads back as the same words (a path with a space, a quote).
+pub fn shell_line(args: &[String]) -> String {
+    let word = |a: &String| {
+        let plain = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:@=,+%".contains(c));
+        if plain {
+            a.clone()
+        } else {
+            format!("'{}'", a.replace('\'', r"'\''"))
+        }
+    };
+    args.iter().map(word).collect::<Vec<_>>().join(" ")
+}
 
 /// A TCP port to listen on: 0 would let the system pick one nobody is told about.
 pub fn port() -> clap::builder::RangedI64ValueParser<u16> {
     clap::value_parser!(u16).range(1..)
+}
+
+/// A wait in seconds that must pass at all: 1 to a day.
+pub fn positive_seconds() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..=86_400)
 }
 
 /// A wait in seconds, at most a day (a larger one overflowed the deadline).

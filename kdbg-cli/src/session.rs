@@ -1,5 +1,6 @@
 //! `kdbg debug`, `kdbg status`, `kdbg restore`: their arguments and how their results are printed.
 
+use crate::out::{errln, out, outln};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,8 +18,8 @@ use kdbg_core::session::status;
 use serde_json::json;
 
 use crate::config::{
-    node_refs, one_or_nodes, port, seconds, state_dir, target_args, LockArgs, MatchArgs, Resolved, Selection,
-    TargetArgs,
+    node_refs, one_or_nodes, port, positive_seconds, seconds, shell_line, state_dir, target_args, LockArgs, MatchArgs,
+    Resolved, Selection, TargetArgs,
 };
 use crate::render::Terminal;
 
@@ -64,8 +65,9 @@ pub struct DebugArgs {
     /// remote code execution as root.
     #[arg(long)]
     pub expose: bool,
-    /// Seconds to wait for the original component to stop before putting it back.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STOP_TIMEOUT, value_parser = seconds())]
+    /// Seconds to wait for the original component to stop before putting it back (at least 1:
+    /// with 0 it could never be seen stopped).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STOP_TIMEOUT, value_parser = positive_seconds())]
     pub stop_timeout: u64,
     /// Print the sessions as one JSON object.
     #[arg(long)]
@@ -126,6 +128,11 @@ fn task_args(a: &DebugArgs) -> vscode::TaskArgs {
     if a.sel.optimized {
         build.push("--optimized".into());
     }
+    let cache = &a.sel.cache;
+    build.extend(cache.cache.iter().flat_map(|c| ["--cache".to_string(), c.clone()]));
+    build.extend(cache.cache_ca.iter().flat_map(|c| ["--cache-ca".to_string(), c.to_string()]));
+    build.extend(cache.no_cache.then(|| "--no-cache".to_string()));
+    build.extend(cache.insecure.then(|| "--insecure".to_string()));
     let mut session = Vec::new();
     if let Some(b) = a.leader_elect {
         session.push(format!("--leader-elect={b}"));
@@ -158,7 +165,7 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         ide: (!args.no_ide).then(|| task_args(&args)),
         crash: CrashAt::from_env(),
     };
-    println!("{}", vscode::START_MARKER);
+    outln!("{}", vscode::START_MARKER);
     let locks = args.lock.acquire_all(&nodes, "debug", &comps, &term)?;
     let (refs, names) = node_refs(&nodes, &locks);
     let outcomes = debug::debug_nodes(&tree, &comps, &refs, &config, &term)
@@ -172,13 +179,13 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         })
         .collect();
     if args.json {
-        println!("{}", one_or_nodes(docs));
+        outln!("{}", one_or_nodes(docs));
     } else {
         for (o, (_, node)) in outcomes.iter().zip(&refs) {
-            print!("{}", render_debug(o, &node.node().describe(), &target_args(&args.target)));
+            out!("{}", render_debug(o, &node.node().describe(), &target_args(&args.target)));
         }
     }
-    println!("{}", vscode::READY_MARKER);
+    outln!("{}", vscode::READY_MARKER);
     Ok(())
 }
 
@@ -202,7 +209,7 @@ fn render_debug(o: &DebugOutcome, node: &str, target: &[String]) -> String {
     if let Some(ide) = &o.attach.ide {
         s += &format!("VSCode: run \"kdbg: attach ...\" from {}\n", ide.launch);
     }
-    s += &format!("when done: kdbg restore {}\n", target.join(" "));
+    s += &format!("when done: kdbg restore {}\n", shell_line(target));
     s
 }
 
@@ -219,20 +226,20 @@ pub fn status(args: StatusArgs, _verbose: bool) -> anyhow::Result<()> {
         }
     }
     if args.json {
-        println!("{}", one_or_nodes(docs));
+        outln!("{}", one_or_nodes(docs));
     }
     Ok(())
 }
 
 fn print_status(node: &str, states: &[status::ComponentStatus], heading: bool) -> anyhow::Result<()> {
     if states.is_empty() {
-        println!("nothing is under debug on {node}");
+        outln!("nothing is under debug on {node}");
         return Ok(());
     }
     if heading {
-        println!("== {node}");
+        outln!("== {node}");
     }
-    println!("{:<24} {:<10} {:<18} {:<16} {:<10} PROGRAM", "COMPONENT", "STATE", "DELVE", "TUNNEL", "SINCE");
+    outln!("{:<24} {:<10} {:<18} {:<16} {:<10} PROGRAM", "COMPONENT", "STATE", "DELVE", "TUNNEL", "SINCE");
     for st in states {
         let e = &st.entry;
         let state = serde_json::to_value(e.state)?.as_str().unwrap_or_default().to_string();
@@ -240,11 +247,11 @@ fn print_status(node: &str, states: &[status::ComponentStatus], heading: bool) -
         let delve = if st.dlv_up { e.listen.to_string() } else { format!("{} (down)", e.listen) };
         let when = since(e.started_at, now());
         let when = when.trim_start_matches("since ");
-        println!("{:<24} {state:<10} {delve:<18} {tunnel:<16} {when:<10} {}", e.component, st.program);
-        println!("{:<24} by {} (pid {}), arguments from {}", "", e.who.host, e.who.pid, e.captured_from);
-        println!("{:<24} {}", "", listen_line(st));
+        outln!("{:<24} {state:<10} {delve:<18} {tunnel:<16} {when:<10} {}", e.component, st.program);
+        outln!("{:<24} by {} (pid {}), arguments from {}", "", e.who.host, e.who.pid, e.captured_from);
+        outln!("{:<24} {}", "", listen_line(st));
         if let Some(b) = &e.built_from {
-            println!("{:<24} {}", "", built_line(b));
+            outln!("{:<24} {}", "", built_line(b));
         }
     }
     Ok(())
@@ -296,7 +303,7 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
         let restored = match restored {
             Ok(r) => r,
             Err(e) if nodes.len() > 1 => {
-                eprintln!("error: {e:#}");
+                errln!("error: {e:#}");
                 failed.push(t.to_string());
                 continue;
             }
@@ -306,16 +313,16 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
             let list: Vec<_> = restored.iter().map(|r| json!({ "component": r.component, "done": r.done })).collect();
             docs.push(json!({ "node": node.describe(), "restored": list }));
         } else if restored.iter().all(|r| r.done.is_empty()) {
-            println!("nothing to restore on {}", node.describe());
+            outln!("nothing to restore on {}", node.describe());
         } else {
             for r in restored.iter().filter(|r| !r.done.is_empty()) {
                 let on = if nodes.len() > 1 { format!(" on {}", node.describe()) } else { String::new() };
-                println!("{}{on}: {}", r.component, r.done.join("; "));
+                outln!("{}{on}: {}", r.component, r.done.join("; "));
             }
         }
     }
     if args.json {
-        println!("{}", one_or_nodes(docs));
+        outln!("{}", one_or_nodes(docs));
     }
     anyhow::ensure!(failed.is_empty(), "failed to restore {} (the other nodes are restored)", failed.join(", "));
     Ok(())

@@ -171,9 +171,14 @@ fn held_or_waited(
             return Ok(false);
         }
         if let Some(record) = line.strip_prefix("kdbg-lock-busy") {
-            let holder = serde_json::from_str::<Owner>(record.trim())
-                .map(|o| o.describe())
-                .unwrap_or_else(|_| "another kdbg".to_string());
+            let owner = serde_json::from_str::<Owner>(record.trim()).ok();
+            // Waiting for ourselves would never end.
+            if owner.as_ref().is_some_and(|o| o.who == Who::me()) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SessionError::LockedByThisRun { node: node.describe() });
+            }
+            let holder = owner.map(|o| o.describe()).unwrap_or_else(|| "another kdbg".to_string());
             if !wait {
                 let _ = child.kill();
                 let _ = child.wait();

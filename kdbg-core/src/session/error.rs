@@ -8,6 +8,8 @@ pub enum SessionError {
     Node(#[from] NodeError),
     #[error("{node} is being changed by {holder}\n  fix: wait until it is done, or run again without --no-wait to wait for it; `kdbg status` shows what is under debug")]
     NodeBusy { node: String, holder: String },
+    #[error("{node}'s lock is already held by this very kdbg: the same node is named twice (two spellings of one --target?)\n  fix: name each node once")]
+    LockedByThisRun { node: String },
     #[error("{component} on {node} is already under debug: {holder}\n  fix: `kdbg restore {component}` with the same --target puts it back (from any workstation)")]
     Held { component: String, node: String, holder: String },
     #[error("{component} runs on {node} (pid {pid}) but not from a static pod manifest: {path} is missing\n  fix: kdbg stops static pods by moving their manifest out of the kubelet's directory; it will not kill a process it cannot restart")]
