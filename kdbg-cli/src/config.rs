@@ -252,7 +252,7 @@ pub fn state_dir() -> Option<Utf8PathBuf> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
     var("KDBG_STATE_DIR")
         .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("kdbg")))
-        .or_else(|| var("HOME").map(|h| h.join(".local/state/kdbg")))
+        .or_else(|| kdbg_core::host::home_dir().map(|h| h.join(".local/state/kdbg")))
 }
 
 /// `--target T [--identity F] [--ssh-option O]...`, to repeat in messages and VSCode tasks.
@@ -364,7 +364,7 @@ impl SrcArgs {
     fn search(&self) -> TreeSearch {
         let env_path = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
         let cwd = std::env::current_dir().ok().and_then(|d| Utf8PathBuf::from_path_buf(d).ok());
-        let gopath = env_path("GOPATH").or_else(|| env_path("HOME").map(|h| h.join("go")));
+        let gopath = env_path("GOPATH").or_else(|| kdbg_core::host::home_dir().map(|h| h.join("go")));
         TreeSearch {
             explicit: self.src.clone(),
             env_src: env_path("KDBG_SRC"),
