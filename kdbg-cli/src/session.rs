@@ -108,6 +108,10 @@ pub struct RestoreArgs {
     /// what kdbg left on the node, found by looking at it (backups, debug processes).
     #[arg(long)]
     pub from_node_state: bool,
+    /// Keep what is in place now (a manifest you put back or edited by hand) instead of kdbg's
+    /// copy of the original: stops Delve and the debug build, drops kdbg's copy, ends the session.
+    #[arg(long)]
+    pub keep_current: bool,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -290,6 +294,7 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
         crash: CrashAt::from_env(),
         owner: None,
         from_node_state: args.from_node_state,
+        keep_current: args.keep_current,
     };
     let term = Terminal::new(verbose);
     let mut docs = Vec::new();

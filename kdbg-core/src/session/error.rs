@@ -36,6 +36,8 @@ pub enum SessionError {
     Unsupported { component: String, node: String, why: String },
     #[error("the journal {path} on {node} is unreadable: {detail}\n  fix: `kdbg restore --from-node-state` keeps it aside (renamed, never deleted) and puts back what kdbg left on the node, found by looking at it")]
     Journal { node: String, path: String, detail: String },
+    #[error("cannot put {component} back on {node}, so nothing was changed: {detail}")]
+    CannotPutBack { component: String, node: String, detail: String },
     #[error("cannot put {component} back on {node}: {detail}\n  the journal still holds it; fix what is said, then run `kdbg restore` again")]
     Restore { component: String, node: String, detail: String },
     #[error("{component} did not come back on {node} within {seconds}s after restore: {detail}")]
