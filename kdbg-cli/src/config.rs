@@ -275,15 +275,7 @@ pub const JSON_SCHEMA: u32 = 2;
 
 /// Arguments as one line a shell reads back as the same words (a path with a space, a quote).
 pub fn shell_line(args: &[String]) -> String {
-    let word = |a: &String| {
-        let plain = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:@=,+%".contains(c));
-        if plain {
-            a.clone()
-        } else {
-            format!("'{}'", a.replace('\'', r"'\''"))
-        }
-    };
-    args.iter().map(word).collect::<Vec<_>>().join(" ")
+    args.iter().map(|a| kdbg_core::node::sh_quote(a)).collect::<Vec<_>>().join(" ")
 }
 
 /// A TCP port to listen on: 0 would let the system pick one nobody is told about.

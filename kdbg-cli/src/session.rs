@@ -227,6 +227,9 @@ pub fn status(args: StatusArgs, _verbose: bool) -> anyhow::Result<()> {
             docs.push(json!({ "node": node.describe(), "components": states }));
         } else {
             print_status(&node.describe(), &states, nodes.len() > 1)?;
+            if let Some(holder) = kdbg_core::node_lock::holder(&**node) {
+                outln!("{holder} holds {}'s lock: it is changing the node now", node.describe());
+            }
         }
     }
     if args.json {

@@ -230,7 +230,7 @@ pub(crate) fn root_sh(node: &dyn Node, script: &str, args: &[&str], what: &str) 
 }
 
 /// Quotes `arg` for a POSIX shell (the remote login shell, `sh -c`): a word that stays one word.
-pub(crate) fn sh_quote(arg: &str) -> String {
+pub fn sh_quote(arg: &str) -> String {
     let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {
         arg.to_string()

@@ -47,6 +47,18 @@ echo kdbg-lock-held
 while timeout "$3" sh -c 'IFS= read -r _'; do :; done
 rm -f "$d/lock.owner""#;
 
+/// Who holds the node's lock now, without taking it (for `kdbg status`): `None` when it is free,
+/// or cannot be told.
+pub fn holder(node: &dyn Node) -> Option<String> {
+    let script = r#"d=/var/lib/kdbg
+[ -e "$d/lock.owner" ] && command -v flock >/dev/null 2>&1 || exit 0
+exec 9>>"$d/lock"
+flock -n 9 || cat "$d/lock.owner""#;
+    let out = crate::node::root_sh(node, script, &[], "read the lock's owner").ok()?;
+    let owner: Owner = serde_json::from_str(out.trim()).ok()?;
+    Some(owner.describe())
+}
+
 /// Who holds the lock, as written beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Owner {
