@@ -16,6 +16,8 @@ pub enum SessionError {
     ManifestMissing { component: String, node: String, path: String, pid: u32 },
     #[error("{component} does not run on {node} and it has no manifest at {path}\n  fix: is this the control-plane node? (`kdbg status --target ...` shows what kdbg holds)")]
     NotOnNode { component: String, node: String, path: String },
+    #[error("{component}'s manifest {path} on {node} is parked in kdbg's backup {backup}, but no journal names a session (the journal was lost?)\n  fix: `kdbg restore --from-node-state` puts it back from what kdbg left on the node (`kdbg doctor` lists it)")]
+    ParkedWithoutJournal { component: String, node: String, path: String, backup: String },
     #[error("{component} is not running on {node} (its manifest {path} is there, but no process runs it)\n  fix: look at why it does not start (kubelet logs); to debug its start-up, run `kdbg debug {component} --wait-for-debugger`")]
     NotRunning { component: String, node: String, path: String },
     #[error("{component}'s manifest {path} on {node} cannot be used: {detail}\n  fix: repair the manifest (the kubelet cannot run it either); kdbg changed nothing")]
