@@ -96,10 +96,13 @@ impl Owner {
     }
 }
 
+/// The node-side holder (through ssh), the heartbeat's stop and the heartbeat thread.
+type Holding = (Child, Sender<()>, JoinHandle<()>);
+
 /// Held until dropped; dropping it (or kdbg's death) releases the node.
 #[derive(Debug)]
 pub struct NodeLock {
-    held: Mutex<Option<(Child, Sender<()>, JoinHandle<()>)>>,
+    held: Mutex<Option<Holding>>,
     /// The node it locks, as it describes itself.
     node: String,
     /// Set once the node's holder is seen gone: the lock is lost for good.
@@ -120,7 +123,7 @@ impl NodeLock {
         NodeLock::new(None, node.describe())
     }
 
-    fn new(held: Option<(Child, Sender<()>, JoinHandle<()>)>, node: String) -> NodeLock {
+    fn new(held: Option<Holding>, node: String) -> NodeLock {
         NodeLock { held: Mutex::new(held), node, lost: AtomicBool::new(false) }
     }
 
