@@ -31,7 +31,7 @@ fn plain_http_off_loopback_is_refused_without_insecure_and_used_with_it() {
     let out = dev.run(tree.kdbg(["build", "apiserver", "--cache", &url])).success();
     let w = warnings(&out.stderr);
     assert_eq!(w.len(), 1, "one warning:\n{}", out.stderr);
-    assert!(w[0].contains("--insecure") && w[0].contains(&registry.host_port()), "{}", w[0]);
+    assert!(w[0].contains("--insecure"), "{}", w[0]);
     assert_not_pulled(&out);
     assert_eq!(tree.make_runs().len(), 1, "{:?}", tree.make_runs());
     assert_eq!(registry.requests().len(), asked, "no HTTP request reached the registry:\n{}", registry.log());
