@@ -33,15 +33,20 @@ pub enum Command {
     Components,
     /// Build components with debug information, rebuilding only what changed.
     #[command(
-        after_help = "Examples:\n  kdbg build apiserver\n  kdbg build apiserver scheduler --json\n  kdbg build cm --optimized --src ~/go/src/k8s.io/kubernetes\n  kdbg build apiserver kubelet --platform linux/arm64 --static   # for arm64 nodes, kubelet without cgo"
+        after_help = "Examples:\n  kdbg build apiserver\n  kdbg build apiserver scheduler --json\n  kdbg build cm --optimized --src ~/go/src/k8s.io/kubernetes\n  kdbg build apiserver kubelet --platform linux/arm64 --static   # for arm64 nodes, kubelet without cgo\n  kdbg build apiserver --cache oci://localhost:5001/kdbg        # pull the team's build if it has this key\n  kdbg build apiserver scheduler --push --cache oci://ghcr.io/ORG/kdbg   # CI: publish the builds"
     )]
     Build {
         #[command(flatten)]
         sel: Selection,
-        /// Print one JSON object with each component's key, hit, binary and sha256.
+        /// Print one JSON object with each component's key, hit, binary, sha256 and via.
         #[arg(long)]
         json: bool,
+        /// Push the builds to the team cache (--cache) after building: what CI runs.
+        #[arg(long)]
+        push: bool,
     },
+    /// The team cache on an OCI registry: publish builds, see what it holds for this tree.
+    Cache(crate::cache::CacheCommand),
     /// Show what kdbg would do, as a graph of steps, without doing it.
     #[command(
         after_help = "Examples:\n  kdbg plan apiserver\n  kdbg plan apiserver --debug        # the whole debug session as a graph\n  kdbg plan apiserver scheduler --json"

@@ -21,16 +21,27 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         Command::Watch(args) => crate::watch::run(args, a.verbose),
         Command::Trace(args) => crate::trace::run(args, a.verbose),
         Command::Worktrees(args) => crate::worktrees::run(args, a.verbose),
-        Command::Build { sel, json } => build(sel, json, &term),
+        Command::Build { sel, json, push } => build(sel, json, push, &term),
+        Command::Cache(cmd) => crate::cache::run(cmd, &term),
         Command::Plan { sel, json, debug, no_ide, local } => plan(sel, json, debug, no_ide, local),
         Command::CacheKey { sel, explain, json } => cache_key(sel, explain, json),
     }
 }
 
-/// `kdbg build`: one line per component, or `--json`.
-fn build(sel: Selection, json: bool, term: &Terminal) -> anyhow::Result<()> {
-    let Resolved { tree, comps, build: config } = sel.resolve()?;
+/// `kdbg build`: one line per component, or `--json`; with `--push`, the builds published.
+pub fn build(sel: Selection, json: bool, push: bool, term: &Terminal) -> anyhow::Result<()> {
+    let Resolved { tree, comps, build: mut config } = sel.resolve()?;
+    if push {
+        let cache = config.cache.as_mut().ok_or(build::BuildError::NoCache)?;
+        cache.push = true;
+    }
     let outcome = build::build(&tree, &comps, &config, term)?;
+    if !outcome.push_failed.is_empty() {
+        anyhow::bail!(
+            "{} of the builds could not be pushed (see above); the local builds are fine",
+            outcome.push_failed.len()
+        );
+    }
     if json {
         println!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
         return Ok(());
@@ -40,6 +51,7 @@ fn build(sel: Selection, json: bool, term: &Terminal) -> anyhow::Result<()> {
             build::Via::UpToDate => "up to date",
             build::Via::Replayed => "replayed",
             build::Via::Made => "built",
+            build::Via::Pulled => "pulled",
         };
         println!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
     }

@@ -26,6 +26,8 @@ pub struct Selection {
     /// Keep compiler optimisations (only keep DWARF); default is -N -l, every variable visible.
     #[arg(long)]
     pub optimized: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 impl Selection {
@@ -72,7 +74,41 @@ pub struct SrcArgs {
     pub static_cgo: bool,
 }
 
+/// The team cache: where to pull debug builds from before building them here.
+#[derive(Debug, Default, Args)]
+pub struct CacheArgs {
+    /// A team cache on an OCI registry: on a miss, pull the component's debug build by its key
+    /// before building it here [default: $KDBG_CACHE, else `url` under [cache] in
+    /// ~/.config/kdbg/config.toml; none].
+    #[arg(long, env = "KDBG_CACHE", value_name = "oci://HOST[:PORT]/REPO")]
+    pub cache: Option<String>,
+    /// Use no team cache, whatever the environment or configuration names.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Allow plain HTTP (and unverified TLS) to a team cache that is not on loopback.
+    #[arg(long)]
+    pub insecure: bool,
+    /// A CA certificate (PEM) to trust for the team cache, besides the system's (and $SSL_CERT_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub cache_ca: Option<Utf8PathBuf>,
+}
+
+impl CacheArgs {
+    /// The team cache these flags, the environment and the configuration file name.
+    pub fn settings(&self, push: bool) -> anyhow::Result<Option<kdbg_core::cache::remote::RemoteSettings>> {
+        let flags = kdbg_core::cache::remote::CacheFlags {
+            url: self.cache.clone(),
+            no_cache: self.no_cache,
+            push,
+            insecure: self.insecure,
+            ca_file: self.cache_ca.clone(),
+        };
+        Ok(kdbg_core::cache::remote::settings::resolve(&flags)?)
+    }
+}
+
 impl SrcArgs {
+    /// The build these flags ask for, without the team cache (see [`CacheArgs::settings`]).
     pub fn build_config(&self, profile: kdbg_core::flags::Profile) -> kdbg_core::build::BuildConfig {
         kdbg_core::build::BuildConfig {
             profile,
@@ -80,6 +116,7 @@ impl SrcArgs {
             via_make: self.via_make,
             platform: self.platform.clone(),
             static_cgo: self.static_cgo,
+            cache: None,
         }
     }
 }
@@ -233,8 +270,8 @@ pub fn target_args(t: &TargetArgs) -> Vec<String> {
     out
 }
 
-/// Version of every `--json` document kdbg prints.
-pub const JSON_SCHEMA: u32 = 1;
+/// Version of every `--json` document kdbg prints: of every `--json` output; 2 added `build --json`'s per-component `via`.
+pub const JSON_SCHEMA: u32 = 2;
 
 /// A TCP port to listen on: 0 would let the system pick one nobody is told about.
 pub fn port() -> clap::builder::RangedI64ValueParser<u16> {
@@ -274,7 +311,9 @@ impl Selection {
     fn resolve_with(&self, config: TreeConfig, nodes: &[&dyn Node], term: &Terminal) -> anyhow::Result<Resolved> {
         let comps = Component::resolve(&self.components)?;
         let tree = tree::choose(&config, nodes, &comps, term)?;
-        Ok(Resolved { tree, comps, build: self.src.build_config(self.profile()) })
+        let mut build = self.src.build_config(self.profile());
+        build.cache = self.cache.settings(false)?;
+        Ok(Resolved { tree, comps, build })
     }
 }
 

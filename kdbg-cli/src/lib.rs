@@ -1,6 +1,7 @@
 //! The `kdbg` command: parses arguments, calls kdbg-core, renders results; `xtask` reuses it.
 
 mod args;
+mod cache;
 mod commands;
 mod config;
 mod deploy;

@@ -1,22 +1,29 @@
-//! Draws kdbg-core's events on the terminal: a spinner with make's latest line, warnings, step results.
+//! Draws kdbg-core's events on the terminal: a spinner with make's latest line, a bar per long
+//! transfer, warnings, step results.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use kdbg_core::plan::StepId;
 use kdbg_core::report::{Event, Reporter, StepStatus};
 
 /// Prints to stderr; stdout is kept for results (`--json`, keys).
 pub struct Terminal {
     verbose: bool,
     spinner: Mutex<Option<ProgressBar>>,
+    /// One bar per transfer in progress (pulls run in parallel), on a tty.
+    bars: Mutex<HashMap<StepId, ProgressBar>>,
+    multi: MultiProgress,
     tty: bool,
 }
 
 impl Terminal {
     pub fn new(verbose: bool) -> Terminal {
-        Terminal { verbose, spinner: Mutex::new(None), tty: std::io::stderr().is_terminal() }
+        let tty = std::io::stderr().is_terminal();
+        Terminal { verbose, spinner: Mutex::new(None), bars: Mutex::default(), multi: MultiProgress::new(), tty }
     }
 
     fn println(&self, line: String) {
@@ -36,6 +43,26 @@ impl Terminal {
         bar.enable_steady_tick(Duration::from_millis(120));
         bar.set_message(message);
         *self.spinner.lock().unwrap() = Some(bar);
+    }
+
+    /// Advances `id`'s transfer bar (made on its first report; none without a tty).
+    fn progress(&self, id: StepId, done: u64, total: u64) {
+        if !self.tty {
+            return;
+        }
+        let mut bars = self.bars.lock().unwrap();
+        let bar = bars.entry(id.clone()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new(total));
+            let style = "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}";
+            bar.set_style(ProgressStyle::with_template(style).expect("valid template").progress_chars("=> "));
+            bar.set_message(format!("{id} pulling"));
+            bar
+        });
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+            bars.remove(&id);
+        }
     }
 
     fn stop_spinner(&self) {
@@ -66,6 +93,7 @@ impl Reporter for Terminal {
                     bar.set_message(line.chars().take(100).collect::<String>());
                 }
             }
+            Event::Progress { id, done, total } => self.progress(id, done, total),
             Event::Info { message } => self.println(message),
             Event::Warning { message } => self.println(format!("warning: {message}")),
         }

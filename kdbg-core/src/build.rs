@@ -24,8 +24,10 @@ use crate::tree::SourceTree;
 pub(crate) mod capture;
 pub(crate) mod replay;
 pub(crate) mod step;
+mod team;
 
 pub(crate) use step::Building;
+pub use team::{list, Listed};
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildConfig {
@@ -40,6 +42,9 @@ pub struct BuildConfig {
     /// `--static`: build the tree's cgo binaries static through `KUBE_STATIC_OVERRIDES` (for
     /// another platform without its C cross compiler).
     pub static_cgo: bool,
+    /// The team cache to pull from on a miss (and push to), from `--cache`, `KDBG_CACHE` or the
+    /// configuration file; `None` with `--no-cache` or when none is named.
+    pub cache: Option<crate::cache::remote::RemoteSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +68,10 @@ pub enum BuildError {
     /// A cgo component for another platform without its C cross compiler: which, and the fix.
     #[error("{message}")]
     NoCrossCompiler { message: String },
+    #[error("no team cache is named\n  fix: pass --cache oci://HOST[:PORT]/REPO (or set KDBG_CACHE, or `url` under [cache] in kdbg's config.toml)")]
+    NoCache,
+    #[error(transparent)]
+    Remote(#[from] crate::cache::remote::RemoteError),
     /// Another step of the same make (or replay) failed; its error says why.
     #[error("not built: the same build as {first} failed")]
     SameBuild { first: String },
@@ -100,6 +109,9 @@ pub enum Via {
     /// make's captured `go` calls were replayed (see [`replay`]).
     #[serde(rename = "replay")]
     Replayed,
+    /// Pulled from the team cache by its key, verified, and placed where make puts it.
+    #[serde(rename = "cache")]
+    Pulled,
 }
 
 impl Via {
@@ -109,6 +121,7 @@ impl Via {
             Via::UpToDate => "up to date",
             Via::Made => "make",
             Via::Replayed => "replay",
+            Via::Pulled => "cache",
         }
     }
 }
@@ -131,7 +144,6 @@ pub struct Built {
     /// The Go that built it and its DWARF version, from its ELF.
     #[serde(skip)]
     pub needs: Option<Needs>,
-    #[serde(skip)]
     pub via: Via,
     /// The `make` command that built it, when one did.
     #[serde(skip)]
@@ -145,8 +157,12 @@ pub struct BuildOutcome {
     pub components: Vec<Built>,
     /// The `make` command that ran, if one did.
     pub make: Option<String>,
-    /// How the stale components were built: `make`, or `replay` of make's captured `go` calls.
+    /// How the stale components were built: `make`, `replay` of make's captured `go` calls, or
+    /// `cache` when every stale one was pulled.
     pub via: Option<Via>,
+    /// Pushes to the team cache that failed (each a message); `kdbg build --push` fails on them.
+    #[serde(skip)]
+    pub push_failed: Vec<String>,
 }
 
 impl BuildOutcome {
@@ -154,8 +170,8 @@ impl BuildOutcome {
     pub(crate) fn of(components: Vec<Built>) -> BuildOutcome {
         let make = components.iter().find_map(|b| b.command.clone());
         let vias = || components.iter().map(|b| b.via);
-        let via = [Via::Replayed, Via::Made].into_iter().find(|v| vias().any(|x| x == *v));
-        BuildOutcome { components, make, via }
+        let via = [Via::Replayed, Via::Made, Via::Pulled].into_iter().find(|v| vias().any(|x| x == *v));
+        BuildOutcome { components, make, via, push_failed: Vec::new() }
     }
 }
 
@@ -171,6 +187,8 @@ pub struct Prepared {
     /// Where this platform's build state lives: `_output/kdbg` for the toolchain's own platform,
     /// `_output/kdbg/platforms/<os>-<arch>` for another (so switching platforms rebuilds nothing).
     pub state_dir: Utf8PathBuf,
+    /// The team cache, as [`BuildConfig::cache`].
+    pub remote: Option<crate::cache::remote::RemoteSettings>,
 }
 
 impl Prepared {
@@ -203,6 +221,7 @@ pub fn prepare(tree: &SourceTree, config: &BuildConfig) -> Result<Prepared, Cach
         platform,
         cgo,
         state_dir,
+        remote: config.cache.clone(),
     })
 }
 
@@ -237,10 +256,13 @@ pub fn build(
     let plan = Plan::for_build(&keyed.keys.components);
     let building = Building::new(tree, keyed, &prepared, reporter);
     let run = Exec::default().run(&plan, &building, reporter).map_err(|f| first_error(f.errors))?;
-    building.finish()?;
     let mut built: Vec<Built> = run.outputs.into_values().collect();
     built.sort_by_key(|b| components.iter().position(|c| c.name == b.name));
-    Ok(BuildOutcome::of(built))
+    // `--push` publishes the current builds, also those that were up to date.
+    let current: Vec<&Built> = built.iter().filter(|b| b.via == Via::UpToDate).collect();
+    building.push(&current);
+    let push_failed = building.finish()?;
+    Ok(BuildOutcome { push_failed, ..BuildOutcome::of(built) })
 }
 
 /// The error to show of failed build steps: the one that is not another's consequence.

@@ -62,6 +62,7 @@ pub(crate) mod golist;
 pub(crate) mod index;
 pub(crate) mod key;
 pub(crate) mod listing;
+pub mod remote;
 pub mod rewritten;
 pub(crate) mod state;
 

@@ -33,6 +33,12 @@ pub enum Event {
         id: StepId,
         line: String,
     },
+    /// A long transfer's progress (a pull from the team cache): bytes so far of `total`.
+    Progress {
+        id: StepId,
+        done: u64,
+        total: u64,
+    },
     Info {
         message: String,
     },
@@ -64,7 +70,7 @@ pub(crate) struct OnNode<'a> {
 
 impl Reporter for OnNode<'_> {
     fn report(&self, mut event: Event) {
-        if let Event::Step { id, .. } | Event::Output { id, .. } = &mut event {
+        if let Event::Step { id, .. } | Event::Output { id, .. } | Event::Progress { id, .. } = &mut event {
             if id.node.is_none() {
                 id.node = Some(self.node.to_string());
             }

@@ -3,7 +3,8 @@
 //! WHAT="…"` (or one replay of make's captured `go` calls, [`super::replay`]), and each yields its
 //! new binary ([`Built`]: path, sha256, size, platform, Go and DWARF, and how it came to be).
 //! A failed make fails every step of the batch (the first with make's error) and leaves the
-//! records and state untouched.
+//! records and state untouched. With a team cache, the stale components it has are pulled first
+//! ([`super::team`]) and only the rest are built; what is built is pushed when asked.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use camino::Utf8Path;
 
 use super::{capture, not_writable, replay, BuildError, Built, Keyed, Prepared, Via};
 use crate::binary::needs_of;
+use crate::cache::remote::Remote;
 use crate::cache::state::STATE_FILE;
 use crate::cache::{self, CacheState, ComponentKey, OutputRecord};
 use crate::flags;
@@ -24,13 +26,17 @@ use crate::tree::SourceTree;
 
 /// Runs a plan's build steps for one tree.
 pub(crate) struct Building<'a> {
-    tree: &'a SourceTree,
-    prepared: &'a Prepared,
-    reporter: &'a dyn Reporter,
+    pub(super) tree: &'a SourceTree,
+    pub(super) prepared: &'a Prepared,
+    pub(super) reporter: &'a dyn Reporter,
     keys: Vec<ComponentKey>,
     /// The tree's cache state, read-modify-written by the build steps as a session's steps do
     /// the node's journal; saved by the batch that builds, else by [`Building::finish`].
-    state: Mutex<CacheState>,
+    pub(super) state: Mutex<CacheState>,
+    /// The team cache, when one is named (and could be opened).
+    pub(super) remote: Option<Box<dyn Remote>>,
+    /// Pushes that failed, each a message (see [`Building::finish`]).
+    pub(super) push_failed: Mutex<Vec<String>>,
     /// Held from key computation until the outputs are recorded.
     _lock: TreeLock,
 }
@@ -50,17 +56,27 @@ impl<'a> Building<'a> {
         reporter: &'a dyn Reporter,
     ) -> Building<'a> {
         let Keyed { keys, lock } = keyed;
-        Building { tree, prepared, reporter, keys: keys.components, state: Mutex::new(keys.state), _lock: lock }
+        Building {
+            tree,
+            prepared,
+            reporter,
+            keys: keys.components,
+            state: Mutex::new(keys.state),
+            remote: super::team::open(prepared, reporter),
+            push_failed: Mutex::default(),
+            _lock: lock,
+        }
     }
 
-    /// Saves what key computation refreshed when no build did (a no-op writes nothing else).
-    pub(crate) fn finish(self) -> Result<(), BuildError> {
+    /// Saves what key computation refreshed when no build did (a no-op writes nothing else), and
+    /// returns the pushes that failed.
+    pub(crate) fn finish(self) -> Result<Vec<String>, BuildError> {
         let mut state = self.state.into_inner().unwrap();
         if state.index.dirty {
             let dir = &self.prepared.state_dir;
             state.save(dir).map_err(not_writable(self.tree, &dir.join(STATE_FILE)))?;
         }
-        Ok(())
+        Ok(self.push_failed.into_inner().unwrap())
     }
 
     fn key(&self, id: &StepId) -> &ComponentKey {
@@ -68,7 +84,7 @@ impl<'a> Building<'a> {
         self.keys.iter().find(|k| k.component.name == name).expect("keys computed for every build step")
     }
 
-    fn platform(&self) -> String {
+    pub(super) fn platform(&self) -> String {
         self.prepared.platform.to_string()
     }
 
@@ -94,8 +110,25 @@ impl<'a> Building<'a> {
         }
     }
 
-    /// Builds `stale` (one make or one replay), records each output, and saves the state.
+    /// Pulls what the team cache has of `stale`, builds the rest (one make or one replay),
+    /// records each output, saves the state, and pushes what was built when asked.
     fn build(&self, stale: &[&ComponentKey]) -> Result<Vec<Built>, BuildError> {
+        let mut out = self.pull(stale)?;
+        let rest: Vec<&ComponentKey> =
+            stale.iter().copied().filter(|k| !out.iter().any(|b| b.name == k.component.name)).collect();
+        if !rest.is_empty() {
+            let built = self.build_here(&rest)?;
+            if self.prepared.remote.as_ref().is_some_and(|r| r.push) {
+                self.push(&built.iter().collect::<Vec<_>>());
+            }
+            out.extend(built);
+        }
+        out.sort_by_key(|b| stale.iter().position(|k| k.component.name == b.name));
+        Ok(out)
+    }
+
+    /// Builds `stale` here (one make or one replay), records each output, and saves the state.
+    fn build_here(&self, stale: &[&ComponentKey]) -> Result<Vec<Built>, BuildError> {
         let tree = self.tree;
         let state_dir = &self.prepared.state_dir;
         let mut state = self.state.lock().unwrap();
@@ -139,6 +172,7 @@ impl<'a> Building<'a> {
         let (tree, prepared, reporter) = (self.tree, self.prepared, self.reporter);
         let state_dir = &prepared.state_dir;
         let what: Vec<&str> = stale.iter().map(|k| k.component.what).collect();
+        super::team::say_full_make(state, stale, reporter);
         let version_file = state_dir.join("version.env");
         std::fs::create_dir_all(state_dir).map_err(not_writable(tree, state_dir))?;
         std::fs::write(&version_file, flags::version_file(&tree.version)).map_err(not_writable(tree, &version_file))?;
@@ -286,7 +320,7 @@ fn shim_first_on_path(env: &[(String, String)], shim: &Utf8Path) -> Vec<(String,
 }
 
 /// The record of a freshly built binary: path, sha256, size, mtime, and its Go and DWARF.
-fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, BuildError> {
+pub(super) fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, BuildError> {
     let path = &k.binary;
     if !path.is_file() {
         return Err(BuildError::NoOutput { path: path.clone(), what: k.component.what.to_string() });
@@ -301,5 +335,6 @@ fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<OutputRecord, Bu
         size: stat.size,
         mtime_ns: stat.mtime_ns,
         needs: needs_of(path).ok(),
+        pulled_from: None,
     })
 }

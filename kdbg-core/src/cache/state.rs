@@ -22,6 +22,9 @@ pub struct OutputRecord {
     /// The Go that built it and its DWARF version (absent in records of older kdbg).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs: Option<crate::binary::Needs>,
+    /// The team cache artifact it was pulled from (`oci://…:TAG`), when it was not built here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
