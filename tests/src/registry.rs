@@ -227,6 +227,30 @@ impl Registry {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Stores `manifest` (as compact JSON) and points `repo:tag` at it, the way a push of it would
+    /// leave the storage (its blob, the repository's revision link, the tag's current and index
+    /// links). Returns its digest. For tests that change what a registry serves.
+    pub fn put_manifest(&self, repo: &str, tag: &str, manifest: &serde_json::Value) -> Result<String> {
+        use sha2::Digest;
+        let bytes = serde_json::to_vec(manifest)?;
+        let hex = hex::encode(sha2::Sha256::digest(&bytes));
+        let digest = format!("sha256:{hex}");
+        let blob = self.blob_path(&digest);
+        std::fs::create_dir_all(blob.parent().unwrap())?;
+        std::fs::write(&blob, &bytes)?;
+        let manifests = self.storage().join("docker/registry/v2/repositories").join(repo).join("_manifests");
+        let tag_dir = manifests.join("tags").join(tag);
+        for dir in [
+            manifests.join("revisions/sha256").join(&hex),
+            tag_dir.join("current"),
+            tag_dir.join("index/sha256").join(&hex),
+        ] {
+            std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+            std::fs::write(dir.join("link"), &digest)?;
+        }
+        Ok(digest)
+    }
+
     /// Every tag of `repo` in the storage.
     pub fn tags(&self, repo: &str) -> Vec<String> {
         let dir = self.storage().join("docker/registry/v2/repositories").join(repo).join("_manifests/tags");
