@@ -1,12 +1,21 @@
-//! What goes wrong with a cache never stops a build: a wrong password, a registry that is down, a
-//! layer tampered with in the registry's storage each give one warning, then the local build.
+//! What goes wrong with a cache never stops a build: a wrong password, a registry that is down or
+//! never answers, a layer tampered with or cut short in the registry's storage, a manifest whose
+//! sha256, platform, Go, schema or flags do not fit each give one warning, then the local build
+//! (what a node gets is never the artifact's bytes).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use kdbg_tests::lab;
 use kdbg_tests::registry::{Registry, RegistryConfig};
 use kdbg_tests::{TestNode, TestNodeConfig};
 
 use super::{assert_not_pulled, forget_builds, push, warnings, with_cache, Home, BINARY, PASSWORD, REPO, USER};
-use crate::support::{sha256_file, Out, Tree};
+use crate::support::{sha256_file, Out, Run, Tree};
+
+/// How long a build against a registry that never answers may wait before the test calls it hung
+/// (kdbg's own timeouts are a few seconds).
+const HANG_GUARD: Duration = Duration::from_secs(120);
 
 /// Where `kdbg deploy` puts the apiserver on a node.
 const DEPLOYED: &str = "/var/lib/kdbg/bin/kube-apiserver";
@@ -37,13 +46,62 @@ fn a_wrong_password_warns_once_naming_the_registry_and_docker_login_then_builds_
 }
 
 #[test]
-fn a_stopped_registry_warns_and_the_build_is_local() {
+fn a_stopped_or_silent_registry_warns_and_the_build_is_local() {
     let mut registry = Registry::start(RegistryConfig::loopback()).unwrap();
     registry.stop();
     let (tree, dev) = (Tree::fixture(), Home::new());
     let out = dev.run(tree.kdbg(["build", "apiserver", "--cache", &registry.url()])).success();
     let url = registry.url();
     assert_warned_then_built(&out, &tree, 1, &[&format!("the cache {url} did not answer"), "building locally"]);
+
+    // A registry that accepts connections and never answers holds no build up.
+    forget_builds(&tree);
+    let out = with_silent_server(|port| {
+        let url = format!("oci://127.0.0.1:{port}/kdbg");
+        let out = output_before(dev.run(tree.kdbg(["build", "apiserver", "--cache", &url])), HANG_GUARD);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        (out, url)
+    });
+    assert_warned_then_built(&out.0, &tree, 2, &[&format!("the cache {} did not answer", out.1), "building locally"]);
+}
+
+/// A TCP server on loopback that accepts connections and never answers, while `f` runs.
+fn with_silent_server<T>(f: impl FnOnce(u16) -> T) -> T {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut held = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(port)));
+        done.store(true, Ordering::Relaxed);
+        result.unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// `run`'s output; a kdbg still running after `limit` is killed and the test fails (a guard
+/// against a hang, not a measurement).
+fn output_before(mut run: Run, limit: Duration) -> Out {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    run.cmd.stdout(std::fs::File::create(&out).unwrap()).stderr(std::fs::File::create(&err).unwrap());
+    let mut child = run.cmd.spawn().unwrap();
+    let status = kdbg_tests::sys::wait_for(limit, Duration::from_millis(100), || child.try_wait().unwrap());
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("kdbg still waited for a silent registry after {limit:?}; stderr:\n{}", read(&err));
+    };
+    Out { code: status.code().unwrap_or(-1), stdout: read(&out), stderr: read(&err) }
 }
 
 /// Flips bytes in the middle of the blob `digest` in the registry's storage (its size stays), or
