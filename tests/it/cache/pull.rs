@@ -3,9 +3,11 @@
 //! `credsStore` helper), make never runs, a breakpoint set by the tree's own path is hit (VSCode's
 //! DAP attach through the `substitutePath` kdbg wrote, then Delve's JSON-RPC), restore is exact;
 //! `kdbg build --json` says `via: "cache"` (schema 2) for a plain-HTTP loopback registry, which
-//! needs no flag; the first edit after a pull is a full make, and kdbg says so.
+//! needs no flag; the first edit after a pull is a full make, and kdbg says so; a `credHelpers`
+//! entry in `$DOCKER_CONFIG/config.json` is used.
 
-use kdbg_tests::registry::{docker, Registry, RegistryConfig};
+use kdbg_tests::registry::docker::{self, Helper};
+use kdbg_tests::registry::{Registry, RegistryConfig};
 
 use super::{
     assert_not_pulled, assert_pulled, assert_same_binary_as_source, forget_builds, json, push, strs, warnings,
@@ -55,7 +57,8 @@ fn debug_pulls_into_another_tree_and_hits_a_breakpoint_set_by_its_own_path() {
     forget_builds(&lab.tree);
     let helper = Home::new();
     let host_port = registry.host_port();
-    docker::creds_store(helper.path(), &lab.tree.bin, "kdbgtest", &host_port, USER, PASSWORD).unwrap();
+    let stub = Helper { bin: &lab.tree.bin, name: "kdbgtest", host_port: &host_port, user: USER, password: PASSWORD };
+    stub.creds_store(helper.path()).unwrap();
     let out = helper.run(lab.kdbg(&strs(&args))).success();
     then_restore(&lab, &helper, &before, || {
         assert_pulled(&out, &registry);
@@ -109,4 +112,21 @@ fn plain_http_on_loopback_needs_no_flag_and_build_json_says_via_cache() {
     forget_builds(&tree);
     assert_pulled(&build_json(&tree, &dev, &registry), &registry);
     assert!(tree.path(MAKE_BIN).is_file(), "{MAKE_BIN} after a pull, as after make");
+}
+
+#[test]
+fn a_cred_helper_named_for_the_registry_in_docker_config_is_used() {
+    let registry = Registry::start(RegistryConfig::loopback().tls().auth(USER, PASSWORD)).unwrap();
+    push(Home::new().login(&registry, USER, PASSWORD), &registry, &[]);
+    let (tree, dev) = (Tree::fixture(), Home::new());
+    let docker_config = tempfile::tempdir().unwrap();
+    let host_port = registry.host_port();
+    let stub = Helper { bin: &tree.bin, name: "kdbgonly", host_port: &host_port, user: USER, password: PASSWORD };
+    stub.cred_helpers_in(docker_config.path()).unwrap();
+    let run = dev.run(tree.kdbg(with_cache(&["build", "apiserver"], &registry)));
+    let out = run.env("DOCKER_CONFIG", docker_config.path()).success();
+    assert_pulled(&out, &registry);
+    assert_eq!(tree.make_runs(), Vec::<String>::new());
+    let asked = std::fs::read_to_string(docker::helper_calls(&tree.bin, "kdbgonly")).unwrap_or_default();
+    assert!(asked.lines().any(|l| l.contains(&host_port)), "the helper was asked for {host_port}: {asked:?}");
 }

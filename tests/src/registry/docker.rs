@@ -15,31 +15,50 @@ pub fn login(home: &Path, host_port: &str, user: &str, password: &str) -> Result
 }
 
 /// A stub credential helper `bin/docker-credential-NAME` that answers `get` for `host_port` with
-/// these credentials (anything else: "credentials not found", exit 1, as Docker's helpers do) and
-/// appends each server it was asked about to [`helper_calls`]; plus `HOME/.docker/config.json`
-/// with `"credsStore": NAME`. `bin` must be on kdbg's PATH.
-pub fn creds_store(
-    home: &Path,
-    bin: &Path,
-    name: &str,
-    host_port: &str,
-    user: &str,
-    password: &str,
-) -> Result<PathBuf> {
-    let calls = helper_calls(bin, name);
-    let answer = json!({ "ServerURL": host_port, "Username": user, "Secret": password }).to_string();
-    let script = format!(
-        "#!/bin/sh\n# A stub Docker credential helper for kdbg's tests.\n[ \"$1\" = get ] || exit 1\n\
-         read -r server\necho \"$server\" >> '{calls}'\ncase \"$server\" in\n  \
-         '{host_port}'|'https://{host_port}'|'http://{host_port}') echo '{answer}' ;;\n  \
-         *) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n",
-        calls = calls.display(),
-    );
-    let helper = bin.join(format!("docker-credential-{name}"));
-    std::fs::write(&helper, script).with_context(|| format!("write {}", helper.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755))?;
-    write_config(home, &json!({ "credsStore": name }))
+/// `user`/`password` (anything else: "credentials not found", exit 1, as Docker's helpers do) and
+/// appends each server it was asked about to [`helper_calls`]. `bin` must be on kdbg's PATH.
+pub struct Helper<'a> {
+    pub bin: &'a Path,
+    pub name: &'a str,
+    pub host_port: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+}
+
+impl Helper<'_> {
+    /// Writes the helper and `HOME/.docker/config.json` with `"credsStore": NAME`.
+    pub fn creds_store(&self, home: &Path) -> Result<PathBuf> {
+        self.write()?;
+        write_config(home, &json!({ "credsStore": self.name }))
+    }
+
+    /// Writes the helper and `DIR/config.json` (`DIR` is what `DOCKER_CONFIG` names) with
+    /// `"credHelpers": {HOST:PORT: NAME}`: the helper for this registry only.
+    pub fn cred_helpers_in(&self, dir: &Path) -> Result<PathBuf> {
+        self.write()?;
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let path = dir.join("config.json");
+        std::fs::write(&path, json!({ "credHelpers": { self.host_port: self.name } }).to_string())?;
+        Ok(path)
+    }
+
+    fn write(&self) -> Result<()> {
+        let calls = helper_calls(self.bin, self.name);
+        let answer = json!({ "ServerURL": self.host_port, "Username": self.user, "Secret": self.password });
+        let script = format!(
+            "#!/bin/sh\n# A stub Docker credential helper for kdbg's tests.\n[ \"$1\" = get ] || exit 1\n\
+             read -r server\necho \"$server\" >> '{calls}'\ncase \"$server\" in\n  \
+             '{hp}'|'https://{hp}'|'http://{hp}') echo '{answer}' ;;\n  \
+             *) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n",
+            calls = calls.display(),
+            hp = self.host_port,
+        );
+        let helper = self.bin.join(format!("docker-credential-{}", self.name));
+        std::fs::write(&helper, script).with_context(|| format!("write {}", helper.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755))?;
+        Ok(())
+    }
 }
 
 /// The file where the helper [`creds_store`] wrote logs the servers it was asked about.
