@@ -1,5 +1,6 @@
 //! One function per subcommand: turn arguments into kdbg-core calls and print the results.
 
+use crate::out::{errln, out, outln};
 use kdbg_core::build;
 use kdbg_core::component::{Launch, COMPONENTS};
 use serde_json::json;
@@ -43,7 +44,7 @@ pub fn build(sel: Selection, json: bool, push: bool, term: &Terminal) -> anyhow:
         );
     }
     if json {
-        println!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
+        outln!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
         return Ok(());
     }
     for b in &outcome.components {
@@ -53,7 +54,7 @@ pub fn build(sel: Selection, json: bool, push: bool, term: &Terminal) -> anyhow:
             build::Via::Made => "built",
             build::Via::Pulled => "pulled",
         };
-        println!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
+        outln!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
     }
     Ok(())
 }
@@ -66,9 +67,9 @@ fn plan(sel: Selection, json: bool, debug: bool, no_ide: bool, local: bool) -> a
         plan = kdbg_core::session::debug::full_plan(plan, &comps, !local, !no_ide);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&plan.in_order()?)?);
+        outln!("{}", serde_json::to_string_pretty(&plan.in_order()?)?);
     } else {
-        print!("{}", plan.render());
+        out!("{}", plan.render());
     }
     Ok(())
 }
@@ -80,7 +81,7 @@ fn cache_key(sel: Selection, explain: bool, json: bool) -> anyhow::Result<()> {
     let prepared = build::prepare(&tree, &config)?;
     let mut keys = build::keys(&tree, &comps, &prepared)?;
     for w in &keys.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     let ci = keys.ci_key(&prepared.toolchain.identity);
     if json {
@@ -89,19 +90,19 @@ fn cache_key(sel: Selection, explain: bool, json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|k| json!({ "name": k.component.name, "key": k.key, "changed": k.changed, "built": !k.never_built, "hit": k.hit }))
             .collect();
-        println!("{}", json!({ "schema": JSON_SCHEMA, "key": ci, "components": comps }));
+        outln!("{}", json!({ "schema": JSON_SCHEMA, "key": ci, "components": comps }));
     } else {
-        println!("{ci}");
+        outln!("{ci}");
     }
     if explain {
         let cgo = |c| if prepared.cgo.enabled(c) { "with cgo" } else { "static" };
         for k in &keys.components {
-            eprintln!("{} (for {}, {}):", k.component.name, prepared.platform, cgo(k.component));
+            errln!("{} (for {}, {}):", k.component.name, prepared.platform, cgo(k.component));
             for line in kdbg_core::plan::why(k) {
-                eprintln!("  {line}");
+                errln!("  {line}");
             }
             for line in kdbg_core::cache::rewritten::explain(&keys.state, k) {
-                eprintln!("  {line}");
+                errln!("  {line}");
             }
         }
     }
@@ -113,14 +114,14 @@ fn cache_key(sel: Selection, explain: bool, json: bool) -> anyhow::Result<()> {
 }
 
 fn components() -> anyhow::Result<()> {
-    println!("{:<26} {:<28} {:<30} DLV PORT", "COMPONENT", "ALIASES", "RUNS AS");
+    outln!("{:<26} {:<28} {:<30} DLV PORT", "COMPONENT", "ALIASES", "RUNS AS");
     for c in COMPONENTS {
         let runs = match c.launch {
             Launch::StaticPod { manifest } => format!("static pod {manifest}"),
             Launch::Systemd { unit } => format!("systemd {unit}"),
             Launch::DaemonSet { namespace, name } => format!("daemonset {namespace}/{name}"),
         };
-        println!("{:<26} {:<28} {:<30} {}", c.name, c.aliases.join(", "), runs, c.default_port);
+        outln!("{:<26} {:<28} {:<30} {}", c.name, c.aliases.join(", "), runs, c.default_port);
     }
     Ok(())
 }

@@ -47,6 +47,18 @@ echo kdbg-lock-held
 while timeout "$3" sh -c 'IFS= read -r _'; do :; done
 rm -f "$d/lock.owner""#;
 
+/// Who holds the node's lock now, without taking it (for `kdbg status`): `None` when it is free,
+/// or cannot be told.
+pub fn holder(node: &dyn Node) -> Option<String> {
+    let script = r#"d=/var/lib/kdbg
+[ -e "$d/lock.owner" ] && command -v flock >/dev/null 2>&1 || exit 0
+exec 9>>"$d/lock"
+flock -n 9 || cat "$d/lock.owner""#;
+    let out = crate::node::root_sh(node, script, &[], "read the lock's owner").ok()?;
+    let owner: Owner = serde_json::from_str(out.trim()).ok()?;
+    Some(owner.describe())
+}
+
 /// Who holds the lock, as written beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Owner {
@@ -171,9 +183,14 @@ fn held_or_waited(
             return Ok(false);
         }
         if let Some(record) = line.strip_prefix("kdbg-lock-busy") {
-            let holder = serde_json::from_str::<Owner>(record.trim())
-                .map(|o| o.describe())
-                .unwrap_or_else(|_| "another kdbg".to_string());
+            let owner = serde_json::from_str::<Owner>(record.trim()).ok();
+            // Waiting for ourselves would never end.
+            if owner.as_ref().is_some_and(|o| o.who == Who::me()) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SessionError::LockedByThisRun { node: node.describe() });
+            }
+            let holder = owner.map(|o| o.describe()).unwrap_or_else(|| "another kdbg".to_string());
             if !wait {
                 let _ = child.kill();
                 let _ = child.wait();

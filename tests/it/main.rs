@@ -9,6 +9,7 @@ mod dap_node;
 mod emulation;
 mod modern;
 mod node;
+mod pipe;
 mod platforms;
 mod session;
 mod snapshots;

@@ -3,6 +3,7 @@
 
 mod bad_inputs;
 mod faults;
+mod manifests;
 mod nodes;
 mod race;
 mod recovery;

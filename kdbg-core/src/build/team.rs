@@ -24,9 +24,17 @@ pub(super) fn open(prepared: &Prepared, reporter: &dyn Reporter) -> Option<Box<d
     match remote::open(settings) {
         Ok(r) => Some(r),
         Err(e) => {
-            reporter.warn(format!("{e}; building locally"));
+            reporter.warn(locally(&e.to_string()));
             None
         }
+    }
+}
+
+/// A miss's message with what happens next on its first line (a `fix:` line may follow).
+fn locally(message: &str) -> String {
+    match message.split_once('\n') {
+        Some((first, rest)) => format!("{first}; building locally\n{rest}"),
+        None => format!("{message}; building locally"),
     }
 }
 
@@ -63,7 +71,7 @@ pub(super) fn say_full_make(state: &CacheState, stale: &[&ComponentKey], reporte
     if !pulled.is_empty() {
         reporter.info(format!(
             "{} was pulled from the cache: this build is a full make (no captured go call to replay, and Go's \
-             build cache is cold); later edits replay as usual",
+             build cache may be cold); later edits replay as usual",
             pulled.join(", ")
         ));
     }
@@ -85,7 +93,7 @@ impl Building<'_> {
                 Ok(Some(p)) => out.push(self.record_pulled(k, p)?),
                 Ok(None) => {}
                 Err(miss) => {
-                    let message = format!("{miss}; building locally");
+                    let message = locally(&miss.to_string());
                     if said.insert(message.clone()) {
                         self.reporter.warn(message);
                     }
