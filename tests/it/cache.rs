@@ -141,9 +141,24 @@ pub fn said(out: &Out, text: &str) -> bool {
     out.stdout.contains(text) || out.stderr.contains(text)
 }
 
-/// The lines of stderr that are warnings.
-pub fn warnings(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.starts_with("warning: ")).collect()
+/// The warnings on stderr: each a `warning: ` line with the indented lines that follow it (a
+/// `fix:` line, say).
+pub fn warnings(stderr: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut open = false;
+    for line in stderr.lines() {
+        if line.starts_with("warning: ") {
+            found.push(line.to_string());
+            open = true;
+        } else if open && line.starts_with(char::is_whitespace) {
+            let last = found.last_mut().expect("a warning is open");
+            last.push('\n');
+            last.push_str(line);
+        } else {
+            open = false;
+        }
+    }
+    found
 }
 
 /// kdbg said it pulled the apiserver from `registry`, and warned about nothing.
