@@ -1,11 +1,15 @@
 //! Plain HTTP off loopback: a registry on a test node's address (its network namespace, reached
 //! over the node's veth link) is refused without `--insecure` (a warning naming the flag, then the
-//! local build, and not one request in plain HTTP) and used with it (with a warning).
+//! local build, and not one request in plain HTTP) and used with it (with a warning). A TLS
+//! registry whose CA is not trusted is a warning naming `--cache-ca` (no fallback to HTTP);
+//! `SSL_CERT_FILE` is trusted like `--cache-ca`.
 
 use kdbg_tests::registry::{Registry, RegistryConfig};
 use kdbg_tests::{TestNode, TestNodeConfig};
 
-use super::{assert_not_pulled, assert_pulled, assert_same_binary_as_source, forget_builds, push, warnings, Home};
+use super::{
+    assert_not_pulled, assert_pulled, assert_same_binary_as_source, forget_builds, push, warnings, Home, PASSWORD, USER,
+};
 use crate::support::Tree;
 
 #[test]
@@ -35,4 +39,26 @@ fn plain_http_off_loopback_is_refused_without_insecure_and_used_with_it() {
     assert_not_pulled(&out);
     assert_eq!(tree.make_runs().len(), 1, "{:?}", tree.make_runs());
     assert_eq!(registry.requests().len(), asked, "no HTTP request reached the registry:\n{}", registry.log());
+}
+
+#[test]
+fn an_untrusted_certificate_names_cache_ca_and_ssl_cert_file_is_trusted() {
+    let registry = Registry::start(RegistryConfig::loopback().tls().auth(USER, PASSWORD)).unwrap();
+    push(Home::new().login(&registry, USER, PASSWORD), &registry, &[]);
+    let (tree, dev) = (Tree::fixture(), Home::new());
+    dev.login(&registry, USER, PASSWORD);
+    let url = registry.url();
+
+    let out = dev.run(tree.kdbg(["build", "apiserver", "--cache", &url])).success();
+    assert_not_pulled(&out);
+    assert_eq!(tree.make_runs().len(), 1, "{:?}", tree.make_runs());
+    let w = warnings(&out.stderr);
+    assert_eq!(w.len(), 1, "one warning:\n{}", out.stderr);
+    assert!(w[0].contains(&url) && w[0].contains("--cache-ca"), "{}", w[0]);
+
+    forget_builds(&tree);
+    let run = dev.run(tree.kdbg(["build", "apiserver", "--cache", &url]));
+    let out = run.env("SSL_CERT_FILE", registry.ca().unwrap()).success();
+    assert_pulled(&out, &registry);
+    assert_eq!(tree.make_runs().len(), 1, "{:?}", tree.make_runs());
 }
