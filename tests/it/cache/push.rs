@@ -1,6 +1,7 @@
 //! Pushing: the artifact's format in the registry (one zstd layer, kdbg's artifact type and
 //! annotations), a second push of the same key sends no blob, two pushes at once are both fine,
-//! `kdbg cache ls` shows what the remote has, a push without a cache says which flag is missing.
+//! `kdbg cache ls` (and `--json`) shows what the remote has, a push without a cache says which flag
+//! is missing.
 
 use kdbg_tests::registry::{Registry, RegistryConfig};
 
@@ -67,6 +68,13 @@ fn the_same_key_pushed_twice_sends_no_blob_the_second_time() {
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cols[..3], ["kube-apiserver", &tag, "yes"], "{}", ls.stdout);
     assert!(row.contains("linux/amd64"), "{row}");
+    let ls = ci.run(source().kdbg(["cache", "ls", "apiserver", "--json", "--cache", &url])).success();
+    let v: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
+    assert_eq!(
+        (&v["components"][0]["component"], &v["components"][0]["tag"]),
+        (&"kube-apiserver".into(), &tag.clone().into()),
+        "{v:#}"
+    );
 
     // Without a cache, push says what is missing.
     let out = ci.run(source().kdbg(["cache", "push", "apiserver"])).output();
@@ -85,6 +93,9 @@ fn two_pushes_of_the_same_key_at_once_are_both_fine() {
     let registry = Registry::start(RegistryConfig::loopback()).unwrap();
     let (a, b) = (Home::new(), Home::new());
     let url = registry.url();
+    let ls = a.run(source().kdbg(["cache", "ls", "apiserver", "--cache", &url])).success();
+    let row = ls.stdout.lines().find(|l| l.starts_with("kube-apiserver")).unwrap_or_else(|| panic!("{}", ls.stdout));
+    assert_eq!(row.split_whitespace().nth(2), Some("no"), "an empty registry: {}", ls.stdout);
     let args = ["cache", "push", "apiserver", "--cache", &url];
     let (ra, rb) = (a.run(source().kdbg(args)), b.run(source().kdbg(args)));
     let outs = std::thread::scope(|s| {
