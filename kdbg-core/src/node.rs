@@ -80,6 +80,8 @@ pub enum NodeError {
     Command { node: String, cmd: String, status: i32, stderr: String },
     #[error("failed to {what} on {node}: {detail}")]
     Other { node: String, what: String, detail: String },
+    #[error("lost the node lock of {node}{now}: this kdbg was paused or cut off longer than the {lease} s lease and another kdbg may have changed the node since; this kdbg changed nothing more\n  fix: `kdbg status` shows what is under debug now")]
+    LostLock { node: String, lease: u64, now: String },
 }
 
 impl NodeError {
