@@ -2,6 +2,7 @@
 //! (as root: the tests build test nodes, see `kdbg_tests::TestNode`).
 
 mod build_cache;
+mod cache;
 mod cross;
 mod dap;
 mod dap_node;
