@@ -37,15 +37,22 @@ pub fn build(sel: Selection, json: bool, push: bool, term: &Terminal) -> anyhow:
         cache.push = true;
     }
     let outcome = build::build(&tree, &comps, &config, term)?;
+    print_build(&outcome, json);
     if !outcome.push_failed.is_empty() {
         anyhow::bail!(
             "{} of the builds could not be pushed (see above); the local builds are fine",
             outcome.push_failed.len()
         );
     }
+    Ok(())
+}
+
+/// The build's result lines (or `--json`), then what its pushes did.
+fn print_build(outcome: &build::BuildOutcome, json: bool) {
     if json {
+        outcome.pushed.iter().for_each(|l| errln!("{l}"));
         outln!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
-        return Ok(());
+        return;
     }
     for b in &outcome.components {
         let how = match b.via {
@@ -56,7 +63,7 @@ pub fn build(sel: Selection, json: bool, push: bool, term: &Terminal) -> anyhow:
         };
         outln!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
     }
-    Ok(())
+    outcome.pushed.iter().for_each(|l| outln!("{l}"));
 }
 
 /// `kdbg plan`: the build's plan (with `--debug`, the whole session's), drawn or `--json`.
