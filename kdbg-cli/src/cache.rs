@@ -1,5 +1,6 @@
 //! `kdbg cache push` and `kdbg cache ls`: the team cache on an OCI registry.
 
+use crate::out::outln;
 use clap::{Args, Subcommand};
 use kdbg_core::build;
 use kdbg_core::cache::remote::megabytes;
@@ -51,12 +52,17 @@ fn ls(sel: Selection, json: bool) -> anyhow::Result<()> {
     let Resolved { tree, comps, build: config } = sel.resolve()?;
     let rows = build::list(&tree, &comps, &config)?;
     if json {
-        println!("{}", json!({ "schema": JSON_SCHEMA, "components": rows }));
+        outln!("{}", json!({ "schema": JSON_SCHEMA, "components": rows }));
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<24} {:<46} {:<6} {:>9} {:<12} {:<20} CREATED",
-        "COMPONENT", "TAG", "CACHED", "SIZE", "PLATFORM", "BUILT BY"
+        "COMPONENT",
+        "TAG",
+        "CACHED",
+        "SIZE",
+        "PLATFORM",
+        "BUILT BY"
     );
     for r in &rows {
         let cached = match (&r.facts, &r.problem) {
@@ -73,9 +79,9 @@ fn ls(sel: Selection, json: bool) -> anyhow::Result<()> {
             ),
             None => ("-".into(), "-", "-", "-"),
         };
-        println!("{:<24} {:<46} {cached:<6} {size:>9} {platform:<12} {by:<20} {created}", r.component, r.tag);
+        outln!("{:<24} {:<46} {cached:<6} {size:>9} {platform:<12} {by:<20} {created}", r.component, r.tag);
         if let Some(p) = &r.problem {
-            println!("  unusable: {p}");
+            outln!("  unusable: {p}");
         }
     }
     Ok(())

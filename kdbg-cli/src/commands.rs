@@ -1,5 +1,6 @@
 //! One function per subcommand: turn arguments into kdbg-core calls and print the results.
 
+use crate::out::{errln, out, outln};
 use kdbg_core::build;
 use kdbg_core::component::{Launch, COMPONENTS};
 use serde_json::json;
@@ -36,15 +37,22 @@ pub fn build(sel: Selection, json: bool, push: bool, term: &Terminal) -> anyhow:
         cache.push = true;
     }
     let outcome = build::build(&tree, &comps, &config, term)?;
+    print_build(&outcome, json);
     if !outcome.push_failed.is_empty() {
         anyhow::bail!(
             "{} of the builds could not be pushed (see above); the local builds are fine",
             outcome.push_failed.len()
         );
     }
+    Ok(())
+}
+
+/// The build's result lines (or `--json`), then what its pushes did.
+fn print_build(outcome: &build::BuildOutcome, json: bool) {
     if json {
-        println!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
-        return Ok(());
+        outcome.pushed.iter().for_each(|l| errln!("{l}"));
+        outln!("{}", json!({ "schema": JSON_SCHEMA, "via": outcome.via, "components": outcome.components }));
+        return;
     }
     for b in &outcome.components {
         let how = match b.via {
@@ -53,9 +61,9 @@ pub fn build(sel: Selection, json: bool, push: bool, term: &Terminal) -> anyhow:
             build::Via::Made => "built",
             build::Via::Pulled => "pulled",
         };
-        println!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
+        outln!("{:<24} {how:<10} {}  sha256:{}", b.name, b.binary, &b.sha256[..16.min(b.sha256.len())]);
     }
-    Ok(())
+    outcome.pushed.iter().for_each(|l| outln!("{l}"));
 }
 
 /// `kdbg plan`: the build's plan (with `--debug`, the whole session's), drawn or `--json`.
@@ -66,9 +74,9 @@ fn plan(sel: Selection, json: bool, debug: bool, no_ide: bool, local: bool) -> a
         plan = kdbg_core::session::debug::full_plan(plan, &comps, !local, !no_ide);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&plan.in_order()?)?);
+        outln!("{}", serde_json::to_string_pretty(&plan.in_order()?)?);
     } else {
-        print!("{}", plan.render());
+        out!("{}", plan.render());
     }
     Ok(())
 }
@@ -80,7 +88,7 @@ fn cache_key(sel: Selection, explain: bool, json: bool) -> anyhow::Result<()> {
     let prepared = build::prepare(&tree, &config)?;
     let mut keys = build::keys(&tree, &comps, &prepared)?;
     for w in &keys.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     let ci = keys.ci_key(&prepared.toolchain.identity);
     if json {
@@ -89,19 +97,19 @@ fn cache_key(sel: Selection, explain: bool, json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|k| json!({ "name": k.component.name, "key": k.key, "changed": k.changed, "built": !k.never_built, "hit": k.hit }))
             .collect();
-        println!("{}", json!({ "schema": JSON_SCHEMA, "key": ci, "components": comps }));
+        outln!("{}", json!({ "schema": JSON_SCHEMA, "key": ci, "components": comps }));
     } else {
-        println!("{ci}");
+        outln!("{ci}");
     }
     if explain {
         let cgo = |c| if prepared.cgo.enabled(c) { "with cgo" } else { "static" };
         for k in &keys.components {
-            eprintln!("{} (for {}, {}):", k.component.name, prepared.platform, cgo(k.component));
+            errln!("{} (for {}, {}):", k.component.name, prepared.platform, cgo(k.component));
             for line in kdbg_core::plan::why(k) {
-                eprintln!("  {line}");
+                errln!("  {line}");
             }
             for line in kdbg_core::cache::rewritten::explain(&keys.state, k) {
-                eprintln!("  {line}");
+                errln!("  {line}");
             }
         }
     }
@@ -113,14 +121,14 @@ fn cache_key(sel: Selection, explain: bool, json: bool) -> anyhow::Result<()> {
 }
 
 fn components() -> anyhow::Result<()> {
-    println!("{:<26} {:<28} {:<30} DLV PORT", "COMPONENT", "ALIASES", "RUNS AS");
+    outln!("{:<26} {:<28} {:<30} DLV PORT", "COMPONENT", "ALIASES", "RUNS AS");
     for c in COMPONENTS {
         let runs = match c.launch {
             Launch::StaticPod { manifest } => format!("static pod {manifest}"),
             Launch::Systemd { unit } => format!("systemd {unit}"),
             Launch::DaemonSet { namespace, name } => format!("daemonset {namespace}/{name}"),
         };
-        println!("{:<26} {:<28} {:<30} {}", c.name, c.aliases.join(", "), runs, c.default_port);
+        outln!("{:<26} {:<28} {:<30} {}", c.name, c.aliases.join(", "), runs, c.default_port);
     }
     Ok(())
 }

@@ -176,14 +176,14 @@ impl TargetArgs {
     }
 
     /// The nodes of `--target`s (with `--all-nodes`, a kind cluster's every node): `(name in step
-    /// ids, target, node)`. A node named twice is an error.
+    /// ids, target, node)`. A node named twice, in any spelling, is an error.
     pub fn nodes(&self) -> anyhow::Result<Vec<NamedNode>> {
         let mut out: Vec<NamedNode> = Vec::new();
         for t in &self.targets {
             for t in t.expand(self.all_nodes)? {
                 let name = t.node_name();
-                if out.iter().any(|(n, ..)| *n == name) {
-                    anyhow::bail!("the node {name} is named twice (--target {t})");
+                if let Some((_, first, _)) = out.iter().find(|(_, o, _)| o.identity() == t.identity()) {
+                    anyhow::bail!("the node {name} is named twice (--target {first} and --target {t} are one node)");
                 }
                 let node = t.connect(&self.connect_options())?;
                 out.push((name, t, node));
@@ -252,7 +252,7 @@ pub fn state_dir() -> Option<Utf8PathBuf> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
     var("KDBG_STATE_DIR")
         .or_else(|| var("XDG_STATE_HOME").map(|d| d.join("kdbg")))
-        .or_else(|| var("HOME").map(|h| h.join(".local/state/kdbg")))
+        .or_else(|| kdbg_core::host::home_dir().map(|h| h.join(".local/state/kdbg")))
 }
 
 /// `--target T [--identity F] [--ssh-option O]...`, to repeat in messages and VSCode tasks.
@@ -270,12 +270,22 @@ pub fn target_args(t: &TargetArgs) -> Vec<String> {
     out
 }
 
-/// Version of every `--json` document kdbg prints: of every `--json` output; 2 added `build --json`'s per-component `via`.
+/// Version of every `--json` document kdbg prints; 2 added `build --json`'s per-component `via`.
 pub const JSON_SCHEMA: u32 = 2;
+
+/// Arguments as one line a shell reads back as the same words (a path with a space, a quote).
+pub fn shell_line(args: &[String]) -> String {
+    args.iter().map(|a| kdbg_core::node::sh_quote(a)).collect::<Vec<_>>().join(" ")
+}
 
 /// A TCP port to listen on: 0 would let the system pick one nobody is told about.
 pub fn port() -> clap::builder::RangedI64ValueParser<u16> {
     clap::value_parser!(u16).range(1..)
+}
+
+/// A wait in seconds that must pass at all: 1 to a day.
+pub fn positive_seconds() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..=86_400)
 }
 
 /// A wait in seconds, at most a day (a larger one overflowed the deadline).
@@ -346,7 +356,7 @@ impl SrcArgs {
     fn search(&self) -> TreeSearch {
         let env_path = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
         let cwd = std::env::current_dir().ok().and_then(|d| Utf8PathBuf::from_path_buf(d).ok());
-        let gopath = env_path("GOPATH").or_else(|| env_path("HOME").map(|h| h.join("go")));
+        let gopath = env_path("GOPATH").or_else(|| kdbg_core::host::home_dir().map(|h| h.join("go")));
         TreeSearch {
             explicit: self.src.clone(),
             env_src: env_path("KDBG_SRC"),

@@ -1,6 +1,7 @@
 //! `kdbg deploy` and `kdbg doctor`: their arguments (with the target flags every node command
 //! shares) and how their results are printed.
 
+use crate::out::{out, outln};
 use anyhow::Context;
 use clap::Args;
 use kdbg_core::deploy::{self, DeployConfig, DeployOutcome};
@@ -64,9 +65,9 @@ pub fn deploy(args: DeployArgs, verbose: bool) -> anyhow::Result<()> {
         .with_context(|| format!("failed to deploy to {names}"))?;
     if args.json {
         let docs = outcomes.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>()?;
-        println!("{}", one_or_nodes(docs));
+        outln!("{}", one_or_nodes(docs));
     } else {
-        outcomes.iter().for_each(|o| print!("{}", render(o)));
+        outcomes.iter().for_each(|o| out!("{}", render(o)));
     }
     Ok(())
 }
@@ -124,7 +125,7 @@ pub fn doctor(args: DoctorArgs, _verbose: bool) -> anyhow::Result<()> {
     let node = t.target().connect(&t.connect_options());
     checks.extend(doctor::node(&t.target().to_string(), node.as_ref().map(|n| &**n), &config));
     if args.json {
-        println!("{}", json!({ "schema": JSON_SCHEMA, "ok": doctor::all_ok(&checks), "checks": checks }));
+        outln!("{}", json!({ "schema": JSON_SCHEMA, "ok": doctor::all_ok(&checks), "checks": checks }));
     } else {
         for c in &checks {
             let mark = match c.status {
@@ -133,9 +134,9 @@ pub fn doctor(args: DoctorArgs, _verbose: bool) -> anyhow::Result<()> {
                 Status::Fail => "✗",
                 Status::Skipped => "-",
             };
-            println!("{mark} {:<9} {}", c.name, c.detail);
+            outln!("{mark} {:<9} {}", c.name, c.detail);
             if let Some(fix) = &c.fix {
-                println!("  {:<9} fix: {fix}", "");
+                outln!("  {:<9} fix: {fix}", "");
             }
         }
     }

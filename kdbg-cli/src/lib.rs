@@ -1,10 +1,12 @@
 //! The `kdbg` command: parses arguments, calls kdbg-core, renders results; `xtask` reuses it.
 
+use crate::out::errln;
 mod args;
 mod cache;
 mod commands;
 mod config;
 mod deploy;
+mod out;
 mod render;
 mod session;
 mod trace;
@@ -35,12 +37,15 @@ where
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match commands::run(arguments) {
+    let result = commands::run(arguments);
+    if let Err(e) = &result {
+        errln!("error: {}", message(e));
+    }
+    // A reader that went away (`kdbg status | head -1`) ends kdbg as SIGPIPE ends Unix tools.
+    match result {
+        _ if out::closed() => ExitCode::from(out::SIGPIPE_STATUS),
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", message(&e));
-            ExitCode::from(exit_code(&e))
-        }
+        Err(e) => ExitCode::from(exit_code(&e)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Draws kdbg-core's events on the terminal: a spinner with make's latest line, a bar per long
 //! transfer, warnings, step results.
 
+use crate::out::errln;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -29,13 +30,13 @@ impl Terminal {
     fn println(&self, line: String) {
         match self.spinner.lock().unwrap().as_ref() {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => errln!("{line}"),
         }
     }
 
     fn start_spinner(&self, message: String) {
         if !self.tty {
-            eprintln!("{message}");
+            errln!("{message}");
             return;
         }
         let bar = ProgressBar::new_spinner();
@@ -78,12 +79,12 @@ impl Reporter for Terminal {
             Event::Step { id, status: StepStatus::Started } => self.start_spinner(format!("{id} ...")),
             Event::Step { id, status: StepStatus::Done { seconds } } => {
                 self.stop_spinner();
-                eprintln!("{id}: done in {seconds:.1}s");
+                errln!("{id}: done in {seconds:.1}s");
             }
-            Event::Step { id, status: StepStatus::Skipped { reason } } => eprintln!("{id}: up to date ({reason})"),
+            Event::Step { id, status: StepStatus::Skipped { reason } } => errln!("{id}: up to date ({reason})"),
             Event::Step { id, status: StepStatus::Failed { error } } => {
                 self.stop_spinner();
-                eprintln!("{id}: FAILED: {error}");
+                errln!("{id}: FAILED: {error}");
             }
             Event::Output { line, .. } => {
                 if self.verbose {

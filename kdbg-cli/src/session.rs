@@ -1,5 +1,6 @@
 //! `kdbg debug`, `kdbg status`, `kdbg restore`: their arguments and how their results are printed.
 
+use crate::out::{errln, out, outln};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,8 +18,8 @@ use kdbg_core::session::status;
 use serde_json::json;
 
 use crate::config::{
-    node_refs, one_or_nodes, port, seconds, state_dir, target_args, LockArgs, MatchArgs, Resolved, Selection,
-    TargetArgs,
+    node_refs, one_or_nodes, port, positive_seconds, seconds, shell_line, state_dir, target_args, LockArgs, MatchArgs,
+    Resolved, Selection, TargetArgs,
 };
 use crate::render::Terminal;
 
@@ -64,8 +65,9 @@ pub struct DebugArgs {
     /// remote code execution as root.
     #[arg(long)]
     pub expose: bool,
-    /// Seconds to wait for the original component to stop before putting it back.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STOP_TIMEOUT, value_parser = seconds())]
+    /// Seconds to wait for the original component to stop before putting it back (at least 1:
+    /// with 0 it could never be seen stopped).
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STOP_TIMEOUT, value_parser = positive_seconds())]
     pub stop_timeout: u64,
     /// Print the sessions as one JSON object.
     #[arg(long)]
@@ -106,6 +108,10 @@ pub struct RestoreArgs {
     /// what kdbg left on the node, found by looking at it (backups, debug processes).
     #[arg(long)]
     pub from_node_state: bool,
+    /// Keep what is in place now (a manifest you put back or edited by hand) instead of kdbg's
+    /// copy of the original: stops Delve and the debug build, drops kdbg's copy, ends the session.
+    #[arg(long)]
+    pub keep_current: bool,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -126,6 +132,11 @@ fn task_args(a: &DebugArgs) -> vscode::TaskArgs {
     if a.sel.optimized {
         build.push("--optimized".into());
     }
+    let cache = &a.sel.cache;
+    build.extend(cache.cache.iter().flat_map(|c| ["--cache".to_string(), c.clone()]));
+    build.extend(cache.cache_ca.iter().flat_map(|c| ["--cache-ca".to_string(), c.to_string()]));
+    build.extend(cache.no_cache.then(|| "--no-cache".to_string()));
+    build.extend(cache.insecure.then(|| "--insecure".to_string()));
     let mut session = Vec::new();
     if let Some(b) = a.leader_elect {
         session.push(format!("--leader-elect={b}"));
@@ -158,7 +169,7 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         ide: (!args.no_ide).then(|| task_args(&args)),
         crash: CrashAt::from_env(),
     };
-    println!("{}", vscode::START_MARKER);
+    outln!("{}", vscode::START_MARKER);
     let locks = args.lock.acquire_all(&nodes, "debug", &comps, &term)?;
     let (refs, names) = node_refs(&nodes, &locks);
     let outcomes = debug::debug_nodes(&tree, &comps, &refs, &config, &term)
@@ -172,13 +183,13 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         })
         .collect();
     if args.json {
-        println!("{}", one_or_nodes(docs));
+        outln!("{}", one_or_nodes(docs));
     } else {
         for (o, (_, node)) in outcomes.iter().zip(&refs) {
-            print!("{}", render_debug(o, &node.node().describe(), &target_args(&args.target)));
+            out!("{}", render_debug(o, &node.node().describe(), &target_args(&args.target)));
         }
     }
-    println!("{}", vscode::READY_MARKER);
+    outln!("{}", vscode::READY_MARKER);
     Ok(())
 }
 
@@ -202,7 +213,7 @@ fn render_debug(o: &DebugOutcome, node: &str, target: &[String]) -> String {
     if let Some(ide) = &o.attach.ide {
         s += &format!("VSCode: run \"kdbg: attach ...\" from {}\n", ide.launch);
     }
-    s += &format!("when done: kdbg restore {}\n", target.join(" "));
+    s += &format!("when done: kdbg restore {}\n", shell_line(target));
     s
 }
 
@@ -216,23 +227,26 @@ pub fn status(args: StatusArgs, _verbose: bool) -> anyhow::Result<()> {
             docs.push(json!({ "node": node.describe(), "components": states }));
         } else {
             print_status(&node.describe(), &states, nodes.len() > 1)?;
+            if let Some(holder) = kdbg_core::node_lock::holder(&**node) {
+                outln!("{holder} holds {}'s lock: it is changing the node now", node.describe());
+            }
         }
     }
     if args.json {
-        println!("{}", one_or_nodes(docs));
+        outln!("{}", one_or_nodes(docs));
     }
     Ok(())
 }
 
 fn print_status(node: &str, states: &[status::ComponentStatus], heading: bool) -> anyhow::Result<()> {
     if states.is_empty() {
-        println!("nothing is under debug on {node}");
+        outln!("nothing is under debug on {node}");
         return Ok(());
     }
     if heading {
-        println!("== {node}");
+        outln!("== {node}");
     }
-    println!("{:<24} {:<10} {:<18} {:<16} {:<10} PROGRAM", "COMPONENT", "STATE", "DELVE", "TUNNEL", "SINCE");
+    outln!("{:<24} {:<10} {:<18} {:<16} {:<10} PROGRAM", "COMPONENT", "STATE", "DELVE", "TUNNEL", "SINCE");
     for st in states {
         let e = &st.entry;
         let state = serde_json::to_value(e.state)?.as_str().unwrap_or_default().to_string();
@@ -240,11 +254,11 @@ fn print_status(node: &str, states: &[status::ComponentStatus], heading: bool) -
         let delve = if st.dlv_up { e.listen.to_string() } else { format!("{} (down)", e.listen) };
         let when = since(e.started_at, now());
         let when = when.trim_start_matches("since ");
-        println!("{:<24} {state:<10} {delve:<18} {tunnel:<16} {when:<10} {}", e.component, st.program);
-        println!("{:<24} by {} (pid {}), arguments from {}", "", e.who.host, e.who.pid, e.captured_from);
-        println!("{:<24} {}", "", listen_line(st));
+        outln!("{:<24} {state:<10} {delve:<18} {tunnel:<16} {when:<10} {}", e.component, st.program);
+        outln!("{:<24} by {} (pid {}), arguments from {}", "", e.who.host, e.who.pid, e.captured_from);
+        outln!("{:<24} {}", "", listen_line(st));
         if let Some(b) = &e.built_from {
-            println!("{:<24} {}", "", built_line(b));
+            outln!("{:<24} {}", "", built_line(b));
         }
     }
     Ok(())
@@ -283,6 +297,7 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
         crash: CrashAt::from_env(),
         owner: None,
         from_node_state: args.from_node_state,
+        keep_current: args.keep_current,
     };
     let term = Terminal::new(verbose);
     let mut docs = Vec::new();
@@ -296,7 +311,7 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
         let restored = match restored {
             Ok(r) => r,
             Err(e) if nodes.len() > 1 => {
-                eprintln!("error: {e:#}");
+                errln!("error: {e:#}");
                 failed.push(t.to_string());
                 continue;
             }
@@ -306,16 +321,16 @@ pub fn restore(args: RestoreArgs, verbose: bool) -> anyhow::Result<()> {
             let list: Vec<_> = restored.iter().map(|r| json!({ "component": r.component, "done": r.done })).collect();
             docs.push(json!({ "node": node.describe(), "restored": list }));
         } else if restored.iter().all(|r| r.done.is_empty()) {
-            println!("nothing to restore on {}", node.describe());
+            outln!("nothing to restore on {}", node.describe());
         } else {
             for r in restored.iter().filter(|r| !r.done.is_empty()) {
                 let on = if nodes.len() > 1 { format!(" on {}", node.describe()) } else { String::new() };
-                println!("{}{on}: {}", r.component, r.done.join("; "));
+                outln!("{}{on}: {}", r.component, r.done.join("; "));
             }
         }
     }
     if args.json {
-        println!("{}", one_or_nodes(docs));
+        outln!("{}", one_or_nodes(docs));
     }
     anyhow::ensure!(failed.is_empty(), "failed to restore {} (the other nodes are restored)", failed.join(", "));
     Ok(())

@@ -42,6 +42,7 @@ fn waits_beyond_a_day_are_refused_before_anything_runs() {
     for args in [
         &["restore", "--timeout", "18446744073709551615"][..],
         &["debug", "apiserver", "--stop-timeout", "86401"],
+        &["debug", "apiserver", "--stop-timeout", "0"],
         &["trace", "apiserver", "request", "--for", "999999999"],
         &["watch", "apiserver", "--debounce", "60001"],
     ] {
@@ -71,5 +72,24 @@ fn exit_codes_are_the_documented_ones_for_the_class_core_gives() {
     assert!(
         crate::args::EXIT_CODES.contains("3  the build failed")
             && crate::args::EXIT_CODES.contains("4  the target node")
+    );
+}
+
+#[test]
+fn one_node_named_in_two_spellings_is_refused_before_any_connection() {
+    let args =
+        ["kdbg", "debug", "apiserver", "--target", "ssh://docker@192.0.2.7", "--target", "ssh://docker@192.0.2.7:22"];
+    let crate::args::Command::Debug(debug) = Arguments::try_parse_from(args).unwrap().command else { unreachable!() };
+    let err = debug.target.nodes().err().expect("refused").to_string();
+    assert!(err.contains("named twice") && err.contains("ssh://docker@192.0.2.7:22"), "{err}");
+}
+
+#[test]
+fn a_printed_command_line_reads_back_as_the_same_words() {
+    let args: Vec<String> =
+        ["--target", "ssh://u@h", "--identity", "/keys/my key", "--ssh-option", "it's"].map(String::from).into();
+    assert_eq!(
+        crate::config::shell_line(&args),
+        r#"--target ssh://u@h --identity '/keys/my key' --ssh-option 'it'\''s'"#
     );
 }

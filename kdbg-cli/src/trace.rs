@@ -1,5 +1,6 @@
 //! `kdbg trace`: its arguments, the timeline as it is recorded, `--json`, `--report`, `--list`.
 
+use crate::out::outln;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -79,7 +80,7 @@ pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
     let state = state_dir();
     if args.clear {
         let cleared = trace::clear(&*node, comp, state.as_deref())?;
-        println!("cleared {} kdbg breakpoint(s) on {}; it runs", cleared.len(), comp.name);
+        outln!("cleared {} kdbg breakpoint(s) on {}; it runs", cleared.len(), comp.name);
         return Ok(());
     }
     let name = args.tour.as_deref().unwrap_or_default();
@@ -98,13 +99,13 @@ pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
         interrupt: Some(crate::watch::stop_on_signals()),
     };
     if !args.json {
-        println!("tour {} of {} on {}: {}", config.tour.name, comp.name, node.describe(), config.tour.story);
-        println!("{:>3} {:>8} {:>8}  {:<22} {:<40} CAPTURED", "#", "+MS", "GOROUTINE", "WAYPOINT", "WHERE");
+        outln!("tour {} of {} on {}: {}", config.tour.name, comp.name, node.describe(), config.tour.story);
+        outln!("{:>3} {:>8} {:>8}  {:<22} {:<40} CAPTURED", "#", "+MS", "GOROUTINE", "WAYPOINT", "WHERE");
     }
     let json = args.json;
     let timeline = trace::trace(&*node, &config, &term, &mut |h| {
         if !json {
-            println!("{}", line(h));
+            outln!("{}", line(h));
         }
     })
     .with_context(|| format!("failed to trace {} {}", comp.name, config.tour.name))?;
@@ -112,7 +113,7 @@ pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
         std::fs::write(file, trace::report::html(&timeline)).with_context(|| format!("failed to write {file}"))?;
     }
     if json {
-        println!("{}", json!({ "schema": JSON_SCHEMA, "timeline": timeline }));
+        outln!("{}", json!({ "schema": JSON_SCHEMA, "timeline": timeline }));
     } else {
         summary(&timeline, comp, args.report.as_ref());
     }
@@ -142,22 +143,22 @@ fn summary(t: &Timeline, comp: &Component, report: Option<&Utf8PathBuf>) {
         w.dedup();
         w.len()
     };
-    println!("{} stops; {seen} of {total} waypoints seen, {} resolved", t.hits.len(), t.resolved.len());
+    outln!("{} stops; {seen} of {total} waypoints seen, {} resolved", t.hits.len(), t.resolved.len());
     for u in &t.unresolved {
-        println!("not traced: {}. {} ({})", u.waypoint + 1, u.name, u.why);
+        outln!("not traced: {}. {} ({})", u.waypoint + 1, u.name, u.why);
     }
     if let Some(tr) = &t.trigger {
         let code = tr.exit_code.map_or("still running".into(), |c| format!("exit {c}"));
-        println!("trigger `{}`: {code}", tr.command);
+        outln!("trigger `{}`: {code}", tr.command);
     }
     if let Some(r) = report {
-        println!("report: {r}");
+        outln!("report: {r}");
     }
     if t.left_set.is_empty() {
-        println!("breakpoints removed; {} runs on", comp.name);
+        outln!("breakpoints removed; {} runs on", comp.name);
     } else {
         let alias = comp.aliases.first().copied().unwrap_or(comp.name);
-        println!(
+        outln!(
             "{} halted at the first hit with {} kdbg breakpoint(s) set: attach your IDE; `kdbg trace {alias} --clear` removes them",
             comp.name,
             t.left_set.len()
@@ -214,20 +215,20 @@ fn list(args: &TraceArgs) -> anyhow::Result<()> {
                 "resolved": counts.get(&(t.component.clone(), t.name.clone())) })
             })
             .collect();
-        println!("{}", json!({ "schema": JSON_SCHEMA, "tours": rows }));
+        outln!("{}", json!({ "schema": JSON_SCHEMA, "tours": rows }));
         return Ok(());
     }
-    println!("{:<12} {:<24} {:<10} STORY", "TOUR", "COMPONENT", "RESOLVE");
+    outln!("{:<12} {:<24} {:<10} STORY", "TOUR", "COMPONENT", "RESOLVE");
     for t in &tours {
         let n = t.waypoints.len();
         let resolve = match counts.get(&(t.component.clone(), t.name.clone())) {
             Some(r) => format!("{r}/{n}"),
             None => format!("-/{n}"),
         };
-        println!("{:<12} {:<24} {resolve:<10} {}", t.name, t.component, t.story);
+        outln!("{:<12} {:<24} {resolve:<10} {}", t.name, t.component, t.story);
     }
     if counts.is_empty() {
-        println!("(RESOLVE: waypoints found in the binary of a component under `kdbg debug` on the target; none is)");
+        outln!("(RESOLVE: waypoints found in the binary of a component under `kdbg debug` on the target; none is)");
     }
     Ok(())
 }

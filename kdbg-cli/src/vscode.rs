@@ -1,6 +1,7 @@
 //! `kdbg vscode`: writes VSCode's launch/tasks entries for components, with the source mapping
 //! read from their built binaries, and prints how other editors attach.
 
+use crate::out::{errln, out, outln};
 use anyhow::{bail, Context};
 use clap::Args;
 use kdbg_core::component::Component;
@@ -51,12 +52,12 @@ pub fn run(args: VscodeArgs, verbose: bool) -> anyhow::Result<()> {
         let (entry, recorded, mapping) = vscode::entry(c.name, port, &binary, &tree.root)
             .with_context(|| format!("failed to read where {} recorded its sources", c.name))?;
         let root = if recorded.root_prefix.is_empty() { "paths relative to the tree" } else { &recorded.root_prefix };
-        println!("{}: the binary records the tree as {root} ({} substitutePath rules)", c.name, mapping.rules.len());
+        outln!("{}: the binary records the tree as {root} ({} substitutePath rules)", c.name, mapping.rules.len());
         if recorded.optimizations_disabled == Some(false) {
-            eprintln!("warning: {} was built with optimizations; variables may show as unavailable (kdbg build builds with -N -l unless --optimized)", c.name);
+            errln!("warning: {} was built with optimizations; variables may show as unavailable (kdbg build builds with -N -l unless --optimized)", c.name);
         }
         if !mapping.unmapped.is_empty() {
-            eprintln!(
+            errln!(
                 "warning: no path rule fits {} recorded files of {}, e.g. {}; breakpoints there may not bind",
                 mapping.unmapped.len(),
                 c.name,
@@ -74,16 +75,16 @@ pub fn run(args: VscodeArgs, verbose: bool) -> anyhow::Result<()> {
     let report = vscode::write(&tree.root, &entries, &vscode::TaskArgs { target, build, session: Vec::new() })?;
     for f in [&report.launch, &report.tasks] {
         let how = if report.files_changed.contains(f) { "wrote" } else { "up to date" };
-        println!("{how:<10} {f}");
+        outln!("{how:<10} {f}");
     }
     let first = &comps[0].name;
-    println!("in VSCode: Run and Debug > \"{}\" (F5) builds, deploys and attaches", vscode::launch_name(first));
+    outln!("in VSCode: Run and Debug > \"{}\" (F5) builds, deploys and attaches", vscode::launch_name(first));
     if verbose {
         for text in others {
-            print!("{text}");
+            out!("{text}");
         }
     } else {
-        println!("other editors and dlv connect: kdbg vscode -v");
+        outln!("other editors and dlv connect: kdbg vscode -v");
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `kdbg watch`: rebuild, recopy and relaunch components under `kdbg debug` on every source change,
 //! printing each cycle's timings; Ctrl-C leaves the session running (or restores it).
 
+use crate::out::{errln, outln};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use kdbg_core::session::debug::Timeouts;
 use kdbg_core::session::restore::{self, RestoreConfig};
 use kdbg_core::watch::{self, CycleReport, Stopped, WatchConfig, WatchEvent};
 
-use crate::config::{state_dir, target_args, Resolved, Selection, TargetArgs};
+use crate::config::{shell_line, state_dir, target_args, Resolved, Selection, TargetArgs};
 use crate::render::Terminal;
 
 /// Test-only: stop after this many cycles, as if Ctrl-C had been pressed.
@@ -67,11 +68,11 @@ pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
         Stopped::Asked => "stopped",
         Stopped::Cycles => "ran its cycles",
     };
-    eprintln!("kdbg watch {why} after {} cycle(s)", outcome.cycles);
+    errln!("kdbg watch {why} after {} cycle(s)", outcome.cycles);
     if !args.restore_on_exit {
-        let target = target_args(&args.target).join(" ");
-        eprintln!("{} keep running under Delve on {}", names.join(", "), node.describe());
-        eprintln!("  when done: kdbg restore {} {target}", names.join(" "));
+        let target = shell_line(&target_args(&args.target));
+        errln!("{} keep running under Delve on {}", names.join(", "), node.describe());
+        errln!("  when done: kdbg restore {} {target}", names.join(" "));
         return Ok(());
     }
     let lock = kdbg_core::node_lock::NodeLock::acquire(&*node, &format!("restore {}", names.join(" ")), true, &term)?;
@@ -79,7 +80,7 @@ pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
     let restored = restore::restore(kdbg_core::node_lock::Locked::new(&*node, &lock), &config, &term)
         .with_context(|| format!("failed to restore {}", args.target.target()))?;
     for r in restored.iter().filter(|r| !r.done.is_empty()) {
-        println!("{}: {}", r.component, r.done.join("; "));
+        outln!("{}: {}", r.component, r.done.join("; "));
     }
     Ok(())
 }
@@ -87,25 +88,25 @@ pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
 fn print(e: &WatchEvent, verbose: bool) {
     match e {
         WatchEvent::Watching { components, dirs, missing } => {
-            println!(
+            outln!(
                 "watching {dirs} directories of {}'s sources; Ctrl-C stops (the session keeps running)",
                 components.join(", ")
             );
             if verbose && !missing.is_empty() {
-                println!("  not watched (missing): {}", missing.join(", "));
+                outln!("  not watched (missing): {}", missing.join(", "));
             }
-            println!("{READY_MARKER}");
+            outln!("{READY_MARKER}");
         }
-        WatchEvent::Started { cycle, files } => println!("{START_MARKER} cycle {cycle}{}", some_files(files)),
+        WatchEvent::Started { cycle, files } => outln!("{START_MARKER} cycle {cycle}{}", some_files(files)),
         WatchEvent::NoChange { components, files } => {
             if verbose {
-                println!("no change to {}{}", components.join(", "), some_files(files));
+                outln!("no change to {}{}", components.join(", "), some_files(files));
             }
         }
         WatchEvent::Done(r) => {
-            println!("{}", cycle_line(r));
+            outln!("{}", cycle_line(r));
             if verbose {
-                println!(
+                outln!(
                     "  {} {:.2}s; on the node: Delve listening after {:.2}s, serving after {:.2}s; {:.2}s debounce; relaunched: {}",
                     r.via.map(kdbg_core::build::Via::word).unwrap_or("no build"),
                     r.make_s,
@@ -115,19 +116,19 @@ fn print(e: &WatchEvent, verbose: bool) {
                     if r.relaunched.is_empty() { "none (same binaries)".into() } else { r.relaunched.join(", ") }
                 );
             }
-            println!("{READY_MARKER}");
+            outln!("{READY_MARKER}");
         }
         WatchEvent::Failed { cycle, stage, error, session_kept } => {
-            eprintln!("cycle {cycle}: {stage} failed: {error}");
+            errln!("cycle {cycle}: {stage} failed: {error}");
             if *session_kept {
-                eprintln!("  the session keeps running the previous build; fix the error and save again");
-                println!("{READY_MARKER} (cycle {cycle} failed; the previous build runs)");
+                errln!("  the session keeps running the previous build; fix the error and save again");
+                outln!("{READY_MARKER} (cycle {cycle} failed; the previous build runs)");
             } else {
-                eprintln!("  save again to retry; `kdbg status` shows the session, `kdbg restore` ends it");
-                println!("{READY_MARKER} (cycle {cycle} failed; Delve may not be running)");
+                errln!("  save again to retry; `kdbg status` shows the session, `kdbg restore` ends it");
+                outln!("{READY_MARKER} (cycle {cycle} failed; Delve may not be running)");
             }
         }
-        WatchEvent::Warning { message } => eprintln!("warning: {message}"),
+        WatchEvent::Warning { message } => errln!("warning: {message}"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `kdbg worktrees`: the git worktrees `--at` and `--match-node` made of the clone, with their
 //! size, last use and the sessions that use them; `prune` removes those unused for a while.
 
+use crate::out::outln;
 use std::time::Duration;
 
 use camino::Utf8PathBuf;
@@ -66,17 +67,17 @@ pub fn run(args: WorktreesArgs, _verbose: bool) -> anyhow::Result<()> {
         Action::List => {
             let listed = worktree::list(&clone, state.as_deref())?;
             if args.json {
-                println!("{}", json!({ "schema": JSON_SCHEMA, "clone": clone, "worktrees": listed }));
+                outln!("{}", json!({ "schema": JSON_SCHEMA, "clone": clone, "worktrees": listed }));
             } else if listed.is_empty() {
-                println!("no kdbg worktrees of {clone} (make one with --at REF or --match-node)");
+                outln!("no kdbg worktrees of {clone} (make one with --at REF or --match-node)");
             } else {
-                println!("{:<22} {:<13} {:>9} {:<12} PATH", "REF", "COMMIT", "SIZE", "LAST USED");
+                outln!("{:<22} {:<13} {:>9} {:<12} PATH", "REF", "COMMIT", "SIZE", "LAST USED");
                 for w in &listed {
                     let used = since(w.record.last_used, now()).replace("since ", "") + " ago";
                     let commit = &w.record.commit[..12.min(w.record.commit.len())];
-                    println!("{:<22} {commit:<13} {:>9} {used:<12} {}", w.record.git_ref, size(w.size), w.path);
+                    outln!("{:<22} {commit:<13} {:>9} {used:<12} {}", w.record.git_ref, size(w.size), w.path);
                     for u in &w.in_use {
-                        println!("{:<22} in use: {u}", "");
+                        outln!("{:<22} in use: {u}", "");
                     }
                 }
             }
@@ -85,18 +86,18 @@ pub fn run(args: WorktreesArgs, _verbose: bool) -> anyhow::Result<()> {
             let age = Duration::from_secs(older_than * 24 * 3600);
             let pruned = worktree::prune(&clone, state.as_deref(), age, dry_run)?;
             if args.json {
-                println!("{}", json!({ "schema": JSON_SCHEMA, "dry_run": dry_run, "worktrees": pruned }));
+                outln!("{}", json!({ "schema": JSON_SCHEMA, "dry_run": dry_run, "worktrees": pruned }));
                 return Ok(());
             }
             let verb = if dry_run { "would remove" } else { "removed" };
             for p in &pruned {
                 match &p.kept {
-                    None => println!("{verb} {} ({})", p.path, p.git_ref),
-                    Some(why) => println!("kept {} ({}): {why}", p.path, p.git_ref),
+                    None => outln!("{verb} {} ({})", p.path, p.git_ref),
+                    Some(why) => outln!("kept {} ({}): {why}", p.path, p.git_ref),
                 }
             }
             if pruned.is_empty() {
-                println!("no kdbg worktree of {clone} unused for {older_than} days");
+                outln!("no kdbg worktree of {clone} unused for {older_than} days");
             }
         }
     }

@@ -160,6 +160,9 @@ pub struct BuildOutcome {
     /// How the stale components were built: `make`, `replay` of make's captured `go` calls, or
     /// `cache` when every stale one was pulled.
     pub via: Option<Via>,
+    /// What each push to the team cache did (`pushed …`, `… is already in the cache`).
+    #[serde(skip)]
+    pub pushed: Vec<String>,
     /// Pushes to the team cache that failed (each a message); `kdbg build --push` fails on them.
     #[serde(skip)]
     pub push_failed: Vec<String>,
@@ -171,7 +174,7 @@ impl BuildOutcome {
         let make = components.iter().find_map(|b| b.command.clone());
         let vias = || components.iter().map(|b| b.via);
         let via = [Via::Replayed, Via::Made, Via::Pulled].into_iter().find(|v| vias().any(|x| x == *v));
-        BuildOutcome { components, make, via, push_failed: Vec::new() }
+        BuildOutcome { components, make, via, pushed: Vec::new(), push_failed: Vec::new() }
     }
 }
 
@@ -261,8 +264,8 @@ pub fn build(
     // `--push` publishes the current builds, also those that were up to date.
     let current: Vec<&Built> = built.iter().filter(|b| b.via == Via::UpToDate).collect();
     building.push(&current);
-    let push_failed = building.finish()?;
-    Ok(BuildOutcome { push_failed, ..BuildOutcome::of(built) })
+    let pushes = building.finish()?;
+    Ok(BuildOutcome { pushed: pushes.lines, push_failed: pushes.failed, ..BuildOutcome::of(built) })
 }
 
 /// The error to show of failed build steps: the one that is not another's consequence.

@@ -193,7 +193,7 @@ pub fn deploy_nodes(
     let exec = Exec { parallel: 4.max(2 * nodes.len()), ..Exec::default() };
     let run = exec.run(&plan, &fleet, reporter).map_err(|f| DeployError::first(f, DeployError::is_consequence))?;
     drop(fleet);
-    building.finish()?;
+    building.finish()?.report(reporter);
     let seconds = started.elapsed().as_secs_f64();
     let several = nodes.len() > 1;
     let outcomes = nodes.iter().zip(&dests).zip(counters).map(|(((name, node), dest), counters)| {

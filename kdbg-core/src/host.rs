@@ -249,3 +249,40 @@ mod tests {
         assert!(err.contains("exit status: 3") && err.ends_with("one\ntwo"), "{err}");
     }
 }
+
+/// The user's home: `$HOME`, else the user database's entry for this uid (a service or `env -i`
+/// leaves `HOME` unset; the state kdbg records there must not silently go missing).
+pub fn home_dir() -> Option<Utf8PathBuf> {
+    match std::env::var("HOME").ok().filter(|h| !h.is_empty()) {
+        Some(h) => Some(Utf8PathBuf::from(h)),
+        None => passwd_home(),
+    }
+}
+
+/// This uid's home directory in the user database (getpwuid_r: Linux and macOS alike).
+fn passwd_home() -> Option<Utf8PathBuf> {
+    let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid out-parameter; getpwuid_r writes its strings into
+    // `buf`, which outlives every read of `pwd` below.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe { libc::getpwuid_r(libc::getuid(), &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pwd.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: pw_dir points at a NUL-terminated string inside `buf`.
+    let dir = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) }.to_str().ok()?;
+    (!dir.is_empty()).then(|| Utf8PathBuf::from(dir))
+}
+
+#[cfg(test)]
+mod home_tests {
+    #[test]
+    fn without_home_the_user_database_names_the_home() {
+        let uid = unsafe { libc::getuid() }.to_string();
+        let out = std::process::Command::new("getent").args(["passwd", &uid]).output().unwrap();
+        let line = String::from_utf8(out.stdout).unwrap();
+        let home = line.trim().split(':').nth(5).unwrap().to_string();
+        assert_eq!(super::passwd_home().unwrap().as_str(), home);
+    }
+}

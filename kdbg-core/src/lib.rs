@@ -16,6 +16,7 @@ pub mod dlv;
 pub mod doctor;
 pub(crate) mod emulation;
 pub mod exit;
+mod fence;
 pub mod flags;
 pub mod host;
 pub mod ide;

@@ -80,6 +80,8 @@ pub enum NodeError {
     Command { node: String, cmd: String, status: i32, stderr: String },
     #[error("failed to {what} on {node}: {detail}")]
     Other { node: String, what: String, detail: String },
+    #[error("lost the node lock of {node}{now}: this kdbg was paused or cut off longer than the {lease} s lease and another kdbg may have changed the node since; this kdbg changed nothing more\n  fix: `kdbg status` shows what is under debug now")]
+    LostLock { node: String, lease: u64, now: String },
 }
 
 impl NodeError {
@@ -199,9 +201,26 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl NodeError {
     /// "failed to {what} on {node}: {detail}".
+    /// A disk that refuses writes gets the fix said (a raw script error alone does not help).
     pub(crate) fn other(node: impl Into<String>, what: impl Into<String>, detail: impl std::fmt::Display) -> NodeError {
-        NodeError::Other { node: node.into(), what: what.into(), detail: detail.to_string() }
+        let detail = with_disk_fix(detail.to_string());
+        NodeError::Other { node: node.into(), what: what.into(), detail }
     }
+}
+
+/// `detail` with the fix for a node disk that refuses writes (read-only, full), when it says so.
+fn with_disk_fix(detail: String) -> String {
+    let fix = match &detail {
+        d if d.contains("Read-only file system") => {
+            "the node's disk is read-only there: kdbg keeps its lock, journal, backups and binaries under \
+             /var/lib/kdbg; mount a writable volume (or a tmpfs) at /var/lib/kdbg"
+        }
+        d if d.contains("No space left on device") => {
+            "the node's disk is full: free space under /var/lib/kdbg (`df -h /var/lib/kdbg` on the node)"
+        }
+        _ => return detail,
+    };
+    format!("{}\n  fix: {fix}", detail.trim_end())
 }
 
 /// [`Node::sh`] that must succeed: its stdout, or an error naming `what` and the script's stderr.
@@ -218,7 +237,7 @@ pub(crate) fn sh_ok(
             node: node.describe(),
             cmd: what.into(),
             status: out.status,
-            stderr: out.stderr_str().trim().to_string(),
+            stderr: with_disk_fix(out.stderr_str().trim().to_string()),
         });
     }
     Ok(out.stdout_str())
@@ -230,7 +249,7 @@ pub(crate) fn root_sh(node: &dyn Node, script: &str, args: &[&str], what: &str) 
 }
 
 /// Quotes `arg` for a POSIX shell (the remote login shell, `sh -c`): a word that stays one word.
-pub(crate) fn sh_quote(arg: &str) -> String {
+pub fn sh_quote(arg: &str) -> String {
     let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {
         arg.to_string()
@@ -242,6 +261,22 @@ pub(crate) fn sh_quote(arg: &str) -> String {
 /// An argv as one shell command line (what ssh and `minikube ssh` send).
 pub(crate) fn sh_join(argv: &[&str]) -> String {
     argv.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod other_tests {
+    #[test]
+    fn a_read_only_or_full_disk_says_the_fix() {
+        let e = super::NodeError::other(
+            "n1",
+            "lock /var/lib/kdbg/lock",
+            "sh: 3: cannot create /var/lib/kdbg/lock: Read-only file system\n",
+        );
+        let text = e.to_string();
+        assert!(text.contains("Read-only file system\n  fix: the node's disk is read-only"), "{text}");
+        assert!(super::NodeError::other("n1", "copy", "No space left on device").to_string().contains("disk is full"));
+        assert!(!super::NodeError::other("n1", "copy", "boom").to_string().contains("fix:"));
+    }
 }
 
 #[cfg(test)]

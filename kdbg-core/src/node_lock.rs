@@ -15,7 +15,9 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -29,6 +31,17 @@ use crate::session::SessionError;
 
 /// How long the node keeps the lock of an owner it no longer hears from.
 pub(crate) const LEASE: Duration = Duration::from_secs(60);
+
+/// [`LEASE`], or `KDBG_LOCK_LEASE` seconds (at least 2: a heartbeat goes every second then).
+pub(crate) fn lease() -> Duration {
+    let env = std::env::var("KDBG_LOCK_LEASE").ok().and_then(|v| v.parse::<u64>().ok()).filter(|s| *s >= 2);
+    env.map_or(LEASE, Duration::from_secs)
+}
+
+/// A heartbeat often enough that two may be lost within the lease.
+fn heartbeat_every() -> Duration {
+    HEARTBEAT.min(lease() / 3)
+}
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// `$1` owner record, `$2` `wait`|`no-wait`, `$3` lease in seconds.
@@ -46,6 +59,18 @@ printf '%s\n' "$1" > "$d/lock.owner.tmp" && mv -f "$d/lock.owner.tmp" "$d/lock.o
 echo kdbg-lock-held
 while timeout "$3" sh -c 'IFS= read -r _'; do :; done
 rm -f "$d/lock.owner""#;
+
+/// Who holds the node's lock now, without taking it (for `kdbg status`): `None` when it is free,
+/// or cannot be told.
+pub fn holder(node: &dyn Node) -> Option<String> {
+    let script = r#"d=/var/lib/kdbg
+[ -e "$d/lock.owner" ] && command -v flock >/dev/null 2>&1 || exit 0
+exec 9>>"$d/lock"
+flock -n 9 || cat "$d/lock.owner""#;
+    let out = crate::node::root_sh(node, script, &[], "read the lock's owner").ok()?;
+    let owner: Owner = serde_json::from_str(out.trim()).ok()?;
+    Some(owner.describe())
+}
 
 /// Who holds the lock, as written beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,27 +96,49 @@ impl Owner {
     }
 }
 
+/// The node-side holder (through ssh), the heartbeat's stop and the heartbeat thread.
+type Holding = (Child, Sender<()>, JoinHandle<()>);
+
 /// Held until dropped; dropping it (or kdbg's death) releases the node.
 #[derive(Debug)]
 pub struct NodeLock {
-    held: Option<(Child, Sender<()>, JoinHandle<()>)>,
+    held: Mutex<Option<Holding>>,
     /// The node it locks, as it describes itself.
     node: String,
+    /// Set once the node's holder is seen gone: the lock is lost for good.
+    lost: AtomicBool,
 }
 
 /// A node whose lock this kdbg holds: the proof every core function that changes a node takes
 /// (`deploy_nodes`, `debug_nodes`, `restore`, a watch cycle), so none can be called unlocked.
 #[derive(Clone, Copy)]
 pub struct Locked<'a> {
-    node: &'a dyn Node,
-    _lock: &'a NodeLock,
+    fenced: crate::fence::Fenced<'a>,
 }
 
 impl NodeLock {
     /// A lock that holds nothing, for unit tests on fake nodes.
     #[cfg(test)]
     pub(crate) fn fake(node: &dyn Node) -> NodeLock {
-        NodeLock { held: None, node: node.describe() }
+        NodeLock::new(None, node.describe())
+    }
+
+    fn new(held: Option<Holding>, node: String) -> NodeLock {
+        NodeLock { held: Mutex::new(held), node, lost: AtomicBool::new(false) }
+    }
+
+    /// Whether the node's end of this lock is gone (kdbg was paused past the lease, or its
+    /// connection broke): from then on another kdbg may hold the node.
+    pub(crate) fn is_lost(&self) -> bool {
+        if self.lost.load(Ordering::Relaxed) {
+            return true;
+        }
+        let mut held = self.held.lock().unwrap();
+        let gone = held.as_mut().is_some_and(|(child, ..)| !matches!(child.try_wait(), Ok(None)));
+        if gone {
+            self.lost.store(true, Ordering::Relaxed);
+        }
+        gone
     }
 }
 
@@ -99,11 +146,13 @@ impl<'a> Locked<'a> {
     /// `node` under `lock`, which must be this node's.
     pub fn new(node: &'a dyn Node, lock: &'a NodeLock) -> Locked<'a> {
         assert_eq!(node.describe(), lock.node, "a node's lock proves nothing for another node");
-        Locked { node, _lock: lock }
+        Locked { fenced: crate::fence::Fenced { node, lock } }
     }
 
-    pub fn node(&self) -> &'a dyn Node {
-        self.node
+    /// The node, fenced: every call first checks that this kdbg still holds the lock
+    /// ([`crate::fence`]), so a kdbg that lost it changes nothing more.
+    pub fn node(&self) -> &dyn Node {
+        &self.fenced
     }
 }
 
@@ -124,16 +173,16 @@ impl NodeLock {
         }
         let owner = Owner { who: Who::me(), command: command.into(), since: journal::now() };
         let record = serde_json::to_string(&owner).expect("the owner serializes");
-        let lease = LEASE.as_secs().to_string();
+        let lease = lease().as_secs().to_string();
         let how = if wait { "wait" } else { "no-wait" };
         let argv = ["sh", "-c", HOLD, "kdbg-lock", &record, how, &lease];
         let mut child = node.spawn(&argv, Privilege::Root)?;
         if !held_or_waited(node, &mut child, wait, reporter)? {
-            return Ok(NodeLock { held: None, node: node.describe() });
+            return Ok(NodeLock::new(None, node.describe()));
         }
         let stdin = child.stdin.take().expect("piped");
         let (stop, beat) = heartbeat(stdin);
-        Ok(NodeLock { held: Some((child, stop, beat)), node: node.describe() })
+        Ok(NodeLock::new(Some((child, stop, beat)), node.describe()))
     }
 }
 
@@ -171,9 +220,14 @@ fn held_or_waited(
             return Ok(false);
         }
         if let Some(record) = line.strip_prefix("kdbg-lock-busy") {
-            let holder = serde_json::from_str::<Owner>(record.trim())
-                .map(|o| o.describe())
-                .unwrap_or_else(|_| "another kdbg".to_string());
+            let owner = serde_json::from_str::<Owner>(record.trim()).ok();
+            // Waiting for ourselves would never end.
+            if owner.as_ref().is_some_and(|o| o.who == Who::me()) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(SessionError::LockedByThisRun { node: node.describe() });
+            }
+            let holder = owner.map(|o| o.describe()).unwrap_or_else(|| "another kdbg".to_string());
             if !wait {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -183,7 +237,7 @@ fn held_or_waited(
                 "waiting for {holder}: it is changing {} (lock {LOCK}; released when it ends, or {}s after its \
                  connection is lost)",
                 node.describe(),
-                LEASE.as_secs()
+                lease().as_secs()
             ));
         }
     }
@@ -194,7 +248,7 @@ fn held_or_waited(
 fn heartbeat(mut stdin: std::process::ChildStdin) -> (Sender<()>, JoinHandle<()>) {
     let (stop, beats) = mpsc::channel::<()>();
     let beat = std::thread::spawn(move || {
-        while let Err(RecvTimeoutError::Timeout) = beats.recv_timeout(HEARTBEAT) {
+        while let Err(RecvTimeoutError::Timeout) = beats.recv_timeout(heartbeat_every()) {
             if stdin.write_all(b"\n").and_then(|()| stdin.flush()).is_err() {
                 return;
             }
@@ -205,7 +259,7 @@ fn heartbeat(mut stdin: std::process::ChildStdin) -> (Sender<()>, JoinHandle<()>
 
 impl Drop for NodeLock {
     fn drop(&mut self) {
-        if let Some((mut child, stop, beat)) = self.held.take() {
+        if let Some((mut child, stop, beat)) = self.held.get_mut().unwrap().take() {
             drop(stop);
             let _ = beat.join();
             let _ = child.wait();

@@ -40,7 +40,7 @@ pub(crate) struct GoSearch {
 impl GoSearch {
     pub(crate) fn from_env(explicit: Option<Utf8PathBuf>) -> GoSearch {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let home = var("HOME").map(Utf8PathBuf::from);
+        let home = crate::host::home_dir();
         let gopath = var("GOPATH").map(|p| Utf8PathBuf::from(p.split(':').next().unwrap_or_default()));
         let modcache = var("GOMODCACHE")
             .map(Utf8PathBuf::from)

@@ -172,7 +172,7 @@ pub fn watch(
     let mut watched = dirs::Dirs::new(&tree.root, tx)?;
     // The node's platform decides the build, and so which state (and closure) is watched.
     let state_dir = build::prepare(tree, &cfg.build).map(|p| p.state_dir).unwrap_or_else(|_| tree.state_dir());
-    watched.refresh(&dirs::wanted(&tree.root, &state_dir, components))?;
+    watched.refresh(&dirs::wanted(&tree.root, &state_dir, components), &[])?;
     let unlaunched = BTreeSet::new();
     let mut lp = Loop { tree, components, node, cfg, reporter, events, held, on_node, unlaunched };
 
@@ -181,7 +181,7 @@ pub fn watch(
     if lp.cycle(cycles + 1, &sync)? {
         cycles += 1;
     }
-    let missing = watched.refresh(&dirs::wanted(&tree.root, &state_dir, components))?;
+    let missing = watched.refresh(&dirs::wanted(&tree.root, &state_dir, components), &[])?;
     let names = components.iter().map(|c| c.name.to_string()).collect();
     events(WatchEvent::Watching { components: names, dirs: watched.len(), missing });
     loop {
@@ -194,7 +194,7 @@ pub fn watch(
         if lp.cycle(cycles + 1, &batch)? {
             cycles += 1;
         }
-        watched.refresh(&dirs::wanted(&tree.root, &state_dir, components))?;
+        watched.refresh(&dirs::wanted(&tree.root, &state_dir, components), &batch.files)?;
     }
 }
 

@@ -2,12 +2,14 @@
 //! (as root: the tests build test nodes, see `kdbg_tests::TestNode`).
 
 mod build_cache;
+mod cache;
 mod cross;
 mod dap;
 mod dap_node;
 mod emulation;
 mod modern;
 mod node;
+mod pipe;
 mod platforms;
 mod session;
 mod snapshots;

@@ -3,6 +3,8 @@
 
 mod bad_inputs;
 mod faults;
+mod fencing;
+mod manifests;
 mod nodes;
 mod race;
 mod recovery;

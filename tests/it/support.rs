@@ -30,7 +30,12 @@ impl Tree {
 
     /// The fixture `toolchain`'s Go builds, with its `.go-version` set to that Go.
     pub fn fixture_with(toolchain: Toolchain) -> Tree {
-        let dir = tempfile::Builder::new().prefix("kdbg-it-").tempdir().unwrap();
+        Tree::fixture_in(toolchain, &std::env::temp_dir())
+    }
+
+    /// [`Tree::fixture_with`] in a new directory under `parent` (removed with the tree).
+    pub fn fixture_in(toolchain: Toolchain, parent: &Path) -> Tree {
+        let dir = tempfile::Builder::new().prefix("kdbg-it-").tempdir_in(parent).unwrap();
         let version = toolchain.go_version();
         let root = kdbg_tests::fixture::copy_era(dir.path(), toolchain.era(), Some(&version)).unwrap();
         let bin = dir.path().join("bin");

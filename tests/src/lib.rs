@@ -31,6 +31,7 @@ pub mod net;
 pub mod node;
 pub mod pods;
 pub mod probe;
+pub mod registry;
 pub mod runner;
 pub mod setup;
 pub mod sys;

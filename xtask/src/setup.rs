@@ -20,7 +20,8 @@ const NEEDS: &[(&str, &str, &str)] = &[
     ("/usr/bin/zstd", "zstd", "compressed binary transfers to the node"),
     ("/usr/bin/chromium", "chromium", "renders `kdbg trace --report` pages in the trace test"),
     ("/usr/bin/curl", "curl", "the trace test's trigger"),
-    ("/usr/bin/docker-registry", "docker-registry", "the OCI registry of the remote-cache tests and bench"),
+    ("/usr/bin/docker-registry", "docker-registry", "the OCI registry of the remote-cache tests, bench and real tier"),
+    ("/usr/bin/htpasswd", "apache2-utils", "the test registry's htpasswd (bcrypt) entries"),
 ];
 
 /// Installs whatever is missing, saying what and why; `apt-get update` runs once, first.

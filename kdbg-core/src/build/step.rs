@@ -35,10 +35,24 @@ pub(crate) struct Building<'a> {
     pub(super) state: Mutex<CacheState>,
     /// The team cache, when one is named (and could be opened).
     pub(super) remote: Option<Box<dyn Remote>>,
-    /// Pushes that failed, each a message (see [`Building::finish`]).
-    pub(super) push_failed: Mutex<Vec<String>>,
+    /// What the pushes did (see [`Building::finish`]).
+    pub(super) pushes: Mutex<Pushes>,
     /// Held from key computation until the outputs are recorded.
     _lock: TreeLock,
+}
+
+/// What the pushes to the team cache of a build did: a line each, and the failures (also warned).
+#[derive(Debug, Default)]
+pub(crate) struct Pushes {
+    pub lines: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+impl Pushes {
+    /// For commands whose stdout is not the build's: the lines as progress.
+    pub(crate) fn report(self, reporter: &dyn Reporter) {
+        self.lines.into_iter().for_each(|l| reporter.info(l));
+    }
 }
 
 /// How a batch built: the path, its seconds, and the make command when make ran.
@@ -63,20 +77,20 @@ impl<'a> Building<'a> {
             keys: keys.components,
             state: Mutex::new(keys.state),
             remote: super::team::open(prepared, reporter),
-            push_failed: Mutex::default(),
+            pushes: Mutex::default(),
             _lock: lock,
         }
     }
 
     /// Saves what key computation refreshed when no build did (a no-op writes nothing else), and
-    /// returns the pushes that failed.
-    pub(crate) fn finish(self) -> Result<Vec<String>, BuildError> {
+    /// returns what the pushes did.
+    pub(crate) fn finish(self) -> Result<Pushes, BuildError> {
         let mut state = self.state.into_inner().unwrap();
         if state.index.dirty {
             let dir = &self.prepared.state_dir;
             state.save(dir).map_err(not_writable(self.tree, &dir.join(STATE_FILE)))?;
         }
-        Ok(self.push_failed.into_inner().unwrap())
+        Ok(self.pushes.into_inner().unwrap())
     }
 
     fn key(&self, id: &StepId) -> &ComponentKey {

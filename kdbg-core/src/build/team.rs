@@ -24,9 +24,17 @@ pub(super) fn open(prepared: &Prepared, reporter: &dyn Reporter) -> Option<Box<d
     match remote::open(settings) {
         Ok(r) => Some(r),
         Err(e) => {
-            reporter.warn(format!("{e}; building locally"));
+            reporter.warn(locally(&e.to_string()));
             None
         }
+    }
+}
+
+/// A miss's message with what happens next on its first line (a `fix:` line may follow).
+fn locally(message: &str) -> String {
+    match message.split_once('\n') {
+        Some((first, rest)) => format!("{first}; building locally\n{rest}"),
+        None => format!("{message}; building locally"),
     }
 }
 
@@ -63,7 +71,7 @@ pub(super) fn say_full_make(state: &CacheState, stale: &[&ComponentKey], reporte
     if !pulled.is_empty() {
         reporter.info(format!(
             "{} was pulled from the cache: this build is a full make (no captured go call to replay, and Go's \
-             build cache is cold); later edits replay as usual",
+             build cache may be cold); later edits replay as usual",
             pulled.join(", ")
         ));
     }
@@ -85,7 +93,7 @@ impl Building<'_> {
                 Ok(Some(p)) => out.push(self.record_pulled(k, p)?),
                 Ok(None) => {}
                 Err(miss) => {
-                    let message = format!("{miss}; building locally");
+                    let message = locally(&miss.to_string());
                     if said.insert(message.clone()) {
                         self.reporter.warn(message);
                     }
@@ -110,9 +118,14 @@ impl Building<'_> {
         pull::pull(remote, &expect(self.prepared, k), &tag(self.prepared, &k.key), &k.binary, &progress)
     }
 
-    /// Records a pulled binary exactly as a built one (its key's inputs, its output record).
+    /// Records a pulled binary exactly as a built one (its key's inputs, its output record), and
+    /// links `_output/bin` to its directory as make does for the toolchain's own platform.
     fn record_pulled(&self, k: &ComponentKey, p: Pulled) -> Result<Built, BuildError> {
         let name = k.component.name;
+        let link = self.tree.root.join("_output/bin");
+        if let (false, Some(dir), Err(_)) = (self.prepared.cross(), k.binary.parent(), link.symlink_metadata()) {
+            std::os::unix::fs::symlink(dir, &link).map_err(super::not_writable(self.tree, &link))?;
+        }
         let mut record = record_output(self.tree, k)?;
         record.pulled_from = Some(p.location.clone());
         self.reporter.info(format!(
@@ -142,8 +155,8 @@ impl Building<'_> {
         Ok(built)
     }
 
-    /// Pushes `built` (not what was pulled) when this build pushes; a failure is a warning and
-    /// is kept for [`Building::finish`].
+    /// Pushes `built` (not what was pulled) when this build pushes; what each push did is kept
+    /// for [`Building::finish`] (a failure is also a warning).
     pub(crate) fn push(&self, built: &[&Built]) {
         let (Some(remote), Some(true)) = (self.remote.as_deref(), self.prepared.remote.as_ref().map(|r| r.push)) else {
             return;
@@ -152,12 +165,13 @@ impl Building<'_> {
             let pushed = self.facts(b).and_then(|f| {
                 push::push(remote, &b.binary, &tag(self.prepared, &b.key), &f).map_err(|e| e.to_string())
             });
+            let mut pushes = self.pushes.lock().unwrap();
             match pushed {
-                Ok(report) => self.reporter.info(report.line(&b.name)),
+                Ok(report) => pushes.lines.push(report.line(&b.name)),
                 Err(e) => {
                     let message = format!("{} was not pushed: {e}", b.name);
                     self.reporter.warn(message.clone());
-                    self.push_failed.lock().unwrap().push(message);
+                    pushes.failed.push(message);
                 }
             }
         }

@@ -11,6 +11,8 @@ mod oci;
 pub(crate) mod pull;
 pub(crate) mod push;
 pub mod settings;
+#[cfg(test)]
+mod tests;
 
 pub use artifact::{Expect, Facts};
 pub use settings::{CacheFlags, CacheUrl, RemoteSettings};
@@ -46,10 +48,13 @@ pub enum Pushed {
 pub enum RemoteError {
     #[error("the cache {url} refused kdbg's credentials for {registry} ({detail})\n  fix: run `docker login {registry}` (kdbg reads Docker's config.json, its credsStore and credHelpers)")]
     Unauthorized { url: String, registry: String, detail: String },
-    #[error("the cache {url} did not answer ({detail}){hint}")]
+    #[error("the cache {url} could not be reached ({detail}){hint}")]
     Unreachable { url: String, detail: String, hint: String },
     #[error("the cache {url} failed: {detail}")]
     Failed { url: String, detail: String },
+    /// What arrived does not match its digest.
+    #[error("the cache {url} sent a corrupt layer: {detail}")]
+    Corrupt { url: String, detail: String },
     #[error("cannot use the cache {url}: {detail}")]
     Setup { url: String, detail: String },
 }

@@ -167,7 +167,7 @@ pub(crate) fn candidates(explicit: Option<&Utf8Path>, platform: &Platform) -> Re
 /// Where a Delve for `platform` is looked for, in order.
 fn search_paths(platform: &Platform) -> Vec<Utf8PathBuf> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(Utf8PathBuf::from);
-    let (gopath, home) = (var("GOPATH"), var("HOME"));
+    let (gopath, home) = (var("GOPATH"), crate::host::home_dir());
     let mut all: Vec<Utf8PathBuf> = var(&platform.dlv_env()).into_iter().collect();
     let cross = format!("bin/{}/dlv", platform.go_install_dir());
     all.extend(gopath.as_ref().map(|g| g.join(&cross)));

@@ -135,6 +135,19 @@ impl Target {
         }
     }
 
+    /// The node this target reaches, however it is spelled: ssh's port 22 and a host's case,
+    /// a kind cluster's control plane named or not. Two targets with one identity are one node.
+    pub fn identity(&self) -> String {
+        match self {
+            Target::Ssh { user, host, port } => {
+                format!("ssh://{}@{}:{}", user.as_deref().unwrap_or(""), host.to_lowercase(), port.unwrap_or(22))
+            }
+            Target::Kind { .. } => format!("kind://{}", self.node_name()),
+            Target::Minikube { profile } => format!("minikube://{profile}"),
+            Target::Local => "local".into(),
+        }
+    }
+
     /// How steps name this node: the kind container, `user@host[:port]`, `local`, the profile.
     pub fn node_name(&self) -> String {
         match self {
@@ -166,6 +179,17 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_node_spelled_two_ways_has_one_identity() {
+        let id = |s: &str| s.parse::<Target>().unwrap().identity();
+        assert_eq!(id("ssh://docker@10.0.0.2"), id("ssh://docker@10.0.0.2:22"));
+        assert_eq!(id("ssh://docker@Node-A"), id("ssh://docker@node-a"));
+        assert_ne!(id("ssh://docker@10.0.0.2"), id("ssh://docker@10.0.0.2:2222"));
+        assert_ne!(id("ssh://docker@10.0.0.2"), id("ssh://root@10.0.0.2"));
+        assert_eq!(id("kind://c"), id("kind://c/c-control-plane"));
+        assert_ne!(id("kind://c"), id("kind://c/c-worker"));
+    }
 
     #[test]
     fn every_form_parses_and_prints_back() {

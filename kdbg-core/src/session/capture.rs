@@ -55,6 +55,16 @@ fn static_pod(
     let path = format!("{MANIFESTS_DIR}/{file}");
     let pids = procs::running(node, c.name, BIN_DIR)?;
     let Some(bytes) = node.read_file(&path, Privilege::Root)? else {
+        // Parked by a kdbg session whose journal is gone: the way out is restore, not status.
+        let backup = format!("{BACKUP_DIR}/{file}");
+        if node.sha256s(&[&backup])?.first().is_some_and(Option::is_some) {
+            return Err(SessionError::ParkedWithoutJournal {
+                component: c.name.into(),
+                node: node.describe(),
+                path,
+                backup,
+            });
+        }
         return Err(match pids.first() {
             Some(&pid) => SessionError::ManifestMissing { component: c.name.into(), node: node.describe(), path, pid },
             None => SessionError::NotOnNode { component: c.name.into(), node: node.describe(), path },

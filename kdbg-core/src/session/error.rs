@@ -8,12 +8,16 @@ pub enum SessionError {
     Node(#[from] NodeError),
     #[error("{node} is being changed by {holder}\n  fix: wait until it is done, or run again without --no-wait to wait for it; `kdbg status` shows what is under debug")]
     NodeBusy { node: String, holder: String },
+    #[error("{node}'s lock is already held by this very kdbg: the same node is named twice (two spellings of one --target?)\n  fix: name each node once")]
+    LockedByThisRun { node: String },
     #[error("{component} on {node} is already under debug: {holder}\n  fix: `kdbg restore {component}` with the same --target puts it back (from any workstation)")]
     Held { component: String, node: String, holder: String },
     #[error("{component} runs on {node} (pid {pid}) but not from a static pod manifest: {path} is missing\n  fix: kdbg stops static pods by moving their manifest out of the kubelet's directory; it will not kill a process it cannot restart")]
     ManifestMissing { component: String, node: String, path: String, pid: u32 },
     #[error("{component} does not run on {node} and it has no manifest at {path}\n  fix: is this the control-plane node? (`kdbg status --target ...` shows what kdbg holds)")]
     NotOnNode { component: String, node: String, path: String },
+    #[error("{component}'s manifest {path} on {node} is parked in kdbg's backup {backup}, but no journal names a session (the journal was lost?)\n  fix: `kdbg restore --from-node-state` puts it back from what kdbg left on the node (`kdbg doctor` lists it)")]
+    ParkedWithoutJournal { component: String, node: String, path: String, backup: String },
     #[error("{component} is not running on {node} (its manifest {path} is there, but no process runs it)\n  fix: look at why it does not start (kubelet logs); to debug its start-up, run `kdbg debug {component} --wait-for-debugger`")]
     NotRunning { component: String, node: String, path: String },
     #[error("{component}'s manifest {path} on {node} cannot be used: {detail}\n  fix: repair the manifest (the kubelet cannot run it either); kdbg changed nothing")]
@@ -34,6 +38,8 @@ pub enum SessionError {
     Unsupported { component: String, node: String, why: String },
     #[error("the journal {path} on {node} is unreadable: {detail}\n  fix: `kdbg restore --from-node-state` keeps it aside (renamed, never deleted) and puts back what kdbg left on the node, found by looking at it")]
     Journal { node: String, path: String, detail: String },
+    #[error("cannot put {component} back on {node}, so nothing was changed: {detail}")]
+    CannotPutBack { component: String, node: String, detail: String },
     #[error("cannot put {component} back on {node}: {detail}\n  the journal still holds it; fix what is said, then run `kdbg restore` again")]
     Restore { component: String, node: String, detail: String },
     #[error("{component} did not come back on {node} within {seconds}s after restore: {detail}")]

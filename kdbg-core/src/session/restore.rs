@@ -34,6 +34,9 @@ pub struct RestoreConfig {
     pub owner: Option<Who>,
     /// An unreadable journal is kept aside and the node's state alone says what to put back.
     pub from_node_state: bool,
+    /// `--keep-current`: stop Delve and the debug build but keep what is in place now (a manifest
+    /// the user put back by hand), dropping kdbg's copy of the original.
+    pub keep_current: bool,
 }
 
 impl Default for RestoreConfig {
@@ -45,6 +48,7 @@ impl Default for RestoreConfig {
             crash: CrashAt::default(),
             owner: None,
             from_node_state: false,
+            keep_current: false,
         }
     }
 }
@@ -184,6 +188,14 @@ fn restore_one(
         return kill_strays(node, name);
     };
     let id = StepKind::Restore.on(name);
+    // Nothing is stopped unless the original can be put back (or the user keeps what is there).
+    if !cfg.keep_current {
+        stop::can_put_back(node, &entry.how).map_err(|detail| SessionError::CannotPutBack {
+            component: name.into(),
+            node: node.describe(),
+            detail,
+        })?;
+    }
     entry.state = EntryState::Restoring;
     journal::put(node, journal, entry.clone())?;
     cfg.crash.within(&id, "journal");
@@ -191,6 +203,16 @@ fn restore_one(
     let mut done = stop_debug(node, name, &entry)?;
     cfg.crash.within(&id, "killed");
 
+    if cfg.keep_current {
+        done.push(stop::keep_current(node, &entry.how).map_err(|detail| SessionError::Restore {
+            component: name.into(),
+            node: node.describe(),
+            detail,
+        })?);
+        journal.components.remove(name);
+        journal::save(node, journal)?;
+        return Ok(Restored { component: name.into(), done });
+    }
     done.push(put_original_back(node, name, &entry)?);
     cfg.crash.within(&id, "manifest");
 

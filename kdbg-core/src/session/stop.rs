@@ -102,36 +102,76 @@ pub(crate) fn wait_stopped(
     }
 }
 
+/// Where a parked static pod's original is now.
+enum Parked {
+    /// The manifest is in place with the original bytes.
+    InPlace,
+    /// Only kdbg's backup holds the original.
+    InBackup,
+}
+
+/// Whether the original can be put back, asked before anything is changed: `Err` says why not
+/// and the way out (`kdbg restore --keep-current` keeps what is there now).
+pub(crate) fn can_put_back(node: &dyn Node, how: &How) -> Result<(), String> {
+    match how {
+        How::StaticPod { manifest, sha256, backup, .. } => parked(node, manifest, sha256, backup).map(drop),
+        How::Systemd { .. } | How::DaemonSet { .. } => Ok(()),
+    }
+}
+
+fn parked(node: &dyn Node, manifest: &str, sha256: &str, backup: &str) -> Result<Parked, String> {
+    let sums = node.sha256s(&[manifest, backup]).map_err(|e| e.to_string())?;
+    match (&sums[0], &sums[1]) {
+        (Some(m), _) if m == sha256 => Ok(Parked::InPlace),
+        (Some(_), _) => Err(format!(
+            "{manifest} holds other bytes than the manifest kdbg moved away (put back or edited by hand?); \
+             kdbg's copy of the original is {backup}\n  fix: `kdbg restore --keep-current` keeps the manifest now in \
+             place (stops Delve and the debug build, drops kdbg's copy); or move {backup} over it and run `kdbg \
+             restore` to get the original back"
+        )),
+        (None, Some(b)) if b == sha256 => Ok(Parked::InBackup),
+        (None, b) => Err(format!(
+            "neither {manifest} nor kdbg's copy {backup} holds the original (sha256 {sha256}): the copy was {}\n  \
+             fix: put the manifest you want into {manifest} and run `kdbg restore --keep-current`; or put the \
+             original's bytes back into {backup} and run `kdbg restore`",
+            if b.is_some() { "changed" } else { "removed" }
+        )),
+    }
+}
+
+/// `--keep-current`: what is in place now stays; kdbg's copy of the original goes.
+pub(crate) fn keep_current(node: &dyn Node, how: &How) -> Result<String, String> {
+    match how {
+        How::StaticPod { manifest, backup, .. } => {
+            remove_backup(node, backup)?;
+            Ok(format!("kept {manifest} as it is now (--keep-current) and removed kdbg's copy {backup}"))
+        }
+        How::Systemd { unit, .. } => Ok(format!("left {unit} as it is now (--keep-current)")),
+        How::DaemonSet { namespace, name, .. } => {
+            Ok(format!("left the DaemonSet {namespace}/{name} as it is now (--keep-current)"))
+        }
+    }
+}
+
+fn remove_backup(node: &dyn Node, backup: &str) -> Result<(), String> {
+    // The backup directory goes too once empty: kdbg leaves nothing it does not need.
+    let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
+    root_sh(node, script, &[backup], &format!("remove {backup}")).map(drop).map_err(|e| e.to_string())
+}
+
 /// Puts the original back in place: the manifest's exact bytes (verified against the journaled
 /// sha256), or `systemctl start`. Idempotent; the backup is removed only once the manifest is back.
 pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
     match how {
         How::StaticPod { manifest, sha256, mode, backup } => {
-            let sums = node.sha256s(&[manifest, backup]).map_err(|e| e.to_string())?;
-            match (&sums[0], &sums[1]) {
-                (Some(m), _) if m == sha256 => {}
-                (Some(_), _) => {
-                    return Err(format!(
-                        "{manifest} holds other bytes than the manifest kdbg moved away (changed by someone since?); \
-                         kdbg's copy of the original is {backup}"
-                    ))
-                }
-                (None, Some(b)) if b == sha256 => {
-                    let bytes = node
-                        .read_file(backup, Privilege::Root)
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("{backup} vanished"))?;
-                    node.write_file(manifest, &bytes, *mode, Privilege::Root).map_err(|e| e.to_string())?;
-                }
-                (None, _) => {
-                    return Err(format!(
-                        "neither {manifest} nor its backup {backup} holds the original (sha256 {sha256})"
-                    ))
-                }
+            if let Parked::InBackup = parked(node, manifest, sha256, backup)? {
+                let bytes = node
+                    .read_file(backup, Privilege::Root)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("{backup} vanished"))?;
+                node.write_file(manifest, &bytes, *mode, Privilege::Root).map_err(|e| e.to_string())?;
             }
-            // The backup directory goes too once empty: kdbg leaves nothing it does not need.
-            let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
-            root_sh(node, script, &[backup], &format!("remove {backup}")).map(drop).map_err(|e| e.to_string())
+            remove_backup(node, backup)
         }
         How::DaemonSet { .. } => super::daemonset::put_back(node, how),
         How::Systemd { unit, active, enabled } => {

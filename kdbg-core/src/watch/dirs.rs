@@ -6,8 +6,14 @@
 //! the build's own inputs (`go.mod`, `Makefile`, `hack/lib`, ...), each watched non-recursively:
 //! the cache decides whether an event changed a key, the watcher only says "look again". It is
 //! refreshed after every cycle, since a cycle may have listed a new closure.
+//!
+//! A directory that goes away and comes back (`git checkout`, `git stash`) is a new directory
+//! with no watch: each refresh re-watches a directory that the last batch named itself (its
+//! removal or creation) or whose identity (device, inode) changed, and while one is missing its
+//! nearest existing ancestor is watched, so its return starts a cycle.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -36,11 +42,21 @@ fn parent(rel: &str) -> &str {
     rel.rsplit_once('/').map_or("", |(d, _)| d)
 }
 
+/// A directory's identity: a directory removed and made again is another one.
+type Ident = (u64, u64);
+
+fn ident(path: &Utf8Path) -> Option<Ident> {
+    std::fs::metadata(path).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
+}
+
 /// The inotify watches on a set of directories, kept in step with [`wanted`].
 pub(crate) struct Dirs {
     root: Utf8PathBuf,
     watcher: notify::RecommendedWatcher,
-    watched: BTreeSet<String>,
+    /// Every directory with a watch (wanted ones, and ancestors of missing ones), by identity.
+    watches: BTreeMap<String, Ident>,
+    /// How many wanted directories are watched.
+    count: usize,
 }
 
 impl Dirs {
@@ -49,33 +65,68 @@ impl Dirs {
         tx: std::sync::mpsc::Sender<notify::Result<notify::Event>>,
     ) -> Result<Dirs, WatchError> {
         let watcher = notify::recommended_watcher(tx).map_err(|e| watch_error(root, e))?;
-        Ok(Dirs { root: root.to_owned(), watcher, watched: BTreeSet::new() })
+        Ok(Dirs { root: root.to_owned(), watcher, watches: BTreeMap::new(), count: 0 })
     }
 
-    /// Watches what is wanted and no longer watches the rest; returns directories that could not
-    /// be watched (removed since), and fails only when the system runs out of watches.
-    pub(crate) fn refresh(&mut self, wanted: &BTreeSet<String>) -> Result<Vec<String>, WatchError> {
-        let gone: Vec<String> = self.watched.difference(wanted).cloned().collect();
-        for d in gone {
-            let _ = self.watcher.unwatch(self.root.join(&d).as_std_path());
-            self.watched.remove(&d);
-        }
-        let mut missing = Vec::new();
-        for d in wanted.difference(&self.watched.clone()) {
-            let path = self.root.join(d);
-            match self.watcher.watch(path.as_std_path(), RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    self.watched.insert(d.clone());
-                }
-                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => return Err(watch_error(&path, e)),
-                Err(_) => missing.push(d.clone()),
+    /// Watches what is wanted (again, when a directory was replaced: `touched` are the paths the
+    /// last batch named), and the nearest existing ancestor of what is missing; no longer watches
+    /// the rest. Returns the wanted directories that do not exist, and fails only when the system
+    /// runs out of watches.
+    pub(crate) fn refresh(&mut self, wanted: &BTreeSet<String>, touched: &[String]) -> Result<Vec<String>, WatchError> {
+        for d in touched {
+            if self.watches.remove(d).is_some() {
+                let _ = self.watcher.unwatch(self.root.join(d).as_std_path());
             }
         }
+        let mut target: BTreeMap<String, Ident> = BTreeMap::new();
+        let mut missing = Vec::new();
+        for d in wanted {
+            match ident(&self.root.join(d)) {
+                Some(id) => drop(target.insert(d.clone(), id)),
+                None => missing.push(d.clone()),
+            }
+        }
+        for d in &missing {
+            if let Some((a, id)) = self.nearest_existing(d) {
+                target.entry(a).or_insert(id);
+            }
+        }
+        for (d, id) in self.watches.clone() {
+            if target.get(&d) != Some(&id) {
+                let _ = self.watcher.unwatch(self.root.join(&d).as_std_path());
+                self.watches.remove(&d);
+            }
+        }
+        for (d, id) in target {
+            if self.watches.contains_key(&d) {
+                continue;
+            }
+            let path = self.root.join(&d);
+            match self.watcher.watch(path.as_std_path(), RecursiveMode::NonRecursive) {
+                Ok(()) => drop(self.watches.insert(d, id)),
+                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => return Err(watch_error(&path, e)),
+                Err(_) if wanted.contains(&d) => missing.push(d),
+                Err(_) => {}
+            }
+        }
+        self.count = wanted.iter().filter(|d| self.watches.contains_key(*d)).count();
         Ok(missing)
     }
 
+    /// The closest ancestor of `rel` that exists (at worst the tree's root).
+    fn nearest_existing(&self, rel: &str) -> Option<(String, Ident)> {
+        let mut d = rel;
+        while !d.is_empty() {
+            d = parent(d);
+            if let Some(id) = ident(&self.root.join(d)) {
+                return Some((d.to_string(), id));
+            }
+        }
+        None
+    }
+
     pub(crate) fn len(&self) -> usize {
-        self.watched.len()
+        self.count
     }
 }
 
@@ -170,7 +221,7 @@ mod tests {
         std::fs::create_dir(root.join("pkg")).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let mut dirs = Dirs::new(&root, tx).unwrap();
-        let missing = dirs.refresh(&BTreeSet::from(["pkg".to_string(), "gone".to_string()])).unwrap();
+        let missing = dirs.refresh(&BTreeSet::from(["pkg".to_string(), "gone".to_string()]), &[]).unwrap();
         assert_eq!((missing, dirs.len()), (vec!["gone".to_string()], 1));
         for i in 0..3 {
             std::fs::write(root.join("pkg/a.go"), format!("package pkg // {i}")).unwrap();
@@ -182,5 +233,48 @@ mod tests {
         assert!(batch.first.elapsed() >= Duration::from_millis(200));
         stop.store(true, Ordering::Relaxed);
         assert_eq!(next_batch(&rx, &root, Duration::from_millis(200), &stop), None);
+    }
+
+    /// Waits (up to a generous bound) for an event naming `rel`.
+    fn seen(rx: &Receiver<notify::Result<notify::Event>>, root: &Utf8Path, rel: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(Ok(e)) if e.paths.iter().any(|p| relative(root, p).as_deref() == Some(rel)) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn a_directory_that_goes_and_comes_back_is_watched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap().canonicalize_utf8().unwrap();
+        std::fs::create_dir_all(root.join("pkg/x")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut dirs = Dirs::new(&root, tx).unwrap();
+        let wanted = BTreeSet::from(["pkg/x".to_string()]);
+        assert!(dirs.refresh(&wanted, &[]).unwrap().is_empty());
+        // Removed, then a refresh while it is gone: its ancestor sees it come back.
+        std::fs::remove_dir_all(root.join("pkg/x")).unwrap();
+        assert_eq!(dirs.refresh(&wanted, &[]).unwrap(), ["pkg/x"]);
+        std::fs::create_dir(root.join("pkg/x")).unwrap();
+        assert!(seen(&rx, &root, "pkg/x"), "the return of pkg/x was not seen");
+        assert!(dirs.refresh(&wanted, &[]).unwrap().is_empty());
+        std::fs::write(root.join("pkg/x/a.go"), "package x").unwrap();
+        assert!(seen(&rx, &root, "pkg/x/a.go"), "an edit in the returned pkg/x was not seen");
+        // Replaced between two refreshes (git stash and pop in one go; the inode may be reused):
+        // the batch names the directory, which is watched again.
+        std::fs::remove_dir_all(root.join("pkg/x")).unwrap();
+        std::fs::create_dir(root.join("pkg/x")).unwrap();
+        let stop = AtomicBool::new(false);
+        let batch = next_batch(&rx, &root, Duration::from_millis(200), &stop).unwrap();
+        assert!(batch.files.iter().any(|f| f == "pkg/x"), "{:?}", batch.files);
+        assert!(dirs.refresh(&wanted, &batch.files).unwrap().is_empty());
+        std::fs::write(root.join("pkg/x/b.go"), "package x").unwrap();
+        assert!(seen(&rx, &root, "pkg/x/b.go"), "an edit in the replaced pkg/x was not seen");
+        assert_eq!(dirs.len(), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! Two kdbg at once on one node: one session comes up, the other waits and then refuses naming
-//! it; `--no-wait` refuses at once, `status` never waits, and a killed holder frees the node.
+//! it; `--no-wait` refuses at once, `status` never waits (and names who holds the node), and a
+//! killed holder frees the node.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Output, Stdio};
@@ -74,6 +75,8 @@ fn no_wait_refuses_status_answers_and_a_killed_holder_frees_the_node() {
     assert!(busy.stderr.contains(&format!("is being changed by {holder}")), "{}", busy.stderr);
     let status = lab.kdbg(&["status"]).success();
     assert!(status.stdout.contains("nothing is under debug"), "{}", status.stdout);
+    let names = status.stdout.contains(&holder) && status.stdout.contains("lock: it is changing the node now");
+    assert!(names, "status names who changes the node:\n{}", status.stdout);
     assert!(first.try_wait().unwrap().is_none(), "status answered while the first still holds the node");
 
     // SIGKILL for kdbg alone (its make waits on): the node is free within seconds, not a lease.

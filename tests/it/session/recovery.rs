@@ -14,6 +14,11 @@ fn a_lost_journal_is_recovered_from_what_kdbg_left_on_the_node() {
     lab.debug(&[]).success();
     std::fs::remove_file(lab.node.host_path(JOURNAL)).unwrap();
 
+    // `debug` names the way out, not `status` (which has nothing to show without a journal).
+    let debug = lab.debug(&[]).failure(1);
+    assert!(debug.stderr.contains(&format!("parked in kdbg's backup {BACKUP}")), "{}", debug.stderr);
+    assert!(debug.stderr.contains("`kdbg restore --from-node-state`"), "{}", debug.stderr);
+
     let doctor = lab.kdbg(&["doctor"]).failure(1);
     let found = format!("kdbg's backup {BACKUP} while {MANIFEST} is missing");
     assert!(doctor.stdout.contains("✗ leftovers") && doctor.stdout.contains(&found), "{}", doctor.stdout);

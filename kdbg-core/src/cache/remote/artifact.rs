@@ -131,17 +131,8 @@ pub fn built_by() -> String {
         return b;
     }
     let user = var("USER").or_else(|| var("LOGNAME")).unwrap_or_else(|| "unknown".into());
-    let host = hostname().unwrap_or_else(|| "unknown".into());
+    let host = crate::session::journal::Who::me().host;
     format!("{user}@{host}")
-}
-
-/// This machine's name (POSIX `gethostname`, on Linux and macOS alike).
-fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; the name is NUL-terminated when it fits.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|b| *b == 0)?;
-    (rc == 0 && end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// Now, as RFC 3339 UTC (`2026-12-07T23:59:37Z`), without a date crate.

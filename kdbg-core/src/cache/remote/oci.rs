@@ -104,7 +104,8 @@ impl Oci {
             Ok(_) => return Ok(self.chose(Transport::Https)),
             Err(e) => e,
         };
-        let Some(http) = self.http.as_ref().filter(|_| is_connect(&err)) else {
+        // A certificate HTTPS does not trust is not a plain-HTTP registry.
+        let Some(http) = self.http.as_ref().filter(|_| is_connect(&err) && !is_certificate(&err)) else {
             return Err(self.classify(err));
         };
         match http.auth(r, &self.auth, op).await {
@@ -167,6 +168,13 @@ impl Oci {
                 RemoteError::Unauthorized { url, registry: self.url.registry.clone(), detail: envelope.to_string() }
             }
             OE::RequestError(re) if re.is_timeout() => self.unreachable("timed out".into(), false),
+            OE::RequestError(re) if is_certificate(&e) => RemoteError::Unreachable {
+                url,
+                detail: innermost(re),
+                hint:
+                    "\n  fix: if its certificate is signed by your own CA, pass --cache-ca FILE (or set SSL_CERT_FILE)"
+                        .into(),
+            },
             OE::RequestError(re) if re.is_connect() => self.unreachable(innermost(re), true),
             _ => RemoteError::Failed { url, detail: innermost(&e) },
         }
@@ -175,6 +183,11 @@ impl Oci {
 
 fn is_connect(e: &OE) -> bool {
     matches!(e, OE::RequestError(re) if re.is_connect() || re.is_timeout())
+}
+
+/// HTTPS failed on the registry's certificate (an unknown CA, a name it does not hold).
+fn is_certificate(e: &OE) -> bool {
+    matches!(e, OE::RequestError(re) if innermost(re).to_lowercase().contains("certificate"))
 }
 
 /// A manifest or blob the registry does not have.
@@ -259,7 +272,10 @@ impl Remote for Oci {
             let mut blob = client.pull_blob_stream(&r, &desc).await.map_err(|e| self.classify(e))?;
             let mut done = 0;
             while let Some(chunk) = blob.stream.next().await {
-                let chunk = chunk.map_err(|e| failed(format!("the download broke off: {e}")))?;
+                let chunk = chunk.map_err(|e| match e.to_string() {
+                    d if d.contains("digest") => RemoteError::Corrupt { url: self.url.to_string(), detail: d },
+                    d => failed(format!("the download broke off: {d}")),
+                })?;
                 sink(&chunk).map_err(|e| failed(format!("cannot write what arrived: {e}")))?;
                 done += chunk.len() as u64;
                 progress(done);

@@ -55,7 +55,12 @@ pub(crate) fn pull(
     let part = Part::new(dest).map_err(|e| unverified(format!("cannot write {}: {e}", dest)))?;
     let mut sink = Sink::new(&part.path).map_err(|e| unverified(format!("cannot write {}: {e}", part.path)))?;
     let total = layer.size;
-    remote.download(&expect.component, &found, &mut |b| sink.write(b), &|done| progress(done, total))?;
+    remote.download(&expect.component, &found, &mut |b| sink.write(b), &|done| progress(done, total)).map_err(|e| {
+        match e {
+            RemoteError::Corrupt { detail, .. } => unverified(format!("checksum mismatch: {detail}")),
+            e => Miss::Remote(e),
+        }
+    })?;
     let (compressed, sha256, size) = sink.finish().map_err(|e| unverified(format!("not zstd data: {e}")))?;
     if compressed != layer.digest {
         return Err(unverified(format!("the layer's sha256 is {compressed}, its manifest says {}", layer.digest)));

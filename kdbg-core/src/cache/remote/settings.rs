@@ -136,7 +136,7 @@ pub fn config_path() -> Option<Utf8PathBuf> {
     if let Some(x) = var("XDG_CONFIG_HOME") {
         return Some(x.join("kdbg/config.toml"));
     }
-    let home = var("HOME")?;
+    let home = crate::host::home_dir()?;
     let mac = home.join("Library/Application Support/kdbg/config.toml");
     if cfg!(target_os = "macos") && mac.is_file() {
         return Some(mac);

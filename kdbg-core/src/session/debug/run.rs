@@ -62,7 +62,7 @@ pub(super) fn run_debug(
     let exec = Exec { policy: Policy::Stop, crash: cfg.crash.clone(), parallel: 4.max(2 * nodes.len()) };
     let is_consequence = |e: &DebugError| matches!(e, DebugError::Deploy(d) if d.is_consequence());
     let run = exec.run(&plan, &Nodes(fleet), reporter).map_err(|f| DeployError::first(f, is_consequence))?;
-    building.finish().map_err(DeployError::from)?;
+    building.finish().map_err(DeployError::from)?.report(reporter);
     Ok(Finished { run, dests, counters })
 }
 
