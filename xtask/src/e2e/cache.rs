@@ -132,3 +132,19 @@ fn tunnel_port(sh: &Shell, k: &Kdbg) -> Result<u16> {
     flows::tunnel_in(&doc, "kube-scheduler")
         .with_context(|| format!("no kube-scheduler tunnel in kdbg status --json: {out}"))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_fake_make_records_each_call_and_fails_a_build() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = camino::Utf8Path::from_path(tmp.path()).unwrap();
+        let log = super::fake_make(dir).unwrap();
+        let make = dir.join("bin/make");
+        let build = std::process::Command::new(&make).args(["all", "WHAT=cmd/kube-scheduler"]).output().unwrap();
+        assert_eq!(build.status.code(), Some(97));
+        let version = std::process::Command::new(&make).arg("--version").output().unwrap();
+        assert!(version.status.success() && String::from_utf8_lossy(&version.stdout).contains("GNU Make"));
+        assert_eq!(std::fs::read_to_string(log).unwrap(), "all WHAT=cmd/kube-scheduler\n--version\n");
+    }
+}
