@@ -8,7 +8,7 @@
 
 use anyhow::{ensure, Context, Result};
 use camino::{Utf8Path, Utf8PathBuf};
-use xshell::{cmd, Shell};
+use xshell::Shell;
 
 use super::flows::{self, Kdbg};
 use super::{wait_until, Stages};
@@ -78,17 +78,7 @@ fn push_five(sh: &Shell, k: &Kdbg) -> Result<(Registry, Vec<(String, Utf8PathBuf
 fn healthz_breakpoint(sh: &Shell, k: &Kdbg) -> Result<()> {
     let c = k.cluster;
     wait_until("the debug scheduler's /healthz", flows::SLOW, || flows::node_healthz(sh, c, 10259))?;
-    let container = c.container.clone();
-    let at = flows::breakpoint(tunnel_port(sh, k)?, flows::HEALTHZ_FN, move || {
-        let sh = Shell::new()?;
-        let body =
-            cmd!(sh, "docker exec {container} curl -sk --max-time 200 https://127.0.0.1:10259/healthz").read()?;
-        ensure!(body == "ok", "GET /healthz after continue answered {body:?}");
-        Ok(())
-    })?;
-    eprintln!("e2e: stopped at {at}");
-    ensure!(at.contains("handleRootHealth"), "stopped somewhere else: {at}");
-    Ok(())
+    flows::healthz_breakpoint(c, tunnel_port(sh, k)?, 10259)
 }
 
 /// The tier's five debug binaries (name, path), from a no-op `kdbg build --json` (nothing

@@ -15,6 +15,22 @@ use super::{wait_until, Stages};
 /// The apiserver's `/healthz` handler (GOPATH-mode trees vendor staging under k8s.io/kubernetes/vendor).
 pub(super) const HEALTHZ_FN: &str =
     "k8s.io/kubernetes/vendor/k8s.io/apiserver/pkg/server/healthz.handleRootHealth.func1";
+/// Through Delve on localhost:`dlv_port`, a breakpoint in the `/healthz` handler is hit by a GET
+/// of `https://127.0.0.1:<https_port>/healthz` in the node, which answers `ok` after continue.
+pub(super) fn healthz_breakpoint(c: &Cluster, dlv_port: u16, https_port: u16) -> Result<()> {
+    let container = c.container.clone();
+    let at = breakpoint(dlv_port, HEALTHZ_FN, move || {
+        let sh = Shell::new()?;
+        let url = format!("https://127.0.0.1:{https_port}/healthz");
+        let body = cmd!(sh, "docker exec {container} curl -sk --max-time 200 {url}").read()?;
+        ensure!(body == "ok", "GET /healthz after continue answered {body:?}");
+        Ok(())
+    })?;
+    eprintln!("e2e: stopped at {at}");
+    ensure!(at.contains("handleRootHealth"), "stopped somewhere else: {at}");
+    Ok(())
+}
+
 /// The kubelet's sync loop: one iteration at least every second.
 pub(super) const SYNC_LOOP_FN: &str = "k8s.io/kubernetes/pkg/kubelet.(*Kubelet).syncLoopIteration";
 pub(super) const SLOW: Duration = Duration::from_secs(240);
@@ -203,19 +219,7 @@ pub fn apiserver(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
     k.stage(stages, "debug kube-apiserver answers /healthz", || {
         wait_until("the debug kube-apiserver's /healthz", SLOW, || node_healthz(sh, c, 6443))
     })?;
-    k.stage(stages, "breakpoint in the /healthz handler is hit over HTTPS", || {
-        let container = c.container.clone();
-        let at = breakpoint(2345, HEALTHZ_FN, move || {
-            let sh = Shell::new()?;
-            let body =
-                cmd!(sh, "docker exec {container} curl -sk --max-time 200 https://127.0.0.1:6443/healthz").read()?;
-            ensure!(body == "ok", "GET /healthz after continue answered {body:?}");
-            Ok(())
-        })?;
-        eprintln!("e2e: stopped at {at}");
-        ensure!(at.contains("handleRootHealth"), "stopped somewhere else: {at}");
-        Ok(())
-    })?;
+    k.stage(stages, "breakpoint in the /healthz handler is hit over HTTPS", || healthz_breakpoint(c, 2345, 6443))?;
     k.stage(stages, "kubectl get pods -A through the debugged apiserver", || {
         let out = c.kubectl(sh, "get pods -A")?;
         ensure!(out.contains("kube-system") && out.contains("kube-proxy"), "unexpected pods:\n{out}");
