@@ -56,10 +56,11 @@ pub fn run(sh: &Shell, kdbg: &Utf8Path, tree: &Utf8Path) -> Result<()> {
     eprintln!("{}", pushed.trim());
     let warm_edit = b.edit_and_build(&handler, None)?;
     let binary = settled.doc["components"][0]["binary"].as_str().context("no binary in kdbg build --json")?;
-    let aside = Aside::move_paths(
-        tree.join("_output/kdbg-bench-aside"),
-        vec![tree.join("_output/kdbg"), Utf8PathBuf::from(binary)],
-    )?;
+    // Kubernetes' GOPATH-mode build (v1.20's golang.sh) sets its own GOCACHE under _output, which
+    // must go aside too for the build to be cold.
+    let mut paths = vec![tree.join("_output/kdbg"), Utf8PathBuf::from(binary)];
+    paths.extend(Some(tree.join("_output/local/go/cache")).filter(|c| c.is_dir()));
+    let aside = Aside::move_paths(tree.join("_output/kdbg-bench-aside"), paths)?;
     let (cold_cache, pull_cache) = (scratch.join("gocache-cold"), scratch.join("gocache-pull"));
     eprintln!("bench pull: a cold build (no kdbg state, empty GOCACHE): minutes on a real tree");
     let cold = b.build(&[], Some(&cold_cache))?;
