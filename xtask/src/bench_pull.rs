@@ -15,7 +15,7 @@ use serde_json::Value;
 use xshell::{cmd, Shell};
 
 use crate::aside::Aside;
-use crate::registry::Registry;
+use kdbg_tests::registry::Registry;
 
 /// The healthz handler of each layout, as in the replay part, and the literal an edit rewrites.
 const HANDLERS: &[&str] = &["staging/src/k8s.io/apiserver/pkg/server/healthz/healthz.go", "pkg/healthz/healthz.go"];
@@ -50,8 +50,8 @@ pub fn run(sh: &Shell, kdbg: &Utf8Path, tree: &Utf8Path) -> Result<()> {
     eprintln!("bench pull: settling the warm build, starting docker-registry on 127.0.0.1");
     b.build(&[], None)?;
     let settled = b.build(&[], None)?;
-    let registry = Registry::start(sh)?;
-    let url = registry.url("kdbg");
+    let registry = crate::registry::start(sh)?;
+    let url = registry.url();
     let pushed = b.kdbg_out(&["cache", "push", "apiserver", "--cache", &url], None)?;
     eprintln!("{}", pushed.trim());
     let warm_edit = b.edit_and_build(&handler, None)?;
@@ -125,7 +125,7 @@ impl Bench<'_> {
 }
 
 fn report(cold: &Timed, pull: &Timed, registry: &Registry, first: &Timed, warm: &Timed) {
-    let sent = registry.blob_sizes().ok().and_then(|s| s.first().copied()).unwrap_or(0);
+    let sent = crate::registry::blob_sizes(registry).first().copied().unwrap_or(0);
     let size = std::fs::metadata(pull.doc["components"][0]["binary"].as_str().unwrap_or("")).map_or(0, |m| m.len());
     row("cold: kdbg build apiserver (no kdbg state, empty GOCACHE)", cold.secs);
     row("pull: kdbg build apiserver --cache oci://127.0.0.1 (no kdbg state)", pull.secs);

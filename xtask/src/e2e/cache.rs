@@ -13,7 +13,7 @@ use xshell::Shell;
 use super::flows::{self, Kdbg};
 use super::{wait_until, Stages};
 use crate::aside::Aside;
-use crate::registry::Registry;
+use kdbg_tests::registry::Registry;
 
 /// The five debug components the tier builds, by the names kdbg's CLI takes.
 const FIVE: &[&str] = &["apiserver", "scheduler", "cm", "kubelet", "proxy"];
@@ -26,7 +26,7 @@ pub fn scheduler_pulled(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()>
     let _env = crate::registry::no_cache_settings(sh, &scratch);
     let (registry, binaries) =
         k.stage(stages, "docker-registry on 127.0.0.1; kdbg cache push of the five debug builds", || push_five(sh, k))?;
-    let url = registry.url("kdbg");
+    let url = registry.url();
     let make_log = fake_make(&scratch)?;
     let path = format!("{}:{}", scratch.join("bin"), sh.var("PATH").unwrap_or_default());
     let before = flows::node_state(sh, c)?;
@@ -63,13 +63,13 @@ pub fn scheduler_pulled(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()>
 /// Starts the registry and pushes the five builds (up to date: nothing is built); returns the
 /// registry and the builds' (name, path).
 fn push_five(sh: &Shell, k: &Kdbg) -> Result<(Registry, Vec<(String, Utf8PathBuf)>)> {
-    let registry = Registry::start(sh)?;
-    let url = registry.url("kdbg");
+    let registry = crate::registry::start(sh)?;
+    let url = registry.url();
     let said = k.output(sh, &[&["cache", "push"], FIVE, &["--cache", &url]].concat())?;
     let done =
         said.lines().filter(|l| l.trim_start().starts_with("pushed ") || l.contains("is already in the cache")).count();
     ensure!(done == FIVE.len(), "kdbg cache push did not push the five components:\n{said}");
-    let sizes = registry.blob_sizes()?;
+    let sizes = crate::registry::blob_sizes(&registry);
     eprintln!("e2e: the registry holds {} blobs, {:.1} MB", sizes.len(), sizes.iter().sum::<u64>() as f64 / 1e6);
     Ok((registry, binaries(sh, k)?))
 }
