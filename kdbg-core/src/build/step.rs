@@ -41,6 +41,14 @@ pub(crate) struct Building<'a> {
     _lock: TreeLock,
 }
 
+/// Writes the tree's cache state for this platform; the stat index is clean afterwards.
+pub(super) fn save(tree: &SourceTree, prepared: &Prepared, state: &mut CacheState) -> Result<(), BuildError> {
+    let dir = &prepared.state_dir;
+    state.save(dir).map_err(not_writable(tree, &dir.join(STATE_FILE)))?;
+    state.index.dirty = false;
+    Ok(())
+}
+
 /// What the pushes to the team cache of a build did: a line each, and the failures (also warned).
 #[derive(Debug, Default)]
 pub(crate) struct Pushes {
@@ -87,8 +95,7 @@ impl<'a> Building<'a> {
     pub(crate) fn finish(self) -> Result<Pushes, BuildError> {
         let mut state = self.state.into_inner().unwrap();
         if state.index.dirty {
-            let dir = &self.prepared.state_dir;
-            state.save(dir).map_err(not_writable(self.tree, &dir.join(STATE_FILE)))?;
+            save(self.tree, self.prepared, &mut state)?;
         }
         Ok(self.pushes.into_inner().unwrap())
     }
@@ -175,8 +182,7 @@ impl<'a> Building<'a> {
             entry.output = Some(record);
             entry.built_inputs = Some(k.inputs.clone());
         }
-        state.save(state_dir).map_err(not_writable(tree, &state_dir.join(STATE_FILE)))?;
-        state.index.dirty = false;
+        save(tree, self.prepared, &mut state)?;
         Ok(out)
     }
 
@@ -339,16 +345,28 @@ pub(super) fn record_output(tree: &SourceTree, k: &ComponentKey) -> Result<Outpu
     if !path.is_file() {
         return Err(BuildError::NoOutput { path: path.clone(), what: k.component.what.to_string() });
     }
-    let stat = cache::index::Stat::of(path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
     let (sha256, _) =
         crate::digest::sha256_file(path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
+    record_known(tree, k, sha256, needs_of(path).ok())
+}
+
+/// The record of a binary whose sha256 and Go/DWARF are already known (a verified pull): only
+/// its stat is read.
+pub(super) fn record_known(
+    tree: &SourceTree,
+    k: &ComponentKey,
+    sha256: String,
+    needs: Option<crate::binary::Needs>,
+) -> Result<OutputRecord, BuildError> {
+    let path = &k.binary;
+    let stat = cache::index::Stat::of(path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
     Ok(OutputRecord {
         key: k.key.clone(),
         path: path.strip_prefix(&tree.root).unwrap_or(path).to_string(),
         sha256,
         size: stat.size,
         mtime_ns: stat.mtime_ns,
-        needs: needs_of(path).ok(),
+        needs,
         pulled_from: None,
     })
 }

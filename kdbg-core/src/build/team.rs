@@ -4,13 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use super::step::{record_output, Building};
+use super::step::{record_known, Building};
 use super::{BuildConfig, BuildError, Built, Prepared, Via};
 use crate::cache::key::SCHEMA;
 use crate::cache::remote::artifact::{self, Expect, Facts};
 use crate::cache::remote::pull::{self, Miss, Pulled};
 use crate::cache::remote::{self, push, Remote};
-use crate::cache::state::STATE_FILE;
 use crate::cache::{ci_key, CacheState, ComponentKey};
 use crate::component::Component;
 use crate::plan::{self, StepKind};
@@ -104,10 +103,7 @@ impl Building<'_> {
             self.reporter.warn(note);
         }
         if !out.is_empty() {
-            let dir = &self.prepared.state_dir;
-            let mut state = self.state.lock().unwrap();
-            state.save(dir).map_err(super::not_writable(self.tree, &dir.join(STATE_FILE)))?;
-            state.index.dirty = false;
+            super::step::save(self.tree, self.prepared, &mut self.state.lock().unwrap())?;
         }
         Ok(out)
     }
@@ -126,7 +122,7 @@ impl Building<'_> {
         if let (false, Some(dir), Err(_)) = (self.prepared.cross(), k.binary.parent(), link.symlink_metadata()) {
             std::os::unix::fs::symlink(dir, &link).map_err(super::not_writable(self.tree, &link))?;
         }
-        let mut record = record_output(self.tree, k)?;
+        let mut record = record_known(self.tree, k, p.sha256.clone(), Some(p.needs.clone()))?;
         record.pulled_from = Some(p.location.clone());
         self.reporter.info(format!(
             "{name}: pulled from {} ({} in {:.1} s)",

@@ -2,7 +2,6 @@
 //! the manifest back byte-identical (or start the unit), wait until the original runs again, then
 //! forget the entry. Idempotent, and needs nothing but the node's journal.
 
-use crate::node::root_sh;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -226,8 +225,7 @@ fn restore_one(
         done.push("the original runs again".into());
     }
     // The session's log goes once the original is back: kdbg leaves nothing but its binaries.
-    let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
-    root_sh(node, script, &[&entry.log], &format!("remove {}", entry.log))?;
+    stop::remove_file(node, &entry.log)?;
     Ok(Restored { component: name.into(), done })
 }
 

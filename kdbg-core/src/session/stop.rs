@@ -154,9 +154,14 @@ pub(crate) fn keep_current(node: &dyn Node, how: &How) -> Result<String, String>
 }
 
 fn remove_backup(node: &dyn Node, backup: &str) -> Result<(), String> {
-    // The backup directory goes too once empty: kdbg leaves nothing it does not need.
+    remove_file(node, backup).map_err(|e| e.to_string())
+}
+
+/// Removes `path` on the node, and its directory too once empty: kdbg leaves nothing it does not
+/// need (a backup, a session's log).
+pub(crate) fn remove_file(node: &dyn Node, path: &str) -> Result<(), crate::node::NodeError> {
     let script = r#"rm -f "$1" && { rmdir "${1%/*}" 2>/dev/null; true; }"#;
-    root_sh(node, script, &[backup], &format!("remove {backup}")).map(drop).map_err(|e| e.to_string())
+    root_sh(node, script, &[path], &format!("remove {path}")).map(drop)
 }
 
 /// Puts the original back in place: the manifest's exact bytes (verified against the journaled

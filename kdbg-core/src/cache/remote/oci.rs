@@ -228,7 +228,8 @@ fn found(body: &[u8]) -> Found {
     Found { facts, layer }
 }
 
-fn sha256_digest(bytes: &[u8]) -> String {
+/// `sha256:<hex>`: how OCI names content.
+pub(super) fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 

@@ -11,11 +11,14 @@ use sha2::{Digest, Sha256};
 
 use super::artifact::{Expect, Facts, LAYER_TYPE};
 use super::{Remote, RemoteError};
-use crate::binary::{elf_arch, needs_of};
+use crate::binary::{elf_arch, needs_of, Needs};
 
-/// A binary pulled into place (verified: its record is made from the file, as after a build).
+/// A binary pulled into place, with what its verification read of it.
 #[derive(Debug, Clone)]
 pub(crate) struct Pulled {
+    /// sha256 (hex) of the binary, and its Go and DWARF.
+    pub sha256: String,
+    pub needs: Needs,
     /// Bytes moved.
     pub compressed: u64,
     pub seconds: f64,
@@ -65,13 +68,13 @@ pub(crate) fn pull(
     if compressed != layer.digest {
         return Err(unverified(format!("the layer's sha256 is {compressed}, its manifest says {}", layer.digest)));
     }
-    check_binary(&part.path, &facts, &sha256, size).map_err(unverified)?;
+    let needs = check_binary(&part.path, &facts, &sha256, size).map_err(unverified)?;
     part.place(dest).map_err(|e| unverified(format!("cannot move it to {dest}: {e}")))?;
-    Ok(Some(Pulled { compressed: layer.size, seconds: started.elapsed().as_secs_f64(), location }))
+    Ok(Some(Pulled { sha256, needs, compressed: layer.size, seconds: started.elapsed().as_secs_f64(), location }))
 }
 
 /// The uncompressed binary against the facts it was pushed with: sha256, size, machine, Go, DWARF.
-fn check_binary(path: &Utf8Path, facts: &Facts, sha256: &str, size: u64) -> Result<(), String> {
+fn check_binary(path: &Utf8Path, facts: &Facts, sha256: &str, size: u64) -> Result<Needs, String> {
     if sha256 != facts.sha256 || size != facts.size {
         return Err(format!(
             "the binary's sha256 is {sha256} ({size} bytes), the artifact says {} ({} bytes)",
@@ -87,7 +90,7 @@ fn check_binary(path: &Utf8Path, facts: &Facts, sha256: &str, size: u64) -> Resu
     if needs.go_version != facts.go || needs.dwarf != facts.dwarf {
         return Err(format!("built by {} with DWARF {}, not {} as annotated", needs.go_version, needs.dwarf, facts.go));
     }
-    Ok(())
+    Ok(needs)
 }
 
 /// A download in progress beside its destination, removed unless it is placed.

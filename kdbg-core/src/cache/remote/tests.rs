@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use camino::Utf8Path;
-use sha2::{Digest, Sha256};
 
 use super::artifact::{Expect, Facts, LAYER_TYPE};
 use super::pull::{pull, Miss};
@@ -32,10 +31,6 @@ impl Mem {
             f(layer, facts);
         }
     }
-}
-
-fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 impl Remote for Mem {
@@ -69,7 +64,7 @@ impl Remote for Mem {
     fn push(&self, component: &str, tag: &str, layer: Vec<u8>, facts: &Facts) -> Result<Pushed, RemoteError> {
         let mut store = self.store.lock().unwrap();
         let sent = layer.len() as u64;
-        let d = digest(&layer);
+        let d = super::oci::sha256_digest(&layer);
         match store.insert((component.into(), tag.into()), (layer, d, facts.clone())) {
             Some(_) => Ok(Pushed::Already),
             None => Ok(Pushed::Sent { sent }),
