@@ -210,6 +210,7 @@ fn restore_one(
         })?);
         journal.components.remove(name);
         journal::save(node, journal)?;
+        stop::remove_file(node, &entry.log)?;
         return Ok(Restored { component: name.into(), done });
     }
     done.push(put_original_back(node, name, &entry)?);

@@ -52,7 +52,10 @@ fn a_manifest_put_back_by_hand_stops_nothing_and_keep_current_keeps_it() {
     let debug = lab.debug(&[]).failure(1);
     assert!(debug.stderr.contains("already under debug"), "{}", debug.stderr);
 
+    let log = lab.node.host_path("/var/log/kdbg/kube-apiserver.log");
+    assert!(log.exists(), "the session's log is there while it runs");
     lab.kdbg(&["restore", "--keep-current"]).success();
+    assert!(!log.exists(), "--keep-current leaves the session's log behind");
     assert_eq!(std::fs::read_to_string(lab.manifest_path()).unwrap(), mine);
     lab.wait_healthz();
     lab.assert_clean();
