@@ -94,12 +94,13 @@ pub struct CacheArgs {
 }
 
 impl CacheArgs {
-    /// The team cache these flags, the environment and the configuration file name.
-    pub fn settings(&self, push: bool) -> anyhow::Result<Option<kdbg_core::cache::remote::RemoteSettings>> {
+    /// The team cache these flags, the environment and the configuration file name (`--push`
+    /// is the build command's, set on the result).
+    pub fn settings(&self) -> anyhow::Result<Option<kdbg_core::cache::remote::RemoteSettings>> {
         let flags = kdbg_core::cache::remote::CacheFlags {
             url: self.cache.clone(),
             no_cache: self.no_cache,
-            push,
+            push: false,
             insecure: self.insecure,
             ca_file: self.cache_ca.clone(),
         };
@@ -322,7 +323,7 @@ impl Selection {
         let comps = Component::resolve(&self.components)?;
         let tree = tree::choose(&config, nodes, &comps, term)?;
         let mut build = self.src.build_config(self.profile());
-        build.cache = self.cache.settings(false)?;
+        build.cache = self.cache.settings()?;
         Ok(Resolved { tree, comps, build })
     }
 }
