@@ -90,6 +90,8 @@ pub enum Command {
     Status(crate::session::StatusArgs),
     /// Put the node back as it was before `kdbg debug` (idempotent; from any workstation).
     Restore(crate::session::RestoreArgs),
+    /// Push the session's lease out again: the node puts itself back only when it passes unrenewed.
+    Renew(crate::lease::RenewArgs),
     /// Write .vscode/launch.json and tasks.json entries that attach to components under dlv.
     Vscode(crate::vscode::VscodeArgs),
     /// Rebuild, recopy and relaunch components under debug whenever their sources change.

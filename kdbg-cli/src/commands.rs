@@ -18,6 +18,7 @@ pub fn run(a: Arguments) -> anyhow::Result<()> {
         Command::Debug(args) => crate::session::debug(args, a.verbose),
         Command::Status(args) => crate::session::status(args, a.verbose),
         Command::Restore(args) => crate::session::restore(args, a.verbose),
+        Command::Renew(args) => crate::lease::renew(args),
         Command::Vscode(args) => crate::vscode::run(args, a.verbose),
         Command::Watch(args) => crate::watch::run(args, a.verbose),
         Command::Trace(args) => crate::trace::run(args, a.verbose),

@@ -6,6 +6,7 @@ mod cache;
 mod commands;
 mod config;
 mod deploy;
+mod lease;
 mod out;
 mod render;
 mod session;

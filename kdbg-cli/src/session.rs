@@ -13,6 +13,7 @@ use kdbg_core::node::target::Target;
 use kdbg_core::node_lock::Locked;
 use kdbg_core::session::debug::{self, DebugConfig, DebugOutcome, Timeouts};
 use kdbg_core::session::journal::{self, now, since};
+use kdbg_core::session::lease::{self, Standing};
 use kdbg_core::session::restore::{self, RestoreConfig};
 use kdbg_core::session::status;
 use serde_json::json;
@@ -21,6 +22,7 @@ use crate::config::{
     node_refs, one_or_nodes, port, positive_seconds, seconds, shell_line, state_dir, target_args, LockArgs, MatchArgs,
     Resolved, Selection, TargetArgs,
 };
+use crate::lease::{parse_lease, LeaseArg};
 use crate::render::Terminal;
 
 const DEFAULT_STOP_TIMEOUT: u64 = 90;
@@ -36,10 +38,13 @@ const DEFAULT_STOP_TIMEOUT: u64 = 90;
   kdbg debug apiserver --target kind://dev --match-node  # build the version the node runs
   kdbg debug scheduler --at v1.34.2                      # any tag or commit, from a git worktree
   kdbg debug apiserver --target kind://kind --dlv linux/arm64=~/go/bin/linux_arm64/dlv  # arm64 node
+  kdbg debug kubelet --lease 30m                         # the node restores itself 30m unrenewed
 
 Delve listens on a unix socket on the node that only the login user can reach (Delve ≥ 1.22.1;
 older Delve: the node's 127.0.0.1), reached through an ssh tunnel from localhost:PORT; `kdbg
-restore` puts the cluster back (from any workstation: the journal is on the node).")]
+restore` puts the cluster back (from any workstation: the journal is on the node). Should this
+workstation go away, the node puts itself back once the session's lease passes unrenewed, and
+after a restart (systemd nodes).")]
 pub struct DebugArgs {
     #[command(flatten)]
     pub sel: Selection,
@@ -69,6 +74,11 @@ pub struct DebugArgs {
     /// with 0 it could never be seen stopped).
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STOP_TIMEOUT, value_parser = positive_seconds())]
     pub stop_timeout: u64,
+    /// How long the node waits without a word from a workstation before it puts itself back:
+    /// e.g. 4h, 90m, 1h30m, or `none` (until `kdbg restore`). Renewed by every kdbg command that
+    /// reaches the node (`kdbg renew`), and kept by `kdbg watch` and `kdbg trace` while they run.
+    #[arg(long, value_name = "DURATION", default_value_t = LeaseArg::default(), value_parser = parse_lease)]
+    pub lease: LeaseArg,
     /// Print the sessions as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -146,6 +156,9 @@ fn task_args(a: &DebugArgs) -> vscode::TaskArgs {
             session.push(flag.into());
         }
     }
+    if a.lease != LeaseArg::default() {
+        session.extend(["--lease".into(), a.lease.to_string()]);
+    }
     if a.stop_timeout != DEFAULT_STOP_TIMEOUT {
         session.extend(["--stop-timeout".into(), a.stop_timeout.to_string()]);
     }
@@ -168,25 +181,32 @@ pub fn debug(args: DebugArgs, verbose: bool) -> anyhow::Result<()> {
         state_dir: state_dir(),
         ide: (!args.no_ide).then(|| task_args(&args)),
         crash: CrashAt::from_env(),
+        lease: args.lease.0,
     };
     outln!("{}", vscode::START_MARKER);
     let locks = args.lock.acquire_all(&nodes, "debug", &comps, &term)?;
     let (refs, names) = node_refs(&nodes, &locks);
     let outcomes = debug::debug_nodes(&tree, &comps, &refs, &config, &term)
         .with_context(|| format!("failed to start debugging on {names}"))?;
+    // The lease as the node holds it now (one round trip per node).
+    let standings: Vec<Standing> = refs.iter().map(|(_, n)| lease::renew(n.node()).unwrap_or_default()).collect();
     let docs: Vec<_> = outcomes
         .iter()
         .zip(&refs)
-        .map(|(o, (_, node))| {
+        .zip(&standings)
+        .map(|((o, (_, node)), standing)| {
             let ide = o.attach.ide.as_ref().map(|r| json!(r));
-            json!({ "node": node.node().describe(), "sessions": o.sessions, "ide": ide, "steps": o.steps })
+            let lease = crate::lease::standing_json(standing);
+            json!({ "node": node.node().describe(), "sessions": o.sessions, "ide": ide, "steps": o.steps, "lease": lease })
         })
         .collect();
     if args.json {
         outln!("{}", one_or_nodes(docs));
     } else {
-        for (o, (_, node)) in outcomes.iter().zip(&refs) {
-            out!("{}", render_debug(o, &node.node().describe(), &target_args(&args.target)));
+        for ((o, (_, node)), standing) in outcomes.iter().zip(&refs).zip(&standings) {
+            let node = node.node().describe();
+            out!("{}", render_debug(o, &node, &target_args(&args.target)));
+            out!("{}", crate::lease::debug_lines(&node, standing));
         }
     }
     outln!("{}", vscode::READY_MARKER);
@@ -223,10 +243,25 @@ pub fn status(args: StatusArgs, _verbose: bool) -> anyhow::Result<()> {
     for (_, t, node) in &nodes {
         let states = status::status(&**node, state_dir().as_deref())
             .with_context(|| format!("failed to read the debug sessions on {t}"))?;
+        let look = lease::look(&**node).with_context(|| format!("failed to read the session's lease on {t}"))?;
+        let ended = match state_dir() {
+            Some(dir) => status::stop_ended_tunnels(&**node, &dir)?,
+            None => Vec::new(),
+        };
         if args.json {
-            docs.push(json!({ "node": node.describe(), "components": states }));
+            let lease = crate::lease::standing_json(&look.standing);
+            let restored = crate::lease::restored_json(&look.restored);
+            docs.push(
+                json!({ "node": node.describe(), "components": states, "lease": lease, "restored_by_node": restored }),
+            );
         } else {
             print_status(&node.describe(), &states, nodes.len() > 1)?;
+            for line in crate::lease::status_lines(&node.describe(), &look) {
+                outln!("{line}");
+            }
+            for (c, port) in ended {
+                outln!("stopped this workstation's tunnel localhost:{port} for {c}: its session is over");
+            }
             if let Some(holder) = kdbg_core::node_lock::holder(&**node) {
                 outln!("{holder} holds {}'s lock: it is changing the node now", node.describe());
             }

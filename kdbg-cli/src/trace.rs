@@ -103,10 +103,13 @@ pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
         outln!("{:>3} {:>8} {:>8}  {:<22} {:<40} CAPTURED", "#", "+MS", "GOROUTINE", "WAYPOINT", "WHERE");
     }
     let json = args.json;
-    let timeline = trace::trace(&*node, &config, &term, &mut |h| {
-        if !json {
-            outln!("{}", line(h));
-        }
+    // The session's lease is kept for as long as the trace runs.
+    let timeline = kdbg_core::session::lease::keeping(&*node, || {
+        trace::trace(&*node, &config, &term, &mut |h| {
+            if !json {
+                outln!("{}", line(h));
+            }
+        })
     })
     .with_context(|| format!("failed to trace {} {}", comp.name, config.tour.name))?;
     if let Some(file) = &args.report {

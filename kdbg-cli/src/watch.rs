@@ -61,8 +61,10 @@ pub fn run(args: WatchArgs, verbose: bool) -> anyhow::Result<()> {
     let term = Terminal::new(verbose);
     let stop = stop_on_signals();
     let events = |e: WatchEvent| print(&e, verbose);
-    let outcome = watch::watch(&tree, &comps, &*node, &cfg, &term, &events, stop)
-        .with_context(|| format!("failed to watch on {}", args.target.target()))?;
+    // The session's lease is kept for as long as the watch runs.
+    let outcome =
+        kdbg_core::session::lease::keeping(&*node, || watch::watch(&tree, &comps, &*node, &cfg, &term, &events, stop))
+            .with_context(|| format!("failed to watch on {}", args.target.target()))?;
     let names: Vec<&str> = comps.iter().map(|c| c.name).collect();
     let why = match outcome.stopped {
         Stopped::Asked => "stopped",

@@ -37,8 +37,10 @@ pub mod debug;
 pub(crate) mod endpoint;
 pub mod journal;
 pub(crate) mod launch;
+pub mod lease;
 pub mod listen;
 pub(crate) mod manifest;
+pub(crate) mod persist;
 pub(crate) mod preflight;
 pub(crate) mod procs;
 pub mod restore;
@@ -47,6 +49,7 @@ pub mod status;
 pub(crate) mod stop;
 pub(crate) mod systemd;
 pub(crate) mod traces;
+pub(crate) mod undo;
 
 pub use error::SessionError;
 #[cfg(test)]

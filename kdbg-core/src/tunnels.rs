@@ -104,6 +104,21 @@ pub(crate) fn stop(dir: &Utf8Path, node: &str, components: &[&str]) -> io::Resul
     })
 }
 
+/// Stops the tunnels to `node` whose session is over (their component is not in `live`, the
+/// components the node's journal holds): a session the node put back by itself leaves its
+/// workstation's forward behind.
+pub(crate) fn stop_ended(dir: &Utf8Path, node: &str, live: &[&str]) -> io::Result<Vec<TunnelRecord>> {
+    let ended: Vec<String> = load(dir)?
+        .into_iter()
+        .filter(|r| r.node == node && !live.contains(&r.component.as_str()))
+        .map(|r| r.component)
+        .collect();
+    if ended.is_empty() {
+        return Ok(Vec::new());
+    }
+    stop(dir, node, &ended.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// Signals the processes of `r` and waits (a second at most) for them to go; returns them.
 fn stop_one(r: &TunnelRecord) -> Vec<TunnelRecord> {
     let pids = r.processes();

@@ -4,6 +4,7 @@
 mod bad_inputs;
 mod faults;
 mod fencing;
+mod lease;
 mod manifests;
 mod nodes;
 mod race;

@@ -17,6 +17,7 @@ use crate::node::root_sh;
 use serde_json::Value;
 
 use super::journal::{How, PodMount};
+use super::scripts::Op;
 use super::SessionError;
 use crate::component::Component;
 use crate::layout::PODS_DIR;
@@ -217,11 +218,11 @@ pub(crate) fn exclude_node(affinity: &mut Value, node: &str) {
     }
 }
 
-/// Puts the DaemonSet's `updateStrategy` and the template's `affinity` back as they were
-/// (idempotent), then removes the copied files and the mount points kdbg created.
-pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
+/// Putting a DaemonSet back: its strategy and affinity as found, then the pod's copied files and
+/// the mount points kdbg created go.
+pub(crate) fn put_back_ops(how: &How) -> Result<Vec<Op>, String> {
     let How::DaemonSet { namespace, name, update_strategy, affinity, files, created, .. } = how else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let strategy: Value = serde_json::from_str(update_strategy).map_err(|e| e.to_string())?;
     let mut ops = vec![serde_json::json!({ "op": "replace", "path": "/spec/updateStrategy", "value": strategy })];
@@ -238,20 +239,19 @@ pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
         }
     };
     // Removing an affinity that is already gone fails: then only the strategy is left to put back.
-    let script = format!(
-        "{KUBECTL}kubectl patch daemonset -n \"$1\" \"$2\" --type=json -p \"$3\" >/dev/null 2>&1 || \
-         kubectl patch daemonset -n \"$1\" \"$2\" --type=json -p \"$4\" >/dev/null"
-    );
-    let what = format!("put the DaemonSet {namespace}/{name} back");
-    root_sh(node, &script, &[namespace, name, &with.to_string(), &without.to_string()], &what)
-        .map_err(|e| e.to_string())?;
+    let patch = Op {
+        what: format!("put the DaemonSet {namespace}/{name} back"),
+        script: format!(
+            "{KUBECTL}kubectl patch daemonset -n \"$1\" \"$2\" --type=json -p \"$3\" >/dev/null 2>&1 || \
+             kubectl patch daemonset -n \"$1\" \"$2\" --type=json -p \"$4\" >/dev/null"
+        ),
+        args: vec![namespace.clone(), name.clone(), with.to_string(), without.to_string()],
+    };
     let mut args = vec![files.clone()];
     args.extend(created.iter().rev().cloned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let cleanup = r#"rm -rf "$1"; shift; rmdir "$PODS" 2>/dev/null; for d; do rmdir "$d" 2>/dev/null || rm -f "$d" 2>/dev/null; done; true"#;
-    root_sh(node, &cleanup.replace("$PODS", PODS_DIR), &args, "remove the pod's copied files")
-        .map(drop)
-        .map_err(|e| e.to_string())
+    let cleanup = Op { what: "remove the pod's copied files".into(), script: cleanup.replace("$PODS", PODS_DIR), args };
+    Ok(vec![patch, cleanup])
 }
 
 #[cfg(test)]

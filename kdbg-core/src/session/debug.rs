@@ -75,6 +75,9 @@ pub struct DebugConfig {
     /// `None`: `--no-ide`.
     pub ide: Option<TaskArgs>,
     pub crash: CrashAt,
+    /// The session's lease on each node (`--lease`; `None`: until `kdbg restore`), see
+    /// [`super::lease`].
+    pub lease: Option<std::time::Duration>,
 }
 
 impl DebugConfig {
@@ -198,6 +201,15 @@ pub fn debug_nodes(
     let mut journals = Vec::new();
     let mut dests = Vec::new();
     for (_, node) in nodes {
+        if let Some(dir) = &cfg.state_dir {
+            // A session the node put back by itself left its forward here, on a port this one may need.
+            for (c, port) in super::status::stop_ended_tunnels(*node, dir)? {
+                reporter.info(format!(
+                    "stopped the tunnel localhost:{port} for {c}: its session on {} is over",
+                    node.describe()
+                ));
+            }
+        }
         let journal = journal::load(*node)?;
         for c in components {
             if let Some(e) = journal.components.get(c.name) {
@@ -205,6 +217,9 @@ pub fn debug_nodes(
                 return Err(SessionError::Held { component: c.name.into(), node: node.describe(), holder }.into());
             }
         }
+        let mut journal = journal;
+        // A session of another component may run already: this run's lease is the node's now.
+        journal.lease = cfg.lease.map(super::lease::starting);
         journals.push(journal);
         dests.push(Destination::check(tree, *node, &cfg.deploy)?);
     }

@@ -7,14 +7,14 @@
 //!
 //! Schema 2 (this kdbg writes it): Delve's listen address is a typed value ([`Listen`]), each
 //! entry names the session that owns it ([`SessionId`]), and the journal carries the session's
-//! lease ([`Lease`], none yet). Schema-1 journals are read and upgraded ([`v1`]); a newer schema
+//! lease ([`Lease`], see `session::lease`). Schema-1 journals are read and upgraded ([`v1`]); a newer schema
 //! is an error.
 
 pub(crate) mod v1;
 
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -331,52 +331,6 @@ pub(crate) fn keep_aside(node: &dyn Node) -> Result<String, SessionError> {
         return Err(SessionError::Journal { node: node.describe(), path: JOURNAL.into(), detail });
     }
     Ok(aside)
-}
-
-/// Writes the journal durably; an empty journal removes the file.
-pub(crate) fn save(node: &dyn Node, journal: &Journal) -> Result<(), SessionError> {
-    if journal.components.is_empty() {
-        let out = node.exec(&["rm", "-f", JOURNAL], Privilege::Root, &[])?;
-        if !out.success() {
-            return Err(SessionError::Journal {
-                node: node.describe(),
-                path: JOURNAL.into(),
-                detail: out.stderr_str(),
-            });
-        }
-        return Ok(());
-    }
-    let mut bytes = serde_json::to_vec_pretty(journal).expect("the journal serializes");
-    bytes.push(b'\n');
-    node.write_file(JOURNAL, &bytes, 0o600, Privilege::Root)?;
-    Ok(())
-}
-
-/// Sets one component's entry (and its update time), then saves.
-pub(crate) fn put(node: &dyn Node, journal: &mut Journal, mut entry: Entry) -> Result<(), SessionError> {
-    entry.updated_at = now();
-    journal.components.insert(entry.component.clone(), entry);
-    save(node, journal)
-}
-
-/// Journals `entry` as launching (no Delve pid), before Delve starts: `kdbg debug`'s launch and
-/// `kdbg watch`'s relaunch. The journal is shared by steps that run at once.
-pub(crate) fn launching(node: &dyn Node, journal: &Mutex<Journal>, entry: &mut Entry) -> Result<(), SessionError> {
-    entry.state = EntryState::Launching;
-    entry.dlv_pid = None;
-    put(node, &mut journal.lock().unwrap(), entry.clone())
-}
-
-/// Journals `entry` as launched: Delve `pid` listens.
-pub(crate) fn launched(
-    node: &dyn Node,
-    journal: &Mutex<Journal>,
-    entry: &mut Entry,
-    pid: u32,
-) -> Result<(), SessionError> {
-    entry.state = EntryState::Launched;
-    entry.dlv_pid = Some(pid);
-    put(node, &mut journal.lock().unwrap(), entry.clone())
 }
 
 #[cfg(test)]

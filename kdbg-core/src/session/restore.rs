@@ -9,10 +9,10 @@ use camino::Utf8PathBuf;
 
 use super::journal::{self, Entry, EntryState, Journal, Who};
 use super::traces::{self, Trace};
-use super::{endpoint, procs, stop, SessionError};
+use super::{persist, procs, stop, undo, SessionError};
 use crate::component::Component;
 use crate::crash::CrashAt;
-use crate::layout::{binary_path, dlv_path, BIN_DIR};
+use crate::layout::BIN_DIR;
 use crate::node::Node;
 use crate::node_lock::Locked;
 use crate::plan::exec::{Exec, Inputs, Policy, Ran, Runner};
@@ -196,7 +196,7 @@ fn restore_one(
         })?;
     }
     entry.state = EntryState::Restoring;
-    journal::put(node, journal, entry.clone())?;
+    persist::put(node, journal, entry.clone())?;
     cfg.crash.within(&id, "journal");
 
     let mut done = stop_debug(node, name, &entry)?;
@@ -209,7 +209,7 @@ fn restore_one(
             detail,
         })?);
         journal.components.remove(name);
-        journal::save(node, journal)?;
+        persist::save(node, journal)?;
         stop::remove_file(node, &entry.log)?;
         return Ok(Restored { component: name.into(), done });
     }
@@ -218,7 +218,7 @@ fn restore_one(
 
     let back = if entry.was_running { wait_back(node, &entry, cfg.back_timeout)? } else { true };
     journal.components.remove(name);
-    journal::save(node, journal)?;
+    persist::save(node, journal)?;
     if !back {
         return Err(not_back(node, name, &entry, cfg.back_timeout));
     }
@@ -233,24 +233,28 @@ fn restore_one(
 /// A component the journal does not hold: kill any debug processes of it left running.
 fn kill_strays(node: &dyn Node, name: &str) -> Result<Restored, SessionError> {
     let mut done = Vec::new();
-    let strays = strays(node, Some(name))?;
-    procs::kill(node, &strays)?;
-    if !strays.is_empty() {
-        done.push(format!("killed stray debug processes {strays:?}"));
+    let killed = kill_debug(node, name)?;
+    if !killed.is_empty() {
+        done.push(format!("killed stray debug processes {killed:?}"));
     }
     Ok(Restored { component: name.into(), done })
+}
+
+/// Kills Delve and the debug build of `name` ([`undo::kill_debug`]): the pids killed.
+fn kill_debug(node: &dyn Node, name: &str) -> Result<Vec<u32>, SessionError> {
+    let out = undo::kill_debug(name).run(node)?;
+    Ok(out.split_whitespace().filter_map(|p| p.parse().ok()).collect())
 }
 
 /// Kills Delve and the debug build of `name` and removes Delve's socket directory: what was done.
 fn stop_debug(node: &dyn Node, name: &str, entry: &Entry) -> Result<Vec<String>, SessionError> {
     let mut done = Vec::new();
-    let victims = strays(node, Some(name))?;
-    procs::kill(node, &victims)?;
+    let victims = kill_debug(node, name)?;
     if !victims.is_empty() {
         done.push(format!("killed Delve and the debug build (pids {victims:?})"));
     }
     if let Some(socket) = entry.listen.socket() {
-        endpoint::remove(node, socket)?;
+        undo::remove_socket_dir(socket).run(node)?;
         done.push(format!("removed Delve's socket directory {}", socket.rsplit_once('/').map_or(socket, |p| p.0)));
     }
     Ok(done)
@@ -290,25 +294,6 @@ fn not_back(node: &dyn Node, name: &str, entry: &Entry, timeout: Duration) -> Se
         seconds: timeout.as_secs(),
         detail: format!("{}; waited for {waiting}\n  fix: look at its logs ({logs})", entry.how.back_phrase()),
     }
-}
-
-/// Processes running kdbg's debug build of `name` (all components when `None`), and the Delves
-/// that run them — whether or not the journal recorded their pids.
-fn strays(node: &dyn Node, name: Option<&str>) -> Result<Vec<u32>, SessionError> {
-    let exes = procs::exes(node)?;
-    let ours = |exe: &str| match name {
-        Some(n) => exe == binary_path(n),
-        None => exe.starts_with(&format!("{BIN_DIR}/")) && exe != dlv_path(),
-    };
-    let mut pids: Vec<u32> = exes.iter().filter(|(_, e)| ours(e)).map(|(p, _)| *p).collect();
-    let dlvs: Vec<u32> = exes.iter().filter(|(_, e)| *e == dlv_path()).map(|(p, _)| *p).collect();
-    for (pid, argv) in procs::cmdlines(node, &dlvs)? {
-        // `dlv exec BINARY ...`
-        if argv.get(1).map(String::as_str) == Some("exec") && argv.get(2).is_some_and(|b| ours(b)) {
-            pids.push(pid);
-        }
-    }
-    Ok(pids)
 }
 
 /// Waits until the original (not kdbg's build) runs and listens on its ports.

@@ -52,6 +52,31 @@ pub(crate) fn with(fragments: &[&str], body: &str) -> String {
     s + body
 }
 
+/// A root script and its arguments: one step of putting an original back, run by `kdbg restore`
+/// through the connection and written as is into the node's own restore script
+/// (`session::lease::restore_sh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Op {
+    pub what: String,
+    pub script: String,
+    pub args: Vec<String>,
+}
+
+impl Op {
+    /// Runs it on `node` as root.
+    pub(crate) fn run(&self, node: &dyn crate::node::Node) -> Result<String, crate::node::NodeError> {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        crate::node::root_sh(node, &self.script, &args, &self.what)
+    }
+
+    /// As one command line of a node-side script: `sh -c 'SCRIPT' kdbg 'ARG'...`.
+    pub(crate) fn command(&self) -> String {
+        let mut argv = vec!["sh", "-c", &self.script, "kdbg"];
+        argv.extend(self.args.iter().map(String::as_str));
+        crate::node::sh_join(&argv)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,19 @@ pub fn status(node: &dyn Node, state_dir: Option<&Utf8Path>) -> Result<Vec<Compo
     Ok(out)
 }
 
+/// Stops this workstation's tunnels to `node` whose session is over (put back by the node itself,
+/// or restored from another workstation): `(component, local port)` of each.
+pub fn stop_ended_tunnels(node: &dyn Node, state_dir: &Utf8Path) -> Result<Vec<(String, u16)>, SessionError> {
+    let journal = journal::load(node)?;
+    let live: Vec<&str> = journal.components.keys().map(String::as_str).collect();
+    let stopped = tunnels::stop_ended(state_dir, &node.describe(), &live).map_err(|source| SessionError::Local {
+        what: "update".into(),
+        path: state_dir.join(tunnels::FILE).to_string(),
+        source,
+    })?;
+    Ok(stopped.into_iter().map(|t| (t.component, t.local_port)).collect())
+}
+
 /// Delve's state, asked through a forward on localhost:`port`; `timeout` bounds the connect and
 /// the call.
 pub(crate) fn state_via(port: u16, timeout: Duration) -> Result<DebuggerState, DlvRpcError> {

@@ -6,8 +6,8 @@ use crate::node::root_sh;
 use std::time::{Duration, Instant};
 
 use super::capture::Captured;
-use super::journal::{self, Entry, EntryState, How, Journal};
-use super::{procs, SessionError};
+use super::journal::{Entry, EntryState, How, Journal};
+use super::{persist, procs, SessionError};
 use crate::crash::CrashAt;
 use crate::node::{Node, Privilege};
 use crate::plan::StepKind;
@@ -26,7 +26,7 @@ pub(crate) fn stop(
 ) -> Result<(), SessionError> {
     let id = StepKind::Stop.on(cap.component.name);
     entry.state = EntryState::Stopping;
-    journal::put(node, journal, entry.clone())?;
+    persist::put(node, journal, entry.clone())?;
     crash.within(&id, "journal");
     match &cap.how {
         How::StaticPod { manifest, mode, backup, .. } => {
@@ -57,7 +57,7 @@ pub(crate) fn stop(
     if let Err(waiting) = wait_stopped(node, cap.pid, &ports, timeout)? {
         let put_back = put_back(node, &cap.how).is_ok() && {
             journal.components.remove(cap.component.name);
-            journal::save(node, journal).is_ok()
+            persist::save(node, journal).is_ok()
         };
         return Err(SessionError::StopTimeout {
             component: cap.component.name.into(),
@@ -68,7 +68,7 @@ pub(crate) fn stop(
         });
     }
     entry.state = EntryState::Stopped;
-    journal::put(node, journal, entry.clone())?;
+    persist::put(node, journal, entry.clone())?;
     Ok(())
 }
 
@@ -164,39 +164,15 @@ pub(crate) fn remove_file(node: &dyn Node, path: &str) -> Result<(), crate::node
     root_sh(node, script, &[path], &format!("remove {path}")).map(drop)
 }
 
-/// Puts the original back in place: the manifest's exact bytes (verified against the journaled
-/// sha256), or `systemctl start`. Idempotent; the backup is removed only once the manifest is back.
+/// Puts the original back in place ([`super::undo::put_back`]: the manifest's exact bytes,
+/// verified against the journaled sha256, or `systemctl start`, or the DaemonSet's spec).
+/// Idempotent; the backup is removed only once the manifest is back.
 pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
-    match how {
-        How::StaticPod { manifest, sha256, mode, backup } => {
-            if let Parked::InBackup = parked(node, manifest, sha256, backup)? {
-                let bytes = node
-                    .read_file(backup, Privilege::Root)
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("{backup} vanished"))?;
-                node.write_file(manifest, &bytes, *mode, Privilege::Root).map_err(|e| e.to_string())?;
-            }
-            remove_backup(node, backup)
-        }
-        How::DaemonSet { .. } => super::daemonset::put_back(node, how),
-        How::Systemd { unit, active, enabled } => {
-            // The unit returns to the state kdbg found: started only if it was active, and its
-            // enablement as it was (kdbg never changes it; someone else may have meanwhile).
-            if *active {
-                root_sh(node, "systemctl start \"$1\"", &[unit], &format!("systemctl start {unit}"))
-                    .map_err(|e| e.to_string())?;
-            }
-            match enabled.as_deref() {
-                Some(want @ ("enabled" | "disabled")) => {
-                    let verb = if want == "enabled" { "enable" } else { "disable" };
-                    let script =
-                        r#"[ "$(systemctl is-enabled "$1" 2>/dev/null)" = "$2" ] || systemctl "$3" --quiet "$1""#;
-                    root_sh(node, script, &[unit, want, verb], &format!("systemctl {verb} {unit}"))
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                }
-                _ => Ok(()),
-            }
-        }
+    if let How::StaticPod { manifest, sha256, backup, .. } = how {
+        parked(node, manifest, sha256, backup)?;
     }
+    for op in super::undo::put_back(how)? {
+        op.run(node).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use super::WatchError;
 use crate::node::{Node, NodeError, Privilege};
-use crate::session::journal::{self, Entry, EntryState, Journal};
+use crate::session::journal::{Entry, EntryState, Journal};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::listen::Listen;
-use crate::session::{scripts, SessionError};
+use crate::session::{persist, scripts, SessionError};
 
 /// Stops the old Delve and debug build, starts Delve, waits (polling every 20 ms on the node) until
 /// it listens and, with `--continue`, until the program listens on its ports. Prints `begin T`,
@@ -144,10 +144,10 @@ pub(crate) fn relaunch(
     let Some(mut entry) = journal.lock().unwrap().components.get(name).cloned() else {
         return Err(WatchError::NotUnderDebug { component: name.clone(), node: node.describe() });
     };
-    journal::launching(node, journal, &mut entry)?;
+    persist::launching(node, journal, &mut entry)?;
     let (marks, outcome) = run_script(node, held, dlv_timeout, serve_timeout)?;
     let pid = delve_started(node, held, &marks, &outcome, dlv_timeout)?;
-    journal::launched(node, journal, &mut entry, pid)?;
+    persist::launched(node, journal, &mut entry, pid)?;
     let warning = program_outcome(node, held, &outcome, serve_timeout)?;
     Ok(Relaunched { warning, ..stages(pid, &marks) })
 }

@@ -56,6 +56,7 @@ fn help_of_every_subcommand() {
             "debug",
             "status",
             "restore",
+            "renew",
             "vscode",
             "watch",
             "worktrees",

@@ -31,7 +31,7 @@ use crate::session::endpoint::{self, Choice};
 use crate::session::journal::{self, BuiltFrom, Entry, EntryState, Journal, SessionId, Who};
 use crate::session::launch::{self, LaunchSpec};
 use crate::session::restore::{self, RestoreConfig};
-use crate::session::{preflight, stop, SessionError};
+use crate::session::{persist, preflight, stop, SessionError};
 use crate::tree::SourceTree;
 
 /// What a step of `kdbg debug`'s plan yields.
@@ -207,7 +207,7 @@ impl Debugging<'_> {
             log: entry.log.clone(),
             mounts: cap.how.bind_mounts(),
         };
-        journal::launching(node, &self.journal, &mut entry)?;
+        persist::launching(node, &self.journal, &mut entry)?;
         cfg.crash.within(id, "journal");
         if let Some(socket) = endpoint::socket_of(&entry.endpoint()) {
             endpoint::prepare(node, socket)?;
@@ -215,7 +215,7 @@ impl Debugging<'_> {
         let pid = launch::spawn(node, &spec)?;
         cfg.crash.within(id, "spawned");
         launch::wait_listening(node, c.name, &spec, pid, cfg.timeouts.dlv)?;
-        journal::launched(node, &self.journal, &mut entry, pid)?;
+        persist::launched(node, &self.journal, &mut entry, pid)?;
         if spec.run {
             launch::wait_serving(node, c.name, &spec, pid, &entry.ports, cfg.timeouts.serve, self.reporter)?;
         }
