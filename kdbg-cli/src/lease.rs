@@ -44,6 +44,7 @@ it, and `kdbg watch` and `kdbg trace` keep it while they run; sitting in the IDE
 pub struct RenewArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    /// Print each node's deadline as JSON (`expires_at` in Unix seconds, the lease's `seconds`).
     #[arg(long)]
     pub json: bool,
 }

@@ -11,6 +11,7 @@ mod cache;
 mod flows;
 mod images;
 mod kindcli;
+mod lease;
 mod modern;
 mod multinode;
 mod node;
@@ -35,7 +36,8 @@ const CLUSTER: &str = "kdbg-e2e";
 type Flow = fn(&Shell, &mut Stages, &flows::Kdbg) -> Result<()>;
 
 /// The flows `--only` can pick, in the order they run.
-const FLOWS: &[&str] = &["apiserver", "scheduler", "kubelet", "proxy", "crash", "modern", "cache", "all-nodes"];
+const FLOWS: &[&str] =
+    &["apiserver", "scheduler", "kubelet", "proxy", "crash", "modern", "cache", "lease", "reboot", "all-nodes"];
 
 pub fn run(sh: &Shell, args: &[String]) -> Result<()> {
     let usage = || format!("usage: cargo xtask e2e k8s [--only FLOW,...]   (flows: {})", FLOWS.join(", "));
@@ -135,11 +137,11 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages, only: &[&str]) -> Result<()> {
     let scratch = Utf8PathBuf::try_from(scratch_dir.path().to_owned())?;
     let ssh = stages.run("ssh access to the node's docker user", || flows::ssh_target(sh, &cluster, &scratch))?;
     let kind_target = vec!["--target".to_string(), format!("kind://{CLUSTER}")];
-    for (via, target) in [("kind://", kind_target), ("ssh://", ssh)] {
+    for (via, target) in [("kind://", kind_target.clone()), ("ssh://", ssh)] {
         let k = flows::Kdbg { bin: bins.join("kdbg"), tree: &tree, cluster: &cluster, target, via };
         // From here on, every exit path restores the node.
         let _restore = flows::RestoreGuard(&k);
-        let flows: [(&str, Flow); 7] = [
+        let flows: [(&str, Flow); 8] = [
             ("apiserver", flows::apiserver),
             ("scheduler", flows::scheduler_and_cm),
             ("kubelet", flows::kubelet),
@@ -147,15 +149,23 @@ fn k8s_stages(sh: &Shell, stages: &mut Stages, only: &[&str]) -> Result<()> {
             ("crash", flows::crash_apiserver),
             ("modern", modern::scheduler_at_the_nodes_version_on_a_socket),
             ("cache", cache::scheduler_pulled),
+            ("lease", lease::lease_expires),
         ];
         // The crash logic and the cache's pull are the same through every transport, and ssh's
         // socket forward is run by the fast tier: once, through kind://, is enough for those.
-        let kind_only = ["crash", "modern", "cache"];
+        let kind_only = ["crash", "modern", "cache", "lease"];
         for (name, flow) in flows {
             if only.contains(&name) && (!kind_only.contains(&name) || via == "kind://") {
                 flow(sh, stages, &k)?;
             }
         }
+    }
+    if only.contains(&"reboot") {
+        // Last on the one-node cluster: a restarted container could come back on another address.
+        let k =
+            flows::Kdbg { bin: bins.join("kdbg"), tree: &tree, cluster: &cluster, target: kind_target, via: "kind://" };
+        let _restore = flows::RestoreGuard(&k);
+        lease::reboot(sh, stages, &k)?;
     }
     if !only.contains(&"all-nodes") {
         println!("e2e: {kind}");

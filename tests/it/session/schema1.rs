@@ -58,7 +58,8 @@ fn shape(v: &Value) -> Value {
 /// Debug, rewrite the journal in schema 1 (shaped as `before`), restore: the node is as it was.
 fn restores_from_schema_1(lab: &Lab, before: &str) {
     let snapshot = lab.snapshot();
-    lab.debug(&[]).success();
+    // The kdbg before schema 2 took no lease.
+    lab.debug(&["--lease", "none"]).success();
     let v1 = to_schema_1(&lab.journal());
     assert_eq!(shape(&v1), shape(&written_before(before)), "{v1:#}");
     std::fs::write(lab.node.host_path(JOURNAL), serde_json::to_string_pretty(&v1).unwrap() + "\n").unwrap();

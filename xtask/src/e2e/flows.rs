@@ -118,6 +118,9 @@ pub(super) struct NodeState {
     unit: String,
     /// The static pods' images, by pod.
     images: String,
+    /// kdbg's systemd units and timers (the test's own `kdbg-images.service` among them) and the
+    /// unit files of /etc/systemd/system.
+    units: String,
 }
 
 pub(super) fn node_state(sh: &Shell, c: &Cluster) -> Result<NodeState> {
@@ -136,7 +139,12 @@ pub(super) fn node_state_in(sh: &Shell, c: &Cluster, node: &str) -> Result<NodeS
         sh,
         "get pods -n kube-system -l tier=control-plane -o jsonpath='{range .items[*]}{.metadata.name}={.spec.containers[0].image} {end}'",
     )?;
-    Ok(NodeState { files, unit, images })
+    let units = c.sh_in(
+        sh,
+        node,
+        "systemctl list-units --all --plain --no-legend 'kdbg*' | awk '{print $1, $3}'; ls /etc/systemd/system; true",
+    )?;
+    Ok(NodeState { files, unit, images, units })
 }
 
 /// After a restore: the state is as before, the system pods run, and nothing of kdbg is left
@@ -145,8 +153,18 @@ pub(super) fn check_restored(sh: &Shell, c: &Cluster, before: &NodeState) -> Res
     check_restored_in(sh, c, &c.container, before)
 }
 
+/// [`check_restored`] after the node put itself back: `/var/log/kdbg` (what it did) may stay.
+pub(super) fn check_restored_but_logs(sh: &Shell, c: &Cluster, before: &NodeState) -> Result<()> {
+    restored_in(sh, c, &c.container, before, "/var/lib/kdbg")
+}
+
 /// [`check_restored`] for one node container of the cluster.
 pub(super) fn check_restored_in(sh: &Shell, c: &Cluster, node: &str, before: &NodeState) -> Result<()> {
+    restored_in(sh, c, node, before, "/var/lib/kdbg /var/log/kdbg")
+}
+
+/// The node as `before`, nothing of kdbg running, and nothing of kdbg's in `dirs` but its binaries.
+fn restored_in(sh: &Shell, c: &Cluster, node: &str, before: &NodeState, dirs: &str) -> Result<()> {
     wait_until("kube-system's pods to run again", SLOW, || c.system_pods_running(sh))?;
     let after = node_state_in(sh, c, node)?;
     ensure!(after == *before, "{node} differs after restore:\nbefore: {before:#?}\nafter:  {after:#?}");
@@ -156,7 +174,9 @@ pub(super) fn check_restored_in(sh: &Shell, c: &Cluster, node: &str, before: &No
     let left = c.sh_in(
         sh,
         node,
-        "find /var/lib/kdbg /var/log/kdbg -mindepth 1 -not -path '/var/lib/kdbg/bin*' -not -path /var/lib/kdbg/lock 2>/dev/null; true",
+        &format!(
+            "find {dirs} -mindepth 1 -not -path '/var/lib/kdbg/bin*' -not -path /var/lib/kdbg/lock 2>/dev/null; true"
+        ),
     )?;
     ensure!(left.trim().is_empty(), "kdbg left files on the node: {left}");
     Ok(())

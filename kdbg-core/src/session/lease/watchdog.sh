@@ -8,7 +8,9 @@
 #   watchdog.sh renew              (kdbg) push the lease's deadline out by its length
 #   watchdog.sh tick               the lease expired? then restore (a systemd timer runs this)
 #   watchdog.sh loop PERIOD        tick every PERIOD seconds until the session ends (no systemd)
-#   watchdog.sh boot               the node restarted during a session: restore now
+#   watchdog.sh boot               the node restarted during a session: restore now; if that
+#                                  fails (a DaemonSet needs the apiserver), retry every 30 s
+#   watchdog.sh retry              restore, whatever the lease says (the retries after a boot)
 #   watchdog.sh disarm             (kdbg, restore.sh) the session is over: remove all of it
 set -u
 d=/var/lib/kdbg
@@ -125,7 +127,13 @@ case "${1:-}" in
   renew) renew ;;
   tick) tick ;;
   loop) loop "$2" ;;
-  boot) restore "the node restarted" 0 ;;
+  boot)
+    restore "the node restarted" 0 && exit 0
+    say "the restore at boot did not finish: trying again every 30 s"
+    systemd-run --quiet --unit=kdbg-lease --description="kdbg: put the node back after its restart" \
+      --on-active=30 --on-unit-active=30 --timer-property=AccuracySec=1s /bin/sh "$d/watchdog.sh" retry
+    ;;
+  retry) restore "the node restarted" 120 ;;
   disarm) disarm ;;
   *) echo "usage: watchdog.sh arm|renew|tick|loop|boot|disarm" >&2; exit 2 ;;
 esac
