@@ -99,8 +99,10 @@ pub fn debug_lines(node: &str, standing: &Standing) -> String {
 pub fn status_lines(node: &str, look: &Look) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(d) = look.standing.deadline {
-        let t = lease::when(&d, now());
-        lines.push(format!("lease: {node} puts itself back {t} unless renewed (renewed now; `kdbg renew`)"));
+        let now = now();
+        let left = d.was.map(|w| format!("{} was left; ", lease::human(w.saturating_sub(now)))).unwrap_or_default();
+        let t = lease::when(&d, now);
+        lines.push(format!("lease: {left}renewed: {node} puts itself back {t} unless renewed again (`kdbg renew`)"));
     }
     if let Some(r) = &look.restored {
         lines.push(restored_line(node, r));

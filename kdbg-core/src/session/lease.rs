@@ -146,6 +146,8 @@ pub struct Deadline {
     pub expires_at: u64,
     /// The lease's length.
     pub seconds: u64,
+    /// When it would have passed before this renewal (Unix seconds).
+    pub was: Option<u64>,
 }
 
 /// The lease and watchdog of the node's session.
@@ -174,8 +176,9 @@ fn parse_standing(out: &str) -> Standing {
 
 fn parse_deadline(out: &str) -> Option<Deadline> {
     let line = out.lines().find_map(|l| l.strip_prefix("kdbg-lease "))?;
-    let (exp, secs) = line.trim().split_once(' ')?;
-    Some(Deadline { expires_at: exp.parse().ok()?, seconds: secs.parse().ok()? })
+    let mut words = line.split_whitespace().map(|w| w.parse::<u64>().ok());
+    let (expires_at, seconds) = (words.next()??, words.next()??);
+    Some(Deadline { expires_at, seconds, was: words.next().flatten() })
 }
 
 /// The node's last restore of its own (`/var/log/kdbg/node-restore.json`).

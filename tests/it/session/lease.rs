@@ -38,6 +38,16 @@ fn a_node_whose_workstation_is_gone_puts_itself_back_when_the_lease_passes() {
         out.stdout
     );
     assert!(lab.journal().contains("\"seconds\": 6"), "{}", lab.journal());
+    // A watchdog killed by hand comes back with the next renewal (here `kdbg status`).
+    let loops = "pgrep -f '[w]atchdog.sh loop' || true";
+    assert!(!lab.node.sh(loops).unwrap().trim().is_empty(), "no watchdog runs on the node");
+    lab.node.sh("pkill -9 -f '[w]atchdog.sh loop'; true").unwrap();
+    let status = lab.kdbg(&["status"]).success();
+    assert!(status.stdout.contains(" was left; renewed: "), "{}", status.stdout);
+    let again = wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+        (!lab.node.sh(loops).unwrap().trim().is_empty()).then_some(())
+    });
+    assert!(again.is_some(), "kdbg status did not start the watchdog again");
 
     // The workstation goes: the tunnel it left running dies, the node's ssh refuses and drops all.
     for pid in tunnels(&lab) {

@@ -27,9 +27,9 @@ fn the_watchdog_parses_as_sh_and_its_period_follows_the_lease() {
 
 #[test]
 fn renew_answers_are_read() {
-    let s = parse_standing("kdbg-watchdog process\nkdbg-lease 1700000100 100\n");
-    assert_eq!(s.deadline, Some(Deadline { expires_at: 1_700_000_100, seconds: 100 }));
+    let s = parse_standing("kdbg-watchdog process\nkdbg-lease 1700000100 100 1700000050\n");
+    assert_eq!(s.deadline, Some(Deadline { expires_at: 1_700_000_100, seconds: 100, was: Some(1_700_000_050) }));
     assert_eq!(s.watchdog, Some(Watchdog::Process));
     assert_eq!(parse_standing(""), Standing::default());
-    assert_eq!(when(&Deadline { expires_at: 3600 + 120, seconds: 1 }, 3600), "in 2m (at 01:02 UTC)");
+    assert_eq!(when(&Deadline { expires_at: 3600 + 120, seconds: 1, was: None }, 3600), "in 2m (at 01:02 UTC)");
 }

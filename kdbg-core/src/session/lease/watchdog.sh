@@ -41,7 +41,7 @@ arm() {
   if [ "$2" = none ]; then
     rm -f "$d/lease"
   else
-    echo "$2" > "$d/lease.tmp" && mv -f "$d/lease.tmp" "$d/lease" || return 1
+    echo "$2 $1" > "$d/lease.tmp" && mv -f "$d/lease.tmp" "$d/lease" || return 1
   fi
   if has_systemd; then
     if [ ! -f "$unit" ]; then
@@ -61,21 +61,28 @@ WantedBy=multi-user.target
 EOF
       mv -f "$unit.tmp" "$unit" && mkdir -p "${wants%/*}" && ln -sf "$unit" "$wants" && systemctl daemon-reload || return 1
     fi
-    if [ "$2" = none ]; then
-      systemctl stop kdbg-lease.timer >/dev/null 2>&1
-    elif ! systemctl is-active --quiet kdbg-lease.timer; then
-      systemctl reset-failed kdbg-lease.timer kdbg-lease.service >/dev/null 2>&1
-      systemd-run --quiet --unit=kdbg-lease --description="kdbg: the debug session's lease" \
-        --on-active="$1" --on-unit-active="$1" --timer-property=AccuracySec=1s \
-        /bin/sh "$d/watchdog.sh" tick || return 1
-    fi
+    [ "$2" != none ] || systemctl stop kdbg-lease.timer >/dev/null 2>&1
+    keep_watch || return 1
     echo kdbg-armed systemd
   else
-    if [ "$2" != none ] && ! running; then
-      : > "$d/watchdog.running"
-      setsid sh "$d/watchdog.sh" loop "$1" </dev/null >/dev/null 2>&1 &
-    fi
+    keep_watch
     echo kdbg-armed process
+  fi
+}
+
+# Starts the watchdog if the session has a lease and none runs (a timer stopped or a loop killed
+# by hand comes back with the next renewal).
+keep_watch() {
+  [ -r "$d/lease" ] && read -r _ _ period < "$d/lease" || return 0
+  if has_systemd; then
+    systemctl is-active --quiet kdbg-lease.timer && return 0
+    systemctl reset-failed kdbg-lease.timer kdbg-lease.service >/dev/null 2>&1
+    systemd-run --quiet --unit=kdbg-lease --description="kdbg: the debug session's lease" \
+      --on-active="$period" --on-unit-active="$period" --timer-property=AccuracySec=1s \
+      /bin/sh "$d/watchdog.sh" tick
+  elif ! running; then
+    : > "$d/watchdog.running"
+    setsid sh "$d/watchdog.sh" loop "$period" </dev/null >/dev/null 2>&1 &
   fi
 }
 
@@ -90,7 +97,8 @@ loop() {
   if command -v flock >/dev/null 2>&1; then flock -n 8 || exit 0; fi
   while [ -f "$d/journal.json" ]; do
     # After a failed restore (logged), try again less often.
-    if tick; then sleep "$1"; else sleep $(( $1 * 10 )); fi
+    # (fd 8, the loop's lock, is not handed down: a killed loop must not seem to run on.)
+    if tick 8>&-; then sleep "$1" 8>&-; else sleep $(( $1 * 10 )) 8>&-; fi
   done
   disarm
 }
@@ -103,9 +111,11 @@ tick() {
 
 renew() {
   if has_systemd; then echo "kdbg-watchdog systemd"; else echo "kdbg-watchdog process"; fi
-  [ -r "$d/lease" ] && read -r _ secs < "$d/lease" || return 0
+  [ -r "$d/lease" ] && read -r was secs period < "$d/lease" || return 0
   exp=$(( $(date +%s) + secs ))
-  echo "$exp $secs" > "$d/lease.tmp" && mv -f "$d/lease.tmp" "$d/lease" && echo "kdbg-lease $exp $secs"
+  echo "$exp $secs $period" > "$d/lease.tmp" && mv -f "$d/lease.tmp" "$d/lease" || return 1
+  echo "kdbg-lease $exp $secs $was"
+  keep_watch
 }
 
 disarm() {
