@@ -130,18 +130,8 @@ fn restored_line(node: &str, r: &NodeRestore) -> String {
 
 /// `2026-12-08 07:12:03 UTC`.
 fn clock(unix: u64) -> String {
-    let (days, secs) = ((unix / 86400) as i64, unix % 86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", secs / 3600, secs % 3600 / 60, secs % 60)
+    let t = kdbg_core::cache::remote::artifact::rfc3339(unix);
+    t.replacen('T', " ", 1).replace('Z', " UTC")
 }
 
 pub fn standing_json(s: &Standing) -> Value {
