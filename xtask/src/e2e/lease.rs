@@ -13,10 +13,12 @@ use xshell::{cmd, Shell};
 use super::flows::{self, Kdbg};
 use super::{wait_until, Stages};
 
-/// Nothing of a session is left: no journal, no kdbg process, and no unit or timer of kdbg's.
+/// Nothing of a session is left: no journal, no kdbg process, and no unit or timer of kdbg's (the
+/// transient service that restored has ended too).
 fn session_gone(sh: &Shell, k: &Kdbg) -> bool {
     let script = "[ ! -e /var/lib/kdbg/journal.json ] && ! ps -eo args | grep -q '^/var/lib/kdbg/' \
-                  && [ ! -e /etc/systemd/system/kdbg-restore.service ] && ! systemctl is-active --quiet kdbg-lease.timer";
+                  && [ ! -e /etc/systemd/system/kdbg-restore.service ] \
+                  && ! systemctl list-units --all --plain --no-legend 'kdbg-lease*' | grep -q .";
     k.cluster.sh(sh, script).is_ok()
 }
 
@@ -45,6 +47,8 @@ pub fn lease_expires(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
         kill_tunnels(sh, k)?;
         wait_until("the node to put itself back", flows::SLOW * 2, || session_gone(sh, k))?;
         flows::check_restored_but_logs(sh, c, &before)?;
+        let status = k.stdout(sh, &["status"])?;
+        ensure!(status.contains("restored by the node at ") && status.contains(": the lease expired"), "{status}");
         let record = take_record(sh, k)?;
         ensure!(record.contains("\"why\":\"the lease expired\""), "{record}");
         ensure!(
@@ -65,11 +69,12 @@ pub fn reboot(sh: &Shell, stages: &mut Stages, k: &Kdbg) -> Result<()> {
         c.wait_booted(sh)?;
         wait_until("the apiserver after the restart", flows::SLOW, || flows::node_healthz(sh, c, 6443))?;
         wait_until("the session closed by the node", flows::SLOW, || session_gone(sh, k))?;
-        let record = take_record(sh, k)?;
-        ensure!(record.contains("\"why\":\"the node restarted\"") && record.contains("kube-scheduler"), "{record}");
-        // The workstation's forward died with the node's processes: the next command forgets it.
+        // The workstation's forward outlived the session: the next command stops it.
         let status = k.stdout(sh, &["status"])?;
         ensure!(status.contains("nothing is under debug"), "{status}");
+        ensure!(status.contains(": the node restarted (put back kube-scheduler)"), "{status}");
+        let record = take_record(sh, k)?;
+        ensure!(record.contains("\"why\":\"the node restarted\""), "{record}");
         flows::check_restored(sh, c, &before)
     })
 }
