@@ -119,3 +119,32 @@ fn a_node_restore_killed_at_any_step_is_finished_by_the_next_one() {
     assert_eq!((lab.snapshot(), kdbg_files(&lab)), (before, files));
     lab.assert_clean();
 }
+
+/// The node's deadline (`/var/lib/kdbg/lease`: `EXPIRES SECONDS PERIOD`), if a lease runs.
+fn deadline(lab: &Lab) -> Option<u64> {
+    let text = std::fs::read_to_string(lab.node.host_path("/var/lib/kdbg/lease")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn a_running_watch_keeps_the_lease_and_its_end_lets_it_pass() {
+    let lab = Lab::up("sessr");
+    let before = lab.snapshot();
+    lab.debug(&["--lease", "8s"]).success();
+    let first = deadline(&lab).expect("a deadline on the node");
+    let minute = Duration::from_secs(60);
+    let mut w = crate::watch::child::Watcher::spawn(lab.kdbg(&["watch", "apiserver"]));
+    w.wait_line("kdbg: ready", minute, |l| l == "kdbg: ready");
+    // Renewed again and again: the deadline moves a whole lease past the first one, so the first
+    // has passed meanwhile, and the session is still there.
+    let kept = wait_for(minute, Duration::from_millis(200), || deadline(&lab).filter(|d| *d >= first + 8));
+    assert!(kept.is_some(), "the watch did not renew the lease: {:?} (first {first})", deadline(&lab));
+    assert!(lab.journal().contains("kube-apiserver"), "the node put itself back while the watch ran");
+    drop(w);
+    let back = wait_for(Duration::from_secs(120), Duration::from_millis(250), || {
+        (lab.snapshot() == before && !lab.node_exes().iter().any(|e| e.starts_with("/var/lib/kdbg/"))).then_some(())
+    });
+    assert!(back.is_some(), "the node did not put itself back once the watch ended");
+    lab.kdbg(&["status"]).success();
+    lab.assert_clean();
+}
