@@ -43,9 +43,20 @@ arm() {
   else
     echo "$2 $1" > "$d/lease.tmp" && mv -f "$d/lease.tmp" "$d/lease" || return 1
   fi
-  if has_systemd; then
-    if [ ! -f "$unit" ]; then
-      cat > "$unit.tmp" <<'EOF'
+  # Without systemd (or where its boot unit cannot be installed) a restart is not covered.
+  if has_systemd && boot_unit; then
+    [ "$2" != none ] || systemctl stop kdbg-lease.timer >/dev/null 2>&1
+    keep_watch
+    echo kdbg-armed systemd
+  else
+    keep_watch
+    echo kdbg-armed process
+  fi
+}
+
+boot_unit() {
+  [ -f "$unit" ] && return 0
+  cat > "$unit.tmp" <<'EOF'
 [Unit]
 Description=kdbg: put back what a debug session changed (the node restarted during it)
 ConditionPathExists=/var/lib/kdbg/journal.json
@@ -59,19 +70,14 @@ ExecStart=/bin/sh /var/lib/kdbg/watchdog.sh boot
 [Install]
 WantedBy=multi-user.target
 EOF
-      mv -f "$unit.tmp" "$unit" && mkdir -p "${wants%/*}" && ln -sf "$unit" "$wants" && systemctl daemon-reload || return 1
-    fi
-    [ "$2" != none ] || systemctl stop kdbg-lease.timer >/dev/null 2>&1
-    keep_watch || return 1
-    echo kdbg-armed systemd
-  else
-    keep_watch
-    echo kdbg-armed process
-  fi
+  mv -f "$unit.tmp" "$unit" && mkdir -p "${wants%/*}" && ln -sf "$unit" "$wants" && systemctl daemon-reload && return 0
+  rm -f "$unit.tmp" "$unit" "$wants"
+  return 1
 }
 
 # Starts the watchdog if the session has a lease and none runs (a timer stopped or a loop killed
-# by hand comes back with the next renewal).
+# by hand comes back with the next renewal): a systemd timer, else (no systemd, or the timer
+# cannot be started) a detached loop.
 keep_watch() {
   [ -r "$d/lease" ] && read -r _ _ period < "$d/lease" || return 0
   if has_systemd; then
@@ -79,8 +85,9 @@ keep_watch() {
     systemctl reset-failed kdbg-lease.timer kdbg-lease.service >/dev/null 2>&1
     systemd-run --quiet --unit=kdbg-lease --description="kdbg: the debug session's lease" \
       --on-active="$period" --on-unit-active="$period" --timer-property=AccuracySec=1s \
-      /bin/sh "$d/watchdog.sh" tick
-  elif ! running; then
+      /bin/sh "$d/watchdog.sh" tick && return 0
+  fi
+  if ! running; then
     : > "$d/watchdog.running"
     setsid sh "$d/watchdog.sh" loop "$period" </dev/null >/dev/null 2>&1 &
   fi
