@@ -240,6 +240,7 @@ pub(crate) fn put_back_ops(how: &How) -> Result<Vec<Op>, String> {
     };
     // Removing an affinity that is already gone fails: then only the strategy is left to put back.
     let patch = Op {
+        step: "put-back",
         what: format!("put the DaemonSet {namespace}/{name} back"),
         script: format!(
             "{KUBECTL}kubectl patch daemonset -n \"$1\" \"$2\" --type=json -p \"$3\" >/dev/null 2>&1 || \
@@ -250,7 +251,12 @@ pub(crate) fn put_back_ops(how: &How) -> Result<Vec<Op>, String> {
     let mut args = vec![files.clone()];
     args.extend(created.iter().rev().cloned());
     let cleanup = r#"rm -rf "$1"; shift; rmdir "$PODS" 2>/dev/null; for d; do rmdir "$d" 2>/dev/null || rm -f "$d" 2>/dev/null; done; true"#;
-    let cleanup = Op { what: "remove the pod's copied files".into(), script: cleanup.replace("$PODS", PODS_DIR), args };
+    let cleanup = Op {
+        step: "remove-files",
+        what: "remove the pod's copied files".into(),
+        script: cleanup.replace("$PODS", PODS_DIR),
+        args,
+    };
     Ok(vec![patch, cleanup])
 }
 

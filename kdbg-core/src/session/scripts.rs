@@ -57,6 +57,8 @@ pub(crate) fn with(fragments: &[&str], body: &str) -> String {
 /// (`session::lease::restore_sh`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Op {
+    /// Its name in the node's restore log (`put-back`, `start`).
+    pub step: &'static str,
     pub what: String,
     pub script: String,
     pub args: Vec<String>,

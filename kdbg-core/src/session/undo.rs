@@ -43,6 +43,7 @@ const REMOVE_SOCKET_DIR: &str = r#"d=${1%/*}; rm -rf "$d" && { rmdir "${d%/*}" 2
 pub(crate) fn kill_debug(component: &str) -> Op {
     let fragments = [scripts::ALIVE, scripts::KILL_WAIT, scripts::EXES, scripts::EXE_PIDS];
     Op {
+        step: "stop",
         what: format!("stop Delve and the debug build of {component}"),
         script: scripts::with(&fragments, KILL_DEBUG),
         args: vec![binary_path(component), dlv_path()],
@@ -53,7 +54,12 @@ pub(crate) fn kill_debug(component: &str) -> Op {
 pub(crate) fn remove_socket_dir(socket: &str) -> Op {
     let dir = socket.rsplit_once('/').map_or(socket, |p| p.0);
     debug_assert!(dir.starts_with(RUN_DIR), "{dir}");
-    Op { what: format!("remove {dir}"), script: REMOVE_SOCKET_DIR.into(), args: vec![socket.into()] }
+    Op {
+        step: "remove-socket",
+        what: format!("remove {dir}"),
+        script: REMOVE_SOCKET_DIR.into(),
+        args: vec![socket.into()],
+    }
 }
 
 /// What puts the original back in place, as the journal recorded it. Idempotent: a manifest
@@ -63,6 +69,7 @@ pub(crate) fn put_back(how: &How) -> Result<Vec<Op>, String> {
         How::StaticPod { manifest, sha256, mode, backup } => {
             debug_assert!(backup.starts_with(BACKUP_DIR), "{backup}");
             vec![Op {
+                step: "put-back",
                 what: format!("put {manifest} back"),
                 script: PUT_MANIFEST.into(),
                 args: vec![manifest.clone(), sha256.clone(), format!("{mode:o}"), backup.clone()],
@@ -75,12 +82,17 @@ pub(crate) fn put_back(how: &How) -> Result<Vec<Op>, String> {
             let mut ops = Vec::new();
             if *active {
                 let what = format!("systemctl start {unit}");
-                ops.push(Op { what, script: START_UNIT.into(), args: vec![unit.clone()] });
+                ops.push(Op { step: "start", what, script: START_UNIT.into(), args: vec![unit.clone()] });
             }
             if let Some(want @ ("enabled" | "disabled")) = enabled.as_deref() {
                 let verb = if want == "enabled" { "enable" } else { "disable" };
                 let what = format!("systemctl {verb} {unit}");
-                ops.push(Op { what, script: KEEP_ENABLED.into(), args: vec![unit.clone(), want.into(), verb.into()] });
+                ops.push(Op {
+                    step: verb,
+                    what,
+                    script: KEEP_ENABLED.into(),
+                    args: vec![unit.clone(), want.into(), verb.into()],
+                });
             }
             ops
         }

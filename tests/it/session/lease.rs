@@ -92,7 +92,10 @@ fn a_node_restore_killed_at_any_step_is_finished_by_the_next_one() {
         .collect();
     assert_eq!(steps.first(), Some(&"stop:kube-apiserver"), "{steps:?}");
     assert_eq!(steps.last(), Some(&"journal"), "{steps:?}");
-    assert!(steps.iter().any(|s| s.starts_with("put:")) && steps.iter().any(|s| s.starts_with("back:")), "{steps:?}");
+    assert!(
+        steps.iter().any(|s| s.starts_with("put-back:")) && steps.iter().any(|s| s.starts_with("back:")),
+        "{steps:?}"
+    );
 
     for step in &steps {
         let run = format!("KDBG_NODE_RESTORE_KILL_AT={step} sh /var/lib/kdbg/watchdog.sh boot");
@@ -113,7 +116,7 @@ fn a_node_restore_killed_at_any_step_is_finished_by_the_next_one() {
 
     // Killed half way, `kdbg restore` finishes it just as well: the same operations.
     lab.debug(&["--lease", "none"]).success();
-    let put = steps.iter().find(|s| s.starts_with("put:")).unwrap();
+    let put = steps.iter().find(|s| s.starts_with("put-back:")).unwrap();
     assert!(lab.node.sh(&format!("KDBG_NODE_RESTORE_KILL_AT={put} sh /var/lib/kdbg/watchdog.sh boot")).is_err());
     lab.restore();
     assert_eq!((lab.snapshot(), kdbg_files(&lab)), (before, files));

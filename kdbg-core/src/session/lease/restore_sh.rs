@@ -10,7 +10,7 @@
 //! `KDBG_NODE_RESTORE_KILL_AT=STEP` kills the run at a step (tests).
 
 use super::super::journal::{Entry, Journal};
-use super::super::scripts::{self, Op};
+use super::super::scripts;
 use super::super::undo;
 use super::RECORD;
 use crate::layout::BIN_DIR;
@@ -83,9 +83,11 @@ fn component(entry: &Entry) -> String {
         }
     };
     let mut lines = vec![format!("# {name}: {}", entry.how.back_phrase())];
-    let mut steps = vec![format!("step stop:{q} && {}", ops[0].command())];
+    // The first op stops the debug build and prints the pids it killed.
+    let kill = format!("p=$({}) && echo \"kdbg-restore: killed ${{p:-nothing}}\"", ops[0].command());
+    let mut steps = vec![format!("step {}:{q} && {kill}", ops[0].step)];
     for op in &ops[1..] {
-        steps.push(format!("step {} && {}", sh_quote(&step_name(op, name)), op.command()));
+        steps.push(format!("step {}:{q} && {}", op.step, op.command()));
     }
     let ports: Vec<String> = entry.ports.iter().map(u16::to_string).collect();
     if entry.was_running {
@@ -97,12 +99,6 @@ fn component(entry: &Entry) -> String {
         .push(format!("else echo \"kdbg-restore: could not put {name} back\"; failed=\"$failed,\"{}", sh_quote(&json)));
     lines.push("fi\n".into());
     lines.join("\n")
-}
-
-/// `put-back:kube-apiserver`, from what the op does.
-fn step_name(op: &Op, component: &str) -> String {
-    let verb = op.what.split_whitespace().next().unwrap_or("op");
-    format!("{verb}:{component}")
 }
 
 #[cfg(test)]
