@@ -1,4 +1,5 @@
-//! The session lease: a node whose workstation is gone puts itself back once the lease passes
+//! The session lease: a node whose workstation is gone (kdbg and every ssh of it SIGKILLed, the
+//! node's sshd stopped) puts itself back once the lease passes
 //! (with nothing of kdbg left but its logs and binaries), and the node's restore, killed at any
 //! of its steps, is finished by the next run.
 
@@ -14,16 +15,21 @@ fn kdbg_files(lab: &Lab) -> Vec<String> {
     out.lines().filter(|l| !matches!(*l, "." | "./bin" | "./lock" | "./lock.owner")).map(String::from).collect()
 }
 
-/// The workstation's forwards to this lab's Delve.
-fn tunnels(lab: &Lab) -> Vec<u32> {
-    let forward = format!("127.0.0.1:{}:", lab.port);
-    kdbg_tests::sys::all_pids()
-        .into_iter()
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a.starts_with(forward.as_bytes())))
-        })
-        .collect()
+/// The workstation goes: every ssh of this lab's node on this host (kdbg's master connection,
+/// the tunnel it left running) is SIGKILLed and the node's sshd refuses and drops every session.
+fn workstation_gone(lab: &Lab) {
+    let node = format!("@{}", lab.node.ip());
+    let ours = |p: &u32| {
+        kdbg_tests::sys::comm(*p).is_some_and(|c| c == "ssh")
+            && std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a.ends_with(node.as_bytes())))
+    };
+    let pids: Vec<u32> = kdbg_tests::sys::all_pids().into_iter().filter(ours).collect();
+    assert!(!pids.is_empty(), "no ssh of this lab's node on this host");
+    for pid in pids {
+        kdbg_tests::sys::kill(pid, libc::SIGKILL);
+    }
+    lab.node.stop_sshd().unwrap();
 }
 
 #[test]
@@ -49,11 +55,7 @@ fn a_node_whose_workstation_is_gone_puts_itself_back_when_the_lease_passes() {
     });
     assert!(again.is_some(), "kdbg status did not start the watchdog again");
 
-    // The workstation goes: the tunnel it left running dies, the node's ssh refuses and drops all.
-    for pid in tunnels(&lab) {
-        kdbg_tests::sys::kill(pid, libc::SIGKILL);
-    }
-    lab.node.stop_sshd().unwrap();
+    workstation_gone(&lab);
     let back = wait_for(Duration::from_secs(240), Duration::from_millis(250), || {
         let gone = !lab.node_exes().iter().any(|e| e.starts_with("/var/lib/kdbg/"));
         (gone && lab.snapshot() == before && kdbg_files(&lab) == files).then_some(())
@@ -143,11 +145,14 @@ fn a_running_watch_keeps_the_lease_and_its_end_lets_it_pass() {
     let kept = wait_for(minute, Duration::from_millis(200), || deadline(&lab).filter(|d| *d >= first + 8));
     assert!(kept.is_some(), "the watch did not renew the lease: {:?} (first {first})", deadline(&lab));
     assert!(lab.journal().contains("kube-apiserver"), "the node put itself back while the watch ran");
+    // The workstation goes while the watch runs: kdbg and every ssh of it killed, the node cut off.
     drop(w);
+    workstation_gone(&lab);
     let back = wait_for(Duration::from_secs(120), Duration::from_millis(250), || {
         (lab.snapshot() == before && !lab.node_exes().iter().any(|e| e.starts_with("/var/lib/kdbg/"))).then_some(())
     });
     assert!(back.is_some(), "the node did not put itself back once the watch ended");
+    lab.node.start_sshd().unwrap();
     lab.kdbg(&["status"]).success();
     lab.assert_clean();
 }
