@@ -78,8 +78,8 @@ pub fn renew(args: RenewArgs) -> anyhow::Result<()> {
 pub fn debug_lines(node: &str, standing: &Standing) -> String {
     let mut s = match standing.deadline {
         Some(d) => format!(
-            "lease: {node} puts itself back {} unless renewed (`kdbg renew`; any kdbg command on the node, \
-             `kdbg watch` and `kdbg trace` renew it)\n",
+            "lease: {node} puts itself back {} unless renewed (`kdbg renew` or `kdbg status`; `kdbg watch` \
+             and `kdbg trace` keep it while they run)\n",
             lease::when(&d, now())
         ),
         None if standing.watchdog.is_some() => format!("lease: none (--lease none): {node} waits for `kdbg restore`\n"),
