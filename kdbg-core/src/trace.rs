@@ -27,6 +27,7 @@ use crate::dlv::DlvRpcError;
 use crate::ide::mapping::PathRule;
 use crate::session::SessionError;
 
+pub use crate::toolchain::goroot;
 pub use run::{clear, resolvable, trace, TraceConfig};
 
 /// Breakpoints kdbg sets for tours are named with this prefix (Delve takes letters and digits).
@@ -156,7 +157,8 @@ pub struct PathMap {
     pub root: Utf8PathBuf,
     /// Most specific first, as [`crate::ide::mapping::Mapping`] orders them.
     pub rules: Vec<PathRule>,
-    /// The workstation's GOROOT: the standard library's files (`net/http/server.go` in a
+    /// The GOROOT of the Go kdbg selected (`--go`, the tree's `.go-version`, the `go` on PATH:
+    /// [`goroot`]): the standard library's files (`net/http/server.go` in a
     /// -trimpath build) are shown from `<goroot>/src`.
     pub goroot: Option<Utf8PathBuf>,
 }
