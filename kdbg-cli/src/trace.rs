@@ -148,12 +148,13 @@ fn summary(t: &Timeline, comp: &Component, report: Option<&Utf8PathBuf>) {
     };
     outln!("{} stops; {seen} of {total} waypoints seen, {} resolved", t.hits.len(), t.resolved.len());
     for u in &t.unresolved {
-        outln!("not traced: {}. {} ({})", u.waypoint + 1, u.name, u.why);
+        outln!("not traced: {}. {} ({})", u.waypoint, u.name, u.why);
     }
     if let Some(tr) = &t.trigger {
         let code = tr.exit_code.map_or("still running".into(), |c| format!("exit {c}"));
         outln!("trigger `{}`: {code}", tr.command);
     }
+    outln!("(+MS: since the trigger started; mostly Delve stopping and resuming at each stop, not the component's latency)");
     if let Some(r) = report {
         outln!("report: {r}");
     }

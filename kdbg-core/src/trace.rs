@@ -67,6 +67,7 @@ impl TraceError {
 /// A waypoint's functions found in the binary, with the breakpoints kdbg set on them.
 #[derive(Debug, Clone, Serialize)]
 pub struct Resolved {
+    /// The waypoint's number in the tour, from 1 (as everywhere kdbg shows one).
     pub waypoint: usize,
     pub name: String,
     pub functions: Vec<String>,
@@ -75,6 +76,7 @@ pub struct Resolved {
 /// A waypoint this binary has no function for (reported; the tour goes on).
 #[derive(Debug, Clone, Serialize)]
 pub struct Unresolved {
+    /// The waypoint's number in the tour, from 1.
     pub waypoint: usize,
     pub name: String,
     pub patterns: Vec<String>,
@@ -93,7 +95,7 @@ pub struct Capture {
 pub struct TimedHit {
     /// 1-based order of arrival.
     pub seq: usize,
-    /// 0-based index of the waypoint in the tour.
+    /// The waypoint's number in the tour, from 1 (text, HTML and `--json` alike).
     pub waypoint: usize,
     pub waypoint_name: String,
     pub function: String,
@@ -112,6 +114,11 @@ impl TimedHit {
     /// The file to show: in the tree, else as recorded.
     pub fn shown_file(&self) -> &str {
         self.file.as_deref().map(Utf8Path::as_str).unwrap_or(&self.recorded_file)
+    }
+
+    /// The tour's waypoint of this hit.
+    pub fn waypoint_of<'t>(&self, tour: &'t tour::Tour) -> Option<&'t tour::Waypoint> {
+        self.waypoint.checked_sub(1).and_then(|i| tour.waypoints.get(i))
     }
 
     /// The Go package of the hit's function (`k8s.io/apiserver/pkg/endpoints/filters`).

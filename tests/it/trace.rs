@@ -56,6 +56,8 @@ fn trace_records_the_healthz_tour_and_leaves_no_breakpoint() {
     let t = &doc["timeline"];
     // The waypoint the fixture lacks is reported, not fatal.
     assert_eq!(t["unresolved"][0]["name"], "upstream root health", "{t}");
+    assert_eq!(doc["schema"], 3, "waypoints numbered from 1 since schema 3");
+    assert_eq!(t["unresolved"][0]["waypoint"], 4, "numbered from 1, as the warning says: {t}");
     assert!(out.stderr.contains("waypoint 4 (upstream root health) not traced"), "{}", out.stderr);
     assert_eq!(t["trigger"]["exit_code"], 0, "{t}");
     assert_eq!(t["trigger"]["output"], "ok", "the request answers: {t}");
@@ -68,7 +70,7 @@ fn trace_records_the_healthz_tour_and_leaves_no_breakpoint() {
             firsts.push(w);
         }
     }
-    assert_eq!(firsts, [0, 1, 2, 4, 5], "{t}");
+    assert_eq!(firsts, [1, 2, 3, 5, 6], "{t}");
     let handler = hits.iter().find(|h| h["waypoint_name"] == "healthz handler").unwrap();
     assert_eq!(handler["captures"][0]["expr"], "r.URL.Path");
     assert_eq!(handler["captures"][0]["value"], "\"/healthz\"");

@@ -112,7 +112,7 @@ fn record_hits(
         let waypoint = &config.tour.waypoints[*w];
         let t = TimedHit {
             seq: timeline.hits.len() + 1,
-            waypoint: *w,
+            waypoint: *w + 1,
             waypoint_name: waypoint.name.clone(),
             function: hit.function.unwrap_or_else(|| function.clone()),
             goroutine: hit.goroutine,

@@ -229,13 +229,13 @@ fn resolve(
             };
             reporter.warn(format!("waypoint {} ({}) not traced: {why}", i + 1, w.name));
             timeline.unresolved.push(Unresolved {
-                waypoint: i,
+                waypoint: i + 1,
                 name: w.name.clone(),
                 patterns: w.functions.clone(),
                 why,
             });
         } else {
-            timeline.resolved.push(Resolved { waypoint: i, name: w.name.clone(), functions: set });
+            timeline.resolved.push(Resolved { waypoint: i + 1, name: w.name.clone(), functions: set });
         }
     }
     Ok(by_id)
