@@ -51,6 +51,8 @@ pub enum TraceError {
     Exited { component: String, status: i32 },
     #[error("failed to run the trigger `{command}`: {detail}")]
     Trigger { command: String, detail: String },
+    #[error("the trace of {component} ended: {why}\n  fix: `kdbg status` shows the session; `kdbg debug {alias} --target ...` starts a new one")]
+    SessionEnded { component: String, alias: String, why: String },
 }
 
 impl TraceError {
