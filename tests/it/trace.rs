@@ -76,6 +76,7 @@ fn trace_records_the_healthz_tour_and_leaves_no_breakpoint() {
     assert_eq!(handler["captures"][0]["value"], "\"/healthz\"");
     let in_tree = lab.tree.path("pkg/healthz/healthz.go");
     assert_eq!(handler["file"], in_tree.to_str().unwrap(), "mapped to the tree: {handler}");
+    stdlib_from_the_go_flag(&lab, &curl);
 
     // The same as lines, as it happens.
     // (The trigger run on the node this time, through kdbg's ssh transport.)
@@ -188,6 +189,43 @@ fn triggers_that_fail_or_outlive_for(lab: &Lab, curl: &str) {
         lab.kdbg(&["trace", "apiserver", "healthz", "--run", &format!("sleep 2; {curl}"), "--for", "1"]).success();
     assert!(out.stderr.contains("the trigger still runs after --for 1 s; waiting for it"), "{}", out.stderr);
     assert!(out.stdout.contains("healthz handler"), "the stops after --for are recorded: {}", out.stdout);
+}
+
+/// With no `go` on PATH and `--go` given, the standard library's stops show that Go's sources.
+fn stdlib_from_the_go_flag(lab: &Lab, curl: &str) {
+    let path = std::env::var("PATH").unwrap();
+    let (with_go, without): (Vec<&str>, Vec<&str>) = path.split(':').partition(|d| Path::new(d).join("go").is_file());
+    let goroot = Path::new(with_go.first().expect("a go on PATH built the fixture")).parent().unwrap();
+    let goroot = goroot.canonicalize().unwrap();
+    let out = lab
+        .kdbg(&[
+            "trace",
+            "apiserver",
+            "healthz",
+            "--run",
+            curl,
+            "--for",
+            "1",
+            "--json",
+            "--go",
+            goroot.to_str().unwrap(),
+        ])
+        .env("PATH", without.join(":"))
+        .success();
+    assert!(!out.stderr.contains("standard-library files are shown as recorded"), "{}", out.stderr);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    let hits = doc["timeline"]["hits"].as_array().unwrap().clone();
+    let std = hits.iter().find(|h| h["function"].as_str().unwrap().starts_with("net/http.")).unwrap();
+    let file = std["file"].as_str().unwrap_or_default();
+    assert!(file.starts_with(&format!("{}/src/net/http/", goroot.display())), "from --go's GOROOT: {std}");
+
+    // No Go at all: said once, with what to pass.
+    let out = lab
+        .kdbg(&["trace", "apiserver", "healthz", "--run", curl, "--for", "1"])
+        .env("PATH", without.join(":"))
+        .success();
+    assert_eq!(out.stderr.matches("standard-library files are shown as recorded").count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("fix: pass --go"), "{}", out.stderr);
 }
 
 /// A restore while a trace records: the trace says the session was restored.
