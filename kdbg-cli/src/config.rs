@@ -271,8 +271,9 @@ pub fn target_args(t: &TargetArgs) -> Vec<String> {
     out
 }
 
-/// Version of every `--json` document kdbg prints; 2 added `build --json`'s per-component `via`.
-pub const JSON_SCHEMA: u32 = 2;
+/// Version of every `--json` document kdbg prints; 2 added `build --json`'s per-component `via`;
+/// 3 numbers `trace --json`'s waypoints from 1 (`hits[].waypoint`, `resolved`, `unresolved`).
+pub const JSON_SCHEMA: u32 = 3;
 
 /// Arguments as one line a shell reads back as the same words (a path with a space, a quote).
 pub fn shell_line(args: &[String]) -> String {

@@ -295,8 +295,25 @@ fn print_status(node: &str, states: &[status::ComponentStatus], heading: bool) -
         if let Some(b) = &e.built_from {
             outln!("{:<24} {}", "", built_line(b));
         }
+        if let Some(hint) = halted_hint(&e.component, &st.program) {
+            outln!("{:<24} {hint}", "");
+        }
     }
     Ok(())
+}
+
+/// For a halted program: how to let it run when a `kdbg trace` (`--stop`, or killed) left it so.
+pub(crate) fn halted_hint(component: &str, program: &str) -> Option<String> {
+    if !program.starts_with("halted") {
+        return None;
+    }
+    let alias = kdbg_core::component::Component::lookup(component)
+        .ok()
+        .and_then(|c| c.aliases.first().copied())
+        .unwrap_or(component);
+    Some(format!(
+        "halted: if a `kdbg trace` left it so (--stop, or a trace that was killed), `kdbg trace {alias} --clear` removes its breakpoints and lets it run; else continue it from your debugger"
+    ))
 }
 
 /// `built from v1.20.1 (worktree at --at v1.20.1, commit 0123456789ab) in /src/k/_output/..., for

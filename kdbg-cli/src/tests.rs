@@ -93,3 +93,10 @@ fn a_printed_command_line_reads_back_as_the_same_words() {
         r#"--target ssh://u@h --identity '/keys/my key' --ssh-option 'it'\''s'"#
     );
 }
+
+#[test]
+fn a_halted_program_names_kdbg_trace_clear() {
+    let hint = crate::session::halted_hint("kube-apiserver", "halted at pkg/healthz/healthz.go:29").unwrap();
+    assert!(hint.contains("`kdbg trace apiserver --clear`"), "{hint}");
+    assert_eq!(crate::session::halted_hint("kube-apiserver", "running"), None);
+}

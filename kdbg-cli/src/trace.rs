@@ -29,9 +29,10 @@ on every waypoint's function (named kdbgtrace...), lets it run, starts --run (a 
 on this workstation with `sh -c`, e.g. kubectl with your kubeconfig, or as root on the node with
 --on-node; without --run, do the action
 yourself) and records every stop, continuing at once, for --for seconds after the trigger started
-and at least until it ended. Then every breakpoint kdbg set is removed and the component runs on.
-Each stop prints as: order, time since the trigger, goroutine, waypoint, file:line in your tree,
-captured values. With --stop the breakpoints stay and the component stays halted at the first
+and at least until it ended (a trigger still running then is waited for, up to 120 s more, and
+kdbg says so). Then every breakpoint kdbg set is removed and the component runs on, and the stops
+print as a table: order, time since the trigger, goroutine, waypoint (numbered from 1), file:line
+in your tree, captured values. A trigger that fails makes kdbg trace fail. With --stop the breakpoints stay and the component stays halted at the first
 hit for your IDE; `kdbg trace COMPONENT --clear` (or `clearall` in `dlv connect`) removes them.")]
 pub struct TraceArgs {
     /// The component under debug: apiserver, scheduler, controller-manager (cm), kubelet, proxy.
@@ -100,42 +101,83 @@ pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
     };
     if !args.json {
         outln!("tour {} of {} on {}: {}", config.tour.name, comp.name, node.describe(), config.tour.story);
-        outln!("{:>3} {:>8} {:>8}  {:<22} {:<40} CAPTURED", "#", "+MS", "GOROUTINE", "WAYPOINT", "WHERE");
     }
-    let json = args.json;
-    // The session's lease is kept for as long as the trace runs.
-    let timeline = kdbg_core::session::lease::keeping(&*node, || {
-        trace::trace(&*node, &config, &term, &mut |h| {
-            if !json {
-                outln!("{}", line(h));
-            }
-        })
-    })
-    .with_context(|| format!("failed to trace {} {}", comp.name, config.tour.name))?;
+    // The session's lease is kept for as long as the trace runs. The table is printed once
+    // recorded, its columns as wide as their contents.
+    let timeline = kdbg_core::session::lease::keeping(&*node, || trace::trace(&*node, &config, &term, &mut |_| {}))
+        .with_context(|| format!("failed to trace {} {}", comp.name, config.tour.name))?;
     if let Some(file) = &args.report {
         std::fs::write(file, trace::report::html(&timeline)).with_context(|| format!("failed to write {file}"))?;
     }
-    if json {
+    if args.json {
         outln!("{}", json!({ "schema": JSON_SCHEMA, "timeline": timeline }));
     } else {
+        for row in table(&timeline.hits) {
+            outln!("{row}");
+        }
         summary(&timeline, comp, args.report.as_ref());
     }
-    Ok(())
+    trigger_failed(&timeline)
 }
 
-/// `  3    +12 g42       mux                    /tree/pkg/x.go:29    r.URL.Path="/healthz"`
-fn line(h: &TimedHit) -> String {
-    let captured: Vec<String> = h.captures.iter().map(|c| format!("{}={}", c.expr, c.value)).collect();
-    let at = format!("{}:{}", h.shown_file(), h.line);
-    format!(
-        "{:>3} {:>8} {:>9}  {:<22} {:<40} {}",
-        h.seq,
-        format!("+{}", h.ms),
-        format!("g{}", h.goroutine),
-        h.waypoint_name,
-        at,
-        captured.join(" ")
-    )
+/// The stops as a table whose columns fit their contents, so CAPTURED lines up:
+/// `#  +MS  GOROUTINE  WAYPOINT  WHERE  CAPTURED`.
+fn table(hits: &[TimedHit]) -> Vec<String> {
+    let header = ["#", "+MS", "GOROUTINE", "WAYPOINT", "WHERE", "CAPTURED"].map(String::from);
+    let mut rows = vec![header];
+    for h in hits {
+        let captured: Vec<String> = h.captures.iter().map(|c| format!("{}={}", c.expr, c.value)).collect();
+        rows.push([
+            h.seq.to_string(),
+            format!("+{}", h.ms),
+            format!("g{}", h.goroutine),
+            format!("{}. {}", h.waypoint, h.waypoint_name),
+            format!("{}:{}", h.shown_file(), h.line),
+            captured.join(" "),
+        ]);
+    }
+    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+    let w: Vec<usize> = (0..5).map(width).collect();
+    rows.iter()
+        .map(|r| {
+            let line = format!(
+                "{:>w0$} {:>w1$} {:>w2$}  {:<w3$}  {:<w4$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2],
+                w3 = w[3],
+                w4 = w[4]
+            );
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
+/// A trigger that failed fails the trace (after the breakpoints were removed), with its status
+/// and the end of what it printed.
+fn trigger_failed(t: &Timeline) -> anyhow::Result<()> {
+    let Some(tr) = &t.trigger else { return Ok(()) };
+    match tr.exit_code {
+        Some(code) if code != 0 => anyhow::bail!(
+            "the trigger `{}` failed (exit {code}){}\n  fix: run the command by itself to see why; the stops it reached were recorded and kdbg's breakpoints are removed",
+            tr.command,
+            tail(&tr.output).map(|t| format!(":\n{t}")).unwrap_or_default()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The last lines of what a trigger printed, indented (`None`: it printed nothing).
+fn tail(output: &str) -> Option<String> {
+    let lines: Vec<&str> = output.trim_end().lines().collect();
+    let last = &lines[lines.len().saturating_sub(5)..];
+    (!last.is_empty()).then(|| last.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"))
 }
 
 fn summary(t: &Timeline, comp: &Component, report: Option<&Utf8PathBuf>) {
@@ -148,12 +190,13 @@ fn summary(t: &Timeline, comp: &Component, report: Option<&Utf8PathBuf>) {
     };
     outln!("{} stops; {seen} of {total} waypoints seen, {} resolved", t.hits.len(), t.resolved.len());
     for u in &t.unresolved {
-        outln!("not traced: {}. {} ({})", u.waypoint + 1, u.name, u.why);
+        outln!("not traced: {}. {} ({})", u.waypoint, u.name, u.why);
     }
     if let Some(tr) = &t.trigger {
         let code = tr.exit_code.map_or("still running".into(), |c| format!("exit {c}"));
         outln!("trigger `{}`: {code}", tr.command);
     }
+    outln!("(+MS: since the trigger started; mostly Delve stopping and resuming at each stop, not the component's latency)");
     if let Some(r) = report {
         outln!("report: {r}");
     }
@@ -170,24 +213,42 @@ fn summary(t: &Timeline, comp: &Component, report: Option<&Utf8PathBuf>) {
 }
 
 /// The IDE's path rules from the tree's build of `comp`; none (recorded paths shown) without one.
+/// The standard library is read from the GOROOT of the Go kdbg selects (`--go`, ...).
 fn paths(src: &SrcArgs, comp: &Component, term: &Terminal) -> PathMap {
     use kdbg_core::report::Reporter;
-    let goroot =
-        kdbg_core::host::Cmd::new("go").args(["env", "GOROOT"]).read().ok().map(|g| Utf8PathBuf::from(g.trim()));
-    let Ok(tree) = find_tree(src) else {
-        term.warn(
-            "no kubernetes tree found: file names are shown as the binary recorded them (--src DIR maps them)".into(),
-        );
-        return PathMap { goroot, ..PathMap::default() };
+    let (map, warnings) = path_map(src, comp);
+    for w in warnings {
+        term.warn(w);
+    }
+    map
+}
+
+/// [`paths`] and what it has to warn about, each with its reason.
+fn path_map(src: &SrcArgs, comp: &Component) -> (PathMap, Vec<String>) {
+    let mut warnings = Vec::new();
+    let tree = find_tree(src);
+    let root = tree.as_ref().ok().map(|t| t.root.as_path());
+    let goroot = trace::goroot(root, src.go.clone())
+        .map_err(|e| warnings.push(format!("standard-library files are shown as recorded, without source: {e}")))
+        .ok();
+    let tree = match tree {
+        Ok(tree) => tree,
+        Err(e) => {
+            warnings
+                .push(format!("kubernetes file names are shown as the binary recorded them, without source: {e:#}"));
+            return (PathMap { goroot, ..PathMap::default() }, warnings);
+        }
     };
     let binary = kdbg_core::build::binary_path(&tree, &src.build_config(kdbg_core::flags::Profile::Debug), comp.name);
     match binary.map_err(|e| e.to_string()).and_then(|b| dwarf::recorded_sources(&b).map_err(|e| format!("{b}: {e}"))) {
-        Ok(recorded) => PathMap { rules: mapping::mapping(&recorded, &tree.root).rules, root: tree.root, goroot },
+        Ok(recorded) => {
+            (PathMap { rules: mapping::mapping(&recorded, &tree.root).rules, root: tree.root, goroot }, warnings)
+        }
         Err(e) => {
-            term.warn(format!(
+            warnings.push(format!(
                 "cannot read the source paths the binary recorded ({e}): file names are shown as recorded"
             ));
-            PathMap { root: tree.root, rules: Vec::new(), goroot }
+            (PathMap { root: tree.root, rules: Vec::new(), goroot }, warnings)
         }
     }
 }
@@ -235,3 +296,6 @@ fn list(args: &TraceArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

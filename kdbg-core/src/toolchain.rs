@@ -123,8 +123,7 @@ pub(crate) fn wanted_version(root: &Utf8Path) -> Option<String> {
 /// Chooses the Go for `root` (see the module doc).
 pub(crate) fn select(root: &Utf8Path, search: &GoSearch) -> Result<GoToolchain, ToolchainError> {
     let wanted = wanted_version(root);
-    let on_path =
-        search.path.split(':').filter(|d| !d.is_empty()).map(|d| Utf8Path::new(d).join("go")).find(|p| p.is_file());
+    let on_path = go_on_path(&search.path);
     let chosen = match (&search.explicit, &wanted) {
         (Some(given), _) => given_go(root, given, wanted.as_deref())?,
         (None, Some(w)) => go_for_version(root, search, on_path.as_deref(), w)?,
@@ -136,6 +135,39 @@ pub(crate) fn select(root: &Utf8Path, search: &GoSearch) -> Result<GoToolchain, 
     let mut t = GoToolchain::new(root, chosen, wanted, &search.path);
     t.read_identity(root)?;
     Ok(t)
+}
+
+/// The first `go` on `path`.
+fn go_on_path(path: &str) -> Option<Utf8PathBuf> {
+    path.split(':').filter(|d| !d.is_empty()).map(|d| Utf8Path::new(d).join("go")).find(|p| p.is_file())
+}
+
+/// The GOROOT of the Go kdbg selects, where the standard library's sources of its builds are:
+/// `--go`, else for a tree with `.go-version` the Go [`select`] picks, else the `go` on PATH, else
+/// `$GOROOT`. `Err` says why there is none and what to pass.
+pub fn goroot(root: Option<&Utf8Path>, explicit: Option<Utf8PathBuf>) -> Result<Utf8PathBuf, String> {
+    goroot_in(root, &GoSearch::from_env(explicit))
+}
+
+fn goroot_in(root: Option<&Utf8Path>, search: &GoSearch) -> Result<Utf8PathBuf, String> {
+    const FIX: &str = "fix: pass --go /path/to/go, the Go that built the component";
+    let pinned = root.filter(|r| wanted_version(r).is_some());
+    let go = match (pinned, &search.explicit) {
+        (Some(root), _) => select(root, search).map_err(|e| e.to_string())?.go,
+        (None, Some(given)) => {
+            go_binary(given).ok_or_else(|| ToolchainError::NoGo { path: given.clone() }.to_string())?
+        }
+        (None, None) => go_on_path(&search.path)
+            .or_else(|| search.goroot.as_ref().map(|g| g.join("bin/go")).filter(|p| p.is_file()))
+            .ok_or_else(|| format!("no --go given, no `go` on PATH and no $GOROOT\n  {FIX}"))?,
+    };
+    let real = go.canonicalize_utf8().unwrap_or(go);
+    let goroot = real.parent().and_then(Utf8Path::parent).map(Utf8Path::to_owned).unwrap_or_default();
+    if goroot.join("src").is_dir() {
+        Ok(goroot)
+    } else {
+        Err(format!("{goroot} (the GOROOT of {real}) has no src directory\n  {FIX}"))
+    }
 }
 
 /// A `go` binary picked, where it was found, and what to warn about it.
@@ -307,39 +339,4 @@ fn installed(dirs: &[Utf8PathBuf]) -> Vec<Utf8PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_match_exactly_or_by_minor() {
-        assert_eq!(matches("go1.27.3", "1.27.3"), Match::Exact);
-        assert_eq!(matches("go1.27.2", "1.27.3"), Match::Minor);
-        assert_eq!(matches("go1.27.2", "1.27"), Match::Exact);
-        assert_eq!(matches("go1.24.11", "1.27.3"), Match::No);
-        assert_eq!(matches("go1.19.8", "1.19.8"), Match::Exact);
-    }
-
-    #[test]
-    fn installed_releases_are_found_in_sdk_and_toolchain_dirs() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Utf8Path::from_path(dir.path()).unwrap();
-        for goroot in ["sdk/go1.27.3", "golang.org/toolchain@v0.0.1-go1.24.11.linux-amd64", "sdk/other"] {
-            std::fs::create_dir_all(root.join(goroot).join("bin")).unwrap();
-            std::fs::write(root.join(goroot).join("bin/go"), "").unwrap();
-        }
-        let found = installed(&[root.join("sdk"), root.join("golang.org")]);
-        let rel: Vec<&str> = found.iter().map(|p| p.strip_prefix(root).unwrap().as_str()).collect();
-        assert_eq!(rel, ["sdk/go1.27.3/bin/go", "golang.org/toolchain@v0.0.1-go1.24.11.linux-amd64/bin/go"]);
-    }
-
-    #[test]
-    fn a_tree_asking_for_a_go_nobody_has_is_refused_before_anything_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Utf8Path::from_path(dir.path()).unwrap();
-        std::fs::write(root.join(".go-version"), "1.99.1\n").unwrap();
-        let search = GoSearch { path: "/nonexistent".into(), ..GoSearch::default() };
-        let e = select(root, &search).unwrap_err().to_string();
-        assert!(e.contains(".go-version asks for go1.99.1, but there is no go on PATH"), "{e}");
-        assert!(e.contains("fix: install Go 1.99.1 and pass --go"), "{e}");
-    }
-}
+mod tests;

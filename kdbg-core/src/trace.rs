@@ -27,6 +27,7 @@ use crate::dlv::DlvRpcError;
 use crate::ide::mapping::PathRule;
 use crate::session::SessionError;
 
+pub use crate::toolchain::goroot;
 pub use run::{clear, resolvable, trace, TraceConfig};
 
 /// Breakpoints kdbg sets for tours are named with this prefix (Delve takes letters and digits).
@@ -50,6 +51,8 @@ pub enum TraceError {
     Exited { component: String, status: i32 },
     #[error("failed to run the trigger `{command}`: {detail}")]
     Trigger { command: String, detail: String },
+    #[error("the trace of {component} ended: {why}\n  fix: `kdbg status` shows the session; `kdbg debug {alias} --target ...` starts a new one")]
+    SessionEnded { component: String, alias: String, why: String },
 }
 
 impl TraceError {
@@ -66,6 +69,7 @@ impl TraceError {
 /// A waypoint's functions found in the binary, with the breakpoints kdbg set on them.
 #[derive(Debug, Clone, Serialize)]
 pub struct Resolved {
+    /// The waypoint's number in the tour, from 1 (as everywhere kdbg shows one).
     pub waypoint: usize,
     pub name: String,
     pub functions: Vec<String>,
@@ -74,6 +78,7 @@ pub struct Resolved {
 /// A waypoint this binary has no function for (reported; the tour goes on).
 #[derive(Debug, Clone, Serialize)]
 pub struct Unresolved {
+    /// The waypoint's number in the tour, from 1.
     pub waypoint: usize,
     pub name: String,
     pub patterns: Vec<String>,
@@ -92,7 +97,7 @@ pub struct Capture {
 pub struct TimedHit {
     /// 1-based order of arrival.
     pub seq: usize,
-    /// 0-based index of the waypoint in the tour.
+    /// The waypoint's number in the tour, from 1 (text, HTML and `--json` alike).
     pub waypoint: usize,
     pub waypoint_name: String,
     pub function: String,
@@ -111,6 +116,11 @@ impl TimedHit {
     /// The file to show: in the tree, else as recorded.
     pub fn shown_file(&self) -> &str {
         self.file.as_deref().map(Utf8Path::as_str).unwrap_or(&self.recorded_file)
+    }
+
+    /// The tour's waypoint of this hit.
+    pub fn waypoint_of<'t>(&self, tour: &'t tour::Tour) -> Option<&'t tour::Waypoint> {
+        self.waypoint.checked_sub(1).and_then(|i| tour.waypoints.get(i))
     }
 
     /// The Go package of the hit's function (`k8s.io/apiserver/pkg/endpoints/filters`).
@@ -156,7 +166,8 @@ pub struct PathMap {
     pub root: Utf8PathBuf,
     /// Most specific first, as [`crate::ide::mapping::Mapping`] orders them.
     pub rules: Vec<PathRule>,
-    /// The workstation's GOROOT: the standard library's files (`net/http/server.go` in a
+    /// The GOROOT of the Go kdbg selected (`--go`, the tree's `.go-version`, the `go` on PATH:
+    /// [`goroot`]): the standard library's files (`net/http/server.go` in a
     /// -trimpath build) are shown from `<goroot>/src`.
     pub goroot: Option<Utf8PathBuf>,
 }

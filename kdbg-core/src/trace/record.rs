@@ -34,6 +34,7 @@ pub(super) fn record(
     let trigger = start_trigger(node, config, reporter)?;
     let mut outcome: Option<TriggerOutcome> = None;
     let deadline = started + config.collect;
+    let mut said_waiting = false;
     loop {
         if let (Some((command, rx)), None) = (&trigger, &outcome) {
             if let Ok(done) = rx.try_recv() {
@@ -47,7 +48,17 @@ pub(super) fn record(
         let now = Instant::now();
         let trigger_done = trigger.is_none() || outcome.is_some();
         if now >= deadline && (trigger_done || now >= deadline + TRIGGER_GRACE) {
+            if !trigger_done {
+                reporter.warn(format!(
+                    "the trigger still runs {} s after --for: recording stops; it is left running",
+                    TRIGGER_GRACE.as_secs()
+                ));
+            }
             break;
+        }
+        if now >= deadline && !said_waiting {
+            reporter.warn(overrun(config.collect));
+            said_waiting = true;
         }
         let Some(stop) = next_stop(dlv, config.component)? else { continue };
         let ours = record_hits(stop, config, by_id, started, timeline, on_hit);
@@ -112,7 +123,7 @@ fn record_hits(
         let waypoint = &config.tour.waypoints[*w];
         let t = TimedHit {
             seq: timeline.hits.len() + 1,
-            waypoint: *w,
+            waypoint: *w + 1,
             waypoint_name: waypoint.name.clone(),
             function: hit.function.unwrap_or_else(|| function.clone()),
             goroutine: hit.goroutine,
@@ -132,6 +143,15 @@ fn record_hits(
         timeline.hits.push(t);
     }
     ours
+}
+
+/// What kdbg says once when the trigger outlives `--for` (it waits, never kills it).
+fn overrun(collect: Duration) -> String {
+    format!(
+        "the trigger still runs after --for {} s; waiting for it, recording, up to {} s more (Ctrl-C stops it)",
+        collect.as_secs(),
+        TRIGGER_GRACE.as_secs()
+    )
 }
 
 type TriggerResult = Result<TriggerOutcome, String>;
@@ -159,4 +179,14 @@ fn spawn_trigger(node: &dyn Node, command: &str, on_node: bool) -> Result<mpsc::
         })
         .map_err(|e| failed(e.to_string()))?;
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_trigger_past_for_is_announced() {
+        let said = super::overrun(std::time::Duration::from_secs(1));
+        assert!(said.starts_with("the trigger still runs after --for 1 s; waiting for it"), "{said}");
+        assert!(said.contains("Ctrl-C stops it"), "{said}");
+    }
 }

@@ -128,9 +128,38 @@ pub fn trace(
         return Ok(timeline);
     }
     let cleanup = put_back(dlv, was_running);
-    recorded?;
-    cleanup?;
+    recorded.map_err(|e| ended(node, c, e))?;
+    cleanup.map_err(|e| ended(node, c, e.into()))?;
     Ok(timeline)
+}
+
+/// A Delve connection that closed, or a program that exited, mid-trace because a `kdbg restore`
+/// ended the session (the journal marks the component restoring, or no longer names it) becomes
+/// [`TraceError::SessionEnded`]; a connection closed for another reason too, saying so.
+fn ended(node: &dyn Node, c: &Component, e: TraceError) -> TraceError {
+    let closed = matches!(e, TraceError::Dlv(DlvRpcError::Closed { .. } | DlvRpcError::Io { .. }));
+    if !closed && !matches!(e, TraceError::Exited { .. }) {
+        return e;
+    }
+    let in_session = journal::load(node)
+        .ok()
+        .map(|j| j.components.values().any(|x| x.component == c.name && x.state != journal::EntryState::Restoring));
+    if !closed && in_session != Some(false) {
+        return e;
+    }
+    TraceError::SessionEnded {
+        component: c.name.into(),
+        alias: c.aliases.first().copied().unwrap_or(c.name).into(),
+        why: ended_why(in_session).into(),
+    }
+}
+
+/// Why Delve went away, from whether the journal still names the component (`None`: unknown).
+fn ended_why(in_session: Option<bool>) -> &'static str {
+    match in_session {
+        Some(false) => "the session was restored (`kdbg restore`): the original component runs again",
+        _ => "Delve closed the connection: the session was restored or Delve exited; `kdbg status` shows which",
+    }
 }
 
 /// Halts the program (returns whether it ran) and clears what an earlier `--stop` left.
@@ -229,13 +258,13 @@ fn resolve(
             };
             reporter.warn(format!("waypoint {} ({}) not traced: {why}", i + 1, w.name));
             timeline.unresolved.push(Unresolved {
-                waypoint: i,
+                waypoint: i + 1,
                 name: w.name.clone(),
                 patterns: w.functions.clone(),
                 why,
             });
         } else {
-            timeline.resolved.push(Resolved { waypoint: i, name: w.name.clone(), functions: set });
+            timeline.resolved.push(Resolved { waypoint: i + 1, name: w.name.clone(), functions: set });
         }
     }
     Ok(by_id)
@@ -277,4 +306,28 @@ pub fn resolvable(
         s.dlv.resume()?;
     }
     Ok(counted?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_connection_names_the_restore() {
+        assert!(ended_why(Some(false)).contains("the session was restored (`kdbg restore`)"));
+        assert!(ended_why(None).contains("`kdbg status` shows which"));
+        let e = TraceError::SessionEnded {
+            component: "kube-apiserver".into(),
+            alias: "apiserver".into(),
+            why: ended_why(None).into(),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "the trace of kube-apiserver ended: Delve closed the connection: the session was restored or Delve exited"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("kdbg debug apiserver"), "{text}");
+    }
 }

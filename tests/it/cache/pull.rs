@@ -85,7 +85,7 @@ fn plain_http_on_loopback_needs_no_flag_and_build_json_says_via_cache() {
     assert_pulled(&out, &registry);
     assert!(warnings(&out.stderr).is_empty(), "plain HTTP on loopback is not worth a warning: {}", out.stderr);
     let v = json(&out);
-    assert_eq!(v["schema"], 2, "{v:#}");
+    assert_eq!(v["schema"], 3, "{v:#}");
     assert_eq!(v["components"][0]["via"], "cache", "{v:#}");
     assert_eq!(v["via"], "cache", "the summary of one pulled component: {v:#}");
     assert_eq!(tree.make_runs(), Vec::<String>::new());
