@@ -6,6 +6,10 @@
 //! (`k8s.io/kubernetes/vendor/k8s.io/apiserver/...`), a module build and later versions. Several
 //! `functions` are alternatives (a function renamed between versions): every one found is traced.
 
+mod check;
+mod load;
+
+pub use load::{parse, read, Catalogue, Listed, Origin, TourFileError};
 use serde::{Deserialize, Serialize};
 
 /// The tours shipped with kdbg.

@@ -144,6 +144,20 @@ pub fn config_path() -> Option<Utf8PathBuf> {
     Some(home.join(".config/kdbg/config.toml"))
 }
 
+/// Where the user's own tours are: `tours/` beside the configuration file ([`config_path`]:
+/// `$KDBG_CONFIG`'s directory, `$XDG_CONFIG_HOME/kdbg/tours`, `~/.config/kdbg/tours`); on macOS
+/// `~/Library/Application Support/kdbg/tours` when that directory exists and neither variable is set.
+pub fn tours_dir() -> Option<Utf8PathBuf> {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+    if cfg!(target_os = "macos") && !set("KDBG_CONFIG") && !set("XDG_CONFIG_HOME") {
+        let mac = crate::host::home_dir()?.join("Library/Application Support/kdbg/tours");
+        if mac.is_dir() {
+            return Some(mac);
+        }
+    }
+    Some(config_path()?.parent()?.join("tours"))
+}
+
 /// The remote cache of this run: `--no-cache` → none; `--cache`/`KDBG_CACHE` → that URL with the
 /// flags' options (the file's push setting still applies); else the configuration file's.
 pub fn resolve(flags: &CacheFlags) -> Result<Option<RemoteSettings>, SettingsError> {
