@@ -16,7 +16,8 @@ use crate::render::Terminal;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  kdbg trace --list                                   # the tours, and how many waypoints resolve
+  kdbg trace --list                                   # the tours, their files, what resolves
+  kdbg trace --tour mine.json --run 'kubectl get ns'  # your own tour (README: Writing a tour)
   kdbg trace apiserver healthz --run 'curl -s http://192.168.49.2:8443/healthz'
   kdbg trace apiserver request --run 'kubectl create namespace kdbg-tour' --report tour.html
   kdbg trace apiserver request --on-node --run 'kubectl --kubeconfig /etc/kubernetes/admin.conf create ns t' 
@@ -36,14 +37,20 @@ in your tree, captured values. A trigger that fails makes kdbg trace fail. With 
 hit for your IDE; `kdbg trace COMPONENT --clear` (or `clearall` in `dlv connect`) removes them.")]
 pub struct TraceArgs {
     /// The component under debug: apiserver, scheduler, controller-manager (cm), kubelet, proxy.
-    #[arg(value_name = "COMPONENT", required_unless_present = "list")]
+    /// With --tour FILE, optional (the file names it; if given, it must match).
+    #[arg(value_name = "COMPONENT", required_unless_present_any = ["list", "tour_file"])]
     pub component: Option<String>,
-    /// The tour (`kdbg trace --list` shows them).
-    #[arg(value_name = "TOUR", required_unless_present_any = ["list", "clear"])]
+    /// The tour (`kdbg trace --list` shows them); with --tour FILE, optional (if given, it must match).
+    #[arg(value_name = "TOUR", required_unless_present_any = ["list", "clear", "tour_file"])]
     pub tour: Option<String>,
-    /// List the tours (and, for components under debug on the target, how many waypoints resolve).
+    /// List the tours, where each came from (shipped, your file) and, for components under debug
+    /// on the target, how many waypoints resolve (naming those that do not).
     #[arg(long, conflicts_with_all = ["run", "stop", "clear", "report"])]
     pub list: bool,
+    /// A tour file of your own (README, "Writing a tour"); it overrides a tour of the same
+    /// component and name. Tours are also read from `tours/*.json` in kdbg's configuration directory.
+    #[arg(long = "tour", value_name = "FILE.json", conflicts_with = "clear")]
+    pub tour_file: Option<Utf8PathBuf>,
     /// A shell command run on this workstation (`sh -c`) once the breakpoints are set.
     #[arg(long, value_name = "CMD")]
     pub run: Option<String>,
@@ -74,9 +81,14 @@ pub struct TraceArgs {
 
 pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
     if args.list {
-        return list(&args);
+        return list::list(&args);
     }
-    let comp = Component::lookup(args.component.as_deref().unwrap_or_default())?;
+    let term = Terminal::new(verbose);
+    let picked = if args.clear { None } else { Some(pick(&args, &term)?) };
+    let comp = match &picked {
+        Some(l) => Component::lookup(&l.tour.component)?,
+        None => Component::lookup(args.component.as_deref().unwrap_or_default())?,
+    };
     let node = args.target.connect()?;
     let state = state_dir();
     if args.clear {
@@ -84,13 +96,10 @@ pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
         outln!("cleared {} kdbg breakpoint(s) on {}; it runs", cleared.len(), comp.name);
         return Ok(());
     }
-    let name = args.tour.as_deref().unwrap_or_default();
-    let tour = tour::find(comp.name, name)
-        .ok_or_else(|| trace::TraceError::UnknownTour { component: comp.name.into(), tour: name.into() })?;
-    let term = Terminal::new(verbose);
+    let listed = picked.expect("a tour unless --clear");
     let config = TraceConfig {
         component: comp,
-        tour,
+        tour: listed.tour.clone(),
         trigger: args.run.clone(),
         trigger_on_node: args.on_node,
         collect: Duration::from_secs(args.collect),
@@ -110,7 +119,11 @@ pub fn run(args: TraceArgs, verbose: bool) -> anyhow::Result<()> {
         std::fs::write(file, trace::report::html(&timeline)).with_context(|| format!("failed to write {file}"))?;
     }
     if args.json {
-        outln!("{}", json!({ "schema": JSON_SCHEMA, "timeline": timeline }));
+        let mut doc = json!({ "schema": JSON_SCHEMA, "timeline": timeline });
+        if let tour::Origin::File(f) = &listed.origin {
+            doc["tour_file"] = json!(f);
+        }
+        outln!("{doc}");
     } else {
         for row in table(&timeline.hits) {
             outln!("{row}");
@@ -253,49 +266,48 @@ fn path_map(src: &SrcArgs, comp: &Component) -> (PathMap, Vec<String>) {
     }
 }
 
-fn list(args: &TraceArgs) -> anyhow::Result<()> {
-    let tours = tour::all();
-    let node = args.target.connect().ok();
-    let state = state_dir();
-    let mut counts = std::collections::BTreeMap::new();
-    if let Some(node) = &node {
-        for c in kdbg_core::component::COMPONENTS {
-            let of: Vec<&tour::Tour> = tours.iter().filter(|t| t.component == c.name).collect();
-            if of.is_empty() {
-                continue;
+/// The tour to trace: the --tour file's (COMPONENT and TOUR, if given, must match it), else
+/// TOUR of COMPONENT among the shipped tours and the user's; the configuration directory's bad
+/// files are warned about, a user tour's file (and what it overrides) is said.
+fn pick(args: &TraceArgs, term: &Terminal) -> anyhow::Result<tour::Listed> {
+    use kdbg_core::report::Reporter;
+    let dir = kdbg_core::cache::remote::settings::tours_dir();
+    let catalogue = tour::Catalogue::load(dir.as_deref(), args.tour_file.as_deref())?;
+    for bad in &catalogue.bad {
+        term.warn(format!("not a tour, skipped: {bad}"));
+    }
+    let wanted = args.component.as_deref().map(Component::lookup).transpose()?;
+    let listed = match &args.tour_file {
+        Some(file) => {
+            let origin = tour::Origin::File(file.clone());
+            let l = catalogue.tours.iter().find(|l| l.origin == origin).expect("the --tour file is in the catalogue");
+            if let Some(c) = wanted.filter(|c| c.name != l.tour.component) {
+                anyhow::bail!("{file} is a tour of {}, not of {}\n  fix: drop COMPONENT (the file names it), or correct the file's `component`", l.tour.component, c.name);
             }
-            if let Ok(n) = trace::resolvable(&**node, c, &of, state.as_deref()) {
-                for (t, n) in of.iter().zip(n) {
-                    counts.insert((t.component.clone(), t.name.clone()), n);
-                }
+            if let Some(name) = args.tour.as_deref().filter(|n| *n != l.tour.name) {
+                anyhow::bail!("{file} is the tour {}, not {name}\n  fix: drop TOUR (the file names it), or correct the file's `name`", l.tour.name);
             }
+            l.clone()
         }
+        None => {
+            let comp = wanted.expect("COMPONENT is required without --tour");
+            let name = args.tour.as_deref().unwrap_or_default();
+            catalogue
+                .find(comp.name, name)
+                .cloned()
+                .ok_or_else(|| trace::TraceError::UnknownTour { component: comp.name.into(), tour: name.into() })?
+        }
+    };
+    if let tour::Origin::File(f) = &listed.origin {
+        term.info(
+            listed
+                .notice()
+                .unwrap_or_else(|| format!("tour {} of {} from {f}", listed.tour.name, listed.tour.component)),
+        );
     }
-    if args.json {
-        let rows: Vec<_> = tours
-            .iter()
-            .map(|t| {
-                json!({ "tour": t.name, "component": t.component, "story": t.story, "waypoints": t.waypoints.len(),
-                "resolved": counts.get(&(t.component.clone(), t.name.clone())) })
-            })
-            .collect();
-        outln!("{}", json!({ "schema": JSON_SCHEMA, "tours": rows }));
-        return Ok(());
-    }
-    outln!("{:<12} {:<24} {:<10} STORY", "TOUR", "COMPONENT", "RESOLVE");
-    for t in &tours {
-        let n = t.waypoints.len();
-        let resolve = match counts.get(&(t.component.clone(), t.name.clone())) {
-            Some(r) => format!("{r}/{n}"),
-            None => format!("-/{n}"),
-        };
-        outln!("{:<12} {:<24} {resolve:<10} {}", t.name, t.component, t.story);
-    }
-    if counts.is_empty() {
-        outln!("(RESOLVE: waypoints found in the binary of a component under `kdbg debug` on the target; none is)");
-    }
-    Ok(())
+    Ok(listed)
 }
 
+mod list;
 #[cfg(test)]
 mod tests;

@@ -28,7 +28,7 @@ use crate::ide::mapping::PathRule;
 use crate::session::SessionError;
 
 pub use crate::toolchain::goroot;
-pub use run::{clear, resolvable, trace, TraceConfig};
+pub use run::{clear, trace, unresolvable, TraceConfig};
 
 /// Breakpoints kdbg sets for tours are named with this prefix (Delve takes letters and digits).
 pub(crate) const BREAKPOINT_PREFIX: &str = "kdbgtrace";

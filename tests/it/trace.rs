@@ -1,6 +1,6 @@
 //! `kdbg trace` on a test node: the fixture's healthz tour recorded through the session's
 //! tunnel, its HTML report rendered by headless Chromium, cleanup, `--stop`/`--clear`, and the
-//! errors (component not under debug, a waypoint the binary lacks).
+//! errors (component not under debug, a waypoint the binary lacks), tours of your own ([`own`]).
 
 use std::io::BufRead;
 use std::io::BufReader;
@@ -13,6 +13,8 @@ use kdbg_tests::lab::API_PORT;
 use serde_json::Value;
 
 use crate::session::Lab;
+
+mod own;
 
 /// The names of the breakpoints Delve holds (halting and continuing the target to ask).
 fn breakpoint_names(lab: &Lab) -> Vec<String> {
@@ -77,6 +79,7 @@ fn trace_records_the_healthz_tour_and_leaves_no_breakpoint() {
     let in_tree = lab.tree.path("pkg/healthz/healthz.go");
     assert_eq!(handler["file"], in_tree.to_str().unwrap(), "mapped to the tree: {handler}");
     stdlib_from_the_go_flag(&lab, &curl);
+    own::own_tours(&lab, &curl);
 
     // The same as lines, as it happens.
     // (The trigger run on the node this time, through kdbg's ssh transport.)

@@ -275,32 +275,35 @@ fn sanitize(name: &str) -> String {
     name.chars().filter(char::is_ascii_alphanumeric).collect()
 }
 
-/// For each of `tours`, how many waypoints resolve in the binary of `component`'s session.
-pub fn resolvable(
+/// For each of `tours`, the waypoints that do not resolve in the binary of `component`'s session:
+/// `(number from 1, name)`; the others resolve.
+pub fn unresolvable(
     node: &dyn Node,
     component: &'static Component,
     tours: &[&Tour],
     state_dir: Option<&camino::Utf8Path>,
-) -> Result<Vec<usize>, TraceError> {
+) -> Result<Vec<Vec<(usize, String)>>, TraceError> {
     let mut s = connect(node, component, state_dir)?;
     let was_running = s.dlv.state_nonblocking()?.running;
     if was_running {
         s.dlv.halt()?;
     }
-    let counted = (|| -> Result<Vec<usize>, DlvRpcError> {
-        let mut counts = Vec::new();
+    let counted = (|| -> Result<Vec<Vec<(usize, String)>>, DlvRpcError> {
+        let mut missing = Vec::new();
         for t in tours {
-            let mut n = 0;
-            for w in &t.waypoints {
+            let mut of = Vec::new();
+            for (i, w) in t.waypoints.iter().enumerate() {
                 let mut any = false;
                 for p in &w.functions {
                     any |= s.dlv.list_functions(&tour::filter(p))?.iter().any(|f| tour::matches(p, f));
                 }
-                n += usize::from(any);
+                if !any {
+                    of.push((i + 1, w.name.clone()));
+                }
             }
-            counts.push(n);
+            missing.push(of);
         }
-        Ok(counts)
+        Ok(missing)
     })();
     if was_running {
         s.dlv.resume()?;
