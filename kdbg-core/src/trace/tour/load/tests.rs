@@ -103,3 +103,13 @@ fn a_wrong_field_is_named_by_its_path_with_the_fix() {
     let e = error("[1]");
     assert!(e.contains("expected an object, found an array"), "{e}");
 }
+
+#[test]
+fn the_readme_example_is_a_tour() {
+    let readme = include_str!("../../../../../README.md");
+    let section = &readme[readme.find("#### Writing a tour").unwrap()..];
+    let start = section.find("```json\n").unwrap() + "```json\n".len();
+    let text = &section[start..start + section[start..].find("```").unwrap()];
+    let t = parse(Utf8Path::new("README.md"), text).unwrap();
+    assert_eq!((t.name.as_str(), t.component.as_str(), t.waypoints.len()), ("delete", "kube-apiserver", 4));
+}
