@@ -8,6 +8,8 @@ use serde_json::Value;
 enum Kind {
     Text,
     Texts,
+    /// At least one string.
+    SomeTexts,
     Waypoints,
 }
 
@@ -20,7 +22,7 @@ const TOUR_FIELDS: &[(&str, Kind, bool)] = &[
 ];
 const WAYPOINT_FIELDS: &[(&str, Kind, bool)] = &[
     ("name", Kind::Text, true),
-    ("functions", Kind::Texts, true),
+    ("functions", Kind::SomeTexts, true),
     ("means", Kind::Text, true),
     ("capture", Kind::Texts, false),
     ("cond", Kind::Text, false),
@@ -41,7 +43,7 @@ pub fn check(doc: &Value) -> Option<FieldProblem> {
 
 fn object(v: &Value, at: &str, fields: &[(&str, Kind, bool)]) -> Result<(), FieldProblem> {
     let Some(map) = v.as_object() else {
-        return Err(wrong(at, v, "an object", "write it as `{ \"name\": ..., ... }`"));
+        return Err(wrong(at, v, "an object", "an object: `{ \"name\": ..., ... }`"));
     };
     let known: Vec<&str> = fields.iter().map(|f| f.0).collect();
     if let Some(k) = map.keys().find(|k| !known.contains(&k.as_str())) {
@@ -61,7 +63,9 @@ fn object(v: &Value, at: &str, fields: &[(&str, Kind, bool)]) -> Result<(), Fiel
                     fix: format!("add it: {}", example(*kind)),
                 })
             }
-            None | Some(Value::Null) => {}
+            // `null` is an absent optional string (serde's `Option`), not an absent array.
+            None | Some(Value::Null) if matches!(kind, Kind::Text) => {}
+            None => {}
             Some(value) => content(value, &field, *kind)?,
         }
     }
@@ -75,10 +79,9 @@ fn content(v: &Value, field: &str, kind: Kind) -> Result<(), FieldProblem> {
             Some(_) => Ok(()),
             None => Err(wrong(field, v, "a string", example(kind))),
         },
-        Kind::Texts | Kind::Waypoints => {
+        Kind::Texts | Kind::SomeTexts | Kind::Waypoints => {
             let Some(items) = v.as_array() else { return Err(wrong(field, v, "an array", example(kind))) };
-            let required = field.ends_with("functions") || matches!(kind, Kind::Waypoints);
-            if required && items.is_empty() {
+            if !matches!(kind, Kind::Texts) && items.is_empty() {
                 return Err(empty(field, "an empty array", example(kind)));
             }
             for (i, item) in items.iter().enumerate() {
@@ -96,7 +99,7 @@ fn content(v: &Value, field: &str, kind: Kind) -> Result<(), FieldProblem> {
 fn example(kind: Kind) -> &'static str {
     match kind {
         Kind::Text => "a string, e.g. \"the handler answers\"",
-        Kind::Texts => "an array of strings, e.g. [\"net/http.(*ServeMux).ServeHTTP\"]",
+        Kind::Texts | Kind::SomeTexts => "an array of strings, e.g. [\"net/http.(*ServeMux).ServeHTTP\"]",
         Kind::Waypoints => {
             "an array of waypoints, each { \"name\", \"functions\", \"means\" } (see README, \"Writing a tour\")"
         }

@@ -113,3 +113,18 @@ fn the_readme_example_is_a_tour() {
     let t = parse(Utf8Path::new("README.md"), text).unwrap();
     assert_eq!((t.name.as_str(), t.component.as_str(), t.waypoints.len()), ("delete", "kube-apiserver", 4));
 }
+
+#[test]
+fn a_waypoint_needs_a_function_and_captures_may_be_empty() {
+    let mut v: serde_json::Value = serde_json::from_str(HEALTHZ).unwrap();
+    v["waypoints"][0]["functions"] = serde_json::json!([]);
+    let e = error(&serde_json::to_string(&v).unwrap());
+    assert!(e.contains("field `waypoints[0].functions`: an empty array"), "{e}");
+    v["waypoints"][0]["functions"] = serde_json::json!(["f"]);
+    v["waypoints"][0]["capture"] = serde_json::json!([]);
+    v["waypoints"][0]["cond"] = serde_json::Value::Null;
+    parse(Utf8Path::new("t.json"), &serde_json::to_string(&v).unwrap()).unwrap();
+    v["waypoints"][0]["capture"] = serde_json::Value::Null;
+    let e = error(&serde_json::to_string(&v).unwrap());
+    assert!(e.contains("field `waypoints[0].capture`: expected an array, found null"), "{e}");
+}
