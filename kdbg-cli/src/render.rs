@@ -100,3 +100,23 @@ impl Reporter for Terminal {
         }
     }
 }
+
+/// Rows as lines whose columns fit their contents: every column but the last padded to its widest
+/// cell (right-aligned where `right` says so), `gaps[i]` after column `i`, trailing blanks trimmed.
+pub fn columns<const N: usize>(rows: &[[String; N]], right: &[bool], gaps: &[&str]) -> Vec<String> {
+    let widths: Vec<usize> = (0..N).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let line = |r: &[String; N]| {
+        let mut s = String::new();
+        for c in 0..N - 1 {
+            let pad = " ".repeat(widths[c] - r[c].chars().count());
+            match right.get(c).copied().unwrap_or(false) {
+                true => s += &format!("{pad}{}", r[c]),
+                false => s += &format!("{}{pad}", r[c]),
+            }
+            s += gaps.get(c).copied().unwrap_or("  ");
+        }
+        s += &r[N - 1];
+        s.trim_end().to_string()
+    };
+    rows.iter().map(line).collect()
+}

@@ -149,27 +149,7 @@ fn table(hits: &[TimedHit]) -> Vec<String> {
             captured.join(" "),
         ]);
     }
-    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
-    let w: Vec<usize> = (0..5).map(width).collect();
-    rows.iter()
-        .map(|r| {
-            let line = format!(
-                "{:>w0$} {:>w1$} {:>w2$}  {:<w3$}  {:<w4$}  {}",
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                w0 = w[0],
-                w1 = w[1],
-                w2 = w[2],
-                w3 = w[3],
-                w4 = w[4]
-            );
-            line.trim_end().to_string()
-        })
-        .collect()
+    crate::render::columns(&rows, &[true, true, true], &[" ", " ", "  ", "  ", "  "])
 }
 
 /// A trigger that failed fails the trace (after the breakpoints were removed), with its status

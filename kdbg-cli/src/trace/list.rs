@@ -32,20 +32,8 @@ pub(super) fn list(args: &TraceArgs) -> anyhow::Result<()> {
         };
         rows.push([l.tour.name.clone(), l.tour.component.clone(), resolve, source, l.tour.story.clone()]);
     }
-    let w: Vec<usize> = (0..4).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    for (i, r) in rows.iter().enumerate() {
-        outln!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
-            r[0],
-            r[1],
-            r[2],
-            r[3],
-            r[4],
-            w0 = w[0],
-            w1 = w[1],
-            w2 = w[2],
-            w3 = w[3]
-        );
+    for (i, line) in crate::render::columns(&rows, &[], &[]).iter().enumerate() {
+        outln!("{line}");
         if let Some(m) = i.checked_sub(1).and_then(|t| missing.get(&t)).filter(|m| !m.is_empty()) {
             let names: Vec<String> = m.iter().map(|(n, name)| format!("{n}. {name}")).collect();
             outln!("    not in the binary: {}", names.join(", "));
