@@ -245,7 +245,11 @@ pub fn status(args: StatusArgs, _verbose: bool) -> anyhow::Result<()> {
             .with_context(|| format!("failed to read the debug sessions on {t}"))?;
         let look = lease::look(&**node).with_context(|| format!("failed to read the session's lease on {t}"))?;
         let ended = match state_dir() {
-            Some(dir) => status::stop_ended_tunnels(&**node, &dir)?,
+            Some(dir) => {
+                // The journal `status` just read names the sessions that still run.
+                let live: Vec<&str> = states.iter().map(|s| s.entry.component.as_str()).collect();
+                status::stop_ended_tunnels(&**node, &dir, &live)?
+            }
             None => Vec::new(),
         };
         if args.json {

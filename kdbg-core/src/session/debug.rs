@@ -201,16 +201,17 @@ pub fn debug_nodes(
     let mut journals = Vec::new();
     let mut dests = Vec::new();
     for (_, node) in nodes {
+        let journal = journal::load(*node)?;
         if let Some(dir) = &cfg.state_dir {
             // A session the node put back by itself left its forward here, on a port this one may need.
-            for (c, port) in super::status::stop_ended_tunnels(*node, dir)? {
+            let live: Vec<&str> = journal.components.keys().map(String::as_str).collect();
+            for (c, port) in super::status::stop_ended_tunnels(*node, dir, &live)? {
                 reporter.info(format!(
                     "stopped the tunnel localhost:{port} for {c}: its session on {} is over",
                     node.describe()
                 ));
             }
         }
-        let journal = journal::load(*node)?;
         for c in components {
             if let Some(e) = journal.components.get(c.name) {
                 let holder = e.holder();

@@ -64,11 +64,14 @@ pub fn status(node: &dyn Node, state_dir: Option<&Utf8Path>) -> Result<Vec<Compo
 }
 
 /// Stops this workstation's tunnels to `node` whose session is over (put back by the node itself,
-/// or restored from another workstation): `(component, local port)` of each.
-pub fn stop_ended_tunnels(node: &dyn Node, state_dir: &Utf8Path) -> Result<Vec<(String, u16)>, SessionError> {
-    let journal = journal::load(node)?;
-    let live: Vec<&str> = journal.components.keys().map(String::as_str).collect();
-    let stopped = tunnels::stop_ended(state_dir, &node.describe(), &live).map_err(|source| SessionError::Local {
+/// or restored from another workstation): those of components not in `live`, the ones the node's
+/// journal holds. `(component, local port)` of each.
+pub fn stop_ended_tunnels(
+    node: &dyn Node,
+    state_dir: &Utf8Path,
+    live: &[&str],
+) -> Result<Vec<(String, u16)>, SessionError> {
+    let stopped = tunnels::stop_ended(state_dir, &node.describe(), live).map_err(|source| SessionError::Local {
         what: "update".into(),
         path: state_dir.join(tunnels::FILE).to_string(),
         source,
