@@ -26,7 +26,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::journal::{Journal, Lease};
-use crate::layout::{KDBG_DIR, LOG_DIR};
 use crate::node::{root_sh, Node, NodeError};
 
 /// The lease `kdbg debug` takes unless told (`--lease`).
@@ -162,9 +161,11 @@ pub struct Standing {
 /// Pushes the node's deadline out by the lease's length. Needs no lock (one file, renamed into
 /// place).
 pub fn renew(node: &dyn Node) -> Result<Standing, NodeError> {
-    let script = r#"[ -r /var/lib/kdbg/watchdog.sh ] || exit 0; exec sh /var/lib/kdbg/watchdog.sh renew"#;
-    Ok(parse_standing(&root_sh(node, script, &[], "renew the session's lease")?))
+    Ok(parse_standing(&root_sh(node, RENEW, &[], "renew the session's lease")?))
 }
+
+/// The node's renewal, where a session armed its watchdog (else nothing).
+const RENEW: &str = "[ ! -r /var/lib/kdbg/watchdog.sh ] || sh /var/lib/kdbg/watchdog.sh renew";
 
 fn parse_standing(out: &str) -> Standing {
     let watchdog = out.lines().find_map(|l| match l.strip_prefix("kdbg-watchdog ")? {
@@ -203,10 +204,7 @@ pub struct Look {
 
 /// Renews the lease (`kdbg status` reaches the node) and reads the node's last restore record.
 pub fn look(node: &dyn Node) -> Result<Look, NodeError> {
-    let script = format!(
-        r##"[ ! -r {KDBG_DIR}/watchdog.sh ] || sh {KDBG_DIR}/watchdog.sh renew
-echo "#record"; cat {RECORD} 2>/dev/null; true"##
-    );
+    let script = format!("{RENEW}\necho '#record'; cat {RECORD} 2>/dev/null; true");
     let out = root_sh(node, &script, &[], "read the session's lease")?;
     let (lease, record) = out.split_once("#record").unwrap_or((&out, ""));
     let restored = serde_json::from_str(record.trim()).ok();
@@ -244,11 +242,6 @@ pub fn when(deadline: &Deadline, now: u64) -> String {
         Some(left) if left > 0 => format!("in {} (at {clock})", human(left)),
         _ => format!("now (it passed at {clock})"),
     }
-}
-
-/// The log directory's restore record and log, for messages.
-pub fn where_logged() -> String {
-    format!("{LOG} (and {LOG_DIR}/<component>.log)")
 }
 
 #[cfg(test)]

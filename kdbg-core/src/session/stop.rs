@@ -102,34 +102,27 @@ pub(crate) fn wait_stopped(
     }
 }
 
-/// Where a parked static pod's original is now.
-enum Parked {
-    /// The manifest is in place with the original bytes.
-    InPlace,
-    /// Only kdbg's backup holds the original.
-    InBackup,
-}
-
 /// Whether the original can be put back, asked before anything is changed: `Err` says why not
 /// and the way out (`kdbg restore --keep-current` keeps what is there now).
 pub(crate) fn can_put_back(node: &dyn Node, how: &How) -> Result<(), String> {
     match how {
-        How::StaticPod { manifest, sha256, backup, .. } => parked(node, manifest, sha256, backup).map(drop),
+        How::StaticPod { manifest, sha256, backup, .. } => parked(node, manifest, sha256, backup),
         How::Systemd { .. } | How::DaemonSet { .. } => Ok(()),
     }
 }
 
-fn parked(node: &dyn Node, manifest: &str, sha256: &str, backup: &str) -> Result<Parked, String> {
+/// The original is in place or in kdbg's copy (`Ok`), else why not and the way out.
+fn parked(node: &dyn Node, manifest: &str, sha256: &str, backup: &str) -> Result<(), String> {
     let sums = node.sha256s(&[manifest, backup]).map_err(|e| e.to_string())?;
     match (&sums[0], &sums[1]) {
-        (Some(m), _) if m == sha256 => Ok(Parked::InPlace),
+        (Some(m), _) if m == sha256 => Ok(()),
         (Some(_), _) => Err(format!(
             "{manifest} holds other bytes than the manifest kdbg moved away (put back or edited by hand?); \
              kdbg's copy of the original is {backup}\n  fix: `kdbg restore --keep-current` keeps the manifest now in \
              place (stops Delve and the debug build, drops kdbg's copy); or move {backup} over it and run `kdbg \
              restore` to get the original back"
         )),
-        (None, Some(b)) if b == sha256 => Ok(Parked::InBackup),
+        (None, Some(b)) if b == sha256 => Ok(()),
         (None, b) => Err(format!(
             "neither {manifest} nor kdbg's copy {backup} holds the original (sha256 {sha256}): the copy was {}\n  \
              fix: put the manifest you want into {manifest} and run `kdbg restore --keep-current`; or put the \
@@ -168,9 +161,8 @@ pub(crate) fn remove_file(node: &dyn Node, path: &str) -> Result<(), crate::node
 /// verified against the journaled sha256, or `systemctl start`, or the DaemonSet's spec).
 /// Idempotent; the backup is removed only once the manifest is back.
 pub(crate) fn put_back(node: &dyn Node, how: &How) -> Result<(), String> {
-    if let How::StaticPod { manifest, sha256, backup, .. } = how {
-        parked(node, manifest, sha256, backup)?;
-    }
+    // The op checks too, but says less: this names the way out.
+    can_put_back(node, how)?;
     for op in super::undo::put_back(how)? {
         op.run(node).map_err(|e| e.to_string())?;
     }
